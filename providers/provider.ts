@@ -1,0 +1,95 @@
+// The one interface behind which all provider knowledge lives. Generic code
+// (activities, workflows, slotctl) asks the provider; it never switches on a name.
+import type { z } from 'zod';
+import type { Interaction } from '../common/slot';
+
+/** The terminal as a person would read it, produced by activities/screen.ts. */
+export interface ScreenSnapshot {
+  /** Logical lines: rows the terminal soft-wrapped are joined back together; trailing blanks trimmed. */
+  readonly lines: readonly string[];
+  /** `lines` joined with '\n'. */
+  readonly text: string;
+  /** URLs announced out of band: OSC 8 hyperlinks and OSC 52 clipboard writes, oldest first. */
+  readonly links: readonly string[];
+  /** Terminal width: a row filled to it may continue a hard-wrapped URL on the next row. */
+  readonly cols: number;
+}
+
+/** Where a slot lives on its host. Every path a provider derives stays under `home`. */
+export interface SlotPaths {
+  readonly slotId: string;
+  /** The slot's home directory (0700); the CLI runs with HOME set to it. */
+  readonly home: string;
+}
+
+/** What the login prompt screen yields: the non-secret things an operator must see. */
+export interface ScreenPrompt {
+  readonly url: string;
+  readonly userCode?: string;
+}
+
+/** How a CLI answered once the operator acted. */
+export type ScreenVerdict =
+  | { readonly kind: 'rejected'; readonly message: string }
+  | { readonly kind: 'failed'; readonly message: string }
+  | { readonly kind: 'succeeded'; readonly message: string };
+
+export interface LoginCommand {
+  readonly command: string;
+  readonly args: readonly string[];
+  /** Added to a minimal environment (PATH, LANG, TERM, HOME=slot home). */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export interface LoginSpec {
+  readonly interaction: Interaction;
+  command(slot: SlotPaths, env: NodeJS.ProcessEnv): LoginCommand;
+  /** Finds the prompt on the screen; undefined until it is complete (a URL may still be arriving). */
+  readPrompt(screen: ScreenSnapshot): ScreenPrompt | undefined;
+  /**
+   * Reads the CLI's verdict from the screen text printed after `since` (the
+   * number of logical lines present before the operator acted). Undefined while
+   * the CLI has said nothing conclusive.
+   */
+  readVerdict(screen: ScreenSnapshot, since: number): ScreenVerdict | undefined;
+  /** Explains an exit before the prompt appeared (offline, unsupported flag …) from the screen. */
+  explainEarlyExit(screen: ScreenSnapshot, exitCode: number): string;
+  /** Checks the shape of an operator's code; returns a problem or undefined. Never echoes the code. */
+  checkCode(code: string): string | undefined;
+  /** The CLI does not recover after a rejected code (Claude hangs): restart it for a new URL. */
+  readonly restartAfterRejection: boolean;
+  /** One sentence telling the operator what to do with the prompt. */
+  instructions(prompt: ScreenPrompt): string;
+  readonly timeouts: {
+    /** Spawn to prompt on screen. */
+    readonly promptMs: number;
+    /** How long the operator has to answer (device codes expire sooner than our default). */
+    readonly operatorMs: number;
+    /** Code typed to a verdict or exit; a CLI silent for longer is treated as hung. */
+    readonly verdictMs: number;
+  };
+}
+
+/** Non-secret facts read from a credential file. */
+export interface CredentialFacts {
+  /** Epoch ms when the access token expires, when the file says. */
+  readonly expiresAt?: number;
+  /** Epoch ms of the last refresh, when the file says. */
+  readonly lastRefresh?: number;
+  /** Human-readable account/plan hints that are not secret (e.g. subscription type). */
+  readonly account?: string;
+}
+
+export interface CredentialSpec<S extends z.ZodType = z.ZodType> {
+  /** Path of the credential file relative to the slot home. */
+  readonly file: string;
+  readonly schema: S;
+  facts(parsed: z.infer<S>): CredentialFacts;
+}
+
+export interface Provider {
+  readonly name: string;
+  readonly displayName: string;
+  readonly login: LoginSpec;
+  readonly credential: CredentialSpec;
+}
