@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
+    setupFiles: ['test/setup-runtime.ts'],
     testTimeout: 60_000,
     hookTimeout: 300_000,
     // Two cores: PTYs, workers and the Temporal servers share them.

@@ -30,7 +30,6 @@ export const Phase = z.enum([
   'refreshing',
   'needs-relogin',
   'degraded',
-  'failed',
   'retired',
 ]);
 export type Phase = z.infer<typeof Phase>;
@@ -47,5 +46,7 @@ export const LoginPrompt = z.object({
   expiresAt: z.number(),
   /** What the operator should do, in one sentence. */
   instructions: z.string(),
+  /** For paste-code logins: the shape a code must have, checked before it reaches the CLI. */
+  codeFormat: z.object({ pattern: z.string(), description: z.string() }).optional(),
 });
 export type LoginPrompt = z.infer<typeof LoginPrompt>;

@@ -54,8 +54,8 @@ export interface LoginSpec {
   readVerdict(screen: ScreenSnapshot, since: number): ScreenVerdict | undefined;
   /** Explains an exit before the prompt appeared (offline, unsupported flag …) from the screen. */
   explainEarlyExit(screen: ScreenSnapshot, exitCode: number): string;
-  /** Checks the shape of an operator's code; returns a problem or undefined. Never echoes the code. */
-  checkCode(code: string): string | undefined;
+  /** The form an operator's code must have for this prompt (paste-code logins), checked before typing. */
+  codeFormat?(prompt: ScreenPrompt): { readonly pattern: string; readonly description: string };
   /** The CLI does not recover after a rejected code (Claude hangs): restart it for a new URL. */
   readonly restartAfterRejection: boolean;
   /** One sentence telling the operator what to do with the prompt. */

@@ -1,0 +1,78 @@
+// Proves that a login produced a real credential: the provider's file exists,
+// is newer than the login, parses with the provider's schema, and is private.
+import { ApplicationFailure } from '@temporalio/activity';
+import { chmod, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { getProvider } from '../providers';
+import type { CredentialFacts } from '../providers/provider';
+import { readSecretFile, resolveInSlot, slotHome } from './credential-store';
+
+export const CredentialFailureType = { invalid: 'CredentialInvalid' } as const;
+
+export interface VerifyCredentialInput {
+  readonly slotId: string;
+  readonly provider: string;
+  /** Epoch ms the login started; an older file is a leftover, not proof. */
+  readonly notBefore: number;
+  readonly previousMtime?: number;
+}
+
+export interface CredentialSummary extends CredentialFacts {
+  /** Path relative to the slot home, for operators. */
+  readonly file: string;
+  readonly modifiedAt: number;
+}
+
+const invalid = (message: string): ApplicationFailure =>
+  ApplicationFailure.nonRetryable(message, CredentialFailureType.invalid);
+
+export function createCredentialActivities(deps: { readonly slotsDir: string }) {
+  async function verifyCredential(input: VerifyCredentialInput): Promise<CredentialSummary> {
+    const provider = getProvider(input.provider);
+    const home = slotHome(deps.slotsDir, input.slotId);
+    const file = provider.credential.file;
+    const path = resolveInSlot(home, file);
+    // CLIs create their config directories 0755; the slot, not the CLI, decides who may read tokens.
+    await chmod(dirname(path), 0o700).catch(() => undefined);
+    await chmod(path, 0o600).catch(() => undefined);
+
+    const read = await readSecretFile(home, file);
+    if (!read.ok) {
+      throw invalid(
+        read.reason === 'missing'
+          ? `${provider.displayName} finished but wrote no credential (${file} is missing): the login did not succeed`
+          : `${file} cannot be used: ${read.message}`,
+      );
+    }
+    const modifiedAt = read.stat.mtimeMs;
+    // Filesystems with coarse timestamps may round down by up to a second.
+    if (modifiedAt + 1000 < input.notBefore || (input.previousMtime !== undefined && modifiedAt <= input.previousMtime)) {
+      throw invalid(`${file} was not rewritten by this login (last modified ${new Date(modifiedAt).toISOString()}): the login did not succeed`);
+    }
+    if ((read.stat.mode & 0o077) !== 0) {
+      throw invalid(`${file} is readable by other users (mode ${(read.stat.mode & 0o777).toString(8)}) and could not be made private`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(read.text);
+    } catch {
+      throw invalid(`${file} is not valid JSON`);
+    }
+    const parsed = provider.credential.schema.safeParse(json);
+    if (!parsed.success) {
+      // Name the fields, never their values.
+      const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).slice(0, 5);
+      throw invalid(`${file} does not look like a ${provider.displayName} credential: ${fields.join('; ')}`);
+    }
+    return { file, modifiedAt, ...provider.credential.facts(parsed.data) };
+  }
+
+  /** Retiring a slot with `removeFiles`: its home, credentials included, goes. */
+  async function removeSlotFiles(input: { slotId: string }): Promise<{ removed: boolean }> {
+    const home = slotHome(deps.slotsDir, input.slotId);
+    await rm(home, { recursive: true, force: true });
+    return { removed: true };
+  }
+
+  return { verifyCredential, removeSlotFiles };
+}

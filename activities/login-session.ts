@@ -1,0 +1,170 @@
+// A login CLI running under a PTY on this host, rendered through a terminal
+// emulator. Sessions live in the worker's memory between the two login
+// activities; a session whose worker died is simply gone, and the workflow restarts.
+import { spawn, type IPty } from 'node-pty';
+import type { LoginCommand, ScreenSnapshot } from '../providers/provider';
+import { TerminalScreen } from './screen';
+
+export interface SessionExit {
+  readonly exitCode: number;
+  readonly signal: number;
+}
+
+export const PTY_COLS = 200;
+export const PTY_ROWS = 50;
+
+export class LoginSession {
+  readonly startedAt = Date.now();
+  private exitInfo: SessionExit | undefined;
+  private readonly exitPromise: Promise<SessionExit>;
+  private readonly listeners = new Set<() => void>();
+  private pending: Promise<void> = Promise.resolve();
+  /** Milliseconds since epoch at which the code's last byte was handed to the PTY. */
+  codeWrittenAt: number | undefined;
+  /** Index of the first screen line written after the operator's code: earlier lines may echo it. */
+  codeTypedAtLine: number | undefined;
+
+  private constructor(
+    readonly id: string,
+    readonly slotId: string,
+    readonly provider: string,
+    private readonly pty: IPty,
+    private readonly screen: TerminalScreen,
+  ) {
+    this.exitPromise = new Promise((resolve) => {
+      pty.onExit(({ exitCode, signal }) => {
+        this.exitInfo = { exitCode, signal: signal ?? 0 };
+        // Let the emulator finish parsing the last output before anyone reads the verdict.
+        void this.pending.then(() => {
+          this.notify();
+          resolve(this.exitInfo as SessionExit);
+        });
+      });
+    });
+    pty.onData((data) => {
+      this.pending = this.pending.then(() => screen.write(data)).then(() => this.notify());
+    });
+  }
+
+  static start(id: string, slotId: string, provider: string, command: LoginCommand, cwd: string): LoginSession {
+    let pty: IPty | undefined;
+    const screen = new TerminalScreen({
+      cols: PTY_COLS,
+      rows: PTY_ROWS,
+      // The CLIs ask the terminal who it is (DA1) and where the cursor is (DSR) and wait for the answer.
+      respond: (answer) => pty?.write(answer),
+    });
+    try {
+      pty = spawn(command.command, [...command.args], { name: 'xterm-256color', cols: PTY_COLS, rows: PTY_ROWS, cwd, env: { ...command.env } });
+    } catch (err) {
+      screen.dispose();
+      throw err;
+    }
+    return new LoginSession(id, slotId, provider, pty, screen);
+  }
+
+  get pid(): number {
+    return this.pty.pid;
+  }
+
+  get exit(): SessionExit | undefined {
+    return this.exitInfo;
+  }
+
+  get exited(): Promise<SessionExit> {
+    return this.exitPromise;
+  }
+
+  snapshot(): ScreenSnapshot {
+    return this.screen.snapshot();
+  }
+
+  /**
+   * Resolves with the first non-undefined value `read` gives as the screen
+   * changes, or undefined when the CLI exits first or the time is up.
+   */
+  async waitFor<T>(read: (screen: ScreenSnapshot) => T | undefined, timeoutMs: number, signal?: AbortSignal): Promise<T | undefined> {
+    const now = read(this.snapshot());
+    if (now !== undefined || this.exitInfo) return now;
+    return new Promise<T | undefined>((resolve) => {
+      const finish = (value: T | undefined): void => {
+        clearTimeout(timer);
+        this.listeners.delete(check);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(value);
+      };
+      const check = (): void => {
+        const value = read(this.snapshot());
+        if (value !== undefined) finish(value);
+        else if (this.exitInfo) finish(undefined);
+      };
+      const onAbort = (): void => finish(undefined);
+      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      this.listeners.add(check);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Types text as keystrokes. Claude's prompt does not enable bracketed paste, so no paste markers. */
+  type(text: string): void {
+    this.pty.write(text);
+  }
+
+  /** Ends the CLI and everything it started: its process group, politely then firmly. */
+  async kill(graceMs = 2000): Promise<void> {
+    if (!this.exitInfo) {
+      signalGroup(this.pty.pid, 'SIGTERM');
+      const exited = await Promise.race([this.exitPromise.then(() => true), delay(graceMs).then(() => false)]);
+      if (!exited) signalGroup(this.pty.pid, 'SIGKILL');
+      await Promise.race([this.exitPromise, delay(graceMs)]);
+    }
+    // A CLI may leave daemons in its group even after it exited itself (Codex does).
+    signalGroup(this.pty.pid, 'SIGKILL');
+    this.screen.dispose();
+    this.listeners.clear();
+  }
+
+  private notify(): void {
+    for (const listener of [...this.listeners]) listener();
+  }
+}
+
+/** node-pty makes the child a session leader, so its pid names its process group. */
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The sessions this worker holds, by login id. */
+export class LoginSessions {
+  private readonly sessions = new Map<string, LoginSession>();
+
+  add(session: LoginSession): void {
+    this.sessions.set(session.id, session);
+  }
+
+  get(id: string): LoginSession | undefined {
+    return this.sessions.get(id);
+  }
+
+  async close(id: string): Promise<boolean> {
+    const session = this.sessions.get(id);
+    if (!session) return false;
+    this.sessions.delete(id);
+    await session.kill();
+    return true;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.sessions.keys()].map((id) => this.close(id)));
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+}

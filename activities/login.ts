@@ -1,0 +1,212 @@
+// Host-pinned login activities: start the provider's CLI under a PTY, watch it,
+// type the operator's code into it, close it. They return only what an
+// operator may see (URLs, user codes, the CLI's messages), never a credential.
+import { Context, ApplicationFailure } from '@temporalio/activity';
+import { stat } from 'node:fs/promises';
+import type { LoginPrompt } from '../common/slot';
+import { getProvider } from '../providers';
+import type { Provider, ScreenVerdict } from '../providers/provider';
+import { ensureSlotHome, resolveInSlot } from './credential-store';
+import { LoginSession, type LoginSessions } from './login-session';
+import { loginEnvironment } from './login-environment';
+import { lastWords } from '../providers/screen-text';
+
+export interface LoginActivityDeps {
+  readonly slotsDir: string;
+  readonly sessions: LoginSessions;
+  /** The worker's environment: `<PROVIDER>_BIN` overrides and the variables passed through to CLIs. */
+  readonly env: NodeJS.ProcessEnv;
+  /** Names (or `PREFIX_*` patterns) of worker variables the CLIs also see. */
+  readonly envPassthrough: readonly string[];
+  /** How often long-running activities heartbeat. @default 2000 */
+  readonly heartbeatMs?: number;
+}
+
+export interface StartLoginInput {
+  readonly slotId: string;
+  readonly provider: string;
+  readonly loginId: string;
+}
+
+export interface StartLoginResult {
+  readonly prompt: LoginPrompt;
+  /** Epoch ms at which the CLI was started: a credential must be newer to count. */
+  readonly startedAt: number;
+  /** mtime of the credential file before the login, if it existed. */
+  readonly previousCredentialMtime?: number;
+  readonly restartAfterRejection: boolean;
+  readonly verdictMs: number;
+}
+
+/** How the CLI ended, or answered a code. `message` quotes the CLI, which never prints tokens at these points. */
+export type LoginOutcome =
+  | { readonly kind: ScreenVerdict['kind']; readonly message: string; readonly exitCode?: number }
+  | { readonly kind: 'exited'; readonly message: string; readonly exitCode: number }
+  | { readonly kind: 'hung'; readonly message: string };
+
+/** Failure types a workflow tells apart; all are final for the activity that throws them. */
+export const LoginFailureType = {
+  cliMissing: 'LoginCliMissing',
+  cliExited: 'LoginCliExited',
+  promptTimeout: 'LoginPromptTimeout',
+  sessionLost: 'LoginSessionLost',
+  badCode: 'LoginBadCode',
+} as const;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function createLoginActivities(deps: LoginActivityDeps) {
+  const heartbeatMs = deps.heartbeatMs ?? 2000;
+
+  /** Heartbeats until `work` settles, so a dead worker is noticed within the heartbeat timeout. */
+  async function withHeartbeat<T>(work: Promise<T>): Promise<T> {
+    const ctx = Context.current();
+    let done = false;
+    const beat = (async () => {
+      while (!done) {
+        ctx.heartbeat();
+        await Promise.race([sleep(heartbeatMs), work.then(() => undefined, () => undefined)]);
+      }
+    })();
+    try {
+      return await work;
+    } finally {
+      done = true;
+      await beat;
+    }
+  }
+
+  function sessionOrLost(loginId: string): LoginSession {
+    const session = deps.sessions.get(loginId);
+    if (!session) {
+      throw ApplicationFailure.nonRetryable(
+        `login session ${loginId} is not running on this worker (the worker restarted, or the session was closed); a new login is needed`,
+        LoginFailureType.sessionLost,
+      );
+    }
+    return session;
+  }
+
+  async function startLogin(input: StartLoginInput): Promise<StartLoginResult> {
+    const provider: Provider = getProvider(input.provider);
+    const home = await ensureSlotHome(deps.slotsDir, input.slotId);
+    const credentialPath = resolveInSlot(home, provider.credential.file);
+    const previousCredentialMtime = await stat(credentialPath).then((s) => s.mtimeMs, () => undefined);
+    const command = provider.login.command({ slotId: input.slotId, home }, deps.env);
+    // A retried attempt of this activity must not leave the first CLI running.
+    await deps.sessions.close(input.loginId);
+
+    let session: LoginSession;
+    try {
+      session = LoginSession.start(input.loginId, input.slotId, provider.name, {
+        ...command,
+        env: loginEnvironment(deps.env, deps.envPassthrough, home, command.env),
+      }, home);
+    } catch (err) {
+      throw ApplicationFailure.create({
+        message: `cannot start ${command.command} for ${provider.displayName}: ${(err as Error).message}. ` +
+          `Install it on this host or point ${provider.name.toUpperCase()}_BIN at it.`,
+        type: LoginFailureType.cliMissing,
+        nonRetryable: true,
+      });
+    }
+    deps.sessions.add(session);
+    const startedAt = session.startedAt;
+
+    const found = await withHeartbeat(
+      session.waitFor((screen) => provider.login.readPrompt(screen), provider.login.timeouts.promptMs, Context.current().cancellationSignal),
+    );
+    if (!found) {
+      const screen = session.snapshot();
+      const exit = session.exit;
+      await deps.sessions.close(input.loginId);
+      if (exit) {
+        throw ApplicationFailure.create({
+          message: provider.login.explainEarlyExit(screen, exit.exitCode),
+          type: LoginFailureType.cliExited,
+          nonRetryable: true,
+          details: [{ exitCode: exit.exitCode }],
+        });
+      }
+      throw ApplicationFailure.create({
+        message: `${provider.displayName} showed no login URL within ${provider.login.timeouts.promptMs / 1000} s`,
+        type: LoginFailureType.promptTimeout,
+        nonRetryable: true,
+      });
+    }
+    const prompt: LoginPrompt = {
+      url: found.url,
+      ...(found.userCode ? { userCode: found.userCode } : {}),
+      interaction: provider.login.interaction,
+      expiresAt: startedAt + provider.login.timeouts.operatorMs,
+      instructions: provider.login.instructions(found),
+      ...(provider.login.codeFormat ? { codeFormat: provider.login.codeFormat(found) } : {}),
+    };
+    return {
+      prompt,
+      startedAt,
+      ...(previousCredentialMtime !== undefined ? { previousCredentialMtime } : {}),
+      restartAfterRejection: provider.login.restartAfterRejection,
+      verdictMs: provider.login.timeouts.verdictMs,
+    };
+  }
+
+  /**
+   * Runs while the operator is awaited and ends when the CLI does. Its heartbeat
+   * is how a workflow learns that the worker holding the PTY died.
+   */
+  async function watchLogin(input: { loginId: string }): Promise<LoginOutcome | undefined> {
+    const session = sessionOrLost(input.loginId);
+    const provider = getProvider(session.provider);
+    const signal = Context.current().cancellationSignal;
+    const cancelled = new Promise<undefined>((resolve) => signal.addEventListener('abort', () => resolve(undefined), { once: true }));
+    const exit = await withHeartbeat(Promise.race([session.exited, cancelled]));
+    if (!exit) return undefined;
+    return outcomeOfExit(provider, session, exit.exitCode);
+  }
+
+  /** Types the code and Enter, then reads the CLI's answer. */
+  async function submitLoginCode(input: { loginId: string; code: string }): Promise<LoginOutcome> {
+    const session = sessionOrLost(input.loginId);
+    const provider = getProvider(session.provider);
+    if (session.exit) return outcomeOfExit(provider, session, session.exit.exitCode);
+    const since = session.snapshot().lines.length;
+    session.codeTypedAtLine = since;
+    // Keystrokes, not a paste: the prompt does not enable bracketed paste.
+    session.type(input.code);
+    session.type('\r');
+    session.codeWrittenAt = Date.now();
+    const verdict = await withHeartbeat(
+      session.waitFor((screen) => provider.login.readVerdict(screen, since), provider.login.timeouts.verdictMs),
+    );
+    if (verdict && verdict.kind !== 'succeeded') return verdict;
+    if (verdict) {
+      // Success is said before the CLI finishes writing; give it time to exit.
+      const exit = await Promise.race([session.exited, sleep(provider.login.timeouts.verdictMs)]);
+      return exit ? { ...verdict, exitCode: exit.exitCode } : verdict;
+    }
+    // The CLI may have exited while we waited (TypeScript cannot see that across the await).
+    const ended = session.exit as { exitCode: number } | undefined;
+    if (ended) return outcomeOfExit(provider, session, ended.exitCode);
+    return {
+      kind: 'hung',
+      message: `${provider.displayName} gave no answer within ${provider.login.timeouts.verdictMs / 1000} s after the code was typed`,
+    };
+  }
+
+  async function closeLogin(input: { loginId: string }): Promise<{ closed: boolean }> {
+    return { closed: await deps.sessions.close(input.loginId) };
+  }
+
+  return { startLogin, watchLogin, submitLoginCode, closeLogin };
+}
+
+function outcomeOfExit(provider: Provider, session: LoginSession, exitCode: number): LoginOutcome {
+  const screen = session.snapshot();
+  const since = session.codeTypedAtLine ?? 0;
+  const verdict = provider.login.readVerdict(screen, since);
+  if (verdict) return { ...verdict, exitCode };
+  // After a code was typed the screen holds its (partly masked) echo: quote nothing then.
+  const said = session.codeTypedAtLine === undefined ? `: ${lastWords(screen) || '(no output)'}` : '';
+  return { kind: 'exited', exitCode, message: `${provider.displayName} exited with code ${exitCode}${exitCode === 0 ? '' : said}` };
+}

@@ -1,0 +1,98 @@
+// The operator's interface to a slot: message names are stable because the
+// `temporal` CLI and the Web UI address them by name. Node-free (bundled into workflows).
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
+import { LoginPrompt, Phase } from './slot';
+
+/** Longest code we accept; real ones are ~100 characters. */
+export const MAX_CODE_LENGTH = 2048;
+
+export const SubmitCodeInput = z.object({
+  code: z
+    .string({ error: 'code must be a string' })
+    .min(1, 'code is empty')
+    .max(MAX_CODE_LENGTH, `code is longer than ${MAX_CODE_LENGTH} characters`)
+    // The code is typed into a live terminal: a control character or escape
+    // sequence would drive the CLI instead of being read as the code.
+    .refine((code) => !/[\u0000-\u001f\u007f-\u009f]/.test(code), 'code contains control characters (newline, tab or escape)')
+    .refine((code) => code.trim() === code, 'code has leading or trailing spaces'),
+});
+export type SubmitCodeInput = z.infer<typeof SubmitCodeInput>;
+
+/** Checks a code against the login's format without ever echoing the code. */
+export function codeProblem(input: unknown, prompt: LoginPrompt | undefined): string | undefined {
+  const parsed = SubmitCodeInput.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return issue?.code === 'invalid_type' && issue.path.length === 0
+      ? 'input must be an object like {"code": "…"}'
+      : (issue?.message ?? 'invalid code');
+  }
+  if (prompt?.codeFormat && !new RegExp(prompt.codeFormat.pattern).test(parsed.data.code)) {
+    return `code does not have the expected form: ${prompt.codeFormat.description}`;
+  }
+  return undefined;
+}
+
+export const RetireInput = z.object({
+  /** Remove the slot's files (credentials included) when retiring. @default false */
+  removeFiles: z.boolean().default(false),
+});
+export type RetireInput = z.input<typeof RetireInput>;
+
+export const Outcome = z.object({
+  at: z.number(),
+  kind: z.enum(['login-succeeded', 'login-failed', 'code-rejected', 'login-restarted', 'refresh-succeeded', 'refresh-failed', 'info']),
+  message: z.string(),
+});
+export type Outcome = z.infer<typeof Outcome>;
+
+/** What `status` answers. Never a token or a code. */
+export interface SlotStatus {
+  readonly slotId: string;
+  readonly provider: string;
+  readonly host: string;
+  readonly phase: Phase;
+  /** Present while an operator is awaited. */
+  readonly prompt?: LoginPrompt;
+  /** Epoch ms when the access token expires. */
+  readonly expiresAt?: number;
+  readonly lastRefresh?: number;
+  readonly nextRefreshAt?: number;
+  readonly account?: string;
+  readonly lastOutcome?: Outcome;
+  /** The CLI's own words about the last rejected code, while the operator may retry. */
+  readonly lastError?: string;
+  readonly logins: number;
+  readonly consecutiveFailures: number;
+}
+
+/** For the `temporal` CLI and the Web UI's signal form: `{"code": "…"}`. */
+export const submitCodeSignal = defineSignal<[SubmitCodeInput]>('submitCode');
+/**
+ * The same as an update, for slotctl: an update's validator rejects a bad code
+ * at once, so the operator hears about it and it never enters history.
+ */
+export const submitCodeUpdate = defineUpdate<SubmitCodeResult, [SubmitCodeInput]>('submitCode');
+export interface SubmitCodeResult {
+  readonly accepted: true;
+  readonly login: string;
+}
+export const cancelLoginSignal = defineSignal<[]>('cancelLogin');
+export const refreshNowSignal = defineSignal<[]>('refreshNow');
+export const reloginSignal = defineSignal<[]>('relogin');
+export const retireSignal = defineSignal<[RetireInput?]>('retire');
+export const statusQuery = defineQuery<SlotStatus>('status');
+
+/** Sent by a login child to its slot: the slot's status shows the login's progress. */
+export interface LoginProgress {
+  readonly loginId: string;
+  readonly phase: Extract<Phase, 'logging-in' | 'awaiting-operator' | 'verifying'>;
+  readonly prompt?: LoginPrompt;
+  readonly lastError?: string;
+  readonly outcome?: Outcome;
+}
+export const loginProgressSignal = defineSignal<[LoginProgress]>('loginProgress');
+/** Parent to login child: the operator's code, forwarded. */
+export const loginCodeSignal = defineSignal<[SubmitCodeInput]>('loginCode');
+export const loginCancelSignal = defineSignal<[]>('loginCancel');

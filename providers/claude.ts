@@ -1,0 +1,82 @@
+// Claude Code: `claude auth login` prints an authorize URL and reads a pasted
+// `<code>#<state>` at a masked prompt; success writes `.credentials.json`.
+import { z } from 'zod';
+import { extractUrl } from '../activities/screen';
+import type { Provider } from './provider';
+import { binary, escapeRegExp, findLine, lastWords } from './screen-text';
+
+const CONFIG_DIR = '.claude';
+
+export const ClaudeCredentials = z.object({
+  claudeAiOauth: z
+    .object({
+      accessToken: z.string().min(1),
+      refreshToken: z.string().min(1),
+      /** Epoch milliseconds. */
+      expiresAt: z.number().int().positive(),
+      scopes: z.array(z.string()),
+      subscriptionType: z.string().nullish(),
+    })
+    .loose(),
+}).loose();
+
+const AUTHORIZE_URL = /^https:\/\/[a-z0-9.-]+\/(?:cai\/)?oauth\/authorize\?/;
+
+export const claude: Provider = {
+  name: 'claude',
+  displayName: 'Claude Code',
+  login: {
+    interaction: 'paste-code',
+    command: (slot, env) => ({
+      command: binary(env, 'CLAUDE_BIN', 'claude'),
+      args: ['auth', 'login'],
+      env: {
+        CLAUDE_CONFIG_DIR: `${slot.home}/${CONFIG_DIR}`,
+        // Without this the CLI reinstalls itself globally with npm mid-login.
+        DISABLE_AUTOUPDATER: '1',
+        DISABLE_TELEMETRY: '1',
+        DISABLE_ERROR_REPORTING: '1',
+        // No browser on a slot host: the URL on screen is the way in.
+        BROWSER: 'true',
+      },
+    }),
+    readPrompt(screen) {
+      // The URL is complete once the paste prompt follows it.
+      if (!findLine(screen, /Paste code here/)) return undefined;
+      const url = extractUrl(screen, AUTHORIZE_URL);
+      return url ? { url } : undefined;
+    },
+    readVerdict(screen, since) {
+      const invalid = findLine(screen, /(Invalid code[^\n]*|OAuth error:[^\n]*)/, since);
+      if (invalid) return { kind: 'rejected', message: (invalid[1] ?? invalid[0]).trim() };
+      const failed = findLine(screen, /(Login failed:.*)/, since);
+      if (failed) return { kind: 'failed', message: (failed[1] ?? failed[0]).trim() };
+      const ok = findLine(screen, /(Login successful.*|Logged in as.*)/i, since);
+      if (ok) return { kind: 'succeeded', message: (ok[1] ?? ok[0]).trim() };
+      return undefined;
+    },
+    explainEarlyExit: (screen, exitCode) =>
+      `claude exited with code ${exitCode} before showing a login URL: ${lastWords(screen) || '(no output)'}`,
+    restartAfterRejection: true,
+    codeFormat(prompt) {
+      const state = new URL(prompt.url).searchParams.get('state');
+      return {
+        pattern: `^[^#\\s]+#${state ? escapeRegExp(state) : '[A-Za-z0-9_-]+'}$`,
+        description: state
+          ? `<code>#<state>, where <state> is the one in the current login URL (…${state.slice(-6)}); copy the whole code from the browser`
+          : '<code>#<state>; copy the whole code from the browser',
+      };
+    },
+    instructions: (prompt) =>
+      `Open ${prompt.url} in a browser, sign in, copy the code it shows (<code>#<state>) and submit it with: slotctl submit-code <slot>`,
+    timeouts: { promptMs: 30_000, operatorMs: 30 * 60_000, verdictMs: 20_000 },
+  },
+  credential: {
+    file: `${CONFIG_DIR}/.credentials.json`,
+    schema: ClaudeCredentials,
+    facts: (parsed: z.infer<typeof ClaudeCredentials>) => ({
+      expiresAt: parsed.claudeAiOauth.expiresAt,
+      ...(parsed.claudeAiOauth.subscriptionType ? { account: `${parsed.claudeAiOauth.subscriptionType} subscription` } : {}),
+    }),
+  },
+};

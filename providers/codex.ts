@@ -1,0 +1,93 @@
+// Codex CLI: `codex login --device-auth` shows a verification URL and a
+// one-time code, then polls until the operator approves; success writes `auth.json`.
+import { z } from 'zod';
+import { extractUrl } from '../activities/screen';
+import type { Provider } from './provider';
+import { binary, findLine, lastWords } from './screen-text';
+
+const HOME_DIR = '.codex';
+/** Codex device codes expire after 15 minutes; waiting longer would show the operator a dead code. */
+const DEVICE_CODE_TTL_MS = 15 * 60_000;
+
+export const CodexAuth = z
+  .object({
+    auth_mode: z.string().nullish(),
+    tokens: z
+      .object({
+        id_token: z.string().min(1),
+        access_token: z.string().min(1),
+        refresh_token: z.string().min(1),
+        account_id: z.string().nullish(),
+      })
+      .loose(),
+    last_refresh: z.string().nullish(),
+  })
+  .loose();
+
+const DEVICE_URL = /^https:\/\/[a-z0-9.-]+(?::\d+)?\/[^\s]*device/;
+// Codex prints codes like `ABCD-12345`; it is shown to the operator, so it is no secret.
+const USER_CODE = /\b([A-Z0-9]{4,5}-[A-Z0-9]{4,6})\b/;
+
+/** JWT payloads are base64url JSON; we read only the expiry, never log the token. */
+function jwtExpiry(token: string): number | undefined {
+  const payload = token.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown };
+    return typeof claims.exp === 'number' ? claims.exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const codex: Provider = {
+  name: 'codex',
+  displayName: 'Codex CLI',
+  login: {
+    interaction: 'device-approval',
+    command: (slot, env) => ({
+      command: binary(env, 'CODEX_BIN', 'codex'),
+      args: ['login', '--device-auth'],
+      env: { CODEX_HOME: `${slot.home}/${HOME_DIR}` },
+    }),
+    readPrompt(screen) {
+      const url = extractUrl(screen, DEVICE_URL);
+      const userCode = findLine(screen, USER_CODE)?.[1];
+      return url && userCode ? { url, userCode } : undefined;
+    },
+    readVerdict(screen, since) {
+      const failed = findLine(screen, /(Error logging in:.*)/, since);
+      if (failed) return { kind: 'failed', message: (failed[1] ?? failed[0]).trim() };
+      const ok = findLine(screen, /(Successfully logged in.*)/i, since);
+      if (ok) return { kind: 'succeeded', message: (ok[1] ?? ok[0]).trim() };
+      return undefined;
+    },
+    explainEarlyExit(screen, exitCode) {
+      const said = lastWords(screen) || '(no output)';
+      if (/deviceauth\/usercode/.test(screen.text)) {
+        return (
+          `device-code login is unavailable: the Codex CLI could not get a device code from the server ` +
+          `(offline, blocked by a proxy, or device login not enabled for this workspace). codex said: ${said}`
+        );
+      }
+      return `codex exited with code ${exitCode} before showing a device code: ${said}`;
+    },
+    restartAfterRejection: false,
+    instructions: (prompt) =>
+      `Open ${prompt.url} in a browser, sign in and enter the one-time code ${prompt.userCode ?? ''}; the login completes by itself (the code expires in 15 minutes)`,
+    timeouts: { promptMs: 30_000, operatorMs: DEVICE_CODE_TTL_MS, verdictMs: 20_000 },
+  },
+  credential: {
+    file: `${HOME_DIR}/auth.json`,
+    schema: CodexAuth,
+    facts: (parsed: z.infer<typeof CodexAuth>) => {
+      const expiresAt = jwtExpiry(parsed.tokens.access_token);
+      const lastRefresh = parsed.last_refresh ? Date.parse(parsed.last_refresh) : NaN;
+      return {
+        ...(expiresAt !== undefined ? { expiresAt } : {}),
+        ...(Number.isFinite(lastRefresh) ? { lastRefresh } : {}),
+        ...(parsed.auth_mode ? { account: `${parsed.auth_mode} login` } : {}),
+      };
+    },
+  },
+};

@@ -1,0 +1,68 @@
+// Test plumbing: a client on the shared dev server, a cached workflow bundle,
+// and workers on task queues unique to each test.
+import { Client, Connection } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, NativeConnection, type WorkflowBundle } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
+import { inject } from 'vitest';
+import { createSlotWorkers, WORKFLOWS_PATH, type SlotWorkerOptions, type SlotWorkers } from '../workers/worker';
+
+let bundle: Promise<WorkflowBundle> | undefined;
+/** Bundling takes seconds; every worker in a test file shares one bundle. */
+export const workflowBundle = (): Promise<WorkflowBundle> =>
+  (bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger }));
+
+const quietBundlerLogger = {
+  log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined,
+  warn: (m: string) => console.warn(m), error: (m: string) => console.error(m),
+};
+
+export async function devServerClient(): Promise<{ client: Client; connection: Connection }> {
+  const connection = await Connection.connect({ address: inject('temporalAddress') });
+  return { client: new Client({ connection }), connection };
+}
+
+export const uniqueName = (prefix: string): string => `${prefix}-${randomUUID().slice(0, 8)}`;
+
+export interface RunningWorkers extends SlotWorkers {
+  readonly host: SlotWorkers['host'];
+  readonly hostName: string;
+  readonly sharedTaskQueue: string;
+  stop(): Promise<void>;
+}
+
+/** Starts slot workers on the dev server with a fresh host name and shared queue. */
+export async function startWorkers(
+  opts: Omit<SlotWorkerOptions, 'connection' | 'namespace' | 'host' | 'sharedTaskQueue'> & { hostName?: string; sharedTaskQueue?: string },
+): Promise<RunningWorkers> {
+  const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+  const hostName = opts.hostName ?? uniqueName('host');
+  const sharedTaskQueue = opts.sharedTaskQueue ?? uniqueName('shared');
+  const workers = await createSlotWorkers({
+    ...opts,
+    connection,
+    namespace: 'default',
+    host: hostName,
+    sharedTaskQueue,
+    workflowBundle: await workflowBundle(),
+  });
+  const running = workers.run();
+  return {
+    ...workers,
+    hostName,
+    sharedTaskQueue,
+    async stop() {
+      workers.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}
+
+/** A time-skipping environment on the project's own test server build. */
+export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+  const path = inject('testServerPath');
+  return TestWorkflowEnvironment.createTimeSkipping(
+    path ? { server: { executable: { type: 'existing-path', path } } } : {},
+  );
+}

@@ -1,0 +1,84 @@
+// Process configuration, parsed once at start-up from the environment. A bad
+// value stops the process with a message naming every offending variable.
+import { hostname } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { PROJECT_ROOT } from './temporal-binaries';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const hostName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be letters, digits, dots, dashes or underscores (it names a task queue)');
+
+export const ConfigSchema = z.object({
+  /** host:port of an existing Temporal frontend; when set, `npm start` runs only the worker. */
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').optional(),
+  /** @default "default" */
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /** Frontend port of the embedded dev server. @default 7233 */
+  TEMPORAL_PORT: port.default(7233),
+  /** Web UI port of the embedded dev server. @default 8233 */
+  TEMPORAL_UI_PORT: port.default(8233),
+  /** Interface the embedded dev server binds to. @default "127.0.0.1" */
+  TEMPORAL_IP: z.string().min(1).default('127.0.0.1'),
+  /** Where the embedded server keeps its SQLite file and slot homes default to. @default ".data" */
+  DATA_DIR: z.string().min(1).default('.data'),
+  /** Parent of every slot's home directory. @default "$DATA_DIR/slots" */
+  SLOTS_DIR: z.string().min(1).optional(),
+  /** This host's name; its worker serves the `slots.<host>` task queue. @default os.hostname() */
+  SLOT_HOST: hostName.default(hostname().split('.')[0] || 'localhost'),
+  /** @default "info" */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface Config {
+  readonly temporalAddress: string | undefined;
+  readonly namespace: string;
+  readonly devServer: { readonly ip: string; readonly port: number; readonly uiPort: number; readonly dbFile: string };
+  readonly dataDir: string;
+  readonly slotsDir: string;
+  readonly slotHost: string;
+  readonly logLevel: z.infer<typeof ConfigSchema>['LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(PROJECT_ROOT, path));
+
+/** Parses the environment; throws ConfigError naming each bad variable and why. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings count as unset, as shells and compose files often produce them.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = ConfigSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = issue.path.join('.');
+        return `${name}=${JSON.stringify(present[name] ?? '')}: ${issue.message}`;
+      }),
+    );
+  }
+  const c = parsed.data;
+  const dataDir = absolute(c.DATA_DIR);
+  if (c.TEMPORAL_PORT === c.TEMPORAL_UI_PORT) {
+    throw new ConfigError([`TEMPORAL_UI_PORT=${c.TEMPORAL_UI_PORT}: must differ from TEMPORAL_PORT`]);
+  }
+  return {
+    temporalAddress: c.TEMPORAL_ADDRESS,
+    namespace: c.TEMPORAL_NAMESPACE,
+    devServer: { ip: c.TEMPORAL_IP, port: c.TEMPORAL_PORT, uiPort: c.TEMPORAL_UI_PORT, dbFile: resolve(dataDir, 'temporal.sqlite') },
+    dataDir,
+    slotsDir: absolute(c.SLOTS_DIR ?? resolve(dataDir, 'slots')),
+    slotHost: c.SLOT_HOST,
+    logLevel: c.LOG_LEVEL,
+  };
+}
+
+/** The address clients and workers dial. */
+export const temporalAddress = (config: Config): string =>
+  config.temporalAddress ?? `${config.devServer.ip}:${config.devServer.port}`;

@@ -1,0 +1,55 @@
+// `npm start`: the embedded default. Starts a local Temporal dev server (SQLite
+// under DATA_DIR, Web UI) and a worker; with TEMPORAL_ADDRESS, only the worker.
+import { ConfigError, loadConfig, type Config } from './config';
+import { startDevServer, type DevServer } from './dev-server';
+import { createLogger, installRuntimeLogger } from './logger';
+import { obtainTemporalCli } from './temporal-binaries';
+import { runWorker } from './worker';
+
+async function main(config: Config): Promise<void> {
+  const log = createLogger(config.logLevel);
+  installRuntimeLogger(log);
+  let server: DevServer | undefined;
+  if (!config.temporalAddress) {
+    const executable = await obtainTemporalCli();
+    log.info({ executable: executable.type === 'existing-path' ? executable.path : 'SDK download', source: executable.source }, 'starting the Temporal dev server');
+    server = await startDevServer({
+      executable,
+      ip: config.devServer.ip,
+      port: config.devServer.port,
+      uiPort: config.devServer.uiPort,
+      dbFile: config.devServer.dbFile,
+      namespace: config.namespace,
+    });
+    process.stderr.write(
+      [
+        '',
+        `  Temporal server   ${server.address}  (state in ${config.devServer.dbFile})`,
+        `  Web UI            ${server.uiUrl}`,
+        `  Slots             ${config.slotsDir}  (host ${config.slotHost})`,
+        '',
+        '  Provision a slot:  npx slotctl provision my-slot --provider claude --wait',
+        '  Watch slots:       npx slotctl status',
+        '  Stop:              Ctrl-C',
+        '',
+      ].join('\n') + '\n',
+    );
+  }
+  try {
+    await runWorker(config, log, server?.env.nativeConnection);
+  } finally {
+    if (server) {
+      await server.stop();
+      log.info('Temporal dev server stopped');
+    }
+  }
+}
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
+  process.exit(2);
+}
+await main(config);

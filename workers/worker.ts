@@ -1,0 +1,134 @@
+// The worker process: workflows and host-free activities on the shared queue,
+// and this host's PTY and credential activities on `slots.<host>`.
+import { Connection } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import type { Logger as PinoLogger } from 'pino';
+import { createHostActivities } from '../activities/index';
+import { LoginSessions } from '../activities/login-session';
+import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
+import { SHARED_TASK_QUEUE, hostTaskQueue } from '../common/slot';
+import { ConfigError, loadConfig, temporalAddress, type Config } from './config';
+import { createLogger, installRuntimeLogger } from './logger';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface SlotWorkerOptions {
+  readonly connection: NativeConnection;
+  readonly namespace: string;
+  readonly slotsDir: string;
+  readonly host: string;
+  /** @default SHARED_TASK_QUEUE */
+  readonly sharedTaskQueue?: string;
+  /** Environment for provider binaries (`CLAUDE_BIN` …) and what CLIs may see. @default process.env */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Worker variables passed to login CLIs besides the basics (names or `PREFIX_*`). */
+  readonly envPassthrough?: readonly string[];
+  /** A pre-built bundle saves seconds per worker in tests. */
+  readonly workflowBundle?: WorkflowBundle;
+  readonly heartbeatMs?: number;
+}
+
+export interface SlotWorkers {
+  readonly shared: Worker;
+  readonly host: Worker;
+  readonly sessions: LoginSessions;
+  /** Runs both until shutdown, then closes every PTY this worker opened. */
+  run(): Promise<void>;
+  shutdown(): void;
+}
+
+export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWorkers> {
+  const sessions = new LoginSessions();
+  const activities = createHostActivities({
+    slotsDir: opts.slotsDir,
+    sessions,
+    env: opts.env ?? process.env,
+    envPassthrough: opts.envPassthrough ?? [],
+    ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
+  });
+  const shared = await Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: opts.sharedTaskQueue ?? SHARED_TASK_QUEUE,
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+  });
+  const host = await Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: hostTaskQueue(opts.host),
+    activities,
+  });
+  return {
+    shared,
+    host,
+    sessions,
+    async run() {
+      try {
+        await Promise.all([shared.run(), host.run()]);
+      } finally {
+        await sessions.closeAll();
+      }
+    },
+    shutdown() {
+      for (const worker of [shared, host]) if (worker.getState() === 'RUNNING') worker.shutdown();
+    },
+  };
+}
+
+/** Registers the project's search attributes on a server that lacks them (an existing cluster). */
+export async function ensureSearchAttributes(address: string, namespace: string, log: PinoLogger): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+    const have: Record<string, unknown> = { ...customAttributes };
+    const missing = ALL_SEARCH_ATTRIBUTES.filter((key) => !(key.name in have));
+    if (missing.length === 0) return;
+    const types: Record<string, number> = { KEYWORD: 2, TEXT: 1, DATETIME: 5 };
+    await connection.operatorService.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(missing.map((key) => [key.name, types[key.type] ?? 2])),
+    });
+    log.info({ added: missing.map((k) => k.name) }, 'registered search attributes');
+  } finally {
+    await connection.close();
+  }
+}
+
+export function workerEnvPassthrough(env: NodeJS.ProcessEnv): string[] {
+  return (env.LOGIN_ENV_PASSTHROUGH ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** Runs a worker against `config`'s server until SIGINT/SIGTERM. */
+export async function runWorker(config: Config, log: PinoLogger, connection?: NativeConnection): Promise<void> {
+  const address = temporalAddress(config);
+  await ensureSearchAttributes(address, config.namespace, log);
+  const conn = connection ?? (await NativeConnection.connect({ address }));
+  const workers = await createSlotWorkers({
+    connection: conn,
+    namespace: config.namespace,
+    slotsDir: config.slotsDir,
+    host: config.slotHost,
+    envPassthrough: workerEnvPassthrough(process.env),
+  });
+  log.info(
+    { address, namespace: config.namespace, sharedQueue: SHARED_TASK_QUEUE, hostQueue: hostTaskQueue(config.slotHost), slotsDir: config.slotsDir },
+    'worker polling',
+  );
+  await workers.run();
+  log.info('worker stopped; every login CLI it started is closed');
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+  const log = createLogger(config.logLevel);
+  installRuntimeLogger(log);
+  await runWorker(config, log);
+}
