@@ -2,12 +2,13 @@
 // type the operator's code into it, close it. They return only what an
 // operator may see (URLs, user codes, the CLI's messages), never a credential.
 import { Context, ApplicationFailure } from '@temporalio/activity';
-import { stat } from 'node:fs/promises';
+import { access, constants, mkdir, stat } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
 import type { LoginPrompt } from '../common/slot';
 import { getProvider } from '../providers';
 import type { Provider, ScreenVerdict } from '../providers/provider';
 import { ensureSlotHome, resolveInSlot } from './credential-store';
-import { LoginSession, type LoginSessions } from './login-session';
+import { LoginSession, type LoginSessions, type SessionExit } from './login-session';
 import { loginEnvironment } from './login-environment';
 import { lastWords } from '../providers/screen-text';
 
@@ -53,6 +54,20 @@ export const LoginFailureType = {
   badCode: 'LoginBadCode',
 } as const;
 
+/** node-pty reports a missing program only as output of the dead child; look first. */
+async function findExecutable(command: string, pathEnv: string): Promise<string | undefined> {
+  const candidates = command.includes('/') ? [command] : pathEnv.split(delimiter).filter(Boolean).map((dir) => join(dir, command));
+  for (const candidate of candidates) {
+    try {
+      await access(candidate, constants.X_OK);
+      if ((await stat(candidate)).isFile()) return candidate;
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function createLoginActivities(deps: LoginActivityDeps) {
@@ -93,13 +108,24 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     const credentialPath = resolveInSlot(home, provider.credential.file);
     const previousCredentialMtime = await stat(credentialPath).then((s) => s.mtimeMs, () => undefined);
     const command = provider.login.command({ slotId: input.slotId, home }, deps.env);
+    for (const dir of command.dirs) await mkdir(resolveInSlot(home, dir), { recursive: true, mode: 0o700 });
     // A retried attempt of this activity must not leave the first CLI running.
     await deps.sessions.close(input.loginId);
 
+    const executable = await findExecutable(command.command, deps.env.PATH ?? '');
+    if (!executable) {
+      throw ApplicationFailure.create({
+        message: `cannot start ${command.command} for ${provider.displayName}: not found or not executable on this host. ` +
+          `Install it, or point ${provider.name.toUpperCase()}_BIN at it.`,
+        type: LoginFailureType.cliMissing,
+        nonRetryable: true,
+      });
+    }
     let session: LoginSession;
     try {
       session = LoginSession.start(input.loginId, input.slotId, provider.name, {
         ...command,
+        command: executable,
         env: loginEnvironment(deps.env, deps.envPassthrough, home, command.env),
       }, home);
     } catch (err) {
@@ -162,15 +188,16 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     const cancelled = new Promise<undefined>((resolve) => signal.addEventListener('abort', () => resolve(undefined), { once: true }));
     const exit = await withHeartbeat(Promise.race([session.exited, cancelled]));
     if (!exit) return undefined;
-    return outcomeOfExit(provider, session, exit.exitCode);
+    return outcomeOfExit(provider, session, exit);
   }
 
   /** Types the code and Enter, then reads the CLI's answer. */
   async function submitLoginCode(input: { loginId: string; code: string }): Promise<LoginOutcome> {
     const session = sessionOrLost(input.loginId);
     const provider = getProvider(session.provider);
-    if (session.exit) return outcomeOfExit(provider, session, session.exit.exitCode);
-    const since = session.snapshot().lines.length;
+    if (session.exit) return outcomeOfExit(provider, session, session.exit);
+    // The CLI answers on the prompt's own line (the prompt ends without a newline).
+    const since = Math.max(0, session.snapshot().lines.length - 1);
     session.codeTypedAtLine = since;
     // Keystrokes, not a paste: the prompt does not enable bracketed paste.
     session.type(input.code);
@@ -183,11 +210,11 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     if (verdict) {
       // Success is said before the CLI finishes writing; give it time to exit.
       const exit = await Promise.race([session.exited, sleep(provider.login.timeouts.verdictMs)]);
-      return exit ? { ...verdict, exitCode: exit.exitCode } : verdict;
+      return exit ? { ...verdict, exitCode: exitStatus(exit) } : verdict;
     }
     // The CLI may have exited while we waited (TypeScript cannot see that across the await).
-    const ended = session.exit as { exitCode: number } | undefined;
-    if (ended) return outcomeOfExit(provider, session, ended.exitCode);
+    const ended = session.exit as SessionExit | undefined;
+    if (ended) return outcomeOfExit(provider, session, ended);
     return {
       kind: 'hung',
       message: `${provider.displayName} gave no answer within ${provider.login.timeouts.verdictMs / 1000} s after the code was typed`,
@@ -201,12 +228,16 @@ export function createLoginActivities(deps: LoginActivityDeps) {
   return { startLogin, watchLogin, submitLoginCode, closeLogin };
 }
 
-function outcomeOfExit(provider: Provider, session: LoginSession, exitCode: number): LoginOutcome {
+/** A shell-style status: the exit code, or 128 + the signal that killed the CLI. */
+const exitStatus = (exit: SessionExit): number => (exit.signal ? 128 + exit.signal : exit.exitCode);
+
+function outcomeOfExit(provider: Provider, session: LoginSession, exit: SessionExit): LoginOutcome {
   const screen = session.snapshot();
-  const since = session.codeTypedAtLine ?? 0;
-  const verdict = provider.login.readVerdict(screen, since);
+  const exitCode = exitStatus(exit);
+  const verdict = provider.login.readVerdict(screen, session.codeTypedAtLine ?? 0);
   if (verdict) return { ...verdict, exitCode };
-  // After a code was typed the screen holds its (partly masked) echo: quote nothing then.
-  const said = session.codeTypedAtLine === undefined ? `: ${lastWords(screen) || '(no output)'}` : '';
-  return { kind: 'exited', exitCode, message: `${provider.displayName} exited with code ${exitCode}${exitCode === 0 ? '' : said}` };
+  const how = exit.signal ? `was killed by signal ${exit.signal}` : `exited with code ${exit.exitCode}`;
+  // After a code was typed the screen may hold its (partly masked) echo: quote nothing then.
+  const said = exitCode !== 0 && session.codeTypedAtLine === undefined ? `: ${lastWords(screen) || '(no output)'}` : '';
+  return { kind: 'exited', exitCode, message: `${provider.displayName} ${how}${said}` };
 }

@@ -30,6 +30,8 @@ export const claude: Provider = {
     command: (slot, env) => ({
       command: binary(env, 'CLAUDE_BIN', 'claude'),
       args: ['auth', 'login'],
+      // Created by us, 0700, so the CLI does not create it world-readable.
+      dirs: [CONFIG_DIR],
       env: {
         CLAUDE_CONFIG_DIR: `${slot.home}/${CONFIG_DIR}`,
         // Without this the CLI reinstalls itself globally with npm mid-login.

@@ -48,6 +48,8 @@ export const codex: Provider = {
     command: (slot, env) => ({
       command: binary(env, 'CODEX_BIN', 'codex'),
       args: ['login', '--device-auth'],
+      // The CLI refuses a CODEX_HOME that does not exist.
+      dirs: [HOME_DIR],
       env: { CODEX_HOME: `${slot.home}/${HOME_DIR}` },
     }),
     readPrompt(screen) {
@@ -63,7 +65,8 @@ export const codex: Provider = {
       return undefined;
     },
     explainEarlyExit(screen, exitCode) {
-      const said = lastWords(screen) || '(no output)';
+      // Codex prints warnings (PATH aliases …) before its error; the error is what matters.
+      const said = findLine(screen, /(Error [a-z ]+:.*)/)?.[1] ?? (lastWords(screen) || '(no output)');
       if (/deviceauth\/usercode/.test(screen.text)) {
         return (
           `device-code login is unavailable: the Codex CLI could not get a device code from the server ` +

@@ -39,6 +39,8 @@ export interface LoginCommand {
   readonly args: readonly string[];
   /** Added to a minimal environment (PATH, LANG, TERM, HOME=slot home). */
   readonly env: Readonly<Record<string, string>>;
+  /** Directories under the slot home that must exist (0700) before the CLI starts. */
+  readonly dirs: readonly string[];
 }
 
 export interface LoginSpec {

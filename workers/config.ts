@@ -27,6 +27,10 @@ export const ConfigSchema = z.object({
   SLOTS_DIR: z.string().min(1).optional(),
   /** This host's name; its worker serves the `slots.<host>` task queue. @default os.hostname() */
   SLOT_HOST: hostName.default(hostname().split('.')[0] || 'localhost'),
+  /** Task queue of the slot workflows (all workers and clients of one deployment agree on it). @default "slot-provisioner" */
+  SLOTS_TASK_QUEUE: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'must be letters, digits, dots, dashes or underscores').default('slot-provisioner'),
+  /** Worker variables passed to login CLIs, comma-separated names or `PREFIX_*` patterns. @default "" */
+  LOGIN_ENV_PASSTHROUGH: z.string().default(''),
   /** @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -38,6 +42,8 @@ export interface Config {
   readonly dataDir: string;
   readonly slotsDir: string;
   readonly slotHost: string;
+  readonly taskQueue: string;
+  readonly loginEnvPassthrough: readonly string[];
   readonly logLevel: z.infer<typeof ConfigSchema>['LOG_LEVEL'];
 }
 
@@ -75,6 +81,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir,
     slotsDir: absolute(c.SLOTS_DIR ?? resolve(dataDir, 'slots')),
     slotHost: c.SLOT_HOST,
+    taskQueue: c.SLOTS_TASK_QUEUE,
+    loginEnvPassthrough: c.LOGIN_ENV_PASSTHROUGH.split(',').map((s) => s.trim()).filter(Boolean),
     logLevel: c.LOG_LEVEL,
   };
 }

@@ -96,10 +96,6 @@ export async function ensureSearchAttributes(address: string, namespace: string,
   }
 }
 
-export function workerEnvPassthrough(env: NodeJS.ProcessEnv): string[] {
-  return (env.LOGIN_ENV_PASSTHROUGH ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-}
-
 /** Runs a worker against `config`'s server until SIGINT/SIGTERM. */
 export async function runWorker(config: Config, log: PinoLogger, connection?: NativeConnection): Promise<void> {
   const address = temporalAddress(config);
@@ -110,10 +106,11 @@ export async function runWorker(config: Config, log: PinoLogger, connection?: Na
     namespace: config.namespace,
     slotsDir: config.slotsDir,
     host: config.slotHost,
-    envPassthrough: workerEnvPassthrough(process.env),
+    sharedTaskQueue: config.taskQueue,
+    envPassthrough: config.loginEnvPassthrough,
   });
   log.info(
-    { address, namespace: config.namespace, sharedQueue: SHARED_TASK_QUEUE, hostQueue: hostTaskQueue(config.slotHost), slotsDir: config.slotsDir },
+    { address, namespace: config.namespace, sharedQueue: config.taskQueue, hostQueue: hostTaskQueue(config.slotHost), slotsDir: config.slotsDir },
     'worker polling',
   );
   await workers.run();

@@ -1,0 +1,199 @@
+// The typed client API for slots: what slotctl uses, and what other services
+// import to start and watch slots themselves. It never handles a token.
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import {
+  cancelLoginSignal,
+  codeProblem,
+  refreshNowSignal,
+  reloginSignal,
+  retireSignal,
+  statusQuery,
+  submitCodeUpdate,
+  type RetireInput,
+  type SlotStatus,
+  type SubmitCodeResult,
+} from '../common/messages';
+import { SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey, SlotPromptKey } from '../common/search-attributes';
+import { Phase, SHARED_TASK_QUEUE, SlotId, slotWorkflowId } from '../common/slot';
+import { providerNames } from '../providers';
+import type { SlotInput } from '../workflows/slot';
+
+/** Thrown for input that is wrong before any server is asked (exit code 2 in slotctl). */
+export class SlotInputError extends Error {
+  override readonly name = 'SlotInputError';
+}
+/** The slot does not exist (or never did). */
+export class SlotNotFoundError extends Error {
+  override readonly name = 'SlotNotFoundError';
+  constructor(readonly slotId: string) {
+    super(`slot ${slotId} does not exist; create it with: slotctl provision ${slotId} --provider <name>`);
+  }
+}
+/** Provisioning a slot whose workflow is already running. */
+export class SlotExistsError extends Error {
+  override readonly name = 'SlotExistsError';
+  constructor(readonly slotId: string) {
+    super(`slot ${slotId} already exists; see it with: slotctl status ${slotId} (or start a new login: slotctl relogin ${slotId})`);
+  }
+}
+/** The slot refused the code (wrong phase, wrong form). The code is never repeated. */
+export class CodeRejectedError extends Error {
+  override readonly name = 'CodeRejectedError';
+}
+
+export interface ProvisionOptions {
+  readonly slotId: string;
+  readonly provider: string;
+  /** The host whose worker holds the slot (its `SLOT_HOST`). */
+  readonly host: string;
+  readonly login?: SlotInput['login'];
+}
+
+/** One row of `list`: read from search attributes, without waking each slot. */
+export interface SlotSummary {
+  readonly slotId: string;
+  readonly provider: string;
+  readonly host: string;
+  readonly phase: Phase | 'unknown';
+  readonly prompt?: string;
+  readonly running: boolean;
+}
+
+export function parseSlotId(value: string): string {
+  const parsed = SlotId.safeParse(value);
+  if (!parsed.success) throw new SlotInputError(`invalid slot id ${JSON.stringify(value)}: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
+
+export class SlotClient {
+  constructor(
+    readonly client: Client,
+    /** Queue of the slot workflows. @default SHARED_TASK_QUEUE */
+    readonly taskQueue: string = SHARED_TASK_QUEUE,
+  ) {}
+
+  static async connect(opts: { address: string; namespace?: string; taskQueue?: string }): Promise<SlotClient> {
+    const connection = await Connection.connect({ address: opts.address, connectTimeout: '5 seconds' });
+    return new SlotClient(new Client({ connection, namespace: opts.namespace ?? 'default' }), opts.taskQueue);
+  }
+
+  async close(): Promise<void> {
+    await this.client.connection.close();
+  }
+
+  /** Starts `slot:<id>`, which begins with a login. */
+  async provision(opts: ProvisionOptions): Promise<void> {
+    const slotId = parseSlotId(opts.slotId);
+    if (!providerNames().includes(opts.provider)) {
+      throw new SlotInputError(`unknown provider ${JSON.stringify(opts.provider)}; known providers: ${providerNames().join(', ')}`);
+    }
+    const input: SlotInput = { slotId, provider: opts.provider, host: opts.host, ...(opts.login ? { login: opts.login } : {}) };
+    try {
+      await this.client.workflow.start('slotWorkflow', {
+        workflowId: slotWorkflowId(slotId),
+        taskQueue: this.taskQueue,
+        args: [input],
+        typedSearchAttributes: [
+          { key: SlotIdKey, value: slotId },
+          { key: SlotProviderKey, value: opts.provider },
+          { key: SlotHostKey, value: opts.host },
+          { key: SlotPhaseKey, value: 'logging-in' },
+        ],
+      });
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) throw new SlotExistsError(slotId);
+      throw err;
+    }
+  }
+
+  async status(slotId: string): Promise<SlotStatus> {
+    const id = parseSlotId(slotId);
+    try {
+      return await this.client.workflow.getHandle(slotWorkflowId(id)).query(statusQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new SlotNotFoundError(id);
+      throw err;
+    }
+  }
+
+  /** Every slot the server knows, newest first, from search attributes. */
+  async list(opts: { includeClosed?: boolean; limit?: number } = {}): Promise<SlotSummary[]> {
+    const query = `WorkflowType = 'slotWorkflow'${opts.includeClosed ? '' : ` AND ExecutionStatus = 'Running'`}`;
+    const rows: SlotSummary[] = [];
+    for await (const wf of this.client.workflow.list({ query })) {
+      const attrs = wf.typedSearchAttributes;
+      const phase = Phase.safeParse(attrs.get(SlotPhaseKey));
+      const prompt = attrs.get(SlotPromptKey);
+      rows.push({
+        slotId: attrs.get(SlotIdKey) ?? wf.workflowId.replace(/^slot:/, ''),
+        provider: attrs.get(SlotProviderKey) ?? 'unknown',
+        host: attrs.get(SlotHostKey) ?? 'unknown',
+        phase: phase.success ? phase.data : 'unknown',
+        ...(prompt ? { prompt } : {}),
+        running: wf.status.name === 'RUNNING',
+      });
+      if (rows.length >= (opts.limit ?? 1000)) break;
+    }
+    return rows;
+  }
+
+  /**
+   * Hands the operator's code to the slot's login. The slot checks it before it
+   * is recorded (an update validator), so a refusal costs nothing and is explained.
+   */
+  async submitCode(slotId: string, code: string): Promise<SubmitCodeResult> {
+    const id = parseSlotId(slotId);
+    const problem = codeProblem({ code }, undefined);
+    if (problem) throw new CodeRejectedError(`code not submitted: ${problem}`);
+    try {
+      return await this.client.workflow.getHandle(slotWorkflowId(id)).executeUpdate(submitCodeUpdate, { args: [{ code }] });
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new SlotNotFoundError(id);
+      if (err instanceof WorkflowUpdateFailedError) throw new CodeRejectedError(`code not accepted: ${err.cause?.message ?? err.message}`);
+      throw err;
+    }
+  }
+
+  async cancelLogin(slotId: string): Promise<void> {
+    await this.signal(slotId, (h) => h.signal(cancelLoginSignal));
+  }
+
+  async relogin(slotId: string): Promise<void> {
+    await this.signal(slotId, (h) => h.signal(reloginSignal));
+  }
+
+  async refreshNow(slotId: string): Promise<void> {
+    await this.signal(slotId, (h) => h.signal(refreshNowSignal));
+  }
+
+  async retire(slotId: string, options: RetireInput = {}): Promise<void> {
+    await this.signal(slotId, (h) => h.signal(retireSignal, options));
+  }
+
+  /** Polls `status` until `until` holds or the time is up (then returns the last status). */
+  async waitFor(
+    slotId: string,
+    until: (status: SlotStatus) => boolean,
+    opts: { timeoutMs: number; pollMs?: number; onStatus?: (status: SlotStatus) => void },
+  ): Promise<{ status: SlotStatus; reached: boolean }> {
+    const deadline = Date.now() + opts.timeoutMs;
+    for (;;) {
+      const status = await this.status(slotId);
+      opts.onStatus?.(status);
+      if (until(status)) return { status, reached: true };
+      if (Date.now() >= deadline) return { status, reached: false };
+      await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 500));
+    }
+  }
+
+  private async signal(slotId: string, send: (handle: ReturnType<Client['workflow']['getHandle']>) => Promise<void>): Promise<void> {
+    const id = parseSlotId(slotId);
+    try {
+      await send(this.client.workflow.getHandle(slotWorkflowId(id)));
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new SlotNotFoundError(id);
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,257 @@
+// slotctl: the operator's CLI. One data model, two renderers (human, --json).
+// Exit codes: 0 done · 1 the operation failed (code refused, login failed)
+// · 2 bad input · 3 slot not found or server unreachable.
+import { Command, CommanderError, Option } from 'commander';
+import type { SlotStatus } from '../common/messages';
+import type { Phase } from '../common/slot';
+import { ConfigError, loadConfig, temporalAddress, type Config } from '../workers/config';
+import { CodeRejectedError, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
+
+/** Phases in which a login is over, one way or the other. */
+const SETTLED: readonly Phase[] = ['active', 'needs-relogin', 'retired'];
+
+type Rendered =
+  | { kind: 'status'; status: SlotStatus }
+  | { kind: 'list'; slots: SlotSummary[] }
+  | { kind: 'done'; message: string; slotId: string };
+
+const when = (ms: number | undefined): string => (ms === undefined ? '—' : new Date(ms).toISOString());
+
+function human(view: Rendered): string {
+  switch (view.kind) {
+    case 'status': {
+      const s = view.status;
+      const lines = [
+        `slot      ${s.slotId} (${s.provider} on ${s.host})`,
+        `phase     ${s.phase}`,
+      ];
+      if (s.prompt) {
+        lines.push(`open      ${s.prompt.url}`);
+        if (s.prompt.userCode) lines.push(`code      ${s.prompt.userCode}`);
+        lines.push(`until     ${when(s.prompt.expiresAt)}`, `do        ${s.prompt.instructions}`);
+      }
+      if (s.lastError) lines.push(`error     ${s.lastError}`);
+      lines.push(`expires   ${when(s.expiresAt)}`, `refreshed ${when(s.lastRefresh)}`);
+      if (s.nextRefreshAt !== undefined) lines.push(`next      ${when(s.nextRefreshAt)}`);
+      if (s.account) lines.push(`account   ${s.account}`);
+      if (s.lastOutcome) lines.push(`last      ${when(s.lastOutcome.at)} ${s.lastOutcome.kind}: ${s.lastOutcome.message}`);
+      return lines.join('\n');
+    }
+    case 'list': {
+      if (view.slots.length === 0) return 'no slots; create one with: slotctl provision <slot> --provider <name>';
+      const rows = view.slots.map((s) => [s.slotId, s.provider, s.host, s.phase, s.prompt ?? '']);
+      const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]?.length ?? 0), 5));
+      const header = ['SLOT', 'PROVIDER', 'HOST', 'PHASE', 'PROMPT'];
+      return [header, ...rows].map((r) => r.map((cell, i) => (i < 4 ? cell.padEnd(widths[i] ?? 0) : cell)).join('  ').trimEnd()).join('\n');
+    }
+    case 'done':
+      return view.message;
+  }
+}
+
+function json(view: Rendered): string {
+  switch (view.kind) {
+    case 'status':
+      return JSON.stringify(view.status, null, 2);
+    case 'list':
+      return JSON.stringify({ slots: view.slots }, null, 2);
+    case 'done':
+      return JSON.stringify({ ok: true, slotId: view.slotId, message: view.message });
+  }
+}
+
+interface Io {
+  out(text: string): void;
+  err(text: string): void;
+  readStdin(): Promise<string>;
+  stdinIsTTY: boolean;
+}
+
+const processIo: Io = {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+  stdinIsTTY: Boolean(process.stdin.isTTY),
+  async readStdin() {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  },
+};
+
+/** Reads a code typed at a terminal without echoing it. */
+async function readCodeFromTerminal(io: Io): Promise<string> {
+  io.err('Paste the code and press Enter (input is hidden):');
+  const stdin = process.stdin;
+  stdin.setRawMode?.(true);
+  stdin.resume();
+  let code = '';
+  try {
+    for await (const chunk of stdin) {
+      for (const ch of (chunk as Buffer).toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return code;
+        if (ch === '\u0003') throw new SlotInputError('interrupted');
+        if (ch === '\u007f') code = code.slice(0, -1);
+        else code += ch;
+      }
+    }
+    return code;
+  } finally {
+    stdin.setRawMode?.(false);
+    stdin.pause();
+  }
+}
+
+export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    io.err(err instanceof ConfigError ? err.message : String(err));
+    return EXIT.usage;
+  }
+  let client: SlotClient | undefined;
+  const connect = async (): Promise<SlotClient> =>
+    (client ??= await SlotClient.connect({
+      address: temporalAddress(config),
+      namespace: config.namespace,
+      taskQueue: config.taskQueue,
+    }));
+  let exitCode: number = EXIT.ok;
+  let asJson = false;
+  const show = (view: Rendered): void => io.out(asJson ? json(view) : human(view));
+
+  const program = new Command('slotctl')
+    .description('Operate slot-provisioner slots: provision logins, submit codes, watch status.')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
+    .showHelpAfterError();
+  const jsonOption = new Option('--json', 'print exactly one JSON document on stdout');
+
+  const waitForLogin = async (slots: SlotClient, slotId: string, timeoutMs: number): Promise<void> => {
+    let shownPrompt = '';
+    const { status, reached } = await slots.waitFor(slotId, (s) => SETTLED.includes(s.phase), {
+      timeoutMs,
+      onStatus: (s) => {
+        const key = s.prompt ? `${s.prompt.url} ${s.lastError ?? ''}` : '';
+        if (s.prompt && key !== shownPrompt) {
+          shownPrompt = key;
+          // In --json mode stdout carries only the final document; the prompt goes to stderr.
+          const say = asJson ? io.err : io.out;
+          if (s.lastError) say(`previous attempt: ${s.lastError}`);
+          say(`${s.prompt.instructions}\n  URL:  ${s.prompt.url}${s.prompt.userCode ? `\n  code: ${s.prompt.userCode}` : ''}`);
+        }
+      },
+    });
+    show({ kind: 'status', status });
+    if (!reached) {
+      io.err(`gave up waiting after ${timeoutMs / 1000} s; the slot is still ${status.phase}`);
+      exitCode = EXIT.failed;
+    } else if (status.phase !== 'active') exitCode = EXIT.failed;
+  };
+
+  program
+    .command('provision <slot>')
+    .description('create a slot and start its login')
+    .requiredOption('--provider <name>', 'the provider: claude, codex, …')
+    .option('--host <name>', 'the host whose worker holds the slot', config.slotHost)
+    .option('--wait', 'wait until the login succeeds or fails, showing its prompt')
+    .option('--timeout <seconds>', 'with --wait: how long to wait', '3600')
+    .addOption(jsonOption)
+    .action(async (slot: string, opts: { provider: string; host: string; wait?: boolean; timeout: string; json?: boolean }) => {
+      asJson = Boolean(opts.json);
+      const slots = await connect();
+      await slots.provision({ slotId: slot, provider: opts.provider, host: opts.host });
+      if (opts.wait) await waitForLogin(slots, slot, Number(opts.timeout) * 1000);
+      else show({ kind: 'status', status: await slots.status(slot) });
+    });
+
+  program
+    .command('status [slot]')
+    .description('show one slot, or list all slots')
+    .option('--all', 'include retired slots in the list')
+    .addOption(jsonOption)
+    .action(async (slot: string | undefined, opts: { json?: boolean; all?: boolean }) => {
+      asJson = Boolean(opts.json);
+      const slots = await connect();
+      if (slot) show({ kind: 'status', status: await slots.status(slot) });
+      else show({ kind: 'list', slots: await slots.list({ includeClosed: Boolean(opts.all) }) });
+    });
+
+  program
+    .command('submit-code <slot> [code]')
+    .description("give a slot's login the operator's code (read from stdin when omitted, to keep it out of shell history)")
+    .option('--wait', 'wait until the login succeeds or fails')
+    .option('--timeout <seconds>', 'with --wait: how long to wait', '120')
+    .addOption(jsonOption)
+    .action(async (slot: string, codeArg: string | undefined, opts: { json?: boolean; wait?: boolean; timeout: string }) => {
+      asJson = Boolean(opts.json);
+      const raw = codeArg ?? (io.stdinIsTTY ? await readCodeFromTerminal(io) : await io.readStdin());
+      // A code piped from a file or `echo` ends in a newline that is not part of it.
+      const code = codeArg ?? raw.replace(/\r?\n$/, '');
+      const slots = await connect();
+      const result = await slots.submitCode(slot, code);
+      if (opts.wait) await waitForLogin(slots, slot, Number(opts.timeout) * 1000);
+      else show({ kind: 'done', slotId: slot, message: `code accepted by ${result.login}; follow with: slotctl status ${slot}` });
+    });
+
+  for (const [name, description, run, message] of [
+    ['cancel', 'cancel the login in progress', (s: SlotClient, id: string) => s.cancelLogin(id), 'login cancellation requested'],
+    ['relogin', 'start a new login (new URL)', (s: SlotClient, id: string) => s.relogin(id), 'new login requested'],
+    ['refresh', 'refresh the credential now', (s: SlotClient, id: string) => s.refreshNow(id), 'refresh requested'],
+  ] as const) {
+    program
+      .command(`${name} <slot>`)
+      .description(description)
+      .addOption(jsonOption)
+      .action(async (slot: string, opts: { json?: boolean }) => {
+        asJson = Boolean(opts.json);
+        await run(await connect(), slot);
+        show({ kind: 'done', slotId: slot, message: `${message}; follow with: slotctl status ${slot}` });
+      });
+  }
+
+  program
+    .command('retire <slot>')
+    .description('end the slot; its files are kept unless --remove-files')
+    .option('--remove-files', "delete the slot's home directory, credentials included")
+    .addOption(jsonOption)
+    .action(async (slot: string, opts: { json?: boolean; removeFiles?: boolean }) => {
+      asJson = Boolean(opts.json);
+      await (await connect()).retire(slot, { removeFiles: Boolean(opts.removeFiles) });
+      show({ kind: 'done', slotId: slot, message: `retirement requested${opts.removeFiles ? ' (files will be removed)' : ''}` });
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof SlotInputError) {
+      io.err(`slotctl: ${message}`);
+      return EXIT.usage;
+    }
+    if (err instanceof SlotNotFoundError) {
+      io.err(`slotctl: ${message}`);
+      return EXIT.notFound;
+    }
+    if (err instanceof CodeRejectedError || err instanceof SlotExistsError) {
+      io.err(`slotctl: ${message}`);
+      return EXIT.failed;
+    }
+    if (/connect|ECONNREFUSED|deadline|unavailable/i.test(message)) {
+      io.err(`slotctl: cannot reach Temporal at ${temporalAddress(config)} (${message}); is \`npm start\` running, or TEMPORAL_ADDRESS set?`);
+      return EXIT.notFound;
+    }
+    io.err(`slotctl: ${message}`);
+    return EXIT.failed;
+  } finally {
+    await client?.close();
+  }
+}
+
+if (process.argv[1] && /slotctl(\.ts|\.mjs)?$/.test(process.argv[1])) {
+  process.exitCode = await slotctl(process.argv.slice(2));
+}
