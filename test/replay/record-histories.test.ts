@@ -1,0 +1,71 @@
+// Records the histories that replay.test.ts replays. Runs only when asked:
+//   RECORD_HISTORIES=1 npx vitest run test/replay/record-histories.test.ts
+// Re-record after an intended change to workflow code, and commit the files.
+import { writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { inject } from 'vitest';
+import { obtainTemporalCli } from '../../workers/temporal-binaries';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loginWorkflowId, slotWorkflowId } from '../../common/slot';
+import { uniqueName } from '../harness';
+import { claudeCode, startSlotRig, stateOf, waitForPhase, waitForPrompt, type SlotRig } from '../slot-fixtures';
+import { HISTORIES_DIR } from './histories';
+
+describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () => {
+  let rig: SlotRig;
+  let temporal: string;
+  beforeAll(async () => {
+    rig = await startSlotRig();
+    const cli = await obtainTemporalCli();
+    if (cli.type !== 'existing-path') throw new Error('recording needs a local temporal CLI');
+    temporal = cli.path;
+  });
+  afterAll(async () => rig?.close());
+
+  async function save(name: string, slotId: string, logins: number): Promise<void> {
+    const ids = [slotWorkflowId(slotId), ...Array.from({ length: logins }, (_, i) => loginWorkflowId(slotId, i + 1))];
+    for (const [i, workflowId] of ids.entries()) {
+      // The temporal CLI writes the proto JSON form that historyFromJSON reads.
+      const { stdout } = await promisify(execFile)(
+        temporal,
+        ['workflow', 'show', '--address', inject('temporalAddress'), '--workflow-id', workflowId, '--output', 'json'],
+        { maxBuffer: 64 * 1024 * 1024 },
+      );
+      const kind = i === 0 ? 'slot' : `login-${i}`;
+      await writeFile(`${HISTORIES_DIR}/${name}.${kind}.json`, `${JSON.stringify(JSON.parse(stdout), null, 1)}\n`);
+    }
+  }
+
+  it('success', async () => {
+    const slotId = uniqueName('replay-ok');
+    await rig.slots.provision({ slotId, provider: 'claude', host: rig.workers.hostName });
+    await rig.slots.submitCode(slotId, claudeCode(await waitForPrompt(rig.slots, slotId)));
+    expect((await waitForPhase(rig.slots, slotId, ['active'])).phase).toBe('active');
+    await rig.slots.retire(slotId, { removeFiles: true });
+    await waitForPhase(rig.slots, slotId, ['retired']);
+    await save('login-success', slotId, 1);
+  });
+
+  it('bad code, then success', async () => {
+    const slotId = uniqueName('replay-bad');
+    await rig.slots.provision({ slotId, provider: 'claude', host: rig.workers.hostName });
+    const first = await waitForPrompt(rig.slots, slotId);
+    await rig.slots.submitCode(slotId, `wrong#${stateOf(first.prompt.url)}`);
+    const second = await waitForPrompt(rig.slots, slotId, first.prompt.url);
+    await rig.slots.submitCode(slotId, claudeCode(second));
+    await waitForPhase(rig.slots, slotId, ['active']);
+    await rig.slots.retire(slotId);
+    await waitForPhase(rig.slots, slotId, ['retired']);
+    await save('login-bad-code-then-success', slotId, 1);
+  });
+
+  it('timeout', async () => {
+    const slotId = uniqueName('replay-timeout');
+    await rig.slots.provision({ slotId, provider: 'claude', host: rig.workers.hostName, login: { operatorTimeoutMs: 2000 } });
+    await waitForPhase(rig.slots, slotId, ['needs-relogin']);
+    await rig.slots.retire(slotId);
+    await waitForPhase(rig.slots, slotId, ['retired']);
+    await save('login-timeout', slotId, 1);
+  });
+});

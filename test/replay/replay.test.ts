@@ -1,0 +1,27 @@
+// Replays recorded histories against today's workflow code: a change that
+// would break running workflows (non-determinism) fails here, not in production.
+import { readdir, readFile } from 'node:fs/promises';
+import { Worker } from '@temporalio/worker';
+import { describe, expect, it } from 'vitest';
+import { workflowBundle } from '../harness';
+import { HISTORIES_DIR } from './histories';
+
+const files = (await readdir(HISTORIES_DIR)).filter((f) => f.endsWith('.json')).sort();
+
+describe('recorded histories replay without non-determinism', () => {
+  it('has histories for every recorded scenario', () => {
+    const scenarios = new Set(files.map((f) => f.split('.')[0]));
+    expect([...scenarios].sort()).toEqual(expect.arrayContaining(['login-bad-code-then-success', 'login-success', 'login-timeout']));
+    for (const scenario of scenarios) {
+      expect(files).toContain(`${scenario}.slot.json`);
+      expect(files).toContain(`${scenario}.login-1.json`);
+    }
+  });
+
+  it.each(files)('%s', async (file) => {
+    // The worker takes the JSON form as the temporal CLI writes it.
+    const history = JSON.parse(await readFile(`${HISTORIES_DIR}/${file}`, 'utf8')) as { events: unknown[] };
+    expect(history.events.length).toBeGreaterThan(5);
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, file);
+  });
+});
