@@ -376,6 +376,38 @@ export async function updateJsonFileAtomic(
   return next;
 }
 
+/**
+ * Makes an existing file 0600 and its directory 0700, for files a CLI wrote with
+ * looser modes. Unlike fs.chmod it never follows a symlink, so a planted link
+ * cannot get its target's mode changed. Throws `missing`, `symlink`, `not-a-file`…
+ */
+export async function makeSecretFilePrivate(home: string, relPath: string): Promise<void> {
+  const target = resolveInSlot(home, relPath);
+  for (const dir of directoriesOnTheWay(home, target)) {
+    const st = await lstatOrUndefined(dir);
+    if (st === undefined) throw new CredentialStoreError('missing', `${relPath} is missing: ${describe(home, dir)} does not exist`, relPath);
+    if (st.isSymbolicLink()) throw new CredentialStoreError('symlink', `${relPath} is refused: ${describe(home, dir)} is a symlink`, relPath);
+    if (!st.isDirectory()) throw new CredentialStoreError('not-a-directory', `${relPath} is refused: ${describe(home, dir)} is not a directory`, relPath);
+  }
+  await chmodDirectory(path.dirname(target), PRIVATE_DIR);
+  let handle: FileHandle;
+  try {
+    handle = await open(target, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'ENOENT') throw new CredentialStoreError('missing', `${relPath} does not exist`, relPath, { cause: err });
+    if (errno === 'ELOOP') throw new CredentialStoreError('symlink', `${relPath} is a symlink; refusing to follow it`, relPath, { cause: err });
+    throw new CredentialStoreError('write-failed', `cannot open ${relPath}: ${errno ?? 'error'}`, relPath, { cause: err });
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new CredentialStoreError('not-a-file', `${relPath} is not a regular file`, relPath);
+    if ((st.mode & 0o7777) !== PRIVATE_FILE) await handle.chmod(PRIVATE_FILE);
+  } finally {
+    await handle.close();
+  }
+}
+
 export interface CleanupOptions {
   /** Only temp files last modified at least this long ago are removed, so a write in progress survives. @default 60000 */
   readonly olderThanMs?: number;

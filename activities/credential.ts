@@ -1,11 +1,10 @@
 // Proves that a login produced a real credential: the provider's file exists,
 // is newer than the login, parses with the provider's schema, and is private.
 import { ApplicationFailure } from '@temporalio/activity';
-import { chmod, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { getProvider } from '../providers';
 import type { CredentialFacts } from '../providers/provider';
-import { readSecretFile, resolveInSlot, slotHome } from './credential-store';
+import { makeSecretFilePrivate, readSecretFile, slotHome } from './credential-store';
 
 export const CredentialFailureType = { invalid: 'CredentialInvalid' } as const;
 
@@ -31,10 +30,9 @@ export function createCredentialActivities(deps: { readonly slotsDir: string }) 
     const provider = getProvider(input.provider);
     const home = slotHome(deps.slotsDir, input.slotId);
     const file = provider.credential.file;
-    const path = resolveInSlot(home, file);
     // CLIs create their config directories 0755; the slot, not the CLI, decides who may read tokens.
-    await chmod(dirname(path), 0o700).catch(() => undefined);
-    await chmod(path, 0o600).catch(() => undefined);
+    // (Never chmod through a symlink: that would change the link's target.)
+    await makeSecretFilePrivate(home, file).catch(() => undefined);
 
     const read = await readSecretFile(home, file);
     if (!read.ok) {

@@ -48,6 +48,10 @@ export interface ProvisionOptions {
   /** The host whose worker holds the slot (its `SLOT_HOST`). */
   readonly host: string;
   readonly login?: SlotInput['login'];
+  /** Use the credential already in the slot instead of logging in. */
+  readonly adoptExisting?: boolean;
+  /** Further slot options (refresh schedule, policies); see SlotInput. */
+  readonly options?: Omit<SlotInput, 'slotId' | 'provider' | 'host' | 'login' | 'adoptExisting' | 'carried'>;
 }
 
 /** One row of `list`: read from search attributes, without waking each slot. */
@@ -88,7 +92,14 @@ export class SlotClient {
     if (!providerNames().includes(opts.provider)) {
       throw new SlotInputError(`unknown provider ${JSON.stringify(opts.provider)}; known providers: ${providerNames().join(', ')}`);
     }
-    const input: SlotInput = { slotId, provider: opts.provider, host: opts.host, ...(opts.login ? { login: opts.login } : {}) };
+    const input: SlotInput = {
+      ...opts.options,
+      slotId,
+      provider: opts.provider,
+      host: opts.host,
+      ...(opts.login ? { login: opts.login } : {}),
+      ...(opts.adoptExisting ? { adoptExisting: true } : {}),
+    };
     try {
       await this.client.workflow.start('slotWorkflow', {
         workflowId: slotWorkflowId(slotId),

@@ -5,12 +5,15 @@ import { Command, CommanderError, Option } from 'commander';
 import type { SlotStatus } from '../common/messages';
 import type { Phase } from '../common/slot';
 import { ConfigError, loadConfig, temporalAddress, type Config } from '../workers/config';
-import { CodeRejectedError, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
+import { providerNames } from '../providers';
+import { CodeRejectedError, parseSlotId, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
 
-/** Phases in which a login is over, one way or the other. */
-const SETTLED: readonly Phase[] = ['active', 'needs-relogin', 'retired'];
+/** Phases of a login still under way; any other phase means it ended, one way or the other. */
+const LOGGING_IN: readonly Phase[] = ['logging-in', 'awaiting-operator', 'verifying'];
+/** Phases in which the slot has no usable credential. */
+const FAILED: readonly Phase[] = ['needs-relogin', 'retired'];
 
 type Rendered =
   | { kind: 'status'; status: SlotStatus }
@@ -41,10 +44,10 @@ function human(view: Rendered): string {
     }
     case 'list': {
       if (view.slots.length === 0) return 'no slots; create one with: slotctl provision <slot> --provider <name>';
-      const rows = view.slots.map((s) => [s.slotId, s.provider, s.host, s.phase, s.prompt ?? '']);
-      const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]?.length ?? 0), 5));
       const header = ['SLOT', 'PROVIDER', 'HOST', 'PHASE', 'PROMPT'];
-      return [header, ...rows].map((r) => r.map((cell, i) => (i < 4 ? cell.padEnd(widths[i] ?? 0) : cell)).join('  ').trimEnd()).join('\n');
+      const rows = [header, ...view.slots.map((s) => [s.slotId, s.provider, s.host, s.phase, s.prompt ?? ''])];
+      const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]?.length ?? 0)));
+      return rows.map((r) => r.map((cell, i) => (i < 4 ? cell.padEnd(widths[i] ?? 0) : cell)).join('  ').trimEnd()).join('\n');
     }
     case 'done':
       return view.message;
@@ -131,7 +134,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
 
   const waitForLogin = async (slots: SlotClient, slotId: string, timeoutMs: number): Promise<void> => {
     let shownPrompt = '';
-    const { status, reached } = await slots.waitFor(slotId, (s) => SETTLED.includes(s.phase), {
+    const { status, reached } = await slots.waitFor(slotId, (s) => !LOGGING_IN.includes(s.phase), {
       timeoutMs,
       onStatus: (s) => {
         const key = s.prompt ? `${s.prompt.url} ${s.lastError ?? ''}` : '';
@@ -148,7 +151,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     if (!reached) {
       io.err(`gave up waiting after ${timeoutMs / 1000} s; the slot is still ${status.phase}`);
       exitCode = EXIT.failed;
-    } else if (status.phase !== 'active') exitCode = EXIT.failed;
+    } else if (FAILED.includes(status.phase)) exitCode = EXIT.failed;
   };
 
   program
@@ -156,13 +159,18 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     .description('create a slot and start its login')
     .requiredOption('--provider <name>', 'the provider: claude, codex, …')
     .option('--host <name>', 'the host whose worker holds the slot', config.slotHost)
+    .option('--adopt', 'use the credential already in the slot instead of logging in')
     .option('--wait', 'wait until the login succeeds or fails, showing its prompt')
     .option('--timeout <seconds>', 'with --wait: how long to wait', '3600')
     .addOption(jsonOption)
-    .action(async (slot: string, opts: { provider: string; host: string; wait?: boolean; timeout: string; json?: boolean }) => {
+    .action(async (slot: string, opts: { provider: string; host: string; adopt?: boolean; wait?: boolean; timeout: string; json?: boolean }) => {
       asJson = Boolean(opts.json);
+      parseSlotId(slot);
+      if (!providerNames().includes(opts.provider)) {
+        throw new SlotInputError(`unknown provider ${JSON.stringify(opts.provider)}; known providers: ${providerNames().join(', ')}`);
+      }
       const slots = await connect();
-      await slots.provision({ slotId: slot, provider: opts.provider, host: opts.host });
+      await slots.provision({ slotId: slot, provider: opts.provider, host: opts.host, ...(opts.adopt ? { adoptExisting: true } : {}) });
       if (opts.wait) await waitForLogin(slots, slot, Number(opts.timeout) * 1000);
       else show({ kind: 'status', status: await slots.status(slot) });
     });
@@ -174,6 +182,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     .addOption(jsonOption)
     .action(async (slot: string | undefined, opts: { json?: boolean; all?: boolean }) => {
       asJson = Boolean(opts.json);
+      if (slot) parseSlotId(slot);
       const slots = await connect();
       if (slot) show({ kind: 'status', status: await slots.status(slot) });
       else show({ kind: 'list', slots: await slots.list({ includeClosed: Boolean(opts.all) }) });
@@ -187,6 +196,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     .addOption(jsonOption)
     .action(async (slot: string, codeArg: string | undefined, opts: { json?: boolean; wait?: boolean; timeout: string }) => {
       asJson = Boolean(opts.json);
+      parseSlotId(slot);
       const raw = codeArg ?? (io.stdinIsTTY ? await readCodeFromTerminal(io) : await io.readStdin());
       // A code piped from a file or `echo` ends in a newline that is not part of it.
       const code = codeArg ?? raw.replace(/\r?\n$/, '');
@@ -207,6 +217,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       .addOption(jsonOption)
       .action(async (slot: string, opts: { json?: boolean }) => {
         asJson = Boolean(opts.json);
+        parseSlotId(slot);
         await run(await connect(), slot);
         show({ kind: 'done', slotId: slot, message: `${message}; follow with: slotctl status ${slot}` });
       });
@@ -219,6 +230,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     .addOption(jsonOption)
     .action(async (slot: string, opts: { json?: boolean; removeFiles?: boolean }) => {
       asJson = Boolean(opts.json);
+      parseSlotId(slot);
       await (await connect()).retire(slot, { removeFiles: Boolean(opts.removeFiles) });
       show({ kind: 'done', slotId: slot, message: `retirement requested${opts.removeFiles ? ' (files will be removed)' : ''}` });
     });

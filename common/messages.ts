@@ -64,6 +64,7 @@ export interface SlotStatus {
   /** The CLI's own words about the last rejected code, while the operator may retry. */
   readonly lastError?: string;
   readonly logins: number;
+  readonly refreshes: number;
   readonly consecutiveFailures: number;
 }
 
@@ -96,3 +97,13 @@ export const loginProgressSignal = defineSignal<[LoginProgress]>('loginProgress'
 /** Parent to login child: the operator's code, forwarded. */
 export const loginCodeSignal = defineSignal<[SubmitCodeInput]>('loginCode');
 export const loginCancelSignal = defineSignal<[]>('loginCancel');
+
+/** Sent by a refresh child while it retries: the slot shows the failures and may turn `degraded`. */
+export interface RefreshProgress {
+  readonly refreshId: string;
+  readonly consecutiveFailures: number;
+  readonly lastError: string;
+  /** Epoch ms of the next attempt. */
+  readonly retryAt: number;
+}
+export const refreshProgressSignal = defineSignal<[RefreshProgress]>('refreshProgress');

@@ -2,6 +2,7 @@
 // `<code>#<state>` at a masked prompt; success writes `.credentials.json`.
 import { z } from 'zod';
 import { extractUrl } from '../activities/screen';
+import { oauthClassifier } from './oauth';
 import type { Provider } from './provider';
 import { binary, escapeRegExp, findLine, lastWords } from './screen-text';
 
@@ -19,6 +20,11 @@ export const ClaudeCredentials = z.object({
     })
     .loose(),
 }).loose();
+
+/** Claude Code's own endpoint and public client id; `CLAUDE_TOKEN_URL` points tests and proxies elsewhere. */
+const TOKEN_URL = 'https://platform.claude.com/v1/oauth/token';
+const CLIENT_ID = '9d1c250a-e61b-44d9-88ed-5944d1962f5e';
+const MINUTE = 60_000;
 
 const AUTHORIZE_URL = /^https:\/\/[a-z0-9.-]+\/(?:cai\/)?oauth\/authorize\?/;
 
@@ -80,5 +86,34 @@ export const claude: Provider = {
       expiresAt: parsed.claudeAiOauth.expiresAt,
       ...(parsed.claudeAiOauth.subscriptionType ? { account: `${parsed.claudeAiOauth.subscriptionType} subscription` } : {}),
     }),
+  },
+  refresh: {
+    endpoint: (env) => env.CLAUDE_TOKEN_URL || TOKEN_URL,
+    request: (credential) => ({
+      encoding: 'json',
+      body: { grant_type: 'refresh_token', refresh_token: ClaudeCredentials.parse(credential).claudeAiOauth.refreshToken, client_id: CLIENT_ID },
+    }),
+    classify: oauthClassifier(),
+    apply(current, tokens, now) {
+      ClaudeCredentials.parse(current);
+      // The raw object, not zod's copy: every key the CLI (or a newer CLI) keeps there stays, in place.
+      const file = current as Record<string, unknown> & { claudeAiOauth: Record<string, unknown> };
+      return {
+        ...file,
+        claudeAiOauth: {
+          ...file.claudeAiOauth,
+          accessToken: tokens.access_token,
+          ...(tokens.refresh_token !== undefined ? { refreshToken: tokens.refresh_token } : {}),
+          ...(tokens.expires_in !== undefined ? { expiresAt: now + Math.round(tokens.expires_in * 1000) } : {}),
+          ...(tokens.scope !== undefined ? { scopes: tokens.scope.split(/\s+/).filter(Boolean) } : {}),
+        },
+      };
+    },
+    schedule: { beforeExpiryMs: 60 * MINUTE, jitterMs: 5 * MINUTE },
+  },
+  agent: {
+    // Agents get the access token only: they never hold (or race on) the refresh token.
+    envFile: '.agent.env',
+    env: (credential) => ({ CLAUDE_CODE_OAUTH_TOKEN: ClaudeCredentials.parse(credential).claudeAiOauth.accessToken }),
   },
 };

@@ -2,6 +2,7 @@
 // one-time code, then polls until the operator approves; success writes `auth.json`.
 import { z } from 'zod';
 import { extractUrl } from '../activities/screen';
+import { oauthClassifier } from './oauth';
 import type { Provider } from './provider';
 import { binary, findLine, lastWords } from './screen-text';
 
@@ -23,6 +24,15 @@ export const CodexAuth = z
     last_refresh: z.string().nullish(),
   })
   .loose();
+
+/** The Codex CLI's own endpoint and public client id; `CODEX_TOKEN_URL` points tests and proxies elsewhere. */
+const TOKEN_URL = 'https://auth.openai.com/oauth/token';
+const CLIENT_ID = 'app_EMoamEEZ73f0CkXaXp7hrann';
+/** Codes auth.openai.com answers (as `error` or `error.code`) when the refresh token is dead. */
+const DEAD_REFRESH_TOKEN_CODES = ['refresh_token_expired', 'refresh_token_reused', 'refresh_token_invalidated'];
+const MINUTE = 60_000;
+/** The Codex CLI refreshes by itself when `last_refresh` is older than this; we come first. */
+const CLI_STALE_AFTER_MS = 8 * 24 * 60 * MINUTE;
 
 const DEVICE_URL = /^https:\/\/[a-z0-9.-]+(?::\d+)?\/[^\s]*device/;
 // Codex prints codes like `ABCD-12345`; it is shown to the operator, so it is no secret.
@@ -92,5 +102,39 @@ export const codex: Provider = {
         ...(parsed.auth_mode ? { account: `${parsed.auth_mode} login` } : {}),
       };
     },
+  },
+  refresh: {
+    endpoint: (env) => env.CODEX_TOKEN_URL || env.CODEX_REFRESH_TOKEN_URL_OVERRIDE || TOKEN_URL,
+    request: (credential) => ({
+      encoding: 'json',
+      body: {
+        client_id: CLIENT_ID,
+        grant_type: 'refresh_token',
+        refresh_token: CodexAuth.parse(credential).tokens.refresh_token,
+        scope: 'openid profile email',
+      },
+    }),
+    classify: oauthClassifier(DEAD_REFRESH_TOKEN_CODES),
+    apply(current, tokens, now) {
+      CodexAuth.parse(current);
+      // The raw object, not zod's copy: every key the CLI keeps there stays, in place.
+      const file = current as Record<string, unknown> & { tokens: Record<string, unknown> };
+      return {
+        ...file,
+        tokens: {
+          ...file.tokens,
+          access_token: tokens.access_token,
+          ...(tokens.refresh_token !== undefined ? { refresh_token: tokens.refresh_token } : {}),
+          ...(tokens.id_token !== undefined ? { id_token: tokens.id_token } : {}),
+        },
+        last_refresh: new Date(now).toISOString(),
+      };
+    },
+    schedule: { beforeExpiryMs: 60 * MINUTE, maxAgeMs: CLI_STALE_AFTER_MS, jitterMs: 5 * MINUTE },
+  },
+  agent: {
+    // Codex has no access-token-only variable for ChatGPT logins: agents share the slot's CODEX_HOME.
+    envFile: '.agent.env',
+    env: (_credential, slot) => ({ CODEX_HOME: `${slot.home}/${HOME_DIR}` }),
   },
 };

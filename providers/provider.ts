@@ -89,9 +89,63 @@ export interface CredentialSpec<S extends z.ZodType = z.ZodType> {
   facts(parsed: z.infer<S>): CredentialFacts;
 }
 
+/** When to refresh. All durations in ms; a slot may override each. */
+export interface RefreshSchedule {
+  /** Refresh this long before the access token expires. */
+  readonly beforeExpiryMs: number;
+  /** Refresh when the last refresh is older than this, whatever the expiry says (Codex's 8 days). */
+  readonly maxAgeMs?: number;
+  /** Up to this much earlier, at random, so a fleet does not refresh in one burst. */
+  readonly jitterMs: number;
+}
+
+/** The provider's reading of a token endpoint's answer. Reasons never contain a token. */
+export type RefreshVerdict =
+  | { readonly kind: 'success'; readonly tokens: TokenAnswer }
+  | { readonly kind: 'permanent'; readonly reason: string }
+  | { readonly kind: 'transient'; readonly reason: string; readonly retryAfterMs?: number };
+
+/** The standard fields of a successful token answer (RFC 6749 §5.1), as far as present. */
+export interface TokenAnswer {
+  readonly access_token: string;
+  readonly refresh_token?: string;
+  readonly id_token?: string;
+  readonly expires_in?: number;
+  readonly scope?: string;
+  readonly [field: string]: unknown;
+}
+
+export interface RefreshSpec {
+  /** The token endpoint: the provider's default unless an override variable is set in `env`. */
+  endpoint(env: NodeJS.ProcessEnv): string;
+  /** The request for this credential (the parsed credential file). */
+  request(credential: unknown): { readonly body: Record<string, string>; readonly encoding: 'json' | 'form' };
+  /** Reads the answer: status, `Retry-After` (ms, already parsed) and the body (JSON when it parsed, else undefined). */
+  classify(answer: { readonly status: number; readonly retryAfterMs?: number; readonly json: unknown }): RefreshVerdict;
+  /**
+   * The new credential file content: `current` with only the fields the answer
+   * carries replaced (unrelated keys kept), and the refresh time set to `now`.
+   */
+  apply(current: unknown, tokens: TokenAnswer, now: number): unknown;
+  readonly schedule: RefreshSchedule;
+}
+
+/** What agents using a slot need, so runtimes ask the provider instead of special-casing it. */
+export interface AgentSpec {
+  /**
+   * Variables for an env file in the slot (rewritten after every refresh), from the
+   * credential (the parsed credential file) and where the slot lives.
+   */
+  env(credential: unknown, slot: SlotPaths): Record<string, string>;
+  /** Name of that env file, relative to the slot home. */
+  readonly envFile: string;
+}
+
 export interface Provider {
   readonly name: string;
   readonly displayName: string;
   readonly login: LoginSpec;
   readonly credential: CredentialSpec;
+  readonly refresh: RefreshSpec;
+  readonly agent: AgentSpec;
 }

@@ -5,7 +5,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, NativeConnection, type WorkflowBundle } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
-import { createSlotWorkers, WORKFLOWS_PATH, type SlotWorkerOptions, type SlotWorkers } from '../workers/worker';
+import { createSlotWorkers, registerSearchAttributes, WORKFLOWS_PATH, type SlotWorkerOptions, type SlotWorkers } from '../workers/worker';
 
 let bundle: Promise<WorkflowBundle> | undefined;
 /** Bundling takes seconds; every worker in a test file shares one bundle. */
@@ -62,7 +62,9 @@ export async function startWorkers(
 /** A time-skipping environment on the project's own test server build. */
 export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   const path = inject('testServerPath');
-  return TestWorkflowEnvironment.createTimeSkipping(
+  const env = await TestWorkflowEnvironment.createTimeSkipping(
     path ? { server: { executable: { type: 'existing-path', path } } } : {},
   );
+  await registerSearchAttributes(env.connection, 'default');
+  return env;
 }

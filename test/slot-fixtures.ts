@@ -22,7 +22,7 @@ export interface SlotRig {
 }
 
 /** A worker whose providers run the fixture CLIs, plus a client on its queues. */
-export async function startSlotRig(fixtureEnv: Record<string, string> = {}): Promise<SlotRig> {
+export async function startSlotRig(fixtureEnv: Record<string, string> = {}, options: { notifyWebhookUrl?: string } = {}): Promise<SlotRig> {
   const slotsDir = await mkdtemp(join(tmpdir(), 'slots-'));
   const approvals = join(slotsDir, '.approvals');
   const inputLog = join(slotsDir, '.input.log');
@@ -39,6 +39,7 @@ export async function startSlotRig(fixtureEnv: Record<string, string> = {}): Pro
     env: { ...process.env, ...env },
     envPassthrough: ['FIXTURE_*'],
     heartbeatMs: 500,
+    ...options,
   });
   const { client, connection } = await devServerClient();
   const slots = new SlotClient(client, workers.sharedTaskQueue);

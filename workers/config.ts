@@ -31,6 +31,8 @@ export const ConfigSchema = z.object({
   SLOTS_TASK_QUEUE: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'must be letters, digits, dots, dashes or underscores').default('slot-provisioner'),
   /** Worker variables passed to login CLIs, comma-separated names or `PREFIX_*` patterns. @default "" */
   LOGIN_ENV_PASSTHROUGH: z.string().default(''),
+  /** Operator notices (a slot needs a person) are POSTed here as JSON; unset: logged only. */
+  NOTIFY_WEBHOOK_URL: z.url('must be a URL').optional(),
   /** @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -43,6 +45,7 @@ export interface Config {
   readonly slotsDir: string;
   readonly slotHost: string;
   readonly taskQueue: string;
+  readonly notifyWebhookUrl: string | undefined;
   readonly loginEnvPassthrough: readonly string[];
   readonly logLevel: z.infer<typeof ConfigSchema>['LOG_LEVEL'];
 }
@@ -82,6 +85,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     slotsDir: absolute(c.SLOTS_DIR ?? resolve(dataDir, 'slots')),
     slotHost: c.SLOT_HOST,
     taskQueue: c.SLOTS_TASK_QUEUE,
+    notifyWebhookUrl: c.NOTIFY_WEBHOOK_URL,
     loginEnvPassthrough: c.LOGIN_ENV_PASSTHROUGH.split(',').map((s) => s.trim()).filter(Boolean),
     logLevel: c.LOG_LEVEL,
   };

@@ -1,11 +1,13 @@
 // The worker process: workflows and host-free activities on the shared queue,
 // and this host's PTY and credential activities on `slots.<host>`.
 import { Connection } from '@temporalio/client';
+// CommonJS: Node's ESM loader cannot see its named exports.
+import proto from '@temporalio/proto';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import type { Logger as PinoLogger } from 'pino';
-import { createHostActivities } from '../activities/index';
+import { createHostActivities, createSharedActivities } from '../activities/index';
 import { LoginSessions } from '../activities/login-session';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
 import { SHARED_TASK_QUEUE, hostTaskQueue } from '../common/slot';
@@ -28,6 +30,10 @@ export interface SlotWorkerOptions {
   /** A pre-built bundle saves seconds per worker in tests. */
   readonly workflowBundle?: WorkflowBundle;
   readonly heartbeatMs?: number;
+  /** Logger for operator notices. */
+  readonly log?: PinoLogger;
+  /** Operator notices are POSTed here as JSON. */
+  readonly notifyWebhookUrl?: string;
 }
 
 export interface SlotWorkers {
@@ -52,6 +58,10 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.sharedTaskQueue ?? SHARED_TASK_QUEUE,
+    activities: createSharedActivities({
+      log: opts.log ?? createLogger('warn'),
+      ...(opts.notifyWebhookUrl ? { webhookUrl: opts.notifyWebhookUrl } : {}),
+    }),
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
   });
   const host = await Worker.create({
@@ -77,20 +87,40 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
   };
 }
 
-/** Registers the project's search attributes on a server that lacks them (an existing cluster). */
-export async function ensureSearchAttributes(address: string, namespace: string, log: PinoLogger): Promise<void> {
+/** Registers the project's search attributes where they are missing (an existing cluster, the test server). */
+export async function registerSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
+  // The time-skipping test server can add search attributes but not list them.
+  const listed = await connection.operatorService.listSearchAttributes({ namespace }).catch((err: { code?: number }) => {
+    if (err.code === 12 /* UNIMPLEMENTED */) return { customAttributes: {} };
+    throw err;
+  });
+  const have: Record<string, unknown> = { ...listed.customAttributes };
+  const missing = ALL_SEARCH_ATTRIBUTES.filter((key) => !(key.name in have));
+  if (missing.length === 0) return [];
+  const { IndexedValueType } = proto.temporal.api.enums.v1;
+  const types: Record<string, proto.temporal.api.enums.v1.IndexedValueType> = {
+    TEXT: IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+    KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+  };
+  await connection.operatorService.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(
+      missing.map((key) => {
+        const type = types[key.type];
+        if (type === undefined) throw new Error(`search attribute ${key.name} has a type we do not register: ${key.type}`);
+        return [key.name, type];
+      }),
+    ),
+  });
+  return missing.map((key) => key.name);
+}
+
+async function ensureSearchAttributes(address: string, namespace: string, log: PinoLogger): Promise<void> {
   const connection = await Connection.connect({ address });
   try {
-    const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
-    const have: Record<string, unknown> = { ...customAttributes };
-    const missing = ALL_SEARCH_ATTRIBUTES.filter((key) => !(key.name in have));
-    if (missing.length === 0) return;
-    const types: Record<string, number> = { KEYWORD: 2, TEXT: 1, DATETIME: 5 };
-    await connection.operatorService.addSearchAttributes({
-      namespace,
-      searchAttributes: Object.fromEntries(missing.map((key) => [key.name, types[key.type] ?? 2])),
-    });
-    log.info({ added: missing.map((k) => k.name) }, 'registered search attributes');
+    const added = await registerSearchAttributes(connection, namespace);
+    if (added.length > 0) log.info({ added }, 'registered search attributes');
   } finally {
     await connection.close();
   }
@@ -108,6 +138,8 @@ export async function runWorker(config: Config, log: PinoLogger, connection?: Na
     host: config.slotHost,
     sharedTaskQueue: config.taskQueue,
     envPassthrough: config.loginEnvPassthrough,
+    log,
+    ...(config.notifyWebhookUrl ? { notifyWebhookUrl: config.notifyWebhookUrl } : {}),
   });
   log.info(
     { address, namespace: config.namespace, sharedQueue: config.taskQueue, hostQueue: hostTaskQueue(config.slotHost), slotsDir: config.slotsDir },

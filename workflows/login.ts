@@ -6,7 +6,6 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  getExternalWorkflowHandle,
   isCancellation,
   log,
   proxyActivities,
@@ -25,6 +24,7 @@ import {
   type SubmitCodeInput,
 } from '../common/messages';
 import { hostTaskQueue } from '../common/slot';
+import { tellParent } from './parent';
 
 export interface LoginInput {
   readonly slotId: string;
@@ -101,7 +101,6 @@ type Interruption =
 export async function loginWorkflow(input: LoginInput): Promise<LoginResult> {
   const loginId = workflowInfo().workflowId;
   const acts = hostActivities(input.host, input.heartbeatTimeoutMs ?? 15_000);
-  const parent = getExternalWorkflowHandle(input.parentId);
   const maxBadCodes = input.maxBadCodes ?? 3;
   const maxRestarts = input.maxRestarts ?? 3;
 
@@ -110,14 +109,8 @@ export async function loginWorkflow(input: LoginInput): Promise<LoginResult> {
   setHandler(loginCodeSignal, (code) => void codes.push(code));
   setHandler(loginCancelSignal, () => void (cancelled = true));
 
-  const report = async (progress: Omit<LoginProgress, 'loginId'>): Promise<void> => {
-    try {
-      await parent.signal(loginProgressSignal, { loginId, ...progress });
-    } catch (err) {
-      // The slot may be gone (retired); the login carries on or ends on its own.
-      log.warn('could not report login progress to the slot', { error: String(err) });
-    }
-  };
+  const report = (progress: Omit<LoginProgress, 'loginId'>): Promise<void> =>
+    tellParent(input.parentId, loginProgressSignal, { loginId, ...progress });
   const outcome = (kind: Outcome['kind'], message: string): Outcome => ({ at: Date.now(), kind, message });
 
   let badCodes = 0;

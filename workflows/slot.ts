@@ -1,25 +1,31 @@
 // The entity workflow `slot:<id>`: one per slot, the single writer of its
-// credential. It runs logins as child workflows and answers operators.
+// credential. It runs logins and refreshes as child workflows, sleeps on a
+// durable timer until the next refresh is due, and answers operators.
 import {
   ApplicationFailure,
+  CancellationScope,
   ChildWorkflowFailure,
   ParentClosePolicy,
+  allHandlersFinished,
   condition,
+  continueAsNew,
   executeChild,
   getExternalWorkflowHandle,
+  isCancellation,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
-  allHandlersFinished,
 } from '@temporalio/workflow';
-import type { HostActivities } from '../activities/index';
+import type { HostActivities, SharedActivities } from '../activities/index';
 import {
   cancelLoginSignal,
   codeProblem,
   loginCancelSignal,
   loginCodeSignal,
   loginProgressSignal,
+  refreshNowSignal,
+  refreshProgressSignal,
   reloginSignal,
   retireSignal,
   RetireInput,
@@ -28,12 +34,15 @@ import {
   submitCodeUpdate,
   type LoginProgress,
   type Outcome,
+  type RefreshProgress,
   type SlotStatus,
   type SubmitCodeInput,
 } from '../common/messages';
-import { SlotPhaseKey, SlotPromptKey, SlotExpiresAtKey } from '../common/search-attributes';
-import { hostTaskQueue, loginWorkflowId, type LoginPrompt, type Phase } from '../common/slot';
+import { SlotExpiresAtKey, SlotPhaseKey, SlotPromptKey } from '../common/search-attributes';
+import { hostTaskQueue, loginWorkflowId, refreshWorkflowId, type LoginPrompt, type Phase } from '../common/slot';
+import type { RefreshSchedule } from '../providers/provider';
 import { describe, loginWorkflow, type LoginInput } from './login';
+import { refreshWorkflow, type RefreshBackoff, type RefreshOutcome } from './refresh';
 
 export interface SlotInput {
   readonly slotId: string;
@@ -42,6 +51,39 @@ export interface SlotInput {
   readonly host: string;
   /** Options passed to every login child (timeouts, attempt limits). */
   readonly login?: Pick<LoginInput, 'maxBadCodes' | 'maxRestarts' | 'operatorTimeoutMs' | 'heartbeatTimeoutMs'>;
+  /** Overrides of the provider's refresh schedule. */
+  readonly refresh?: Partial<RefreshSchedule> & { readonly backoff?: RefreshBackoff };
+  /**
+   * After a permanent refresh failure: start a new login at once (`login`,
+   * the operator gets a URL right away) or wait for `relogin` (`wait`). @default "login"
+   */
+  readonly onPermanentFailure?: 'login' | 'wait';
+  /** While refreshes fail, show `degraded` once the token expires within this. @default 30 minutes */
+  readonly degradedWithinMs?: number;
+  /** Continue-as-new once the history has this many events. @default 2000 */
+  readonly maxHistoryEvents?: number;
+  /**
+   * Start from the credential already in the slot (a login made before, or by
+   * hand) instead of a new login; a missing or invalid one needs a relogin.
+   */
+  readonly adoptExisting?: boolean;
+  /** State carried over continue-as-new. */
+  readonly carried?: CarriedState;
+}
+
+/** What survives continue-as-new: everything `status` shows, nothing secret. */
+interface CarriedState {
+  readonly phase: Phase;
+  readonly expiresAt?: number;
+  readonly lastRefresh?: number;
+  readonly nextRefreshAt?: number;
+  readonly account?: string;
+  readonly lastOutcome?: Outcome;
+  readonly lastError?: string;
+  readonly logins: number;
+  readonly refreshes: number;
+  readonly consecutiveFailures: number;
+  readonly runs: number;
 }
 
 /** The slot's state and its message handlers, kept apart from the control flow. */
@@ -52,14 +94,42 @@ class Slot {
   lastError: string | undefined;
   expiresAt: number | undefined;
   lastRefresh: number | undefined;
+  nextRefreshAt: number | undefined;
   account: string | undefined;
   logins = 0;
+  refreshes = 0;
   consecutiveFailures = 0;
+  runs = 1;
   currentLogin: string | undefined;
+  currentRefresh: string | undefined;
   wantsLogin = true;
+  refreshRequested = false;
   retire: RetireInput | undefined;
 
-  constructor(readonly input: SlotInput) {}
+  constructor(readonly input: SlotInput) {
+    const carried = input.carried;
+    if (carried) {
+      Object.assign(this, { ...carried, runs: carried.runs + 1 });
+      // A login in flight is never carried: continue-as-new waits for children to end.
+      this.wantsLogin = false;
+    }
+  }
+
+  carry(): CarriedState {
+    return {
+      phase: this.phase,
+      expiresAt: this.expiresAt,
+      lastRefresh: this.lastRefresh,
+      nextRefreshAt: this.nextRefreshAt,
+      account: this.account,
+      lastOutcome: this.lastOutcome,
+      lastError: this.lastError,
+      logins: this.logins,
+      refreshes: this.refreshes,
+      consecutiveFailures: this.consecutiveFailures,
+      runs: this.runs,
+    };
+  }
 
   status(): SlotStatus {
     return {
@@ -70,10 +140,12 @@ class Slot {
       ...(this.prompt ? { prompt: this.prompt } : {}),
       ...(this.expiresAt !== undefined ? { expiresAt: this.expiresAt } : {}),
       ...(this.lastRefresh !== undefined ? { lastRefresh: this.lastRefresh } : {}),
+      ...(this.nextRefreshAt !== undefined && (this.phase === 'active' || this.phase === 'degraded') ? { nextRefreshAt: this.nextRefreshAt } : {}),
       ...(this.account ? { account: this.account } : {}),
       ...(this.lastOutcome ? { lastOutcome: this.lastOutcome } : {}),
       ...(this.lastError ? { lastError: this.lastError } : {}),
       logins: this.logins,
+      refreshes: this.refreshes,
       consecutiveFailures: this.consecutiveFailures,
     };
   }
@@ -103,12 +175,22 @@ class Slot {
     return codeProblem(input, this.prompt);
   }
 
-  onProgress(progress: LoginProgress): void {
+  onLoginProgress(progress: LoginProgress): void {
     // Progress of a login we have moved on from must not overwrite the present.
     if (progress.loginId !== this.currentLogin) return;
     if (progress.outcome) this.lastOutcome = progress.outcome;
     this.lastError = progress.lastError;
     this.setPhase(progress.phase, progress.phase === 'awaiting-operator' ? progress.prompt : undefined);
+  }
+
+  onRefreshProgress(progress: RefreshProgress): void {
+    if (progress.refreshId !== this.currentRefresh) return;
+    this.consecutiveFailures = progress.consecutiveFailures;
+    this.lastError = progress.lastError;
+    this.record('refresh-failed', `refresh failed (${progress.consecutiveFailures} in a row), retrying: ${progress.lastError}`);
+    const within = this.input.degradedWithinMs ?? 30 * 60_000;
+    const nearExpiry = this.expiresAt === undefined || this.expiresAt - Date.now() <= within;
+    if (nearExpiry || progress.consecutiveFailures >= 3) this.setPhase('degraded');
   }
 }
 
@@ -120,6 +202,10 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
     scheduleToCloseTimeout: '10 minutes',
     retry: { maximumAttempts: 5 },
   });
+  const { notifyOperator } = proxyActivities<SharedActivities>({
+    startToCloseTimeout: '30 seconds',
+    retry: { maximumAttempts: 5, initialInterval: '2 seconds' },
+  });
 
   const forwardCode = async (code: SubmitCodeInput): Promise<string> => {
     const login = slot.currentLogin as string;
@@ -130,17 +216,14 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   };
 
   setHandler(statusQuery, () => slot.status());
-  setHandler(loginProgressSignal, (progress) => slot.onProgress(progress));
-  setHandler(
-    submitCodeUpdate,
-    async (code) => ({ accepted: true as const, login: await forwardCode(code) }),
-    {
-      validator: (code) => {
-        const problem = slot.refuseCode(code);
-        if (problem) throw new Error(problem);
-      },
+  setHandler(loginProgressSignal, (progress) => slot.onLoginProgress(progress));
+  setHandler(refreshProgressSignal, (progress) => slot.onRefreshProgress(progress));
+  setHandler(submitCodeUpdate, async (code) => ({ accepted: true as const, login: await forwardCode(code) }), {
+    validator: (code) => {
+      const problem = slot.refuseCode(code);
+      if (problem) throw ApplicationFailure.nonRetryable(problem, 'CodeRejected');
     },
-  );
+  });
   setHandler(submitCodeSignal, async (code) => {
     // A signal cannot answer; a refused code is explained in status instead.
     const problem = slot.refuseCode(code);
@@ -156,27 +239,87 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   setHandler(reloginSignal, () => {
     if (!slot.currentLogin) slot.wantsLogin = true;
   });
+  setHandler(refreshNowSignal, () => {
+    slot.refreshRequested = true;
+  });
   setHandler(retireSignal, (options) => {
     slot.retire = RetireInput.parse(options ?? {});
   });
 
+  /** Tells operators once per event that a slot needs them; never blocks the slot on a dead webhook. */
+  const askOperator = async (reason: string): Promise<void> => {
+    try {
+      await notifyOperator({ slotId: input.slotId, provider: input.provider, host: input.host, phase: slot.phase, reason });
+    } catch {
+      // The status and the log already carry the reason.
+    }
+  };
+
+  const saveStatus = async (): Promise<void> => {
+    try {
+      await files.writeSlotStatus({ slotId: input.slotId, status: { ...slot.status(), updatedAt: Date.now() } });
+    } catch {
+      // A status file is a convenience for agents; the workflow's status is the truth.
+    }
+  };
+
+  if (slot.input.carried) {
+    slot.setPhase(slot.phase);
+  } else if (input.adoptExisting) {
+    slot.wantsLogin = false;
+    await runRefresh(slot, false, askOperator, 'verifying');
+    await saveStatus();
+  }
+
   while (!slot.retire) {
     if (slot.wantsLogin) {
-      await runLogin(slot);
+      const ok = await runLogin(slot);
+      // Schedules the first refresh and writes the agent env file; the slot stays `verifying` meanwhile.
+      if (ok) await runRefresh(slot, false, askOperator, 'verifying');
+      else await askOperator(slot.lastOutcome?.message ?? 'login failed');
+      await saveStatus();
       continue;
     }
-    await condition(() => slot.wantsLogin || slot.retire !== undefined);
+    if (slot.phase === 'active' || slot.phase === 'degraded') {
+      const due = (slot.nextRefreshAt ?? Date.now()) - Date.now();
+      const woke = await condition(() => slot.refreshRequested || slot.wantsLogin || slot.retire !== undefined, Math.max(due, 0));
+      if (slot.retire || slot.wantsLogin) continue;
+      const force = woke && slot.refreshRequested;
+      slot.refreshRequested = false;
+      await runRefresh(slot, force, askOperator);
+      await saveStatus();
+    } else {
+      // needs-relogin: an operator decides.
+      await condition(() => slot.wantsLogin || slot.retire !== undefined || slot.refreshRequested);
+      if (slot.refreshRequested && !slot.wantsLogin && !slot.retire) {
+        // A refresh can still rescue a slot whose login was replaced by hand on the host.
+        slot.refreshRequested = false;
+        await runRefresh(slot, true, askOperator);
+        await saveStatus();
+      }
+    }
+    if (shouldContinueAsNew(slot)) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof slotWorkflow>({ ...input, carried: slot.carry() });
+    }
   }
 
   if (slot.currentLogin) await getExternalWorkflowHandle(slot.currentLogin).signal(loginCancelSignal);
   if (slot.retire.removeFiles) await files.removeSlotFiles({ slotId: input.slotId });
   slot.record('info', slot.retire.removeFiles ? 'retired; the slot files were removed' : 'retired; the slot files were kept');
   slot.setPhase('retired');
+  if (!slot.retire.removeFiles) await saveStatus();
   await condition(allHandlersFinished);
   return slot.status();
 }
 
-async function runLogin(slot: Slot): Promise<void> {
+function shouldContinueAsNew(slot: Slot): boolean {
+  const info = workflowInfo();
+  return info.continueAsNewSuggested || info.historyLength >= (slot.input.maxHistoryEvents ?? 2000);
+}
+
+/** Runs a login child; true when it verified a credential. */
+async function runLogin(slot: Slot): Promise<boolean> {
   const { slotId, provider, host } = slot.input;
   slot.wantsLogin = false;
   slot.logins += 1;
@@ -198,17 +341,93 @@ async function runLogin(slot: Slot): Promise<void> {
     slot.consecutiveFailures = 0;
     slot.record('login-succeeded', `logged in (${result.message}); credential ${result.credential.file} verified`);
     slot.currentLogin = undefined;
-    slot.setPhase('active');
+    return true;
   } catch (err) {
     if (!(err instanceof ChildWorkflowFailure)) throw err;
     const type = err.cause instanceof ApplicationFailure ? err.cause.type : undefined;
-    const next =
-      type === 'LoginCancelled'
-        ? `Start a new one with: slotctl relogin ${slotId}`
-        : `Run \`slotctl relogin ${slotId}\` for a new login URL.`;
+    const next = type === 'LoginCancelled' ? `Start a new one with: slotctl relogin ${slotId}` : `Run \`slotctl relogin ${slotId}\` for a new login URL.`;
     slot.consecutiveFailures += 1;
-    slot.record('login-failed', `login failed: ${describe(err)}. ${next}`);
+    slot.record('login-failed', `login failed: ${describe(err).replace(/\.$/, '')}. ${next}`);
     slot.currentLogin = undefined;
     slot.setPhase('needs-relogin');
+    return false;
   }
+}
+
+/**
+ * Runs a refresh child (which retries transient failures itself) while staying
+ * responsive: `relogin` or `retire` cancel it.
+ */
+async function runRefresh(
+  slot: Slot,
+  force: boolean,
+  askOperator: (reason: string) => Promise<void>,
+  phaseWhileRunning: Extract<Phase, 'refreshing' | 'verifying'> = 'refreshing',
+): Promise<void> {
+  const { slotId, provider, host } = slot.input;
+  slot.refreshes += 1;
+  const childId = refreshWorkflowId(slotId, slot.refreshes);
+  slot.currentRefresh = childId;
+  // A degraded slot stays degraded until a refresh succeeds.
+  if (slot.phase !== 'degraded') slot.setPhase(phaseWhileRunning);
+  const { backoff, ...schedule } = slot.input.refresh ?? {};
+  let outcome: { ok: RefreshOutcome } | { failed: unknown } | undefined;
+  const scope = new CancellationScope();
+  const running = scope
+    .run(() =>
+      executeChild(refreshWorkflow, {
+        workflowId: childId,
+        args: [{ slotId, provider, host, parentId: workflowInfo().workflowId, force, schedule, ...(backoff ? { backoff } : {}) }],
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      }),
+    )
+    .then(
+      (ok) => void (outcome = { ok }),
+      (failed: unknown) => void (outcome = { failed }),
+    );
+  await condition(() => outcome !== undefined || slot.wantsLogin || slot.retire !== undefined);
+  if (!outcome) {
+    scope.cancel();
+    await running;
+  }
+  slot.currentRefresh = undefined;
+  const result = outcome as { ok: RefreshOutcome } | { failed: unknown };
+
+  if ('ok' in result) {
+    const r = result.ok;
+    slot.expiresAt = r.expiresAt ?? slot.expiresAt;
+    slot.lastRefresh = r.lastRefresh ?? slot.lastRefresh;
+    slot.nextRefreshAt = r.nextRefreshAt;
+    if (r.account) slot.account = r.account;
+    slot.consecutiveFailures = 0;
+    slot.lastError = undefined;
+    // A check that found the credential fresh is no news: the last outcome (a login, say) stays.
+    if (r.kind === 'refreshed' || !slot.lastOutcome) {
+      slot.record(
+        'refresh-succeeded',
+        r.kind === 'refreshed'
+          ? `refreshed${r.attempts > 1 ? ` after ${r.attempts} attempts` : ''}; next refresh ${new Date(r.nextRefreshAt).toISOString()}`
+          : `credential is valid; next refresh ${new Date(r.nextRefreshAt).toISOString()}`,
+      );
+    }
+    slot.setPhase('active');
+    return;
+  }
+  if (isCancellation(result.failed) || (result.failed instanceof ChildWorkflowFailure && isCancellation(result.failed.cause))) {
+    // Relogin or retire overtook the refresh; the main loop handles them.
+    if (slot.phase === 'refreshing' || slot.phase === 'verifying') slot.setPhase('active');
+    return;
+  }
+  if (!(result.failed instanceof ChildWorkflowFailure)) throw result.failed;
+  const reason = describe(result.failed);
+  slot.consecutiveFailures += 1;
+  slot.lastError = reason;
+  const automatic = (slot.input.onPermanentFailure ?? 'login') === 'login';
+  slot.record(
+    'refresh-failed',
+    `refresh failed permanently: ${reason.replace(/\.$/, '')}. ${automatic ? 'A new login was started; an operator must complete it.' : `Run \`slotctl relogin ${slotId}\` to log in again.`}`,
+  );
+  slot.setPhase('needs-relogin');
+  await askOperator(slot.lastOutcome?.message ?? reason);
+  if (automatic) slot.wantsLogin = true;
 }

@@ -1,8 +1,7 @@
 // The credential store's promises, checked on a real filesystem: modes whatever the
 // umask, confinement to the slot home, no symlink following, no secret in errors,
 // and a writer SIGKILLed mid-write never leaves a torn credential file behind.
-import { spawn } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +12,7 @@ import {
   CredentialStoreError,
   cleanupStaleTempFiles,
   ensureSlotHome,
+  makeSecretFilePrivate,
   readSecretFile,
   resolveInSlot,
   slotHome,
@@ -284,6 +284,39 @@ describe('readSecretFile', () => {
     expect(await readSecretFile(home, 'cfg/creds.json', { requirePrivate: true })).toMatchObject({ ok: false, reason: 'unsafe-mode' });
     // Without the option the modes are only reported.
     expect(await readSecretFile(home, 'cfg/creds.json')).toMatchObject({ ok: true, stat: { mode: 0o644 } });
+  });
+});
+
+describe('makeSecretFilePrivate', () => {
+  it('tightens a file a CLI wrote 0644 in a 0755 directory', async () => {
+    const home = await ensureSlotHome(scratch, 'alpha');
+    await mkdir(path.join(home, '.codex'));
+    await chmod(path.join(home, '.codex'), 0o755);
+    await writeFile(path.join(home, '.codex', 'auth.json'), '{}');
+    await chmod(path.join(home, '.codex', 'auth.json'), 0o644);
+    await makeSecretFilePrivate(home, '.codex/auth.json');
+    expect(await modeOf(path.join(home, '.codex'))).toBe(0o700);
+    expect(await modeOf(path.join(home, '.codex', 'auth.json'))).toBe(0o600);
+  });
+
+  it('never changes the mode of what a symlink points at', async () => {
+    const home = await ensureSlotHome(scratch, 'alpha');
+    const victim = path.join(scratch, 'victim');
+    const victimDir = path.join(scratch, 'victim-dir');
+    await writeFile(victim, 'x');
+    await chmod(victim, 0o644);
+    await mkdir(victimDir);
+    await chmod(victimDir, 0o755);
+    await writeFile(path.join(victimDir, 'auth.json'), '{}');
+    await chmod(path.join(victimDir, 'auth.json'), 0o644);
+    await symlink(victim, path.join(home, 'auth.json'));
+    await symlink(victimDir, path.join(home, '.codex'));
+    expect((await thrown(makeSecretFilePrivate(home, 'auth.json'))).code).toBe('symlink');
+    expect((await thrown(makeSecretFilePrivate(home, '.codex/auth.json'))).code).toBe('symlink');
+    expect(await modeOf(victim)).toBe(0o644);
+    expect(await modeOf(victimDir)).toBe(0o755);
+    expect(await modeOf(path.join(victimDir, 'auth.json'))).toBe(0o644);
+    expect((await thrown(makeSecretFilePrivate(home, 'missing.json'))).code).toBe('missing');
   });
 });
 

@@ -1,0 +1,482 @@
+// Host-pinned refresh: re-read the slot's credential, ask the provider's token
+// endpoint for new tokens when due, persist only what the answer carries, and
+// rewrite the agents' env file. Nothing it returns, throws or logs holds a token.
+import { ApplicationFailure } from '@temporalio/activity';
+import { z } from 'zod';
+import { SlotId } from '../common/slot';
+import { getProvider, UnknownProviderError } from '../providers';
+import { parseRetryAfter, type TokenEndpointAnswer } from '../providers/oauth';
+import type { CredentialFacts, Provider, RefreshSchedule, SlotPaths, TokenAnswer } from '../providers/provider';
+import { CredentialFailureType } from './credential';
+import {
+  cleanupStaleTempFiles,
+  CredentialStoreError,
+  ensureSlotHome,
+  readSecretFile,
+  slotHome,
+  updateJsonFileAtomic,
+  writeSecretFileAtomic,
+} from './credential-store';
+
+/** Failure types a workflow tells apart. */
+export const RefreshFailureType = {
+  /** The endpoint refused the refresh token (or the credential): a new login is needed. Non-retryable. */
+  permanent: 'RefreshPermanent',
+  /** Network, timeout, 5xx, 429, an unusable answer: retry later (`nextRetryDelay` when the server said). */
+  transient: 'RefreshTransient',
+  /** Bad activity input or endpoint configuration: neither a retry nor a login helps. Non-retryable. */
+  misconfigured: 'RefreshMisconfigured',
+} as const;
+
+export const SlotStatusFailureType = {
+  /** The status held something that looks like a token. Non-retryable. */
+  refused: 'SlotStatusRefused',
+} as const;
+
+/** The status file beside the credential, for agents and monitoring. */
+export const SLOT_STATUS_FILE = 'slot-status.json';
+
+export interface RefreshActivityDeps {
+  readonly slotsDir: string;
+  /** The worker's environment: token endpoint overrides (`CLAUDE_TOKEN_URL` …). */
+  readonly env: NodeJS.ProcessEnv;
+  /** Whole request, answer body included. @default 30000 */
+  readonly fetchTimeoutMs?: number;
+  /** Larger answers are abandoned unread. @default 1 MiB */
+  readonly maxBodyBytes?: number;
+}
+
+export interface RefreshCredentialInput {
+  readonly slotId: string;
+  readonly provider: string;
+  /** The workflow's clock (epoch ms): every freshness decision and every time written uses it. */
+  readonly now: number;
+  /** Refresh even when the credential is not due (an operator's `refreshNow`). */
+  readonly force: boolean;
+  /** Overrides of the provider's schedule. */
+  readonly schedule?: Partial<RefreshSchedule>;
+}
+
+export interface RefreshResult {
+  /** `fresh`: not due, no request was made. */
+  readonly kind: 'refreshed' | 'fresh';
+  readonly expiresAt?: number;
+  readonly lastRefresh?: number;
+  /** When the workflow should call again (jittered, at least a minute from `now`). */
+  readonly nextRefreshAt: number;
+  readonly account?: string;
+}
+
+export interface WriteSlotStatusInput {
+  readonly slotId: string;
+  readonly status: Record<string, unknown>;
+}
+
+const DEFAULT_FETCH_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** A refresh is never scheduled sooner than this, so a credential that stays due cannot spin. */
+const MIN_NEXT_REFRESH_MS = 60_000;
+
+const Duration = z.number().finite().nonnegative();
+const RefreshCredentialInputSchema = z.object({
+  slotId: SlotId,
+  provider: z.string().min(1),
+  now: z.number().finite().positive(),
+  force: z.boolean(),
+  schedule: z.object({ beforeExpiryMs: Duration.optional(), maxAgeMs: Duration.optional(), jitterMs: Duration.optional() }).optional(),
+});
+
+export function createRefreshActivities(deps: RefreshActivityDeps) {
+  const fetchTimeoutMs = deps.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
+  const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isSafeInteger(fetchTimeoutMs) || fetchTimeoutMs <= 0) throw new RangeError(`fetchTimeoutMs must be a positive integer, got ${fetchTimeoutMs}`);
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw new RangeError(`maxBodyBytes must be a positive integer, got ${maxBodyBytes}`);
+
+  async function refreshCredential(rawInput: RefreshCredentialInput): Promise<RefreshResult> {
+    const input = RefreshCredentialInputSchema.safeParse(rawInput);
+    if (!input.success) {
+      const problems = input.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
+      throw ApplicationFailure.nonRetryable(`invalid refresh input: ${problems}`, RefreshFailureType.misconfigured);
+    }
+    const { slotId, now, force } = input.data;
+    const provider = providerOrFail(input.data.provider);
+    const schedule = scheduleOf(provider, input.data.schedule);
+    const slot: SlotPaths = { slotId, home: slotHome(deps.slotsDir, slotId) };
+    const file = provider.credential.file;
+    const secrets = new Secrets();
+
+    await cleanupStaleTempFiles(slot.home, file).catch(() => undefined);
+    await cleanupStaleTempFiles(slot.home, provider.agent.envFile).catch(() => undefined);
+
+    const credential = await readCredential(provider, slot.home, secrets);
+    const facts = provider.credential.facts(credential.parsed);
+    const dueAt = dueTime(facts, schedule);
+    // The workflow wakes at a jittered time up to jitterMs early: that counts as due.
+    if (!force && dueAt !== undefined && now < dueAt - schedule.jitterMs) {
+      // A refresh whose env-file write failed left the credential fresh: catch up here.
+      await writeAgentEnv(provider, slot, credential.parsed, secrets);
+      return result('fresh', facts, nextRefreshAt(dueAt, schedule, now));
+    }
+
+    const endpoint = endpointOf(provider, deps.env);
+    const request = provider.refresh.request(credential.parsed);
+    const called = await callTokenEndpoint(endpoint, request, { fetchTimeoutMs, maxBodyBytes });
+    if (!called.ok) throw transient(secrets.scrub(called.reason));
+    const verdict = provider.refresh.classify(called.answer);
+    const details = [{ provider: provider.name, httpStatus: called.answer.status }];
+    if (verdict.kind === 'permanent') {
+      throw ApplicationFailure.create({ message: secrets.scrub(verdict.reason), type: RefreshFailureType.permanent, nonRetryable: true, details });
+    }
+    if (verdict.kind === 'transient') throw transient(secrets.scrub(verdict.reason), verdict.retryAfterMs, details);
+
+    const tokens: TokenAnswer = verdict.tokens;
+    secrets.addLeaves(tokens);
+    const written = await persist(provider, slot.home, tokens, now, secrets);
+    await writeAgentEnv(provider, slot, written.parsed, secrets);
+    const refreshed = provider.credential.facts(written.parsed);
+    const withRefresh: CredentialFacts = { ...refreshed, lastRefresh: refreshed.lastRefresh ?? now };
+    return result('refreshed', withRefresh, nextRefreshAt(dueTime(withRefresh, schedule), schedule, now));
+  }
+
+  /** Writes `slot-status.json` in the slot home, refusing anything that looks like a token. */
+  async function writeSlotStatus(input: WriteSlotStatusInput): Promise<{ file: string }> {
+    const found = tokenLikeField(input.status, 'status');
+    if (found !== undefined) {
+      throw ApplicationFailure.nonRetryable(
+        `refusing to write the status of slot ${input.slotId}: ${found} looks like a token, and status files never hold tokens`,
+        SlotStatusFailureType.refused,
+      );
+    }
+    const home = await ensureSlotHome(deps.slotsDir, input.slotId);
+    await cleanupStaleTempFiles(home, SLOT_STATUS_FILE).catch(() => undefined);
+    await writeSecretFileAtomic(home, SLOT_STATUS_FILE, `${JSON.stringify(input.status, null, 2)}\n`);
+    return { file: SLOT_STATUS_FILE };
+  }
+
+  return { refreshCredential, writeSlotStatus };
+}
+
+export type RefreshActivities = ReturnType<typeof createRefreshActivities>;
+
+const transient = (message: string, retryAfterMs?: number, details?: unknown[]): ApplicationFailure =>
+  ApplicationFailure.create({
+    message,
+    type: RefreshFailureType.transient,
+    nonRetryable: false,
+    ...(details ? { details } : {}),
+    ...(retryAfterMs !== undefined ? { nextRetryDelay: retryAfterMs } : {}),
+  });
+
+const misconfigured = (message: string): ApplicationFailure => ApplicationFailure.nonRetryable(message, RefreshFailureType.misconfigured);
+
+const credentialInvalid = (message: string): ApplicationFailure => ApplicationFailure.nonRetryable(message, CredentialFailureType.invalid);
+
+function providerOrFail(name: string): Provider {
+  try {
+    return getProvider(name);
+  } catch (err) {
+    if (err instanceof UnknownProviderError) throw misconfigured(err.message);
+    throw err;
+  }
+}
+
+function scheduleOf(provider: Provider, overrides: Partial<RefreshSchedule> | undefined): RefreshSchedule {
+  const given = Object.fromEntries(Object.entries(overrides ?? {}).filter(([, value]) => value !== undefined));
+  return { ...provider.refresh.schedule, ...given };
+}
+
+/** Field names and zod's wording, never values: a credential's values are tokens. */
+const describeIssues = (issues: readonly z.core.$ZodIssue[]): string =>
+  issues
+    .slice(0, 5)
+    .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+    .join('; ');
+
+async function readCredential(provider: Provider, home: string, secrets: Secrets): Promise<{ parsed: unknown }> {
+  const file = provider.credential.file;
+  const read = await readSecretFile(home, file);
+  if (!read.ok) {
+    throw credentialInvalid(
+      read.reason === 'missing'
+        ? `no ${provider.displayName} credential to refresh: ${read.message}; the slot needs a login`
+        : `the ${provider.displayName} credential cannot be read: ${read.message}`,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(read.text);
+  } catch {
+    // No cause: V8's SyntaxError quotes the text around the error, which may be a token.
+    throw credentialInvalid(`${file} in slot home is not valid JSON (${read.stat.size} bytes); it is left untouched`);
+  }
+  secrets.addLeaves(json);
+  const parsed = provider.credential.schema.safeParse(json);
+  if (!parsed.success) {
+    throw credentialInvalid(secrets.scrub(`${file} does not look like a ${provider.displayName} credential: ${describeIssues(parsed.error.issues)}`));
+  }
+  return { parsed: parsed.data };
+}
+
+/** An answer that cannot be persisted; thrown inside the read-modify-write so nothing is written. */
+class UnusableAnswer extends Error {}
+
+async function persist(provider: Provider, home: string, tokens: TokenAnswer, now: number, secrets: Secrets): Promise<{ parsed: unknown }> {
+  const file = provider.credential.file;
+  const schema = provider.credential.schema;
+  let parsed: unknown;
+  try {
+    await updateJsonFileAtomic(home, file, (current) => {
+      if (!schema.safeParse(current).success) throw new UnusableAnswer(`${file} changed during the refresh and is no longer a valid credential`);
+      let next: unknown;
+      try {
+        next = provider.refresh.apply(current, tokens, now);
+      } catch {
+        throw new UnusableAnswer(`the token answer could not be applied to ${file}`);
+      }
+      const checked = schema.safeParse(next);
+      if (!checked.success) throw new UnusableAnswer(`the token answer would make ${file} invalid (${describeIssues(checked.error.issues)})`);
+      parsed = checked.data;
+      return next;
+    });
+  } catch (err) {
+    // The endpoint has probably rotated the refresh token we sent; say so, the old file stays.
+    const spent = 'the previous file is kept, but its refresh token may already be spent';
+    if (err instanceof UnusableAnswer) throw transient(secrets.scrub(`${err.message}; ${spent}`));
+    if (err instanceof CredentialStoreError) throw transient(secrets.scrub(`the refreshed ${provider.displayName} credential could not be written: ${err.message}; ${spent}`));
+    throw err;
+  }
+  return { parsed };
+}
+
+/** Rewrites the agents' env file when its content differs, atomically and 0600. */
+async function writeAgentEnv(provider: Provider, slot: SlotPaths, credential: unknown, secrets: Secrets): Promise<void> {
+  const file = provider.agent.envFile;
+  let text: string;
+  try {
+    text = formatEnvFile(provider.agent.env(credential, slot));
+  } catch (err) {
+    throw misconfigured(secrets.scrub(`cannot write ${file}: ${err instanceof EnvFileError ? err.message : 'the provider gave no usable variables'}`));
+  }
+  try {
+    const current = await readSecretFile(slot.home, file);
+    if (current.ok && current.text === text && (current.stat.mode & 0o077) === 0) return;
+    await writeSecretFileAtomic(slot.home, file, text);
+  } catch (err) {
+    if (err instanceof CredentialStoreError) throw transient(secrets.scrub(`the agent env file could not be written: ${err.message}`));
+    throw err;
+  }
+}
+
+class EnvFileError extends Error {}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Values of these characters need no quotes in sh, systemd or `docker --env-file` (which takes quotes literally). */
+const BARE_VALUE = /^[A-Za-z0-9_.,:/@%+=-]+$/;
+
+/** `KEY=value` lines; a value with other characters is single-quoted the POSIX-shell way. */
+export function formatEnvFile(vars: Record<string, string>): string {
+  const lines = Object.entries(vars).map(([name, value]) => {
+    if (!ENV_NAME.test(name)) throw new EnvFileError(`${JSON.stringify(name)} is not a valid variable name`);
+    if (typeof value !== 'string' || /[\0\r\n]/.test(value)) throw new EnvFileError(`the value of ${name} is not a single line`);
+    return `${name}=${BARE_VALUE.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`}`;
+  });
+  return `# Written by slot-provisioner after every refresh; do not edit.\n${lines.join('\n')}\n`;
+}
+
+function endpointOf(provider: Provider, env: NodeJS.ProcessEnv): URL {
+  const raw = provider.refresh.endpoint(env);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    // Not quoted: an override may carry credentials.
+    throw misconfigured(`the ${provider.displayName} token endpoint is not a valid URL; check its override variable`);
+  }
+  if (url.username !== '' || url.password !== '') throw misconfigured(`the ${provider.displayName} token endpoint must not contain credentials`);
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname) || /^127\.\d+\.\d+\.\d+$/.test(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    throw misconfigured(`refusing to send a ${provider.displayName} refresh token to ${url.protocol}//${url.host}: only https (or http on loopback) is allowed`);
+  }
+  return url;
+}
+
+type EndpointCall = { readonly ok: true; readonly answer: TokenEndpointAnswer } | { readonly ok: false; readonly reason: string };
+
+/** One POST, bounded in time and size. Redirects are not followed: they would carry the refresh token elsewhere. */
+async function callTokenEndpoint(
+  url: URL,
+  request: ReturnType<Provider['refresh']['request']>,
+  limits: { readonly fetchTimeoutMs: number; readonly maxBodyBytes: number },
+): Promise<EndpointCall> {
+  const where = `token endpoint ${url.origin}${url.pathname}`;
+  const timeout = AbortSignal.timeout(limits.fetchTimeoutMs);
+  const stop = new AbortController();
+  // Not the activity's cancellation: once sent, the answer holds the only valid refresh token.
+  const signal = AbortSignal.any([timeout, stop.signal]);
+  const failed = (err: unknown, phase: 'request' | 'answer'): EndpointCall => ({
+    ok: false,
+    reason: `${where}: ${timeout.aborted ? `timed out after ${duration(limits.fetchTimeoutMs)}` : networkProblem(err, phase)}`,
+  });
+
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      headers: {
+        accept: 'application/json',
+        'content-type': request.encoding === 'json' ? 'application/json' : 'application/x-www-form-urlencoded',
+      },
+      body: request.encoding === 'json' ? JSON.stringify(request.body) : new URLSearchParams(request.body).toString(),
+      redirect: 'manual',
+      signal,
+    });
+  } catch (err) {
+    return failed(err, 'request');
+  }
+
+  const tooLarge: EndpointCall = { ok: false, reason: `${where}: answer larger than ${limits.maxBodyBytes} bytes (HTTP ${response.status})` };
+  const declared = Number(response.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared > limits.maxBodyBytes) {
+    stop.abort();
+    await response.body?.cancel().catch(() => undefined);
+    return tooLarge;
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (response.body) {
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        size += value.byteLength;
+        if (size > limits.maxBodyBytes) {
+          await reader.cancel().catch(() => undefined);
+          stop.abort();
+          return tooLarge;
+        }
+        chunks.push(value);
+      }
+    } catch (err) {
+      return failed(err, 'answer');
+    }
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    json = undefined;
+  }
+  // A Retry-After date is on the server's clock, not the workflow's (which may run ahead).
+  const serverDate = Date.parse(response.headers.get('date') ?? '');
+  const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), Number.isFinite(serverDate) ? serverDate : Date.now());
+  return { ok: true, answer: { status: response.status, json, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) } };
+}
+
+const duration = (ms: number): string => (ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`);
+
+/** undici wraps the socket error in `cause`; its code says what happened. Messages are not quoted. */
+function networkProblem(err: unknown, phase: 'request' | 'answer'): string {
+  const codeOf = (e: unknown): string | undefined =>
+    typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
+  const cause = typeof err === 'object' && err !== null && 'cause' in err ? err.cause : undefined;
+  const code = codeOf(cause) ?? codeOf(err);
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+      return phase === 'request' ? 'connection closed before an answer' : 'connection closed while reading the answer';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'host not found (DNS)';
+    case 'ETIMEDOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return 'connection timed out';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return 'host unreachable';
+    default:
+      if (code !== undefined && /CERT|TLS|SSL|SELF_SIGNED/.test(code)) return `TLS certificate not accepted (${code})`;
+      return `network error (${code ?? (err instanceof Error ? err.name : 'unknown')}) ${phase === 'request' ? 'before an answer' : 'while reading the answer'}`;
+  }
+}
+
+/** The earliest moment the schedule calls for a refresh; undefined when the credential tells nothing. */
+function dueTime(facts: CredentialFacts, schedule: RefreshSchedule): number | undefined {
+  const candidates: number[] = [];
+  if (facts.expiresAt !== undefined) candidates.push(facts.expiresAt - schedule.beforeExpiryMs);
+  if (facts.lastRefresh !== undefined && schedule.maxAgeMs !== undefined) candidates.push(facts.lastRefresh + schedule.maxAgeMs);
+  return candidates.length > 0 ? Math.min(...candidates) : undefined;
+}
+
+function nextRefreshAt(dueAt: number | undefined, schedule: RefreshSchedule, now: number): number {
+  // A credential that tells neither expiry nor age is looked at again after one margin.
+  const at = (dueAt ?? now + schedule.beforeExpiryMs) - Math.floor(Math.random() * (schedule.jitterMs + 1));
+  return Math.max(Math.round(at), now + MIN_NEXT_REFRESH_MS);
+}
+
+function result(kind: RefreshResult['kind'], facts: CredentialFacts, next: number): RefreshResult {
+  return {
+    kind,
+    ...(facts.expiresAt !== undefined ? { expiresAt: facts.expiresAt } : {}),
+    ...(facts.lastRefresh !== undefined ? { lastRefresh: facts.lastRefresh } : {}),
+    nextRefreshAt: next,
+    ...(facts.account !== undefined ? { account: facts.account } : {}),
+  };
+}
+
+/**
+ * Every string of the credential and the answer: whatever a message is built from,
+ * none of them can reach a failure. Short strings (modes, names) are not secrets.
+ */
+class Secrets {
+  private readonly values = new Set<string>();
+
+  addLeaves(value: unknown, depth = 0): void {
+    if (depth > 32) return;
+    if (typeof value === 'string') {
+      if (value.length >= 12) this.values.add(value);
+    } else if (Array.isArray(value)) {
+      for (const item of value) this.addLeaves(item, depth + 1);
+    } else if (typeof value === 'object' && value !== null) {
+      for (const item of Object.values(value)) this.addLeaves(item, depth + 1);
+    }
+  }
+
+  scrub(text: string): string {
+    let out = text;
+    for (const secret of this.values) out = out.split(secret).join('[redacted]');
+    return out;
+  }
+}
+
+/**
+ * Tokens by their look: JWTs (header.payload, both base64 JSON), Anthropic keys and
+ * OAuth tokens, OpenAI refresh tokens. Tight enough that the random state and PKCE
+ * challenge in a login URL in the status do not trip them.
+ */
+const TOKEN_LIKE = [/eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}/, /sk-ant-[A-Za-z0-9_-]{4,}/, /(?<![A-Za-z0-9_-])rt_[A-Za-z0-9_-]{16,}/];
+
+/** The path of the first key or string value that looks like a token, or undefined. */
+function tokenLikeField(value: unknown, at: string, depth = 0): string | undefined {
+  if (depth > 32) return undefined;
+  if (typeof value === 'string') return TOKEN_LIKE.some((p) => p.test(value)) ? at : undefined;
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) {
+      const found = tokenLikeField(item, `${at}[${i}]`, depth + 1);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (typeof value === 'object' && value !== null) {
+    for (const [key, item] of Object.entries(value)) {
+      if (TOKEN_LIKE.some((p) => p.test(key))) return `a key of ${at}`;
+      const found = tokenLikeField(item, `${at}.${key}`, depth + 1);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}

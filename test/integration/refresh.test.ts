@@ -1,0 +1,191 @@
+// Keeping slots alive, on the time-skipping server: weeks of scheduled refreshes
+// against a real token endpoint on 127.0.0.1, permanent and transient failures.
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createServer, type Server } from 'node:http';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
+import { SlotClient } from '../../cli/slot-client';
+import type { SlotStatus } from '../../common/messages';
+import { slotWorkflowId } from '../../common/slot';
+import { createSlotWorkers, type SlotWorkers } from '../../workers/worker';
+import { timeSkippingEnv, uniqueName, workflowBundle } from '../harness';
+import { startTokenServer, type TokenServer } from '../peers/token-server';
+
+const CLAUDE_CLIENT_ID = '9d1c250a-e61b-44d9-88ed-5944d1962f5e';
+const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+
+let env: TestWorkflowEnvironment;
+let server: TokenServer;
+let slotsDir: string;
+let workers: SlotWorkers;
+let running: Promise<void>;
+let slots: SlotClient;
+let hostName: string;
+let webhook: Server;
+const notices: Array<{ slotId: string; reason: string }> = [];
+/** Slots of the running test: retired after it, so their timers and requests cannot disturb the next. */
+const provisioned: string[] = [];
+
+beforeAll(async () => {
+  env = await timeSkippingEnv();
+  server = await startTokenServer({ defaultClientId: CLAUDE_CLIENT_ID, accessTtlSec: 8 * 3600 });
+  slotsDir = await mkdtemp(join(tmpdir(), 'slots-refresh-'));
+  webhook = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      notices.push(JSON.parse(body) as { slotId: string; reason: string });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+  const webhookPort = (webhook.address() as { port: number }).port;
+  hostName = uniqueName('host');
+  const sharedTaskQueue = uniqueName('shared');
+  workers = await createSlotWorkers({
+    connection: env.nativeConnection,
+    namespace: 'default',
+    slotsDir,
+    host: hostName,
+    sharedTaskQueue,
+    workflowBundle: await workflowBundle(),
+    env: {
+      ...process.env,
+      CLAUDE_TOKEN_URL: server.claudeTokenUrl,
+      // No CLI may run here: a login would need an operator, and these slots adopt their credentials.
+      CLAUDE_BIN: '/nonexistent/claude',
+    },
+    notifyWebhookUrl: `http://127.0.0.1:${webhookPort}/notify`,
+  });
+  running = workers.run();
+  slots = new SlotClient(env.client, sharedTaskQueue);
+});
+
+afterAll(async () => {
+  workers?.shutdown();
+  await running;
+  await env?.teardown();
+  await server?.close();
+  webhook?.close();
+  if (slotsDir) await rm(slotsDir, { recursive: true, force: true });
+});
+
+afterEach(async () => {
+  for (const slotId of provisioned.splice(0)) await slots.retire(slotId).catch(() => undefined);
+});
+
+/** Writes a Claude credential as the CLI would, with tokens the server issued. */
+async function seedClaude(slotId: string, tokens = server.issue()): Promise<typeof tokens> {
+  provisioned.push(slotId);
+  await writeSecretFileAtomic(
+    await ensureSlotHome(slotsDir, slotId),
+    '.claude/.credentials.json',
+    JSON.stringify({
+      claudeAiOauth: {
+        accessToken: tokens.accessToken,
+        refreshToken: tokens.refreshToken,
+        // The server's clock, which earlier tests moved weeks ahead of the real one.
+        expiresAt: (await env.currentTimeMs()) + tokens.expiresIn * 1000,
+        scopes: ['user:inference'],
+        subscriptionType: 'max',
+      },
+      keepMe: { unrelated: true },
+    }),
+  );
+  return tokens;
+}
+
+const readClaude = async (slotId: string): Promise<{ claudeAiOauth: { accessToken: string; refreshToken: string; expiresAt: number }; keepMe?: unknown }> =>
+  JSON.parse(await readFile(join(slotsDir, slotId, '.claude', '.credentials.json'), 'utf8'));
+
+async function until(slotId: string, check: (s: SlotStatus) => boolean, what: string, timeoutMs = 20_000): Promise<SlotStatus> {
+  const { status, reached } = await slots.waitFor(slotId, check, { timeoutMs, pollMs: 100 });
+  if (!reached) throw new Error(`slot ${slotId}: wanted ${what}, have ${JSON.stringify(status)}`);
+  return status;
+}
+
+describe('scheduled refresh', () => {
+  it('keeps a slot active through thirty simulated days, rotating tokens, with bounded history', async () => {
+    const slotId = uniqueName('month');
+    const issued = await seedClaude(slotId);
+    await slots.provision({ slotId, provider: 'claude', host: hostName, adoptExisting: true, options: { maxHistoryEvents: 300 } });
+    const first = await until(slotId, (s) => s.phase === 'active', 'active');
+    // Adopted a fresh credential: nothing to refresh yet, and a timer set before expiry.
+    expect(server.requests).toHaveLength(0);
+    expect(first.nextRefreshAt).toBeGreaterThan(Date.now() + 6 * HOUR);
+    expect(first.nextRefreshAt).toBeLessThanOrEqual((first.expiresAt ?? 0) - HOUR);
+
+    const started = await env.currentTimeMs();
+    await env.sleep(30 * DAY);
+    const after = await until(slotId, (s) => s.phase === 'active', 'active after a month');
+    const grant = server.grant(issued.grantId);
+
+    // ~7 h between refreshes for 8 h tokens refreshed 1 h early (minus jitter): 30 days ≈ 100.
+    expect(grant?.rotations).toBeGreaterThanOrEqual(95);
+    expect(grant?.alive).toBe(true);
+    expect(server.presentedTwice()).toEqual([]);
+    expect(server.requests.every((r) => r.status === 200)).toBe(true);
+    const onDisk = await readClaude(slotId);
+    expect(onDisk.claudeAiOauth.refreshToken).toBe(grant?.refreshToken);
+    expect(onDisk.claudeAiOauth.accessToken).toBe(grant?.accessToken);
+    expect(onDisk.keepMe).toEqual({ unrelated: true });
+    expect(after.expiresAt).toBeGreaterThan(started + 30 * DAY);
+    expect(after.lastOutcome?.kind).toBe('refresh-succeeded');
+    expect(notices.filter((n) => n.slotId === slotId)).toEqual([]);
+
+    // Continue-as-new kept each run's history small.
+    const handle = env.client.workflow.getHandle(slotWorkflowId(slotId));
+    const history = await handle.fetchHistory();
+    expect(history.events?.length).toBeLessThan(400);
+    const description = await handle.describe();
+    expect(description.runId).not.toBe(description.raw.workflowExecutionInfo?.firstRunId);
+    expect(after.refreshes).toBeGreaterThanOrEqual(95);
+  });
+
+  it('rides out a run of 5xx, 429 and garbage answers without a person, then recovers', async () => {
+    const slotId = uniqueName('flaky');
+    const issued = await seedClaude(slotId);
+    await slots.provision({ slotId, provider: 'claude', host: hostName, adoptExisting: true, options: { degradedWithinMs: 12 * HOUR } });
+    await until(slotId, (s) => s.phase === 'active', 'active');
+    const before = await readFile(join(slotsDir, slotId, '.claude', '.credentials.json'), 'utf8');
+
+    server.script([{ status: 500 }, { status: 503 }, { status: 429, retryAfter: 600 }, { html: true }, { body: 'not json', status: 200 }, { dropConnection: true }]);
+    await slots.refreshNow(slotId);
+    const degraded = await until(slotId, (s) => s.phase === 'degraded', 'degraded');
+    expect(degraded.consecutiveFailures).toBeGreaterThanOrEqual(1);
+    expect(degraded.lastError).toMatch(/500|503|429/);
+    // Failed attempts never touch the file.
+    expect(await readFile(join(slotsDir, slotId, '.claude', '.credentials.json'), 'utf8')).toBe(before);
+
+    await env.sleep(2 * HOUR);
+    const recovered = await until(slotId, (s) => s.phase === 'active', 'recovered');
+    expect(recovered.consecutiveFailures).toBe(0);
+    expect(recovered.lastOutcome?.message).toMatch(/refreshed after 7 attempts/);
+    expect(server.pendingFaults()).toBe(0);
+    expect(server.grant(issued.grantId)?.rotations).toBe(1);
+    expect(server.presentedTwice()).toEqual([]);
+    expect(notices.filter((n) => n.slotId === slotId)).toEqual([]);
+    // Six failed attempts and the seventh that rotated: each one a single presentation.
+    expect(server.requests.filter((r) => r.refreshToken === issued.refreshToken)).toHaveLength(7);
+  });
+
+  it('retire keeps or removes the slot files as the operator chose', async () => {
+    const kept = uniqueName('kept');
+    const removed = uniqueName('removed');
+    for (const slotId of [kept, removed]) {
+      await seedClaude(slotId);
+      await slots.provision({ slotId, provider: 'claude', host: hostName, adoptExisting: true });
+      await until(slotId, (s) => s.phase === 'active', 'active');
+    }
+    await slots.retire(kept);
+    await slots.retire(removed, { removeFiles: true });
+    await until(kept, (s) => s.phase === 'retired', 'retired');
+    await until(removed, (s) => s.phase === 'retired', 'retired');
+    await expect(readClaude(kept)).resolves.toBeTruthy();
+    await expect(readClaude(removed)).rejects.toThrow(/ENOENT/);
+  });
+});
