@@ -87,6 +87,12 @@ describe('permanent refresh failure', () => {
     const env = await readFile(join(rig.slotsDir, slotId, '.agent.env'), 'utf8');
     expect(env).toContain(`CLAUDE_CODE_OAUTH_TOKEN=${onDisk.claudeAiOauth.accessToken}`);
     expect(server.presentedTwice()).toEqual([]);
+    // The status file beside the credential serves monitoring, without a token.
+    const statusFile = await readFile(join(rig.slotsDir, slotId, 'slot-status.json'), 'utf8');
+    expect(JSON.parse(statusFile)).toMatchObject({ slotId, phase: 'active', provider: 'claude' });
+    for (const secret of [onDisk.claudeAiOauth.accessToken, onDisk.claudeAiOauth.refreshToken, FIXTURE_TOKENS.refreshToken, issued.refreshToken]) {
+      expect(statusFile).not.toContain(secret);
+    }
     // Transient or not, nothing else reached the operator.
     expect(notices.filter((n) => n.slotId === slotId)).toHaveLength(1);
   });

@@ -7,7 +7,9 @@ import { promisify } from 'node:util';
 import { inject } from 'vitest';
 import { obtainTemporalCli } from '../../workers/temporal-binaries';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loginWorkflowId, slotWorkflowId } from '../../common/slot';
+import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
+import { loginWorkflowId, refreshWorkflowId, slotWorkflowId } from '../../common/slot';
+import { startTokenServer, type TokenServer } from '../peers/token-server';
 import { uniqueName } from '../harness';
 import { claudeCode, startSlotRig, stateOf, waitForPhase, waitForPrompt, type SlotRig } from '../slot-fixtures';
 import { HISTORIES_DIR } from './histories';
@@ -15,24 +17,32 @@ import { HISTORIES_DIR } from './histories';
 describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () => {
   let rig: SlotRig;
   let temporal: string;
+  let server: TokenServer;
   beforeAll(async () => {
-    rig = await startSlotRig();
+    server = await startTokenServer({ defaultClientId: '9d1c250a-e61b-44d9-88ed-5944d1962f5e' });
+    rig = await startSlotRig({ CLAUDE_TOKEN_URL: server.claudeTokenUrl });
     const cli = await obtainTemporalCli();
     if (cli.type !== 'existing-path') throw new Error('recording needs a local temporal CLI');
     temporal = cli.path;
   });
-  afterAll(async () => rig?.close());
+  afterAll(async () => {
+    await rig?.close();
+    await server?.close();
+  });
 
-  async function save(name: string, slotId: string, logins: number): Promise<void> {
-    const ids = [slotWorkflowId(slotId), ...Array.from({ length: logins }, (_, i) => loginWorkflowId(slotId, i + 1))];
-    for (const [i, workflowId] of ids.entries()) {
+  async function save(name: string, slotId: string, logins: number, refreshes = 0): Promise<void> {
+    const ids: Array<[string, string]> = [
+      ['slot', slotWorkflowId(slotId)],
+      ...Array.from({ length: logins }, (_, i): [string, string] => [`login-${i + 1}`, loginWorkflowId(slotId, i + 1)]),
+      ...Array.from({ length: refreshes }, (_, i): [string, string] => [`refresh-${i + 1}`, refreshWorkflowId(slotId, i + 1)]),
+    ];
+    for (const [kind, workflowId] of ids) {
       // The temporal CLI writes the proto JSON form that historyFromJSON reads.
       const { stdout } = await promisify(execFile)(
         temporal,
         ['workflow', 'show', '--address', inject('temporalAddress'), '--workflow-id', workflowId, '--output', 'json'],
         { maxBuffer: 64 * 1024 * 1024 },
       );
-      const kind = i === 0 ? 'slot' : `login-${i}`;
       await writeFile(`${HISTORIES_DIR}/${name}.${kind}.json`, `${JSON.stringify(JSON.parse(stdout), null, 1)}\n`);
     }
   }
@@ -58,6 +68,24 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
     await rig.slots.retire(slotId);
     await waitForPhase(rig.slots, slotId, ['retired']);
     await save('login-bad-code-then-success', slotId, 1);
+  });
+
+  it('adopted credential, refreshed after a transient failure', async () => {
+    const slotId = uniqueName('replay-refresh');
+    const issued = server.issue();
+    await writeSecretFileAtomic(
+      await ensureSlotHome(rig.slotsDir, slotId),
+      '.claude/.credentials.json',
+      JSON.stringify({ claudeAiOauth: { accessToken: issued.accessToken, refreshToken: issued.refreshToken, expiresAt: Date.now() + 8 * 3600_000, scopes: [] } }),
+    );
+    await rig.slots.provision({ slotId, provider: 'claude', host: rig.workers.hostName, adoptExisting: true, options: { refresh: { backoff: { initialMs: 200 } } } });
+    await waitForPhase(rig.slots, slotId, ['active']);
+    server.script([{ status: 503 }]);
+    await rig.slots.refreshNow(slotId);
+    await rig.slots.waitFor(slotId, (s) => s.lastOutcome?.message.startsWith('refreshed after 2 attempts') === true, { timeoutMs: 20_000, pollMs: 100 });
+    await rig.slots.retire(slotId);
+    await waitForPhase(rig.slots, slotId, ['retired']);
+    await save('refresh-transient-then-success', slotId, 0, 2);
   });
 
   it('timeout', async () => {

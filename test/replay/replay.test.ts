@@ -11,11 +11,12 @@ const files = (await readdir(HISTORIES_DIR)).filter((f) => f.endsWith('.json')).
 describe('recorded histories replay without non-determinism', () => {
   it('has histories for every recorded scenario', () => {
     const scenarios = new Set(files.map((f) => f.split('.')[0]));
-    expect([...scenarios].sort()).toEqual(expect.arrayContaining(['login-bad-code-then-success', 'login-success', 'login-timeout']));
-    for (const scenario of scenarios) {
-      expect(files).toContain(`${scenario}.slot.json`);
-      expect(files).toContain(`${scenario}.login-1.json`);
-    }
+    expect([...scenarios].sort()).toEqual(
+      expect.arrayContaining(['login-bad-code-then-success', 'login-success', 'login-timeout', 'refresh-transient-then-success']),
+    );
+    for (const scenario of scenarios) expect(files).toContain(`${scenario}.slot.json`);
+    expect(files.filter((f) => f.includes('.login-'))).toHaveLength(3);
+    expect(files.filter((f) => f.includes('.refresh-'))).toHaveLength(2);
   });
 
   it.each(files)('%s', async (file) => {
