@@ -1,7 +1,7 @@
 // The typed client API for slots: what slotctl uses, and what other services
 // import to start and watch slots themselves. It never handles a token.
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { WorkflowNotFoundError } from '@temporalio/common';
+import { WorkflowNotFoundError, type DataConverter } from '@temporalio/common';
 import {
   cancelLoginSignal,
   codeProblem,
@@ -77,9 +77,12 @@ export class SlotClient {
     readonly taskQueue: string = SHARED_TASK_QUEUE,
   ) {}
 
-  static async connect(opts: { address: string; namespace?: string; taskQueue?: string }): Promise<SlotClient> {
+  static async connect(opts: { address: string; namespace?: string; taskQueue?: string; dataConverter?: DataConverter }): Promise<SlotClient> {
     const connection = await Connection.connect({ address: opts.address, connectTimeout: '5 seconds' });
-    return new SlotClient(new Client({ connection, namespace: opts.namespace ?? 'default' }), opts.taskQueue);
+    return new SlotClient(
+      new Client({ connection, namespace: opts.namespace ?? 'default', ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}) }),
+      opts.taskQueue,
+    );
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { SlotStatus } from '../common/messages';
 import type { Phase } from '../common/slot';
 import { ConfigError, loadConfig, temporalAddress, type Config } from '../workers/config';
+import { slotDataConverter } from '../workers/encryption';
 import { providerNames } from '../providers';
 import { CodeRejectedError, parseSlotId, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
 
@@ -120,6 +121,8 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       address: temporalAddress(config),
       namespace: config.namespace,
       taskQueue: config.taskQueue,
+      // The code travels in an update payload: sealed like everything else when keys are set.
+      dataConverter: slotDataConverter(config.encryptionKeys),
     }));
   let exitCode: number = EXIT.ok;
   let asJson = false;

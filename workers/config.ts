@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { loadEncryptionKeys, type EncryptionKey } from './encryption';
 import { PROJECT_ROOT } from './temporal-binaries';
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -33,9 +34,20 @@ export const ConfigSchema = z.object({
   LOGIN_ENV_PASSTHROUGH: z.string().default(''),
   /** Operator notices (a slot needs a person) are POSTed here as JSON; unset: logged only. */
   NOTIFY_WEBHOOK_URL: z.url('must be a URL').optional(),
+  /** Payload encryption keys, `<keyId>:<base64 of 32 bytes>[,…]`, the first one encrypting. Unset: no encryption. */
+  SLOTS_ENCRYPTION_KEYS: z.string().optional(),
+  /** A file holding the keys in the same form (one per line allowed). */
+  SLOTS_ENCRYPTION_KEYS_FILE: z.string().optional(),
+  /** Port of the codec server `npm start` runs for the Web UI when keys are set. @default 8234 */
+  CODEC_PORT: port.default(8234),
+  /** When set, the codec server requires `Authorization: Bearer <token>`. */
+  CODEC_SERVER_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
+
+/** Variables whose values are never repeated in an error. */
+const SECRET_VARIABLES = ['SLOTS_ENCRYPTION_KEYS', 'CODEC_SERVER_TOKEN'];
 
 export interface Config {
   readonly temporalAddress: string | undefined;
@@ -46,6 +58,9 @@ export interface Config {
   readonly slotHost: string;
   readonly taskQueue: string;
   readonly notifyWebhookUrl: string | undefined;
+  /** Secret: never log the config object whole. */
+  readonly encryptionKeys: readonly EncryptionKey[] | undefined;
+  readonly codec: { readonly port: number; readonly bearerToken: string | undefined };
   readonly loginEnvPassthrough: readonly string[];
   readonly logLevel: z.infer<typeof ConfigSchema>['LOG_LEVEL'];
 }
@@ -68,12 +83,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = issue.path.join('.');
-        return `${name}=${JSON.stringify(present[name] ?? '')}: ${issue.message}`;
+        const shown = SECRET_VARIABLES.includes(name) ? '(hidden)' : JSON.stringify(present[name] ?? '');
+        return `${name}=${shown}: ${issue.message}`;
       }),
     );
   }
   const c = parsed.data;
   const dataDir = absolute(c.DATA_DIR);
+  let encryptionKeys: EncryptionKey[] | undefined;
+  try {
+    encryptionKeys = loadEncryptionKeys(present);
+  } catch (err) {
+    throw new ConfigError([(err as Error).message]);
+  }
   if (c.TEMPORAL_PORT === c.TEMPORAL_UI_PORT) {
     throw new ConfigError([`TEMPORAL_UI_PORT=${c.TEMPORAL_UI_PORT}: must differ from TEMPORAL_PORT`]);
   }
@@ -86,6 +108,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     slotHost: c.SLOT_HOST,
     taskQueue: c.SLOTS_TASK_QUEUE,
     notifyWebhookUrl: c.NOTIFY_WEBHOOK_URL,
+    encryptionKeys,
+    codec: { port: c.CODEC_PORT, bearerToken: c.CODEC_SERVER_TOKEN },
     loginEnvPassthrough: c.LOGIN_ENV_PASSTHROUGH.split(',').map((s) => s.trim()).filter(Boolean),
     logLevel: c.LOG_LEVEL,
   };

@@ -17,6 +17,8 @@ export interface DevServerOptions {
   /** SQLite file that keeps state across restarts; in memory when omitted. */
   readonly dbFile?: string;
   readonly namespace?: string;
+  /** The Web UI asks this codec server to decode payloads. */
+  readonly uiCodecEndpoint?: string;
 }
 
 export interface DevServer {
@@ -59,6 +61,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       namespace: opts.namespace ?? 'default',
       searchAttributes: [...ALL_SEARCH_ATTRIBUTES],
       log: { format: 'pretty', level: 'warn' },
+      ...(opts.uiCodecEndpoint ? { extraArgs: ['--ui-codec-endpoint', opts.uiCodecEndpoint] } : {}),
     },
   });
   const address = env.address;

@@ -13,8 +13,18 @@ export function redactText(text: string): string {
   return text.replace(TOKEN_SHAPES, '[redacted]');
 }
 
+/** A copy of an error whose message and stack (and its causes') are redacted. */
+function redactError(err: Error, depth = 0): Error {
+  const copy = new Error(redactText(err.message));
+  copy.name = err.name;
+  copy.stack = err.stack ? redactText(err.stack) : undefined;
+  if (err.cause instanceof Error && depth < 5) copy.cause = redactError(err.cause, depth + 1);
+  return copy;
+}
+
 function redactValue(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return redactText(value);
+  if (value instanceof Error) return redactError(value);
   if (depth > 6 || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1));
   return Object.fromEntries(
@@ -29,7 +39,9 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       formatters: { log: (object) => redactValue(object) as Record<string, unknown> },
       hooks: {
         logMethod(args, method) {
-          method.apply(this, args.map((a) => (typeof a === 'string' ? redactText(a) : a)) as Parameters<typeof method>);
+          // An error's message and stack may quote what a server or a CLI said.
+          const clean = args.map((a) => (typeof a === 'string' ? redactText(a) : a instanceof Error ? redactError(a) : a));
+          method.apply(this, clean as Parameters<typeof method>);
         },
       },
     },

@@ -11,7 +11,9 @@ import { createHostActivities, createSharedActivities } from '../activities/inde
 import { LoginSessions } from '../activities/login-session';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
 import { SHARED_TASK_QUEUE, hostTaskQueue } from '../common/slot';
+import type { DataConverter } from '@temporalio/common';
 import { ConfigError, loadConfig, temporalAddress, type Config } from './config';
+import { slotDataConverter } from './encryption';
 import { createLogger, installRuntimeLogger } from './logger';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -34,6 +36,8 @@ export interface SlotWorkerOptions {
   readonly log?: PinoLogger;
   /** Operator notices are POSTed here as JSON. */
   readonly notifyWebhookUrl?: string;
+  /** Encrypts payloads when keys are configured (see workers/encryption.ts). */
+  readonly dataConverter?: DataConverter;
 }
 
 export interface SlotWorkers {
@@ -58,6 +62,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.sharedTaskQueue ?? SHARED_TASK_QUEUE,
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
     activities: createSharedActivities({
       log: opts.log ?? createLogger('warn'),
       ...(opts.notifyWebhookUrl ? { webhookUrl: opts.notifyWebhookUrl } : {}),
@@ -68,6 +73,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: hostTaskQueue(opts.host),
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
     activities,
   });
   return {
@@ -140,10 +146,11 @@ export async function runWorker(config: Config, log: PinoLogger, connection?: Na
     envPassthrough: config.loginEnvPassthrough,
     log,
     ...(config.notifyWebhookUrl ? { notifyWebhookUrl: config.notifyWebhookUrl } : {}),
+    dataConverter: slotDataConverter(config.encryptionKeys),
   });
   log.info(
     { address, namespace: config.namespace, sharedQueue: config.taskQueue, hostQueue: hostTaskQueue(config.slotHost), slotsDir: config.slotsDir },
-    'worker polling',
+    `worker polling${config.encryptionKeys ? ` (payloads encrypted with key "${config.encryptionKeys[0]?.id}")` : ''}`,
   );
   await workers.run();
   log.info('worker stopped; every login CLI it started is closed');

@@ -1,0 +1,67 @@
+// The worker as a real process (`npm run worker`), for tests that kill it or
+// read everything it logs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Client } from '@temporalio/client';
+import { hostTaskQueue } from '../common/slot';
+
+const PROJECT_ROOT = fileURLToPath(new URL('../', import.meta.url));
+/** TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY in the Temporal API. */
+const ACTIVITY_QUEUE = 2;
+
+export interface WorkerProcess {
+  readonly child: ChildProcess;
+  /** Everything the worker printed (stdout and stderr), up to `keepBytes`. */
+  output(): string;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Starts `workers/worker.ts` in a process group of its own, so it can be killed whole. */
+export function spawnWorkerProcess(env: Record<string, string>, keepBytes = 20_000_000): WorkerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/worker.ts'], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-keepBytes);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return { child, output: () => output };
+}
+
+/** Resolves once the worker polls its host's activity queue (found by its identity, `<pid>@<hostname>`). */
+export async function untilPolling(worker: WorkerProcess, client: Client, host: string, timeoutMs = 30_000): Promise<number> {
+  const started = Date.now();
+  const identity = `${worker.child.pid}@`;
+  while (Date.now() - started < timeoutMs) {
+    if (worker.child.exitCode !== null || worker.child.signalCode !== null) {
+      throw new Error(`worker exited (${worker.child.exitCode ?? worker.child.signalCode}) before polling:\n${worker.output().slice(-5000)}`);
+    }
+    const { pollers } = await client.workflowService.describeTaskQueue({
+      namespace: 'default',
+      taskQueue: { name: hostTaskQueue(host) },
+      taskQueueType: ACTIVITY_QUEUE,
+    });
+    if (pollers.some((p) => p.identity?.startsWith(identity))) return Date.now() - started;
+    await sleep(200);
+  }
+  throw new Error(`worker ${worker.child.pid} did not poll ${hostTaskQueue(host)} within ${timeoutMs} ms:\n${worker.output().slice(-5000)}`);
+}
+
+/** Ends the worker's whole process group (SIGKILL: an OOM kill or a power cut; SIGTERM: a clean stop) and waits for it. */
+export async function stopWorkerProcess(worker: WorkerProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  const { child } = worker;
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // ESRCH: already gone
+  }
+  await Promise.race([exited, sleep(10_000)]);
+}
