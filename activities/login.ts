@@ -76,11 +76,14 @@ export function createLoginActivities(deps: LoginActivityDeps) {
   /** Heartbeats until `work` settles, so a dead worker is noticed within the heartbeat timeout. */
   async function withHeartbeat<T>(work: Promise<T>): Promise<T> {
     const ctx = Context.current();
+    // Beat well inside the workflow's heartbeat timeout, however short it was set.
+    const timeoutMs = ctx.info.heartbeatTimeoutMs;
+    const everyMs = timeoutMs ? Math.min(heartbeatMs, timeoutMs / 3) : heartbeatMs;
     let done = false;
     const beat = (async () => {
       while (!done) {
         ctx.heartbeat();
-        await Promise.race([sleep(heartbeatMs), work.then(() => undefined, () => undefined)]);
+        await Promise.race([sleep(everyMs), work.then(() => undefined, () => undefined)]);
       }
     })();
     try {

@@ -14,7 +14,7 @@ import {
   type SlotStatus,
   type SubmitCodeResult,
 } from '../common/messages';
-import { SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey, SlotPromptKey } from '../common/search-attributes';
+import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey, SlotPromptKey } from '../common/search-attributes';
 import { Phase, SHARED_TASK_QUEUE, SlotId, slotWorkflowId } from '../common/slot';
 import { providerNames } from '../providers';
 import type { SlotInput } from '../workflows/slot';
@@ -121,13 +121,37 @@ export class SlotClient {
     }
   }
 
-  async status(slotId: string): Promise<SlotStatus> {
+  /**
+   * The slot's status, from its workflow. When no worker answers (all down), the
+   * phase and prompt come from its search attributes instead, marked `stale`,
+   * so operators still see something exactly when things are broken.
+   */
+  async status(slotId: string, opts: { queryTimeoutMs?: number } = {}): Promise<SlotStatus> {
     const id = parseSlotId(slotId);
+    const handle = this.client.workflow.getHandle(slotWorkflowId(id));
     try {
-      return await this.client.workflow.getHandle(slotWorkflowId(id)).query(statusQuery);
+      return await this.client.connection.withDeadline(Date.now() + (opts.queryTimeoutMs ?? 10_000), () => handle.query(statusQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new SlotNotFoundError(id);
-      throw err;
+      // DEADLINE_EXCEEDED (4) or FAILED_PRECONDITION (9, "no poller seen"): nobody runs the workflow now.
+      const code = (err as { code?: number }).code ?? ((err as { cause?: { code?: number } }).cause?.code);
+      if (code !== 4 && code !== 9) throw err;
+      const description = await handle.describe().catch((e: unknown) => {
+        throw e instanceof WorkflowNotFoundError ? new SlotNotFoundError(id) : e;
+      });
+      const attrs = description.typedSearchAttributes;
+      const phase = Phase.safeParse(attrs.get(SlotPhaseKey));
+      return {
+        slotId: id,
+        provider: attrs.get(SlotProviderKey) ?? 'unknown',
+        host: attrs.get(SlotHostKey) ?? 'unknown',
+        phase: phase.success ? phase.data : 'logging-in',
+        ...(attrs.get(SlotExpiresAtKey) ? { expiresAt: (attrs.get(SlotExpiresAtKey) as Date).getTime() } : {}),
+        logins: 0,
+        refreshes: 0,
+        consecutiveFailures: 0,
+        stale: `no worker answered (${code === 4 ? 'timed out' : 'no worker polling'}); phase from search attributes${attrs.get(SlotPromptKey) ? `, prompt: ${attrs.get(SlotPromptKey)}` : ''}`,
+      };
     }
   }
 

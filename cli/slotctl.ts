@@ -31,6 +31,7 @@ function human(view: Rendered): string {
         `slot      ${s.slotId} (${s.provider} on ${s.host})`,
         `phase     ${s.phase}`,
       ];
+      if (s.stale) lines.push(`stale     ${s.stale}`);
       if (s.prompt) {
         lines.push(`open      ${s.prompt.url}`);
         if (s.prompt.userCode) lines.push(`code      ${s.prompt.userCode}`);

@@ -66,6 +66,8 @@ export interface SlotStatus {
   readonly logins: number;
   readonly refreshes: number;
   readonly consecutiveFailures: number;
+  /** Set when no worker answered and this status was pieced together from search attributes. */
+  readonly stale?: string;
 }
 
 /** For the `temporal` CLI and the Web UI's signal form: `{"code": "…"}`. */

@@ -3,7 +3,7 @@
 import { Connection } from '@temporalio/client';
 // CommonJS: Node's ESM loader cannot see its named exports.
 import proto from '@temporalio/proto';
-import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import type { Logger as PinoLogger } from 'pino';
@@ -137,7 +137,20 @@ export async function runWorker(config: Config, log: PinoLogger, connection?: Na
   const address = temporalAddress(config);
   await ensureSearchAttributes(address, config.namespace, log);
   const conn = connection ?? (await NativeConnection.connect({ address }));
+  // Bundled here so webpack's report goes to debug, not into every start-up's output.
+  const workflowBundle = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: {
+      log: (level, message) => log.debug({ level }, message),
+      trace: (m) => log.trace(m),
+      debug: (m) => log.debug(m),
+      info: (m) => log.debug(m),
+      warn: (m) => log.warn(m),
+      error: (m) => log.error(m),
+    },
+  });
   const workers = await createSlotWorkers({
+    workflowBundle,
     connection: conn,
     namespace: config.namespace,
     slotsDir: config.slotsDir,
