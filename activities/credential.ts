@@ -2,8 +2,8 @@
 // is newer than the login, parses with the provider's schema, and is private.
 import { ApplicationFailure } from '@temporalio/activity';
 import { rm } from 'node:fs/promises';
-import { getProvider } from '../providers';
-import type { CredentialFacts } from '../providers/provider';
+import { getProvider, UnknownProviderError } from '../providers';
+import { ProviderConfigError, type CredentialFacts, type Provider } from '../providers/provider';
 import { makeSecretFilePrivate, readSecretFile, slotHome } from './credential-store';
 
 export const CredentialFailureType = { invalid: 'CredentialInvalid' } as const;
@@ -11,6 +11,8 @@ export const CredentialFailureType = { invalid: 'CredentialInvalid' } as const;
 export interface VerifyCredentialInput {
   readonly slotId: string;
   readonly provider: string;
+  /** The slot's provider configuration (providers configured per slot). */
+  readonly providerConfig?: unknown;
   /** Epoch ms the login started; an older file is a leftover, not proof. */
   readonly notBefore: number;
   readonly previousMtime?: number;
@@ -27,7 +29,13 @@ const invalid = (message: string): ApplicationFailure =>
 
 export function createCredentialActivities(deps: { readonly slotsDir: string }) {
   async function verifyCredential(input: VerifyCredentialInput): Promise<CredentialSummary> {
-    const provider = getProvider(input.provider);
+    let provider: Provider;
+    try {
+      provider = getProvider(input.provider, input.providerConfig);
+    } catch (err) {
+      if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) throw invalid(err.message);
+      throw err;
+    }
     const home = slotHome(deps.slotsDir, input.slotId);
     const file = provider.credential.file;
     // CLIs create their config directories 0755; the slot, not the CLI, decides who may read tokens.

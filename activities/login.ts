@@ -5,9 +5,10 @@ import { Context, ApplicationFailure } from '@temporalio/activity';
 import { access, constants, mkdir, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { LoginPrompt } from '../common/slot';
-import { getProvider } from '../providers';
-import type { Provider, ScreenVerdict } from '../providers/provider';
+import { getProvider, UnknownProviderError } from '../providers';
+import { ProviderConfigError, type Provider, type PtyLoginSpec, type ScreenVerdict } from '../providers/provider';
 import { ensureSlotHome, resolveInSlot } from './credential-store';
+import { DeviceLoginFailureType, startDeviceLogin, type DeviceLoginStarted } from './device-login';
 import { LoginSession, type LoginSessions, type SessionExit } from './login-session';
 import { loginEnvironment } from './login-environment';
 import { lastWords } from '../providers/screen-text';
@@ -26,10 +27,17 @@ export interface LoginActivityDeps {
 export interface StartLoginInput {
   readonly slotId: string;
   readonly provider: string;
+  /** The slot's provider configuration (providers configured per slot). */
+  readonly providerConfig?: unknown;
   readonly loginId: string;
 }
 
-export interface StartLoginResult {
+/** A login started: a CLI under a PTY, or a device flow the workflow polls (see device-login.ts). */
+export type StartLoginResult = PtyLoginStarted | DeviceLoginStarted;
+
+export interface PtyLoginStarted {
+  /** Absent in results recorded before device flows existed. */
+  readonly kind?: 'pty';
   readonly prompt: LoginPrompt;
   /** Epoch ms at which the CLI was started: a credential must be newer to count. */
   readonly startedAt: number;
@@ -52,7 +60,14 @@ export const LoginFailureType = {
   promptTimeout: 'LoginPromptTimeout',
   sessionLost: 'LoginSessionLost',
   badCode: 'LoginBadCode',
+  misconfigured: DeviceLoginFailureType.misconfigured,
 } as const;
+
+/** The provider of a PTY login; sessions only ever run for those. */
+function ptyLogin(provider: Provider): PtyLoginSpec {
+  if (provider.login.kind !== 'pty') throw new Error(`${provider.displayName} does not log in with a CLI`);
+  return provider.login;
+}
 
 /** node-pty reports a missing program only as output of the dead child; look first. */
 async function findExecutable(command: string, pathEnv: string): Promise<string | undefined> {
@@ -106,11 +121,21 @@ export function createLoginActivities(deps: LoginActivityDeps) {
   }
 
   async function startLogin(input: StartLoginInput): Promise<StartLoginResult> {
-    const provider: Provider = getProvider(input.provider);
+    let provider: Provider;
+    try {
+      provider = getProvider(input.provider, input.providerConfig);
+    } catch (err) {
+      if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) throw ApplicationFailure.nonRetryable(err.message, LoginFailureType.misconfigured);
+      throw err;
+    }
+    // The provider's declared kind of login picks the path; the workflow follows the result's kind.
+    // (Discovery and the device request may take longer than the heartbeat timeout.)
+    if (provider.login.kind === 'device-flow') return withHeartbeat(startDeviceLogin(deps, provider, input));
+    const login = provider.login;
     const home = await ensureSlotHome(deps.slotsDir, input.slotId);
     const credentialPath = resolveInSlot(home, provider.credential.file);
     const previousCredentialMtime = await stat(credentialPath).then((s) => s.mtimeMs, () => undefined);
-    const command = provider.login.command({ slotId: input.slotId, home }, deps.env);
+    const command = login.command({ slotId: input.slotId, home }, deps.env);
     for (const dir of command.dirs) await mkdir(resolveInSlot(home, dir), { recursive: true, mode: 0o700 });
     // A retried attempt of this activity must not leave the first CLI running.
     await deps.sessions.close(input.loginId);
@@ -143,7 +168,7 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     const startedAt = session.startedAt;
 
     const found = await withHeartbeat(
-      session.waitFor((screen) => provider.login.readPrompt(screen), provider.login.timeouts.promptMs, Context.current().cancellationSignal),
+      session.waitFor((screen) => login.readPrompt(screen), login.timeouts.promptMs, Context.current().cancellationSignal),
     );
     if (!found) {
       const screen = session.snapshot();
@@ -151,14 +176,14 @@ export function createLoginActivities(deps: LoginActivityDeps) {
       await deps.sessions.close(input.loginId);
       if (exit) {
         throw ApplicationFailure.create({
-          message: provider.login.explainEarlyExit(screen, exit.exitCode),
+          message: login.explainEarlyExit(screen, exit.exitCode),
           type: LoginFailureType.cliExited,
           nonRetryable: true,
           details: [{ exitCode: exit.exitCode }],
         });
       }
       throw ApplicationFailure.create({
-        message: `${provider.displayName} showed no login URL within ${provider.login.timeouts.promptMs / 1000} s`,
+        message: `${provider.displayName} showed no login URL within ${login.timeouts.promptMs / 1000} s`,
         type: LoginFailureType.promptTimeout,
         nonRetryable: true,
       });
@@ -166,17 +191,18 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     const prompt: LoginPrompt = {
       url: found.url,
       ...(found.userCode ? { userCode: found.userCode } : {}),
-      interaction: provider.login.interaction,
-      expiresAt: startedAt + provider.login.timeouts.operatorMs,
-      instructions: provider.login.instructions(found),
-      ...(provider.login.codeFormat ? { codeFormat: provider.login.codeFormat(found) } : {}),
+      interaction: login.interaction,
+      expiresAt: startedAt + login.timeouts.operatorMs,
+      instructions: login.instructions(found),
+      ...(login.codeFormat ? { codeFormat: login.codeFormat(found) } : {}),
     };
     return {
+      kind: 'pty',
       prompt,
       startedAt,
       ...(previousCredentialMtime !== undefined ? { previousCredentialMtime } : {}),
-      restartAfterRejection: provider.login.restartAfterRejection,
-      verdictMs: provider.login.timeouts.verdictMs,
+      restartAfterRejection: login.restartAfterRejection,
+      verdictMs: login.timeouts.verdictMs,
     };
   }
 
@@ -198,6 +224,7 @@ export function createLoginActivities(deps: LoginActivityDeps) {
   async function submitLoginCode(input: { loginId: string; code: string }): Promise<LoginOutcome> {
     const session = sessionOrLost(input.loginId);
     const provider = getProvider(session.provider);
+    const login = ptyLogin(provider);
     if (session.exit) return outcomeOfExit(provider, session, session.exit);
     // The CLI answers on the prompt's own line (the prompt ends without a newline).
     const since = Math.max(0, session.snapshot().lines.length - 1);
@@ -207,12 +234,12 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     session.type('\r');
     session.codeWrittenAt = Date.now();
     const verdict = await withHeartbeat(
-      session.waitFor((screen) => provider.login.readVerdict(screen, since), provider.login.timeouts.verdictMs),
+      session.waitFor((screen) => login.readVerdict(screen, since), login.timeouts.verdictMs),
     );
     if (verdict && verdict.kind !== 'succeeded') return verdict;
     if (verdict) {
       // Success is said before the CLI finishes writing; give it time to exit.
-      const exit = await Promise.race([session.exited, sleep(provider.login.timeouts.verdictMs)]);
+      const exit = await Promise.race([session.exited, sleep(login.timeouts.verdictMs)]);
       return exit ? { ...verdict, exitCode: exitStatus(exit) } : verdict;
     }
     // The CLI may have exited while we waited (TypeScript cannot see that across the await).
@@ -220,7 +247,7 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     if (ended) return outcomeOfExit(provider, session, ended);
     return {
       kind: 'hung',
-      message: `${provider.displayName} gave no answer within ${provider.login.timeouts.verdictMs / 1000} s after the code was typed`,
+      message: `${provider.displayName} gave no answer within ${login.timeouts.verdictMs / 1000} s after the code was typed`,
     };
   }
 
@@ -237,7 +264,7 @@ const exitStatus = (exit: SessionExit): number => (exit.signal ? 128 + exit.sign
 function outcomeOfExit(provider: Provider, session: LoginSession, exit: SessionExit): LoginOutcome {
   const screen = session.snapshot();
   const exitCode = exitStatus(exit);
-  const verdict = provider.login.readVerdict(screen, session.codeTypedAtLine ?? 0);
+  const verdict = ptyLogin(provider).readVerdict(screen, session.codeTypedAtLine ?? 0);
   if (verdict) return { ...verdict, exitCode };
   const how = exit.signal ? `was killed by signal ${exit.signal}` : `exited with code ${exit.exitCode}`;
   // After a code was typed the screen may hold its (partly masked) echo: quote nothing then.

@@ -5,9 +5,9 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { z } from 'zod';
 import { SlotId } from '../common/slot';
 import { getProvider, UnknownProviderError } from '../providers';
-import { parseRetryAfter, type TokenEndpointAnswer } from '../providers/oauth';
-import type { CredentialFacts, Provider, RefreshSchedule, SlotPaths, TokenAnswer } from '../providers/provider';
+import { ProviderConfigError, ProviderEndpointError, type CredentialFacts, type Provider, type RefreshSchedule, type SlotPaths, type TokenAnswer } from '../providers/provider';
 import { CredentialFailureType } from './credential';
+import { callOAuthEndpoint } from './oauth-http';
 import {
   cleanupStaleTempFiles,
   CredentialStoreError,
@@ -49,6 +49,8 @@ export interface RefreshActivityDeps {
 export interface RefreshCredentialInput {
   readonly slotId: string;
   readonly provider: string;
+  /** The slot's provider configuration (providers configured per slot). */
+  readonly providerConfig?: unknown;
   /** The workflow's clock (epoch ms): every freshness decision and every time written uses it. */
   readonly now: number;
   /** Refresh even when the credential is not due (an operator's `refreshNow`). */
@@ -81,6 +83,7 @@ const Duration = z.number().finite().nonnegative();
 const RefreshCredentialInputSchema = z.object({
   slotId: SlotId,
   provider: z.string().min(1),
+  providerConfig: z.unknown().optional(),
   now: z.number().finite().positive(),
   force: z.boolean(),
   schedule: z.object({ beforeExpiryMs: Duration.optional(), maxAgeMs: Duration.optional(), jitterMs: Duration.optional() }).optional(),
@@ -99,7 +102,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
       throw ApplicationFailure.nonRetryable(`invalid refresh input: ${problems}`, RefreshFailureType.misconfigured);
     }
     const { slotId, now, force } = input.data;
-    const provider = providerOrFail(input.data.provider);
+    const provider = providerOrFail(input.data.provider, input.data.providerConfig);
     const schedule = scheduleOf(provider, input.data.schedule);
     const slot: SlotPaths = { slotId, home: slotHome(deps.slotsDir, slotId) };
     const file = provider.credential.file;
@@ -118,9 +121,9 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
       return result('fresh', facts, nextRefreshAt(dueAt, schedule, now));
     }
 
-    const endpoint = endpointOf(provider, deps.env);
+    const endpoint = await endpointOf(provider, deps.env);
     const request = provider.refresh.request(credential.parsed);
-    const called = await callTokenEndpoint(endpoint, request, { fetchTimeoutMs, maxBodyBytes });
+    const called = await callOAuthEndpoint(endpoint, { method: 'POST', ...request }, { fetchTimeoutMs, maxBodyBytes });
     if (!called.ok) throw transient(secrets.scrub(called.reason));
     const verdict = provider.refresh.classify(called.answer);
     const details = [{ provider: provider.name, httpStatus: called.answer.status }];
@@ -171,11 +174,11 @@ const misconfigured = (message: string): ApplicationFailure => ApplicationFailur
 
 const credentialInvalid = (message: string): ApplicationFailure => ApplicationFailure.nonRetryable(message, CredentialFailureType.invalid);
 
-function providerOrFail(name: string): Provider {
+function providerOrFail(name: string, config: unknown): Provider {
   try {
-    return getProvider(name);
+    return getProvider(name, config);
   } catch (err) {
-    if (err instanceof UnknownProviderError) throw misconfigured(err.message);
+    if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) throw misconfigured(err.message);
     throw err;
   }
 }
@@ -283,8 +286,15 @@ export function formatEnvFile(vars: Record<string, string>): string {
   return `# Written by slot-provisioner after every refresh; do not edit.\n${lines.join('\n')}\n`;
 }
 
-function endpointOf(provider: Provider, env: NodeJS.ProcessEnv): URL {
-  const raw = provider.refresh.endpoint(env);
+async function endpointOf(provider: Provider, env: NodeJS.ProcessEnv): Promise<URL> {
+  let raw: string;
+  try {
+    raw = await provider.refresh.endpoint(env);
+  } catch (err) {
+    // Discovery: an unreachable issuer passes, a wrong document needs an operator.
+    if (err instanceof ProviderEndpointError) throw err.retryable ? transient(err.message) : misconfigured(err.message);
+    throw err;
+  }
   let url: URL;
   try {
     url = new URL(raw);
@@ -298,110 +308,6 @@ function endpointOf(provider: Provider, env: NodeJS.ProcessEnv): URL {
     throw misconfigured(`refusing to send a ${provider.displayName} refresh token to ${url.protocol}//${url.host}: only https (or http on loopback) is allowed`);
   }
   return url;
-}
-
-type EndpointCall = { readonly ok: true; readonly answer: TokenEndpointAnswer } | { readonly ok: false; readonly reason: string };
-
-/** One POST, bounded in time and size. Redirects are not followed: they would carry the refresh token elsewhere. */
-async function callTokenEndpoint(
-  url: URL,
-  request: ReturnType<Provider['refresh']['request']>,
-  limits: { readonly fetchTimeoutMs: number; readonly maxBodyBytes: number },
-): Promise<EndpointCall> {
-  const where = `token endpoint ${url.origin}${url.pathname}`;
-  const timeout = AbortSignal.timeout(limits.fetchTimeoutMs);
-  const stop = new AbortController();
-  // Not the activity's cancellation: once sent, the answer holds the only valid refresh token.
-  const signal = AbortSignal.any([timeout, stop.signal]);
-  const failed = (err: unknown, phase: 'request' | 'answer'): EndpointCall => ({
-    ok: false,
-    reason: `${where}: ${timeout.aborted ? `timed out after ${duration(limits.fetchTimeoutMs)}` : networkProblem(err, phase)}`,
-  });
-
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      method: 'POST',
-      headers: {
-        accept: 'application/json',
-        'content-type': request.encoding === 'json' ? 'application/json' : 'application/x-www-form-urlencoded',
-      },
-      body: request.encoding === 'json' ? JSON.stringify(request.body) : new URLSearchParams(request.body).toString(),
-      redirect: 'manual',
-      signal,
-    });
-  } catch (err) {
-    return failed(err, 'request');
-  }
-
-  const tooLarge: EndpointCall = { ok: false, reason: `${where}: answer larger than ${limits.maxBodyBytes} bytes (HTTP ${response.status})` };
-  const declared = Number(response.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared) && declared > limits.maxBodyBytes) {
-    stop.abort();
-    await response.body?.cancel().catch(() => undefined);
-    return tooLarge;
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (response.body) {
-    const reader = response.body.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        size += value.byteLength;
-        if (size > limits.maxBodyBytes) {
-          await reader.cancel().catch(() => undefined);
-          stop.abort();
-          return tooLarge;
-        }
-        chunks.push(value);
-      }
-    } catch (err) {
-      return failed(err, 'answer');
-    }
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    json = undefined;
-  }
-  // A Retry-After date is on the server's clock, not the workflow's (which may run ahead).
-  const serverDate = Date.parse(response.headers.get('date') ?? '');
-  const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), Number.isFinite(serverDate) ? serverDate : Date.now());
-  return { ok: true, answer: { status: response.status, json, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) } };
-}
-
-const duration = (ms: number): string => (ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`);
-
-/** undici wraps the socket error in `cause`; its code says what happened. Messages are not quoted. */
-function networkProblem(err: unknown, phase: 'request' | 'answer'): string {
-  const codeOf = (e: unknown): string | undefined =>
-    typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
-  const cause = typeof err === 'object' && err !== null && 'cause' in err ? err.cause : undefined;
-  const code = codeOf(cause) ?? codeOf(err);
-  switch (code) {
-    case 'ECONNREFUSED':
-      return 'connection refused';
-    case 'ECONNRESET':
-    case 'EPIPE':
-    case 'UND_ERR_SOCKET':
-    case 'UND_ERR_CLOSED':
-      return phase === 'request' ? 'connection closed before an answer' : 'connection closed while reading the answer';
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return 'host not found (DNS)';
-    case 'ETIMEDOUT':
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return 'connection timed out';
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return 'host unreachable';
-    default:
-      if (code !== undefined && /CERT|TLS|SSL|SELF_SIGNED/.test(code)) return `TLS certificate not accepted (${code})`;
-      return `network error (${code ?? (err instanceof Error ? err.name : 'unknown')}) ${phase === 'request' ? 'before an answer' : 'while reading the answer'}`;
-  }
 }
 
 /** The earliest moment the schedule calls for a refresh; undefined when the credential tells nothing. */

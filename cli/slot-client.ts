@@ -16,7 +16,8 @@ import {
 } from '../common/messages';
 import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey, SlotPromptKey } from '../common/search-attributes';
 import { Phase, SHARED_TASK_QUEUE, SlotId, slotWorkflowId } from '../common/slot';
-import { providerNames } from '../providers';
+import { parseProviderConfig, providerNames } from '../providers';
+import { ProviderConfigError } from '../providers/provider';
 import type { SlotInput } from '../workflows/slot';
 
 /** Thrown for input that is wrong before any server is asked (exit code 2 in slotctl). */
@@ -45,13 +46,15 @@ export class CodeRejectedError extends Error {
 export interface ProvisionOptions {
   readonly slotId: string;
   readonly provider: string;
+  /** The provider's configuration for this slot (`oidc-device`: issuer or endpoints, clientId, scopes, tokens); checked here. */
+  readonly providerConfig?: unknown;
   /** The host whose worker holds the slot (its `SLOT_HOST`). */
   readonly host: string;
   readonly login?: SlotInput['login'];
   /** Use the credential already in the slot instead of logging in. */
   readonly adoptExisting?: boolean;
   /** Further slot options (refresh schedule, policies); see SlotInput. */
-  readonly options?: Omit<SlotInput, 'slotId' | 'provider' | 'host' | 'login' | 'adoptExisting' | 'carried'>;
+  readonly options?: Omit<SlotInput, 'slotId' | 'provider' | 'providerConfig' | 'host' | 'login' | 'adoptExisting' | 'carried'>;
 }
 
 /** One row of `list`: read from search attributes, without waking each slot. */
@@ -95,10 +98,19 @@ export class SlotClient {
     if (!providerNames().includes(opts.provider)) {
       throw new SlotInputError(`unknown provider ${JSON.stringify(opts.provider)}; known providers: ${providerNames().join(', ')}`);
     }
+    let providerConfig: unknown;
+    try {
+      // Normalised (defaults filled in): the workflow input says exactly what the slot uses.
+      providerConfig = parseProviderConfig(opts.provider, opts.providerConfig);
+    } catch (err) {
+      if (err instanceof ProviderConfigError) throw new SlotInputError(err.message);
+      throw err;
+    }
     const input: SlotInput = {
       ...opts.options,
       slotId,
       provider: opts.provider,
+      ...(providerConfig !== undefined ? { providerConfig } : {}),
       host: opts.host,
       ...(opts.login ? { login: opts.login } : {}),
       ...(opts.adoptExisting ? { adoptExisting: true } : {}),

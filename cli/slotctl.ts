@@ -2,11 +2,13 @@
 // Exit codes: 0 done · 1 the operation failed (code refused, login failed)
 // · 2 bad input · 3 slot not found or server unreachable.
 import { Command, CommanderError, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
 import type { SlotStatus } from '../common/messages';
 import type { Phase } from '../common/slot';
 import { ConfigError, loadConfig, temporalAddress, type Config } from '../workers/config';
 import { slotDataConverter } from '../workers/encryption';
-import { providerNames } from '../providers';
+import { parseProviderConfig, providerNames } from '../providers';
+import { ProviderConfigError } from '../providers/provider';
 import { CodeRejectedError, parseSlotId, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
@@ -20,6 +22,48 @@ type Rendered =
   | { kind: 'status'; status: SlotStatus }
   | { kind: 'list'; slots: SlotSummary[] }
   | { kind: 'done'; message: string; slotId: string };
+
+interface ProviderConfigFlags {
+  config?: string;
+  issuer?: string;
+  clientId?: string;
+  scope?: string[];
+}
+
+/** The slot's provider configuration from `--config <file>` and the flags (which win), checked; undefined when none is given. */
+async function providerConfigOf(provider: string, flags: ProviderConfigFlags): Promise<unknown> {
+  let config: Record<string, unknown> | undefined;
+  if (flags.config !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(flags.config, 'utf8');
+    } catch (err) {
+      throw new SlotInputError(`--config ${flags.config}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new SlotInputError(`--config ${flags.config}: not valid JSON`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new SlotInputError(`--config ${flags.config}: must be a JSON object`);
+    config = parsed as Record<string, unknown>;
+  }
+  const given = {
+    ...(flags.issuer !== undefined ? { issuer: flags.issuer } : {}),
+    ...(flags.clientId !== undefined ? { clientId: flags.clientId } : {}),
+    ...(flags.scope && flags.scope.length > 0 ? { scopes: flags.scope } : {}),
+  };
+  if (Object.keys(given).length > 0) config = { ...config, ...given };
+  try {
+    return parseProviderConfig(provider, config);
+  } catch (err) {
+    if (err instanceof ProviderConfigError) throw new SlotInputError(err.message);
+    throw err;
+  }
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 const when = (ms: number | undefined): string => (ms === undefined ? '—' : new Date(ms).toISOString());
 
@@ -35,6 +79,7 @@ function human(view: Rendered): string {
       if (s.prompt) {
         lines.push(`open      ${s.prompt.url}`);
         if (s.prompt.userCode) lines.push(`code      ${s.prompt.userCode}`);
+        if (s.prompt.completeUrl) lines.push(`or open   ${s.prompt.completeUrl}`);
         lines.push(`until     ${when(s.prompt.expiresAt)}`, `do        ${s.prompt.instructions}`);
       }
       if (s.lastError) lines.push(`error     ${s.lastError}`);
@@ -164,17 +209,28 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     .requiredOption('--provider <name>', 'the provider: claude, codex, …')
     .option('--host <name>', 'the host whose worker holds the slot', config.slotHost)
     .option('--adopt', 'use the credential already in the slot instead of logging in')
+    .option('--config <file>', "the provider's configuration for this slot, a JSON file (oidc-device: issuer or endpoints, clientId, scopes, tokens)")
+    .option('--issuer <url>', 'oidc-device: the OAuth / OpenID Connect issuer (its endpoints are discovered)')
+    .option('--client-id <id>', 'oidc-device: the OAuth client id (a public client allowed the device flow)')
+    .option('--scope <scope>', 'oidc-device: a scope to ask for (repeat for more; default: openid offline_access)', collect, [])
     .option('--wait', 'wait until the login succeeds or fails, showing its prompt')
     .option('--timeout <seconds>', 'with --wait: how long to wait', '3600')
     .addOption(jsonOption)
-    .action(async (slot: string, opts: { provider: string; host: string; adopt?: boolean; wait?: boolean; timeout: string; json?: boolean }) => {
+    .action(async (slot: string, opts: { provider: string; host: string; adopt?: boolean; wait?: boolean; timeout: string; json?: boolean } & ProviderConfigFlags) => {
       asJson = Boolean(opts.json);
       parseSlotId(slot);
       if (!providerNames().includes(opts.provider)) {
         throw new SlotInputError(`unknown provider ${JSON.stringify(opts.provider)}; known providers: ${providerNames().join(', ')}`);
       }
+      const providerConfig = await providerConfigOf(opts.provider, opts);
       const slots = await connect();
-      await slots.provision({ slotId: slot, provider: opts.provider, host: opts.host, ...(opts.adopt ? { adoptExisting: true } : {}) });
+      await slots.provision({
+        slotId: slot,
+        provider: opts.provider,
+        ...(providerConfig !== undefined ? { providerConfig } : {}),
+        host: opts.host,
+        ...(opts.adopt ? { adoptExisting: true } : {}),
+      });
       if (opts.wait) await waitForLogin(slots, slot, Number(opts.timeout) * 1000);
       else show({ kind: 'status', status: await slots.status(slot) });
     });

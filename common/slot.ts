@@ -41,6 +41,8 @@ export type Interaction = z.infer<typeof Interaction>;
 export const LoginPrompt = z.object({
   url: z.string().url(),
   userCode: z.string().optional(),
+  /** Device flows: the URL with the user code already in it (RFC 8628 `verification_uri_complete`). */
+  completeUrl: z.string().url().optional(),
   interaction: Interaction,
   /** Epoch ms after which the operator's answer is no longer awaited. */
   expiresAt: z.number(),

@@ -32,6 +32,7 @@ export const claude: Provider = {
   name: 'claude',
   displayName: 'Claude Code',
   login: {
+    kind: 'pty',
     interaction: 'paste-code',
     command: (slot, env) => ({
       command: binary(env, 'CLAUDE_BIN', 'claude'),
@@ -57,7 +58,8 @@ export const claude: Provider = {
     readVerdict(screen, since) {
       const invalid = findLine(screen, /(Invalid code[^\n]*|OAuth error:[^\n]*)/, since);
       if (invalid) return { kind: 'rejected', message: (invalid[1] ?? invalid[0]).trim() };
-      const failed = findLine(screen, /(Login failed:.*)/, since);
+      // 2.1.1xx says "Login failed: …"; later versions say "Couldn't log in: …".
+      const failed = findLine(screen, /((?:Login failed|Couldn't log in):.*)/, since);
       if (failed) return { kind: 'failed', message: (failed[1] ?? failed[0]).trim() };
       const ok = findLine(screen, /(Login successful.*|Logged in as.*)/i, since);
       if (ok) return { kind: 'succeeded', message: (ok[1] ?? ok[0]).trim() };

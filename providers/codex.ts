@@ -54,6 +54,7 @@ export const codex: Provider = {
   name: 'codex',
   displayName: 'Codex CLI',
   login: {
+    kind: 'pty',
     interaction: 'device-approval',
     command: (slot, env) => ({
       command: binary(env, 'CODEX_BIN', 'codex'),

@@ -2,7 +2,7 @@
 // success, what needs a person again (permanent), and what will pass (transient).
 // Reasons name status, error code and description, never a token.
 import { z } from 'zod';
-import type { RefreshSpec, RefreshVerdict, TokenAnswer } from './provider';
+import type { DevicePollVerdict, RefreshSpec, RefreshVerdict, TokenAnswer } from './provider';
 
 /** RFC 6749 §5.2 codes that mean the grant or the client is no longer accepted. */
 export const OAUTH_PERMANENT_CODES: readonly string[] = [
@@ -96,6 +96,36 @@ export function classifyTokenAnswer(answer: TokenEndpointAnswer, options: Classi
     return { kind: 'permanent', reason: `token endpoint answered ${http} (a redirect); the refresh token is not sent elsewhere: check the endpoint` };
   }
   return transient();
+}
+
+/**
+ * RFC 8628 §3.5: one poll of a device login. `authorization_pending` and `slow_down`
+ * mean "ask again"; `expired_token` and `access_denied` end the login; anything
+ * else refused is the client's or the configuration's problem.
+ */
+export function classifyDevicePoll(answer: TokenEndpointAnswer): DevicePollVerdict {
+  const { status, json } = answer;
+  if (status >= 200 && status < 300) {
+    const verdict = classifyTokenAnswer(answer);
+    return verdict.kind === 'success' ? { kind: 'approved', tokens: verdict.tokens } : { kind: 'transient', reason: verdict.reason };
+  }
+  const error = readOAuthError(json);
+  const said = `HTTP ${status}${error ? ` ${error.code}${error.description ? `: ${error.description}` : ''}` : ''}`;
+  switch (error?.code) {
+    case 'authorization_pending':
+      return { kind: 'pending' };
+    case 'slow_down':
+      return { kind: 'slow-down' };
+    case 'expired_token':
+      return { kind: 'expired', reason: `the device code expired before the operator approved it (${said})` };
+    case 'access_denied':
+      return { kind: 'denied', reason: `the operator denied the device login (${said})` };
+  }
+  if (TRANSIENT_STATUSES.has(status) || status >= 500 || (error && OAUTH_TRANSIENT_CODES.includes(error.code))) {
+    return { kind: 'transient', reason: `token endpoint answered ${said}` };
+  }
+  if (status >= 300 && status < 400) return { kind: 'refused', reason: `token endpoint answered ${said} (a redirect); the device code is not sent elsewhere: check the endpoint` };
+  return { kind: 'refused', reason: `token endpoint refused the device code (${said})` };
 }
 
 /** A `classify` for `RefreshSpec`: RFC 6749 plus the provider's own permanent codes. */

@@ -3,6 +3,34 @@
 import type { z } from 'zod';
 import type { Interaction } from '../common/slot';
 
+/** A slot's provider configuration is missing or wrong; the message names each bad field. */
+export class ProviderConfigError extends Error {
+  override readonly name = 'ProviderConfigError';
+  constructor(
+    readonly provider: string,
+    /** One line per problem, `field: what is wrong`. */
+    readonly problems: readonly string[],
+  ) {
+    super(`invalid configuration for provider ${provider}: ${problems.join('; ')}`);
+  }
+}
+
+/**
+ * A provider cannot tell where its server's endpoint is: the issuer is unreachable
+ * (`retryable`), or its discovery document is missing or wrong (not retryable: an
+ * operator must fix the configuration). Messages name URLs, never a token.
+ */
+export class ProviderEndpointError extends Error {
+  override readonly name = 'ProviderEndpointError';
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** The terminal as a person would read it, produced by activities/screen.ts. */
 export interface ScreenSnapshot {
   /** Logical lines: rows the terminal soft-wrapped are joined back together; trailing blanks trimmed. */
@@ -43,7 +71,12 @@ export interface LoginCommand {
   readonly dirs: readonly string[];
 }
 
-export interface LoginSpec {
+/** How a provider logs in: its CLI under a PTY, or the OAuth device flow spoken directly. */
+export type LoginSpec = PtyLoginSpec | DeviceFlowLoginSpec;
+
+/** A login CLI run under a PTY on the slot's host; the prompt and verdict are read off its screen. */
+export interface PtyLoginSpec {
+  readonly kind: 'pty';
   readonly interaction: Interaction;
   command(slot: SlotPaths, env: NodeJS.ProcessEnv): LoginCommand;
   /** Finds the prompt on the screen; undefined until it is complete (a URL may still be arriving). */
@@ -69,6 +102,54 @@ export interface LoginSpec {
     readonly operatorMs: number;
     /** Code typed to a verdict or exit; a CLI silent for longer is treated as hung. */
     readonly verdictMs: number;
+  };
+}
+
+/** Where a device login (RFC 8628) asks, for one slot. */
+export interface DeviceFlowServer {
+  readonly deviceAuthorizationEndpoint: string;
+  readonly tokenEndpoint: string;
+  /** A public client: the id is sent in the body (RFC 6749 §2.3, no secret). */
+  readonly clientId: string;
+  /** Space-separated; undefined: the server's default scopes. */
+  readonly scope?: string;
+}
+
+/** A token endpoint's answer to one poll of a device login (RFC 8628 §3.5). Reasons never hold a token. */
+export type DevicePollVerdict =
+  | { readonly kind: 'approved'; readonly tokens: TokenAnswer }
+  | { readonly kind: 'pending' }
+  /** Poll 5 s slower, from now on. */
+  | { readonly kind: 'slow-down' }
+  | { readonly kind: 'expired'; readonly reason: string }
+  | { readonly kind: 'denied'; readonly reason: string }
+  /** Network, 5xx, 429, an unreadable answer: poll again later. */
+  | { readonly kind: 'transient'; readonly reason: string }
+  /** The server refuses the client or the grant: polling again cannot help. */
+  | { readonly kind: 'refused'; readonly reason: string };
+
+/**
+ * The OAuth device authorization grant (RFC 8628), spoken by the worker itself: no
+ * CLI, no PTY. The generic activities make the requests and keep the device code
+ * on the slot's host; the provider says where to ask and what to store.
+ */
+export interface DeviceFlowLoginSpec {
+  readonly kind: 'device-flow';
+  readonly interaction: Extract<Interaction, 'device-approval'>;
+  /** The endpoints and client; may discover them over the network (throws ProviderEndpointError). */
+  server(env: NodeJS.ProcessEnv): Promise<DeviceFlowServer>;
+  /** Reads one poll's answer. */
+  classifyPoll(answer: OAuthAnswer): DevicePollVerdict;
+  /**
+   * The credential file's content for the tokens that ended the login. Throws
+   * (with a message for the operator, never a token) when they cannot keep the slot alive.
+   */
+  credentialFromTokens(tokens: TokenAnswer, now: number): unknown;
+  /** One sentence telling the operator what to do with the prompt. */
+  instructions(prompt: ScreenPrompt & { readonly completeUrl?: string; readonly expiresAt: number }): string;
+  readonly timeouts: {
+    /** The longest an operator is awaited, whatever the server's `expires_in` says. */
+    readonly operatorMs: number;
   };
 }
 
@@ -115,13 +196,23 @@ export interface TokenAnswer {
   readonly [field: string]: unknown;
 }
 
+/** An HTTP answer of an OAuth endpoint: status, `Retry-After` (ms, already parsed) and the body (JSON when it parsed, else undefined). */
+export interface OAuthAnswer {
+  readonly status: number;
+  readonly retryAfterMs?: number;
+  readonly json: unknown;
+}
+
 export interface RefreshSpec {
-  /** The token endpoint: the provider's default unless an override variable is set in `env`. */
-  endpoint(env: NodeJS.ProcessEnv): string;
+  /**
+   * The token endpoint: the provider's default unless an override variable is set in
+   * `env`, or the slot's configured (or discovered) one; discovery throws ProviderEndpointError.
+   */
+  endpoint(env: NodeJS.ProcessEnv): string | Promise<string>;
   /** The request for this credential (the parsed credential file). */
   request(credential: unknown): { readonly body: Record<string, string>; readonly encoding: 'json' | 'form' };
   /** Reads the answer: status, `Retry-After` (ms, already parsed) and the body (JSON when it parsed, else undefined). */
-  classify(answer: { readonly status: number; readonly retryAfterMs?: number; readonly json: unknown }): RefreshVerdict;
+  classify(answer: OAuthAnswer): RefreshVerdict;
   /**
    * The new credential file content: `current` with only the fields the answer
    * carries replaced (unrelated keys kept), and the refresh time set to `now`.
@@ -141,6 +232,14 @@ export interface AgentSpec {
   readonly envFile: string;
 }
 
+/** Token revocation (RFC 7009), used when a slot is retired. */
+export interface RevokeSpec {
+  /** The revocation endpoint, or undefined when the server offers none; may discover it (throws ProviderEndpointError). */
+  endpoint(env: NodeJS.ProcessEnv): Promise<string | undefined>;
+  /** Form-encoded requests, one per token, refresh token first (revoking it ends the grant on most servers). */
+  requests(credential: unknown): ReadonlyArray<{ readonly token: 'refresh_token' | 'access_token'; readonly body: Record<string, string> }>;
+}
+
 export interface Provider {
   readonly name: string;
   readonly displayName: string;
@@ -148,4 +247,19 @@ export interface Provider {
   readonly credential: CredentialSpec;
   readonly refresh: RefreshSpec;
   readonly agent: AgentSpec;
+  /** Present when the provider's server can revoke tokens. */
+  readonly revoke?: RevokeSpec;
+}
+
+/**
+ * A provider configured per slot (issuer, client, scopes, token file …). The
+ * configuration is not secret: it travels in the slot workflow's input, and the
+ * registry builds the slot's Provider from it wherever one is needed.
+ */
+export interface ProviderFactory<C extends z.ZodType = z.ZodType> {
+  readonly name: string;
+  readonly displayName: string;
+  /** The configuration's schema; its messages name the field. */
+  readonly config: C;
+  forSlot(config: z.infer<C>): Provider;
 }

@@ -24,11 +24,17 @@ import {
   type SubmitCodeInput,
 } from '../common/messages';
 import { hostTaskQueue } from '../common/slot';
+import { awaitDeviceApproval } from './device-login';
+import { LoginWorkflowFailure } from './login-failures';
 import { tellParent } from './parent';
+
+export { LoginWorkflowFailure };
 
 export interface LoginInput {
   readonly slotId: string;
   readonly provider: string;
+  /** The slot's provider configuration (providers configured per slot). */
+  readonly providerConfig?: unknown;
   readonly host: string;
   /** Workflow id of the slot to report progress to. */
   readonly parentId: string;
@@ -46,15 +52,6 @@ export interface LoginResult {
   readonly credential: CredentialSummary;
   readonly message: string;
 }
-
-/** Failure types of the login workflow, for the slot to explain. */
-export const LoginWorkflowFailure = {
-  timedOut: 'LoginTimedOut',
-  cancelled: 'LoginCancelled',
-  tooManyBadCodes: 'LoginTooManyBadCodes',
-  cliFailed: 'LoginCliFailed',
-  tooManyRestarts: 'LoginTooManyRestarts',
-} as const;
 
 function hostActivities(host: string, heartbeatTimeoutMs: number) {
   // The queue belongs to the one worker holding the slot's PTY and files; a
@@ -119,7 +116,9 @@ export async function loginWorkflow(input: LoginInput): Promise<LoginResult> {
 
   for (;;) {
     await report({ phase: 'logging-in', ...(lastError ? { lastError } : {}) });
-    const started: StartLoginResult = await acts.start({ slotId: input.slotId, provider: input.provider, loginId });
+    const started: StartLoginResult = await acts.start({ slotId: input.slotId, provider: input.provider, providerConfig: input.providerConfig, loginId });
+    // The provider's kind of login, as the activity found it: no CLI to watch in a device flow.
+    if (started.kind === 'device-flow') return await awaitDeviceApproval(input, loginId, started, { cancelled: () => cancelled, report });
     const deadline = Math.min(started.prompt.expiresAt, started.startedAt + (input.operatorTimeoutMs ?? Infinity));
     const prompt = { ...started.prompt, expiresAt: deadline };
     log.info('login awaiting operator', { slotId: input.slotId, url: prompt.url, userCode: prompt.userCode });
@@ -210,6 +209,7 @@ export async function loginWorkflow(input: LoginInput): Promise<LoginResult> {
     const credential = await acts.verify({
       slotId: input.slotId,
       provider: input.provider,
+      providerConfig: input.providerConfig,
       notBefore: started.startedAt,
       ...(started.previousCredentialMtime !== undefined ? { previousMtime: started.previousCredentialMtime } : {}),
     });

@@ -29,6 +29,8 @@ export interface RefreshBackoff {
 export interface RefreshInput {
   readonly slotId: string;
   readonly provider: string;
+  /** The slot's provider configuration (providers configured per slot). */
+  readonly providerConfig?: unknown;
   readonly host: string;
   readonly parentId: string;
   /** Refresh even if the credential is not due (an operator's `refreshNow`). */
@@ -83,6 +85,7 @@ export async function refreshWorkflow(input: RefreshInput): Promise<RefreshOutco
       const result = await refreshCredential({
         slotId: input.slotId,
         provider: input.provider,
+        ...(input.providerConfig !== undefined ? { providerConfig: input.providerConfig } : {}),
         // The workflow's clock is the slot's clock (it is virtual under time skipping).
         now: Date.now(),
         force: input.force,

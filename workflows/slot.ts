@@ -12,6 +12,7 @@ import {
   executeChild,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -47,6 +48,12 @@ import { refreshWorkflow, type RefreshBackoff, type RefreshOutcome } from './ref
 export interface SlotInput {
   readonly slotId: string;
   readonly provider: string;
+  /**
+   * The provider's configuration for this slot (issuer, client, scopes … for
+   * `oidc-device`); not secret. Checked by SlotClient.provision and by every
+   * activity that builds the slot's provider from it.
+   */
+  readonly providerConfig?: unknown;
   /** The host whose worker holds the slot's files and runs its CLIs. */
   readonly host: string;
   /** Options passed to every login child (timeouts, attempt limits). */
@@ -255,6 +262,24 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
     }
   };
 
+  /** Revokes the slot's tokens where the provider's server can (RFC 7009); says what happened, as the start of a sentence. */
+  const revokeOnRetire = async (): Promise<string> => {
+    try {
+      const revoked = await files.revokeCredential({ slotId: input.slotId, provider: input.provider, providerConfig: input.providerConfig });
+      switch (revoked.kind) {
+        case 'revoked':
+          return `${revoked.message}; `;
+        case 'failed':
+          return `revoking the tokens failed, they stay valid until they expire (${revoked.reason.replace(/\.$/, '')}); `;
+        case 'unsupported':
+        case 'nothing':
+          return '';
+      }
+    } catch (err) {
+      return `revoking the tokens failed (${describe(err).replace(/\.$/, '')}); `;
+    }
+  };
+
   const saveStatus = async (): Promise<void> => {
     try {
       await files.writeSlotStatus({ slotId: input.slotId, status: { ...slot.status(), updatedAt: Date.now() } });
@@ -305,8 +330,10 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   }
 
   if (slot.currentLogin) await getExternalWorkflowHandle(slot.currentLogin).signal(loginCancelSignal);
+  // Before the files go (the tokens are read from them); a failure is told, not fatal.
+  const revocation = patched('revoke-on-retire') ? await revokeOnRetire() : '';
   if (slot.retire.removeFiles) await files.removeSlotFiles({ slotId: input.slotId });
-  slot.record('info', slot.retire.removeFiles ? 'retired; the slot files were removed' : 'retired; the slot files were kept');
+  slot.record('info', `retired; ${revocation}${slot.retire.removeFiles ? 'the slot files were removed' : 'the slot files were kept'}`);
   slot.setPhase('retired');
   if (!slot.retire.removeFiles) await saveStatus();
   await condition(allHandlersFinished);
@@ -320,7 +347,7 @@ function shouldContinueAsNew(slot: Slot): boolean {
 
 /** Runs a login child; true when it verified a credential. */
 async function runLogin(slot: Slot): Promise<boolean> {
-  const { slotId, provider, host } = slot.input;
+  const { slotId, provider, providerConfig, host } = slot.input;
   slot.wantsLogin = false;
   slot.logins += 1;
   const childId = loginWorkflowId(slotId, slot.logins);
@@ -330,7 +357,7 @@ async function runLogin(slot: Slot): Promise<boolean> {
   try {
     const result = await executeChild(loginWorkflow, {
       workflowId: childId,
-      args: [{ slotId, provider, host, parentId: workflowInfo().workflowId, ...slot.input.login }],
+      args: [{ slotId, provider, ...(providerConfig !== undefined ? { providerConfig } : {}), host, parentId: workflowInfo().workflowId, ...slot.input.login }],
       // Cancelling (not terminating) lets the login close its PTY on the way out.
       parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
     });
@@ -364,7 +391,7 @@ async function runRefresh(
   askOperator: (reason: string) => Promise<void>,
   phaseWhileRunning: Extract<Phase, 'refreshing' | 'verifying'> = 'refreshing',
 ): Promise<void> {
-  const { slotId, provider, host } = slot.input;
+  const { slotId, provider, providerConfig, host } = slot.input;
   slot.refreshes += 1;
   const childId = refreshWorkflowId(slotId, slot.refreshes);
   slot.currentRefresh = childId;
@@ -377,7 +404,18 @@ async function runRefresh(
     .run(() =>
       executeChild(refreshWorkflow, {
         workflowId: childId,
-        args: [{ slotId, provider, host, parentId: workflowInfo().workflowId, force, schedule, ...(backoff ? { backoff } : {}) }],
+        args: [
+          {
+            slotId,
+            provider,
+            ...(providerConfig !== undefined ? { providerConfig } : {}),
+            host,
+            parentId: workflowInfo().workflowId,
+            force,
+            schedule,
+            ...(backoff ? { backoff } : {}),
+          },
+        ],
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
       }),
     )

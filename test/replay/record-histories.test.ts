@@ -9,6 +9,7 @@ import { obtainTemporalCli } from '../../workers/temporal-binaries';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { loginWorkflowId, refreshWorkflowId, slotWorkflowId } from '../../common/slot';
+import { startScriptedDeviceServer, type ScriptedDeviceServer } from '../peers/device-server';
 import { startTokenServer, type TokenServer } from '../peers/token-server';
 import { uniqueName } from '../harness';
 import { claudeCode, startSlotRig, stateOf, waitForPhase, waitForPrompt, type SlotRig } from '../slot-fixtures';
@@ -18,8 +19,10 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
   let rig: SlotRig;
   let temporal: string;
   let server: TokenServer;
+  let deviceServer: ScriptedDeviceServer;
   beforeAll(async () => {
     server = await startTokenServer({ defaultClientId: '9d1c250a-e61b-44d9-88ed-5944d1962f5e' });
+    deviceServer = await startScriptedDeviceServer({ intervalSec: 1 });
     rig = await startSlotRig({ CLAUDE_TOKEN_URL: server.claudeTokenUrl });
     const cli = await obtainTemporalCli();
     if (cli.type !== 'existing-path') throw new Error('recording needs a local temporal CLI');
@@ -28,6 +31,7 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
   afterAll(async () => {
     await rig?.close();
     await server?.close();
+    await deviceServer?.close();
   });
 
   async function save(name: string, slotId: string, logins: number, refreshes = 0): Promise<void> {
@@ -86,6 +90,18 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
     await rig.slots.retire(slotId);
     await waitForPhase(rig.slots, slotId, ['retired']);
     await save('refresh-transient-then-success', slotId, 0, 2);
+  });
+
+  it('device flow: polled, approved, refreshed, retired with revocation', async () => {
+    const slotId = uniqueName('replay-device');
+    deviceServer.script(['pending', 'slow_down', 'approve']);
+    await rig.slots.provision({ slotId, provider: 'oidc-device', providerConfig: { issuer: deviceServer.issuer, clientId: 'device-client' }, host: rig.workers.hostName });
+    expect((await waitForPhase(rig.slots, slotId, ['active'], 40_000)).phase).toBe('active');
+    await rig.slots.refreshNow(slotId);
+    await rig.slots.waitFor(slotId, (s) => s.lastOutcome?.message.startsWith('refreshed') === true, { timeoutMs: 20_000, pollMs: 100 });
+    await rig.slots.retire(slotId);
+    await waitForPhase(rig.slots, slotId, ['retired']);
+    await save('device-login-refresh-retire', slotId, 1, 2);
   });
 
   it('timeout', async () => {

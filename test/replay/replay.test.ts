@@ -12,11 +12,11 @@ describe('recorded histories replay without non-determinism', () => {
   it('has histories for every recorded scenario', () => {
     const scenarios = new Set(files.map((f) => f.split('.')[0]));
     expect([...scenarios].sort()).toEqual(
-      expect.arrayContaining(['login-bad-code-then-success', 'login-success', 'login-timeout', 'refresh-transient-then-success']),
+      expect.arrayContaining(['device-login-refresh-retire', 'login-bad-code-then-success', 'login-success', 'login-timeout', 'refresh-transient-then-success']),
     );
     for (const scenario of scenarios) expect(files).toContain(`${scenario}.slot.json`);
-    expect(files.filter((f) => f.includes('.login-'))).toHaveLength(3);
-    expect(files.filter((f) => f.includes('.refresh-'))).toHaveLength(2);
+    expect(files.filter((f) => f.includes('.login-'))).toHaveLength(4);
+    expect(files.filter((f) => f.includes('.refresh-'))).toHaveLength(4);
   });
 
   it.each(files)('%s', async (file) => {

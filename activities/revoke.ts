@@ -1,0 +1,87 @@
+// Retiring a slot revokes its tokens at the provider's server (RFC 7009) when the
+// server offers revocation: a retired slot's tokens should not stay usable until
+// they expire. Never fatal: the outcome says what happened, without a token.
+import { getProvider, UnknownProviderError } from '../providers';
+import { readOAuthError } from '../providers/oauth';
+import { ProviderConfigError, ProviderEndpointError, type Provider } from '../providers/provider';
+import { readSecretFile, slotHome } from './credential-store';
+import { callOAuthEndpoint, endpointUrlProblem } from './oauth-http';
+
+export interface RevokeCredentialInput {
+  readonly slotId: string;
+  readonly provider: string;
+  readonly providerConfig?: unknown;
+}
+
+/**
+ * - `revoked`: the server accepted every revocation;
+ * - `unsupported`: the provider or its server cannot revoke (nothing was sent);
+ * - `nothing`: the slot holds no credential;
+ * - `failed`: at least one revocation failed; `reason` says which and why.
+ */
+export type RevokeResult =
+  | { readonly kind: 'revoked' | 'unsupported' | 'nothing'; readonly message: string }
+  | { readonly kind: 'failed'; readonly reason: string };
+
+const LIMITS = { fetchTimeoutMs: 20_000, maxBodyBytes: 64 * 1024 } as const;
+
+export function createRevokeActivities(deps: { readonly slotsDir: string; readonly env: NodeJS.ProcessEnv }) {
+  async function revokeCredential(input: RevokeCredentialInput): Promise<RevokeResult> {
+    let provider: Provider;
+    try {
+      provider = getProvider(input.provider, input.providerConfig);
+    } catch (err) {
+      if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) return { kind: 'failed', reason: err.message };
+      throw err;
+    }
+    const revoke = provider.revoke;
+    if (!revoke) return { kind: 'unsupported', message: `${provider.displayName} offers no token revocation` };
+
+    const home = slotHome(deps.slotsDir, input.slotId);
+    const read = await readSecretFile(home, provider.credential.file);
+    if (!read.ok) {
+      return read.reason === 'missing'
+        ? { kind: 'nothing', message: 'the slot holds no credential to revoke' }
+        : { kind: 'failed', reason: `the credential cannot be read: ${read.message}` };
+    }
+    let credential: unknown;
+    try {
+      credential = provider.credential.schema.parse(JSON.parse(read.text));
+    } catch {
+      // No cause, no quote: the text holds tokens.
+      return { kind: 'failed', reason: `${provider.credential.file} is not a valid credential; nothing was revoked` };
+    }
+
+    let endpoint: string | undefined;
+    try {
+      endpoint = await revoke.endpoint(deps.env);
+    } catch (err) {
+      if (err instanceof ProviderEndpointError) return { kind: 'failed', reason: `the revocation endpoint is unknown: ${err.message}` };
+      throw err;
+    }
+    if (endpoint === undefined) return { kind: 'unsupported', message: 'the server offers no revocation endpoint' };
+    if (!URL.canParse(endpoint)) return { kind: 'failed', reason: 'the revocation endpoint is not a URL' };
+    const url = new URL(endpoint);
+    const problem = endpointUrlProblem(url);
+    if (problem) return { kind: 'failed', reason: `refusing the revocation endpoint ${url.origin}${url.pathname}: ${problem}` };
+
+    const failures: string[] = [];
+    for (const request of revoke.requests(credential)) {
+      const called = await callOAuthEndpoint(url, { method: 'POST', encoding: 'form', body: request.body }, LIMITS, 'revocation endpoint');
+      if (!called.ok) {
+        failures.push(`${request.token}: ${called.reason}`);
+        continue;
+      }
+      // RFC 7009 §2.2: 200 whether or not the token was still valid.
+      const { status, json } = called.answer;
+      if (status !== 200) {
+        const error = readOAuthError(json);
+        failures.push(`${request.token}: HTTP ${status}${error ? ` ${error.code}${error.description ? `: ${error.description}` : ''}` : ''}`);
+      }
+    }
+    if (failures.length > 0) return { kind: 'failed', reason: `revocation at ${url.origin}${url.pathname} failed (${failures.join('; ')})` };
+    return { kind: 'revoked', message: `the tokens were revoked at ${url.origin}` };
+  }
+
+  return { revokeCredential };
+}

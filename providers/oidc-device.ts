@@ -1,0 +1,230 @@
+// Any OAuth 2.0 / OpenID Connect server that offers the device flow (RFC 8628):
+// no vendor CLI, no PTY. Configured per slot (issuer or endpoints, client, scopes,
+// where the tokens go); refreshes rotate, retiring revokes (RFC 7009).
+import { z } from 'zod';
+import { endpointUrlProblem } from '../activities/oauth-http';
+import { discoverServer } from './oauth-discovery';
+import { classifyDevicePoll, oauthClassifier } from './oauth';
+import { ProviderEndpointError, type Provider, type ProviderFactory, type TokenAnswer } from './provider';
+
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+const MINUTE = 60_000;
+/** Files the slot itself writes: the tokens may not be stored over them. */
+const RESERVED_FILES = ['slot-status.json', '.agent.env', '.device-login.json'];
+
+const isUrl = (value: string): boolean => URL.canParse(value);
+const EndpointUrl = z
+  .string({ error: 'must be a URL string' })
+  .refine(isUrl, 'is not a URL')
+  .refine((value) => !isUrl(value) || endpointUrlProblem(new URL(value)) === undefined, 'must be https (or http on 127.0.0.1 / localhost), without user or password');
+
+/** RFC 6749 §3.3: printable ASCII except space, `"` and `\`. */
+const ScopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'is not a scope (printable ASCII, no spaces, quotes or backslashes)');
+
+const TokenPath = z
+  .string({ error: 'must be a path relative to the slot home' })
+  .min(1, 'is empty')
+  .max(200, 'is longer than 200 characters')
+  .refine((p) => !p.startsWith('/'), 'must be relative to the slot home, not absolute')
+  .refine((p) => !/[\0\\]/.test(p), 'contains a NUL byte or a backslash')
+  .refine((p) => !p.split('/').some((segment) => segment === '..' || segment === '.' || segment === ''), 'must not contain "..", "." or empty segments')
+  .refine((p) => !RESERVED_FILES.includes(p), `must not be one of the slot's own files (${RESERVED_FILES.join(', ')})`);
+
+/** The per-slot configuration; nothing in it is secret (public clients only). */
+export const OidcDeviceConfig = z
+  .strictObject({
+    /** The issuer; its endpoints are read from `<issuer>/.well-known/openid-configuration`. */
+    issuer: EndpointUrl.optional(),
+    /** Explicit endpoints instead of discovery (RFC 8414 names). */
+    endpoints: z
+      .strictObject({
+        device_authorization_endpoint: EndpointUrl,
+        token_endpoint: EndpointUrl,
+        revocation_endpoint: EndpointUrl.optional(),
+      })
+      .optional(),
+    clientId: z
+      .string({ error: 'is required (the OAuth client id)' })
+      .min(1, 'is empty')
+      .max(256, 'is longer than 256 characters')
+      .regex(/^[\x20-\x7E]+$/, 'must be printable ASCII'),
+    /** @default ["openid", "offline_access"] (offline_access asks for a refresh token) */
+    scopes: z.array(ScopeToken, { error: 'must be a list of scopes' }).max(50, 'has more than 50 scopes').default(['openid', 'offline_access']),
+    /** Where and how the tokens are stored in the slot. */
+    tokens: z
+      .strictObject({
+        /** @default ".oidc/tokens.json" */
+        path: TokenPath.default('.oidc/tokens.json'),
+        /** `oauth-json`: `{access_token, refresh_token, id_token, expires_at, scope, token_type, last_refresh}`. @default "oauth-json" */
+        format: z.enum(['oauth-json'], { error: 'must be "oauth-json"' }).default('oauth-json'),
+      })
+      .default({ path: '.oidc/tokens.json', format: 'oauth-json' }),
+  })
+  .superRefine((config, ctx) => {
+    if (!config.issuer && !config.endpoints) {
+      ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'is required unless endpoints are given (one of issuer or endpoints)' });
+    }
+    if (config.issuer && config.endpoints) {
+      ctx.addIssue({ code: 'custom', path: ['endpoints'], message: 'cannot be combined with issuer (give one of them)' });
+    }
+  });
+export type OidcDeviceConfig = z.infer<typeof OidcDeviceConfig>;
+
+/**
+ * `oauth-json`: the token answer as stored. `expires_at` is epoch seconds (as
+ * requests-oauthlib and Authlib keep it), `last_refresh` an ISO 8601 time.
+ */
+export const OAuthJsonTokens = z
+  .object({
+    access_token: z.string().min(1),
+    refresh_token: z.string().min(1),
+    id_token: z.string().min(1).optional(),
+    token_type: z.string().optional(),
+    scope: z.string().optional(),
+    expires_at: z.number().int().positive().optional(),
+    last_refresh: z.string().optional(),
+  })
+  .loose();
+type OAuthJsonTokens = z.infer<typeof OAuthJsonTokens>;
+
+/** `sub` (and `email`) of an ID token, unverified: a hint for operators, never a decision. */
+function idTokenSubject(idToken: string | undefined): string | undefined {
+  const payload = idToken?.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown; email?: unknown };
+    const who = typeof claims.email === 'string' ? claims.email : claims.sub;
+    return typeof who === 'string' && /^[\x20-\x7E]{1,120}$/.test(who) ? who : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const expiresAt = (tokens: TokenAnswer, now: number): number | undefined =>
+  tokens.expires_in !== undefined ? Math.floor(now / 1000) + Math.round(tokens.expires_in) : undefined;
+
+function forSlot(config: OidcDeviceConfig): Provider {
+  const where = config.issuer ? new URL(config.issuer).host : new URL(config.endpoints?.token_endpoint ?? 'http://invalid').host;
+  const displayName = `OAuth device flow (${where})`;
+  const scope = config.scopes.length > 0 ? config.scopes.join(' ') : undefined;
+
+  /** The server's endpoints: configured, or discovered from the issuer. */
+  async function endpoints(): Promise<{ device?: string; token: string; revocation?: string; grants?: readonly string[] }> {
+    if (config.endpoints) {
+      const e = config.endpoints;
+      return { device: e.device_authorization_endpoint, token: e.token_endpoint, ...(e.revocation_endpoint ? { revocation: e.revocation_endpoint } : {}) };
+    }
+    const metadata = await discoverServer(config.issuer as string);
+    return {
+      token: metadata.token_endpoint,
+      ...(metadata.device_authorization_endpoint ? { device: metadata.device_authorization_endpoint } : {}),
+      ...(metadata.revocation_endpoint ? { revocation: metadata.revocation_endpoint } : {}),
+      ...(metadata.grant_types_supported ? { grants: metadata.grant_types_supported } : {}),
+    };
+  }
+
+  return {
+    name: 'oidc-device',
+    displayName,
+    login: {
+      kind: 'device-flow',
+      interaction: 'device-approval',
+      async server() {
+        const found = await endpoints();
+        const noDeviceFlow = `the issuer ${config.issuer} does not offer the device flow (RFC 8628)`;
+        if (!found.device) throw new ProviderEndpointError(`${noDeviceFlow}: its discovery document has no device_authorization_endpoint`, false);
+        if (found.grants && !found.grants.includes(DEVICE_GRANT)) {
+          throw new ProviderEndpointError(`${noDeviceFlow}: its discovery document does not list ${DEVICE_GRANT} in grant_types_supported`, false);
+        }
+        return { deviceAuthorizationEndpoint: found.device, tokenEndpoint: found.token, clientId: config.clientId, ...(scope ? { scope } : {}) };
+      },
+      classifyPoll: classifyDevicePoll,
+      credentialFromTokens(tokens, now) {
+        if (!tokens.refresh_token) {
+          throw new Error(
+            `the server issued no refresh token, so the slot could not be kept alive: ask for the offline_access scope ` +
+              `(or let client ${config.clientId} use the refresh_token grant) and log in again`,
+          );
+        }
+        const at = expiresAt(tokens, now);
+        const file: OAuthJsonTokens = {
+          access_token: tokens.access_token,
+          refresh_token: tokens.refresh_token,
+          ...(tokens.id_token ? { id_token: tokens.id_token } : {}),
+          ...(typeof tokens.token_type === 'string' ? { token_type: tokens.token_type } : {}),
+          ...(tokens.scope !== undefined ? { scope: tokens.scope } : scope ? { scope } : {}),
+          ...(at !== undefined ? { expires_at: at } : {}),
+          last_refresh: new Date(now).toISOString(),
+        };
+        return file;
+      },
+      instructions: (prompt) =>
+        `Open ${prompt.url} in a browser, sign in and enter the code ${prompt.userCode ?? ''}` +
+        `${prompt.completeUrl ? ` (or open ${prompt.completeUrl}, which carries the code)` : ''}; ` +
+        `the login completes by itself (the code expires at ${new Date(prompt.expiresAt).toISOString()})`,
+      timeouts: { operatorMs: 30 * MINUTE },
+    },
+    credential: {
+      file: config.tokens.path,
+      schema: OAuthJsonTokens,
+      facts: (parsed: OAuthJsonTokens) => {
+        const lastRefresh = parsed.last_refresh ? Date.parse(parsed.last_refresh) : NaN;
+        const who = idTokenSubject(parsed.id_token);
+        return {
+          ...(parsed.expires_at !== undefined ? { expiresAt: parsed.expires_at * 1000 } : {}),
+          ...(Number.isFinite(lastRefresh) ? { lastRefresh } : {}),
+          account: who ? `${who} at ${where}` : `client ${config.clientId} at ${where}`,
+        };
+      },
+    },
+    refresh: {
+      endpoint: async () => (await endpoints()).token,
+      // RFC 6749 §6: form-encoded; a public client names itself in the body.
+      request: (credential) => ({
+        encoding: 'form',
+        body: { grant_type: 'refresh_token', refresh_token: OAuthJsonTokens.parse(credential).refresh_token, client_id: config.clientId },
+      }),
+      classify: oauthClassifier(),
+      apply(current, tokens, now) {
+        OAuthJsonTokens.parse(current);
+        // The raw object, not zod's copy: keys written by someone else stay.
+        const { expires_at: _old, ...file } = current as Record<string, unknown>;
+        const at = expiresAt(tokens, now);
+        return {
+          ...file,
+          access_token: tokens.access_token,
+          ...(tokens.refresh_token !== undefined ? { refresh_token: tokens.refresh_token } : {}),
+          ...(tokens.id_token !== undefined ? { id_token: tokens.id_token } : {}),
+          ...(typeof tokens.token_type === 'string' ? { token_type: tokens.token_type } : {}),
+          ...(tokens.scope !== undefined ? { scope: tokens.scope } : {}),
+          // An answer without expires_in leaves the expiry unknown, not the old one.
+          ...(at !== undefined ? { expires_at: at } : {}),
+          last_refresh: new Date(now).toISOString(),
+        };
+      },
+      schedule: { beforeExpiryMs: 5 * MINUTE, jitterMs: MINUTE },
+    },
+    agent: {
+      // Agents get the access token only: they never hold (or race on) the refresh token.
+      envFile: '.agent.env',
+      env: (credential) => ({ OAUTH_ACCESS_TOKEN: OAuthJsonTokens.parse(credential).access_token }),
+    },
+    revoke: {
+      endpoint: async () => (await endpoints()).revocation,
+      requests(credential) {
+        const tokens = OAuthJsonTokens.parse(credential);
+        return [
+          { token: 'refresh_token', body: { token: tokens.refresh_token, token_type_hint: 'refresh_token', client_id: config.clientId } },
+          { token: 'access_token', body: { token: tokens.access_token, token_type_hint: 'access_token', client_id: config.clientId } },
+        ];
+      },
+    },
+  };
+}
+
+export const oidcDevice: ProviderFactory<typeof OidcDeviceConfig> = {
+  name: 'oidc-device',
+  displayName: 'OAuth device flow (RFC 8628)',
+  config: OidcDeviceConfig,
+  forSlot,
+};
