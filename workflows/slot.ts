@@ -371,13 +371,35 @@ async function runLogin(slot: Slot): Promise<boolean> {
     return true;
   } catch (err) {
     if (!(err instanceof ChildWorkflowFailure)) throw err;
-    const type = err.cause instanceof ApplicationFailure ? err.cause.type : undefined;
-    const next = type === 'LoginCancelled' ? `Start a new one with: slotctl relogin ${slotId}` : `Run \`slotctl relogin ${slotId}\` for a new login URL.`;
+    const next = nextStepAfterLogin(innermostFailureType(err), slotId);
     slot.consecutiveFailures += 1;
     slot.record('login-failed', `login failed: ${describe(err).replace(/\.$/, '')}. ${next}`);
     slot.currentLogin = undefined;
     slot.setPhase('needs-relogin');
     return false;
+  }
+}
+
+/** The type of the deepest ApplicationFailure in a failure chain: where the reason was known. */
+function innermostFailureType(err: unknown): string | undefined {
+  let type: string | undefined;
+  for (let current: unknown = err; current instanceof Error; current = (current as { cause?: unknown }).cause) {
+    if (current instanceof ApplicationFailure && current.type) type = current.type;
+  }
+  return type;
+}
+
+/** What the operator should do after a failed login: a new URL does not fix a configuration. */
+function nextStepAfterLogin(type: string | undefined, slotId: string): string {
+  switch (type) {
+    case 'LoginCancelled':
+      return `Start a new one with: slotctl relogin ${slotId}`;
+    case 'LoginCliMissing':
+      return `Install the CLI on the slot's host (or set its *_BIN variable), then: slotctl relogin ${slotId}`;
+    case 'LoginMisconfigured':
+      return `Fix the provider configuration (retire the slot and provision it again with corrected settings), then log in again.`;
+    default:
+      return `Run \`slotctl relogin ${slotId}\` for a new login URL.`;
   }
 }
 
