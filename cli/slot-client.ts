@@ -141,13 +141,16 @@ export class SlotClient {
   async status(slotId: string, opts: { queryTimeoutMs?: number } = {}): Promise<SlotStatus> {
     const id = parseSlotId(slotId);
     const handle = this.client.workflow.getHandle(slotWorkflowId(id));
+    const deadline = Date.now() + (opts.queryTimeoutMs ?? 10_000);
     try {
-      return await this.client.connection.withDeadline(Date.now() + (opts.queryTimeoutMs ?? 10_000), () => handle.query(statusQuery));
+      return await this.client.connection.withDeadline(deadline, () => handle.query(statusQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new SlotNotFoundError(id);
-      // DEADLINE_EXCEEDED (4) or FAILED_PRECONDITION (9, "no poller seen"): nobody runs the workflow now.
-      const code = (err as { code?: number }).code ?? ((err as { cause?: { code?: number } }).cause?.code);
-      if (code !== 4 && code !== 9) throw err;
+      // FAILED_PRECONDITION (9, "no poller seen") or our deadline passed (the call is then CANCELLED or
+      // DEADLINE_EXCEEDED): nobody runs the workflow now.
+      const code = (err as { code?: number }).code ?? (err as { cause?: { code?: number } }).cause?.code;
+      const timedOut = Date.now() >= deadline - 100;
+      if (code !== 9 && !timedOut) throw err;
       const description = await handle.describe().catch((e: unknown) => {
         throw e instanceof WorkflowNotFoundError ? new SlotNotFoundError(id) : e;
       });
@@ -162,7 +165,7 @@ export class SlotClient {
         logins: 0,
         refreshes: 0,
         consecutiveFailures: 0,
-        stale: `no worker answered (${code === 4 ? 'timed out' : 'no worker polling'}); phase from search attributes${attrs.get(SlotPromptKey) ? `, prompt: ${attrs.get(SlotPromptKey)}` : ''}`,
+        stale: `no worker answered (${timedOut ? 'timed out' : 'no worker polling'}); phase from search attributes${attrs.get(SlotPromptKey) ? `, prompt: ${attrs.get(SlotPromptKey)}` : ''}`,
       };
     }
   }

@@ -51,7 +51,8 @@ function run(command: string, args: string[], opts: { cwd: string; env?: NodeJS.
     const onChunk = (chunk: Buffer): void => {
       const text = chunk.toString();
       tail = (tail + text).slice(-4000);
-      for (const line of text.split('\n')) if (line.trim()) opts.log(`  ${line.trim()}`);
+      // Maven colours its output even when piped; keep the words only.
+      for (const line of text.replace(/\u001b\[[0-9;]*m/g, '').split('\n')) if (line.trim()) opts.log(`  ${line.trim()}`);
     };
     child.stdout.on('data', onChunk);
     child.stderr.on('data', onChunk);
