@@ -17,8 +17,9 @@ const quietBundlerLogger = {
   warn: (m: string) => console.warn(m), error: (m: string) => console.error(m),
 };
 
-export async function devServerClient(): Promise<{ client: Client; connection: Connection }> {
-  const connection = await Connection.connect({ address: inject('temporalAddress') });
+/** A client on the run's dev server, or on `address`. */
+export async function devServerClient(address = inject('temporalAddress')): Promise<{ client: Client; connection: Connection }> {
+  const connection = await Connection.connect({ address });
   return { client: new Client({ connection }), connection };
 }
 
@@ -31,15 +32,16 @@ export interface RunningWorkers extends SlotWorkers {
   stop(): Promise<void>;
 }
 
-/** Starts slot workers on the dev server with a fresh host name and shared queue. */
+/** Starts slot workers on the run's dev server (or at `address`) with a fresh host name and shared queue. */
 export async function startWorkers(
-  opts: Omit<SlotWorkerOptions, 'connection' | 'namespace' | 'host' | 'sharedTaskQueue'> & { hostName?: string; sharedTaskQueue?: string },
+  opts: Omit<SlotWorkerOptions, 'connection' | 'namespace' | 'host' | 'sharedTaskQueue'> & { hostName?: string; sharedTaskQueue?: string; address?: string },
 ): Promise<RunningWorkers> {
-  const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+  const { address = inject('temporalAddress'), ...workerOptions } = opts;
+  const connection = await NativeConnection.connect({ address });
   const hostName = opts.hostName ?? uniqueName('host');
   const sharedTaskQueue = opts.sharedTaskQueue ?? uniqueName('shared');
   const workers = await createSlotWorkers({
-    ...opts,
+    ...workerOptions,
     connection,
     namespace: 'default',
     host: hostName,

@@ -22,7 +22,10 @@ export interface SlotRig {
 }
 
 /** A worker whose providers run the fixture CLIs, plus a client on its queues. */
-export async function startSlotRig(fixtureEnv: Record<string, string> = {}, options: { notifyWebhookUrl?: string } = {}): Promise<SlotRig> {
+export async function startSlotRig(
+  fixtureEnv: Record<string, string> = {},
+  options: { notifyWebhookUrl?: string; /** Another Temporal server than the run's. */ address?: string } = {},
+): Promise<SlotRig> {
   const slotsDir = await mkdtemp(join(tmpdir(), 'slots-'));
   const approvals = join(slotsDir, '.approvals');
   const inputLog = join(slotsDir, '.input.log');
@@ -41,7 +44,7 @@ export async function startSlotRig(fixtureEnv: Record<string, string> = {}, opti
     heartbeatMs: 500,
     ...options,
   });
-  const { client, connection } = await devServerClient();
+  const { client, connection } = await devServerClient(options.address);
   const slots = new SlotClient(client, workers.sharedTaskQueue);
   return {
     slotsDir,

@@ -118,3 +118,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 /** The address clients and workers dial. */
 export const temporalAddress = (config: Config): string =>
   config.temporalAddress ?? `${config.devServer.ip}:${config.devServer.port}`;
+
+/** For process entry points: the configuration, or a message naming what is wrong and exit code 2. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+}

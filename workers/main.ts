@@ -1,6 +1,6 @@
 // `npm start`: the embedded default. Starts a local Temporal dev server (SQLite
 // under DATA_DIR, Web UI) and a worker; with TEMPORAL_ADDRESS, only the worker.
-import { ConfigError, loadConfig, type Config } from './config';
+import { loadConfigOrExit, type Config } from './config';
 import { startCodecServer, type CodecServer } from './codec-server';
 import { startDevServer, type DevServer } from './dev-server';
 import { AesGcmPayloadCodec } from './encryption';
@@ -63,11 +63,4 @@ async function main(config: Config): Promise<void> {
   }
 }
 
-let config: Config;
-try {
-  config = loadConfig();
-} catch (err) {
-  process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
-  process.exit(2);
-}
-await main(config);
+await main(loadConfigOrExit());

@@ -12,7 +12,7 @@ import { LoginSessions } from '../activities/login-session';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
 import { SHARED_TASK_QUEUE, hostTaskQueue } from '../common/slot';
 import type { DataConverter } from '@temporalio/common';
-import { ConfigError, loadConfig, temporalAddress, type Config } from './config';
+import { loadConfigOrExit, temporalAddress, type Config } from './config';
 import { slotDataConverter } from './encryption';
 import { createLogger, installRuntimeLogger } from './logger';
 
@@ -170,13 +170,7 @@ export async function runWorker(config: Config, log: PinoLogger, connection?: Na
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
-    process.exit(2);
-  }
+  const config = loadConfigOrExit();
   const log = createLogger(config.logLevel);
   installRuntimeLogger(log);
   await runWorker(config, log);

@@ -78,20 +78,11 @@ export interface SlotInput {
   readonly carried?: CarriedState;
 }
 
-/** What survives continue-as-new: everything `status` shows, nothing secret. */
-interface CarriedState {
-  readonly phase: Phase;
-  readonly expiresAt?: number;
-  readonly lastRefresh?: number;
-  readonly nextRefreshAt?: number;
-  readonly account?: string;
-  readonly lastOutcome?: Outcome;
-  readonly lastError?: string;
-  readonly logins: number;
-  readonly refreshes: number;
-  readonly consecutiveFailures: number;
-  readonly runs: number;
-}
+/** What survives continue-as-new: what `status` shows (nothing secret), and the run count. */
+type CarriedState = Pick<
+  SlotStatus,
+  'phase' | 'expiresAt' | 'lastRefresh' | 'nextRefreshAt' | 'account' | 'lastOutcome' | 'lastError' | 'logins' | 'refreshes' | 'consecutiveFailures'
+> & { readonly runs: number };
 
 /** The slot's state and its message handlers, kept apart from the control flow. */
 class Slot {

@@ -1,22 +1,16 @@
 // The operator's three ways in, end to end on fixture CLIs: slotctl (in process
 // and as the `npx slotctl` bin), the `temporal` CLI, and the Web UI's HTTP API
 // (what its "Send a Signal" form posts). Each one must bring a waiting slot to `active`.
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SlotClient } from '../../cli/slot-client';
 import { slotctl } from '../../cli/slotctl';
 import type { SlotStatus } from '../../common/messages';
 import { startDevServer, type DevServer } from '../../workers/dev-server';
 import { obtainTemporalCli, PROJECT_ROOT } from '../../workers/temporal-binaries';
-import { createSlotWorkers } from '../../workers/worker';
-import { uniqueName, workflowBundle } from '../harness';
-import { claudeCode, FIXTURE_BIN, startSlotRig, waitForPrompt, type SlotRig } from '../slot-fixtures';
+import { uniqueName } from '../harness';
+import { claudeCode, startSlotRig, waitForPrompt, type SlotRig } from '../slot-fixtures';
 
 type Io = NonNullable<Parameters<typeof slotctl>[1]>;
 interface Run {
@@ -399,57 +393,6 @@ describe('the temporal CLI', () => {
   });
 });
 
-/** startSlotRig on another server: a worker with the fixture CLIs and a client, both at `address`. */
-async function startSlotRigAt(address: string): Promise<SlotRig> {
-  const slotsDir = await mkdtemp(join(tmpdir(), 'slots-ui-'));
-  const env: Record<string, string> = {
-    CLAUDE_BIN: join(FIXTURE_BIN, 'claude'),
-    CODEX_BIN: join(FIXTURE_BIN, 'codex'),
-    FIXTURE_SPEED: '0.2',
-    FIXTURE_CODEX_APPROVALS: join(slotsDir, '.approvals'),
-    FIXTURE_INPUT_LOG: join(slotsDir, '.input.log'),
-  };
-  const native = await NativeConnection.connect({ address });
-  const hostName = uniqueName('host');
-  const sharedTaskQueue = uniqueName('shared');
-  const workers = await createSlotWorkers({
-    connection: native,
-    namespace: 'default',
-    host: hostName,
-    sharedTaskQueue,
-    slotsDir,
-    env: { ...process.env, ...env },
-    envPassthrough: ['FIXTURE_*'],
-    heartbeatMs: 500,
-    workflowBundle: await workflowBundle(),
-  });
-  const running = workers.run();
-  const connection = await Connection.connect({ address });
-  return {
-    slotsDir,
-    approvals: env.FIXTURE_CODEX_APPROVALS ?? '',
-    inputLog: env.FIXTURE_INPUT_LOG ?? '',
-    workers: {
-      ...workers,
-      hostName,
-      sharedTaskQueue,
-      async stop() {
-        workers.shutdown();
-        await running;
-        await native.close();
-      },
-    },
-    slots: new SlotClient(new Client({ connection }), sharedTaskQueue),
-    workerEnv: { ...env, LOGIN_ENV_PASSTHROUGH: 'FIXTURE_*', SLOTS_DIR: slotsDir },
-    async close() {
-      workers.shutdown();
-      await running;
-      await native.close();
-      await connection.close();
-      await rm(slotsDir, { recursive: true, force: true });
-    },
-  };
-}
 
 interface UiPayload {
   metadata?: Record<string, string>;
@@ -470,7 +413,7 @@ describe('the Web UI', () => {
   beforeAll(async () => {
     server = await startDevServer({ executable: await obtainTemporalCli({ build: false }), uiPort: await freePort() });
     ui = server.uiUrl as string;
-    rig = await startSlotRigAt(server.address);
+    rig = await startSlotRig({}, { address: server.address });
   });
   afterAll(async () => {
     await rig?.close();
