@@ -108,6 +108,11 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://${opts.host ?? '127.0.0.1'}:${port}`,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        // Browsers keep connections alive; do not wait for them to time out.
+        server.closeAllConnections();
+      }),
   };
 }
