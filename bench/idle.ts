@@ -1,0 +1,286 @@
+// Idle cost: 1000 active slots asleep until their next refresh. Worker memory
+// and CPU, growth of the Temporal database (a SQLite file) per slot, history
+// events per refresh cycle. Baseline: the scripts' one watchdog loop per slot.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { SlotClient } from '../cli/slot-client';
+import { refreshWorkflowId, slotWorkflowId } from '../common/slot';
+import type { TokenServer } from '../test/peers/token-server';
+import { provisionFleet } from './fleet-slots';
+import { countByType, EventType, historyOf } from './history';
+import { descendantsOf, memoryOf, sampleRss } from './process-stats';
+import { distribution, kib, mib, round, type Target } from './report';
+import { PROJECT_ROOT, cpuBetween, cpuSnapshot, inPool, param, runBenchmark, sleep, sqliteBytes, type BenchWorker, type Rig } from './rig';
+
+const SLOTS = param('BENCH_IDLE_SLOTS', 1000);
+const IDLE_SECONDS = param('BENCH_IDLE_SECONDS', 30);
+const SETTLE_SECONDS = param('BENCH_IDLE_SETTLE_SECONDS', 10);
+const REFRESH_SAMPLE = param('BENCH_IDLE_REFRESH_SAMPLE', 100);
+const BASH_LOOPS = param('BENCH_IDLE_BASH_LOOPS', 50);
+const NODE_LOOPS = param('BENCH_IDLE_NODE_LOOPS', 20);
+/** Also measure the worker with zod and common/* evaluated once per thread (an experiment, see worker-entry.ts). */
+const PRELOAD_EXPERIMENT = param('BENCH_IDLE_PRELOAD_EXPERIMENT', 1) === 1;
+const EXPERIMENT_SLOTS = param('BENCH_IDLE_EXPERIMENT_SLOTS', 500);
+/**
+ * Where the SQLite file lives. Its size does not depend on the filesystem, but the
+ * dev server syncs every commit: on this VM's disk adoption runs at ~3 slots/s,
+ * which puts 1000 slots out of reach; tmpfs (/dev/shm) makes the syncs free.
+ * BENCH_IDLE_DB_DIR=/tmp measures on disk.
+ */
+const DB_PARENT = process.env.BENCH_IDLE_DB_DIR || (existsSync('/dev/shm') ? '/dev/shm' : undefined);
+const PRELOAD = 'zod,./common/slot.ts,./common/messages.ts,./common/search-attributes.ts';
+
+/** Median RSS (KiB) over a few seconds after a GC of the worker's main isolate: one number that noise does not move much. */
+async function settledRss(worker: BenchWorker, seconds: number): Promise<number> {
+  await worker.stats(true);
+  const sampler = sampleRss(worker.pid, 250);
+  await sleep(seconds * 1000);
+  const samples = sampler.stop().sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)] ?? NaN;
+}
+
+interface MemoryCurve {
+  readonly emptyKiB: number;
+  readonly halfKiB: number;
+  readonly fullKiB: number;
+  /** (full − half) / (slots/2): what one more sleeping slot costs. */
+  readonly marginalKiBPerSlot: number;
+  /** (full − empty) / slots: includes what warming up the worker costs once. */
+  readonly averageKiBPerSlot: number;
+  readonly heapUsedMiB: number;
+}
+
+/** Provisions the slots in two halves and reads the worker's settled RSS before, between and after. */
+async function memoryCurve(
+  rig: Rig,
+  worker: BenchWorker,
+  fleet: { client: Client; slots: SlotClient; tokens: TokenServer; slotsDir: string; host: string; prefix: string },
+  total: number,
+): Promise<MemoryCurve & { untilActiveMs: number[] }> {
+  const half = Math.floor(total / 2);
+  const emptyKiB = await settledRss(worker, 5);
+  rig.note(`worker RSS with no slot: ${mib(emptyKiB)} MiB`);
+  const a = await provisionFleet(rig, { ...fleet, count: half, timeoutMs: 300_000 });
+  await sleep(SETTLE_SECONDS * 1000);
+  const halfKiB = await settledRss(worker, 5);
+  rig.note(`worker RSS with ${half} sleeping slots: ${mib(halfKiB)} MiB`);
+  const b = await provisionFleet(rig, { ...fleet, count: total - half, firstIndex: half, timeoutMs: 300_000 });
+  await sleep(SETTLE_SECONDS * 1000);
+  const fullKiB = await settledRss(worker, 5);
+  rig.note(`worker RSS with ${total} sleeping slots: ${mib(fullKiB)} MiB`);
+  const stats = await worker.stats(true);
+  return {
+    emptyKiB,
+    halfKiB,
+    fullKiB,
+    marginalKiBPerSlot: round((fullKiB - halfKiB) / (total - half), 1),
+    averageKiBPerSlot: round((fullKiB - emptyKiB) / total, 1),
+    heapUsedMiB: round(stats.memory.heapUsed / 2 ** 20, 1),
+    untilActiveMs: [a.untilActiveMs, b.untilActiveMs],
+  };
+}
+
+/** Events one refresh cycle adds to the slot's history, and the refresh child's own history. */
+async function eventsPerCycle(client: Client, slots: SlotClient, slotId: string): Promise<Record<string, unknown>> {
+  const handle = client.workflow.getHandle(slotWorkflowId(slotId));
+  const before = await historyOf(client, slotWorkflowId(slotId));
+  const runId = (await handle.describe()).runId;
+  await slots.refreshNow(slotId);
+  const deadline = Date.now() + 60_000;
+  let after = before;
+  // The cycle ends when the slot sleeps again: its last event is a new TimerStarted.
+  while (Date.now() < deadline) {
+    await sleep(200);
+    after = await historyOf(client, slotWorkflowId(slotId), runId);
+    const last = after[after.length - 1];
+    if (after.length > before.length && last?.eventType === EventType.EVENT_TYPE_TIMER_STARTED) break;
+  }
+  const cycle = after.slice(before.length);
+  const status = await slots.status(slotId);
+  const child = await historyOf(client, refreshWorkflowId(slotId, status.refreshes));
+  return {
+    slotWorkflow: { events: cycle.length, byType: countByType(cycle) },
+    refreshChild: { workflowId: refreshWorkflowId(slotId, status.refreshes), events: child.length, byType: countByType(child) },
+    total: cycle.length + child.length,
+    historyLengthBefore: before.length,
+  };
+}
+
+/** The scripts' watchdogs: one loop process per slot. RSS and PSS (shared pages split among sharers), with each loop's `sleep` child. */
+async function watchdogs(rig: Rig, kind: 'bash' | 'node', count: number, dir: string): Promise<Record<string, unknown>> {
+  const pids: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const credential = join(dir, `slot-${i}`, '.credentials.json');
+    const child =
+      kind === 'bash'
+        ? spawn('bash', [join(PROJECT_ROOT, 'bench', 'baseline', 'watchdog.sh'), credential], { stdio: 'ignore', detached: true })
+        : spawn(process.execPath, ['-e', `setInterval(() => require('fs').existsSync(${JSON.stringify(credential)}), 60000)`], { stdio: 'ignore', detached: true });
+    if (child.pid === undefined) continue;
+    const pid = child.pid;
+    pids.push(pid);
+    rig.defer(async () => {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    });
+  }
+  await sleep(3000);
+  const rss: number[] = [];
+  const pss: number[] = [];
+  let processes = 0;
+  for (const pid of pids) {
+    const tree = [pid, ...(await descendantsOf(pid))];
+    processes += tree.length;
+    let r = 0;
+    let p = 0;
+    for (const member of tree) {
+      const m = await memoryOf(member);
+      r += m?.rssKiB ?? 0;
+      p += m?.pssKiB ?? 0;
+    }
+    rss.push(r);
+    pss.push(p);
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  const rssDist = distribution(rss, 0);
+  const pssDist = distribution(pss, 0);
+  return {
+    loops: pids.length,
+    processesPerLoop: round(processes / (pids.length || 1), 1),
+    command: kind === 'bash' ? 'bash bench/baseline/watchdog.sh (while sleep 60; do …; done)' : 'node -e "setInterval(…, 60000)"',
+    rssKiBPerLoop: rssDist,
+    pssKiBPerLoop: pssDist,
+    extrapolatedFor: SLOTS,
+    extrapolatedRssMiB: mib(rssDist.mean * SLOTS),
+    extrapolatedPssMiB: mib(pssDist.mean * SLOTS),
+  };
+}
+
+await runBenchmark('idle', 20 * 60_000, async (rig) => {
+  const dataDir = await rig.tempDir('idle-db', DB_PARENT);
+  const dbFile = join(dataDir, 'temporal.sqlite');
+  const slotsDir = await rig.tempDir('idle-slots');
+  const { server, client, slots: slotClient, pid: serverPid } = await rig.startServer({ dbFile });
+  const tokens = await rig.startTokenServer({ accessTtlSec: 8 * 3600 });
+  const host = `bench-${randomUUID().slice(0, 8)}`;
+  const taskQueue = `bench-idle-${randomUUID().slice(0, 8)}`;
+  const worker = await rig.startWorker(client, { address: server.address, host, taskQueue, slotsDir, env: { CLAUDE_TOKEN_URL: tokens.claudeTokenUrl } });
+  const slots = slotClient(taskQueue);
+
+  await sleep(2000);
+  const db0 = await sqliteBytes(dbFile);
+  const curve = await memoryCurve(rig, worker, { client, slots, tokens, slotsDir, host, prefix: 'idle' }, SLOTS);
+  const db1 = await sqliteBytes(dbFile);
+
+  rig.note(`idle for ${IDLE_SECONDS} s`);
+  const cpu0 = await cpuSnapshot(worker.pid, serverPid);
+  const rss = sampleRss(worker.pid, 500);
+  await sleep(IDLE_SECONDS * 1000);
+  const idleRss = rss.stop();
+  const cpu = cpuBetween(cpu0, await cpuSnapshot(worker.pid, serverPid));
+  const db2 = await sqliteBytes(dbFile);
+  if (tokens.requests.length !== 0) throw new Error(`the sleeping slots made ${tokens.requests.length} token requests`);
+
+  rig.note('history of one refresh cycle');
+  const cycle = await eventsPerCycle(client, slots, 'idle-0');
+  rig.note(`${REFRESH_SAMPLE} refresh cycles for the database growth per cycle`);
+  const sample = Array.from({ length: REFRESH_SAMPLE }, (_, i) => `idle-${i + 1}`);
+  const dbBeforeCycles = await sqliteBytes(dbFile);
+  const completedBefore = (await client.workflow.count(`WorkflowType = 'refreshWorkflow' AND ExecutionStatus = 'Completed'`)).count;
+  await inPool(sample, 16, (slotId) => slots.refreshNow(slotId));
+  const cyclesDeadline = Date.now() + 180_000;
+  while (Date.now() < cyclesDeadline) {
+    const n = (await client.workflow.count(`WorkflowType = 'refreshWorkflow' AND ExecutionStatus = 'Completed'`)).count;
+    if (n >= completedBefore + REFRESH_SAMPLE) break;
+    await sleep(500);
+  }
+  await sleep(3000);
+  const dbAfterCycles = await sqliteBytes(dbFile);
+  await worker.stop();
+
+  let experiment: Record<string, unknown> | undefined;
+  if (PRELOAD_EXPERIMENT) {
+    rig.note(`experiment: a worker with ${PRELOAD} evaluated once per thread`);
+    const host2 = `bench-${randomUUID().slice(0, 8)}`;
+    const queue2 = `bench-idle-${randomUUID().slice(0, 8)}`;
+    const slotsDir2 = await rig.tempDir('idle-slots-exp');
+    const worker2 = await rig.startWorker(client, {
+      address: server.address,
+      host: host2,
+      taskQueue: queue2,
+      slotsDir: slotsDir2,
+      env: { CLAUDE_TOKEN_URL: tokens.claudeTokenUrl, BENCH_PRELOAD_MODULES: PRELOAD },
+    });
+    const curve2 = await memoryCurve(rig, worker2, { client, slots: slotClient(queue2), tokens, slotsDir: slotsDir2, host: host2, prefix: 'exp' }, EXPERIMENT_SLOTS);
+    await worker2.stop();
+    experiment = {
+      what: `bundle with preloadModules [${PRELOAD}]: these modules are evaluated once per worker thread instead of once per workflow. NOT a fix as is: the SDK deep-freezes preloaded modules and zod then fails to parse (submitCode is refused with "Cannot define property safeParse, object is not extensible"); it measures what keeping zod out of the workflow bundle would save`,
+      slots: EXPERIMENT_SLOTS,
+      workerRss: curve2,
+    };
+  }
+
+  rig.note('baseline: watchdog loops');
+  const loopsDir = await rig.tempDir('idle-watchdogs');
+  const bash = await watchdogs(rig, 'bash', BASH_LOOPS, loopsDir);
+  const node = NODE_LOOPS > 0 ? await watchdogs(rig, 'node', NODE_LOOPS, loopsDir) : undefined;
+
+  const dbPerSlot = (db1.total - db0.total) / SLOTS;
+  const targets: Record<string, Target> = {
+    workerMemoryPerSleepingSlot: {
+      target: '<= 10 KB (10 KiB) worker memory per sleeping slot (marginal RSS)',
+      measured: curve.marginalKiBPerSlot,
+      met: curve.marginalKiBPerSlot <= 10,
+    },
+  };
+  return {
+    parameters: {
+      slots: SLOTS,
+      idleSeconds: IDLE_SECONDS,
+      settleSeconds: SETTLE_SECONDS,
+      refreshCyclesForDbGrowth: REFRESH_SAMPLE,
+      provider: 'claude (adopted credentials, tokens fresh for 8 h: next refresh in ~7 h)',
+      server: `temporal server start-dev on a SQLite file in ${DB_PARENT ?? 'the temp dir'}`,
+      worker: 'bench/worker-entry.ts → workers/worker.ts runWorker, own process; RSS is its VmRSS, median over 5 s after a GC of its main isolate',
+    },
+    results: {
+      workerRss: {
+        emptyMiB: mib(curve.emptyKiB),
+        halfMiB: mib(curve.halfKiB),
+        fullMiB: mib(curve.fullKiB),
+        marginalKiBPerSlot: curve.marginalKiBPerSlot,
+        averageKiBPerSlot: curve.averageKiBPerSlot,
+        heapUsedMainIsolateMiB: curve.heapUsedMiB,
+        duringIdleMiB: distribution(idleRss.map((k) => k / 1024)),
+      },
+      provisionSeconds: curve.untilActiveMs.map((ms) => round(ms / 1000, 1)),
+      cpuDuringIdle: { ...cpu, workerPercentOfOneCore: typeof cpu.worker === 'number' && cpu.wallSeconds ? round((cpu.worker / cpu.wallSeconds) * 100, 2) : null },
+      database: {
+        beforeBytes: db0,
+        afterProvisionBytes: db1,
+        afterIdleBytes: db2,
+        growthPerSlotKiB: kib(dbPerSlot),
+        growthPerRefreshCycleKiB: kib((dbAfterCycles.total - dbBeforeCycles.total) / REFRESH_SAMPLE),
+        note: 'SQLite file plus its -wal and -shm files; the file grows in pages and the WAL is checkpointed from time to time, so per-slot figures are averages',
+      },
+      historyEventsPerRefreshCycle: cycle,
+      ...(experiment ? { experiment } : {}),
+    },
+    baseline: {
+      bashWatchdog: bash,
+      ...(node ? { nodeWatchdog: node } : {}),
+    },
+    targets,
+  };
+});

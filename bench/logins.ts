@@ -1,0 +1,170 @@
+// Concurrent logins: 50 PTY logins in flight on one worker (Claude fixture CLI).
+// Time from provision to the prompt an operator sees, and what each session in
+// flight costs the worker in memory; then the codes go in and every login ends.
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { loginWorkflowId, slotWorkflowId } from '../common/slot';
+import { activityName, eventMs, historyOf, type HistoryEvent } from './history';
+import { memoryOf, processesWithEnv, sampleRss } from './process-stats';
+import { distribution, mib, round } from './report';
+import { cpuBetween, cpuSnapshot, param, runBenchmark, sleep, untilCount, type BenchWorker } from './rig';
+
+const SESSIONS = param('BENCH_LOGINS_SESSIONS', 50);
+const FIXTURE_SPEED = process.env.BENCH_FIXTURE_SPEED || '0.1';
+
+async function settledRss(worker: BenchWorker, seconds: number): Promise<number> {
+  await worker.stats(true);
+  const sampler = sampleRss(worker.pid, 250);
+  await sleep(seconds * 1000);
+  const samples = sampler.stop().sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)] ?? NaN;
+}
+
+/** The moment the slot published `phase` (its search attribute upsert, i.e. what status and the UI show). */
+function phaseShownAt(events: readonly HistoryEvent[], phase: string): number | undefined {
+  for (const e of events) {
+    const field = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.SlotPhase;
+    if (!field?.data) continue;
+    try {
+      if (JSON.parse(Buffer.from(field.data).toString('utf8')) === phase) return eventMs(e);
+    } catch {
+      // not JSON: not ours
+    }
+  }
+  return undefined;
+}
+
+async function promptTimes(client: Client, slotId: string, provisionedAt: number): Promise<{ shown?: number; read?: number }> {
+  const slot = await historyOf(client, slotWorkflowId(slotId));
+  const login = await historyOf(client, loginWorkflowId(slotId, 1));
+  const shown = phaseShownAt(slot, 'awaiting-operator');
+  const scheduled = login.find((e) => activityName(e) === 'startLogin');
+  const completed = login.find((e) => e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === scheduled?.eventId?.toString());
+  return {
+    ...(shown !== undefined ? { shown: shown - provisionedAt } : {}),
+    ...(completed ? { read: eventMs(completed) - provisionedAt } : {}),
+  };
+}
+
+const inPhase = (host: string, phase: string): string =>
+  `WorkflowType = 'slotWorkflow' AND ExecutionStatus = 'Running' AND SlotHost = '${host}' AND SlotPhase = '${phase}'`;
+
+await runBenchmark('logins', 10 * 60_000, async (rig) => {
+  const slotsDir = await rig.tempDir('logins-slots');
+  const { server, client, slots: slotClient, pid: serverPid } = await rig.startServer();
+  const host = `bench-${randomUUID().slice(0, 8)}`;
+  const taskQueue = `bench-logins-${randomUUID().slice(0, 8)}`;
+  const worker = await rig.startWorker(client, {
+    address: server.address,
+    host,
+    taskQueue,
+    slotsDir,
+    env: { FIXTURE_SPEED, FIXTURE_INPUT_LOG: join(slotsDir, '.input.log') },
+  });
+  const slots = slotClient(taskQueue);
+
+  const emptyKiB = await settledRss(worker, 5);
+  rig.note(`worker RSS with no session: ${mib(emptyKiB)} MiB; starting ${SESSIONS} logins at once`);
+  const slotIds = Array.from({ length: SESSIONS }, (_, i) => `login-${i}`);
+  const provisionedAt = new Map<string, number>();
+  const cpu0 = await cpuSnapshot(worker.pid, serverPid);
+  const burstRss = sampleRss(worker.pid, 250);
+  const burstStart = Date.now();
+  await Promise.all(
+    slotIds.map(async (slotId) => {
+      provisionedAt.set(slotId, Date.now());
+      await slots.provision({ slotId, provider: 'claude', host });
+    }),
+  );
+  const waiting = await untilCount(client, inPhase(host, 'awaiting-operator'), SESSIONS, { timeoutMs: 180_000, everyMs: 200 });
+  const allPromptsMs = Date.now() - burstStart;
+  const cpu = cpuBetween(cpu0, await cpuSnapshot(worker.pid, serverPid));
+  const peakDuringBurst = Math.max(...burstRss.stop());
+  rig.note(`${waiting}/${SESSIONS} awaiting the operator after ${(allPromptsMs / 1000).toFixed(1)} s`);
+
+  const times = await Promise.all(slotIds.map((id) => promptTimes(client, id, provisionedAt.get(id) as number)));
+  const shown = times.map((t) => t.shown).filter((x): x is number => x !== undefined);
+  const read = times.map((t) => t.read).filter((x): x is number => x !== undefined);
+
+  // Every session is alive now: the worker holds 50 PTYs, screens and login workflows.
+  const inFlightKiB = await settledRss(worker, 5);
+  const clis = await processesWithEnv('HOME', `${slotsDir}/`);
+  let cliRss = 0;
+  let cliPss = 0;
+  for (const pid of clis) {
+    const m = await memoryOf(pid);
+    cliRss += m?.rssKiB ?? 0;
+    cliPss += m?.pssKiB ?? 0;
+  }
+  const sessionsStats = await worker.stats(false);
+  rig.note(`worker RSS with ${SESSIONS} sessions: ${mib(inFlightKiB)} MiB; ${clis.length} CLI processes`);
+
+  // The operators answer, all at once; every login must end active and leave no process behind.
+  const submitStart = Date.now();
+  const submitted = await Promise.all(
+    slotIds.map(async (slotId) => {
+      const status = await slots.status(slotId);
+      const state = status.prompt ? (new URL(status.prompt.url).searchParams.get('state') ?? '') : '';
+      const at = Date.now();
+      await slots.submitCode(slotId, `valid-code#${state}`);
+      return at;
+    }),
+  );
+  const active = await untilCount(client, inPhase(host, 'active'), SESSIONS, { timeoutMs: 180_000, everyMs: 200 });
+  const allActiveMs = Date.now() - submitStart;
+  const toActive: number[] = [];
+  for (const [i, slotId] of slotIds.entries()) {
+    const shownActive = phaseShownAt(await historyOf(client, slotWorkflowId(slotId)), 'active');
+    if (shownActive !== undefined) toActive.push(shownActive - (submitted[i] as number));
+  }
+  await Promise.all(slotIds.map((slotId) => slots.retire(slotId, { removeFiles: true })));
+  await sleep(5000);
+  const leftover = await processesWithEnv('HOME', `${slotsDir}/`);
+  const afterKiB = (await memoryOf(worker.pid))?.rssKiB ?? NaN;
+
+  return {
+    parameters: {
+      sessions: SESSIONS,
+      provider: 'claude fixture (test/fixtures/bin/claude auth login) under node-pty, one worker',
+      fixtureSpeed: Number(FIXTURE_SPEED),
+      start: `all ${SESSIONS} provisioned at once (one SlotClient.provision each, concurrently)`,
+      timeToPrompt: 'from the provision call to the slot publishing awaiting-operator with the URL (its search-attribute upsert: what status, slotctl and the UI show), from the slot\'s history',
+      server: 'temporal server start-dev, in memory',
+      worker: 'bench/worker-entry.ts → workers/worker.ts runWorker, own process',
+    },
+    results: {
+      promptsShown: shown.length,
+      timeToPromptMs: distribution(shown, 0),
+      /** When startLogin returned (the worker had read the URL off the screen). */
+      timeToPromptReadByWorkerMs: distribution(read, 0),
+      allPromptsWithinMs: allPromptsMs,
+      cpuDuringBurst: cpu,
+      workerRss: {
+        noSessionMiB: mib(emptyKiB),
+        peakDuringBurstMiB: mib(peakDuringBurst),
+        sessionsInFlightMiB: mib(inFlightKiB),
+        perSessionKiB: round((inFlightKiB - emptyKiB) / SESSIONS, 0),
+        heapUsedMainIsolateMiB: round(sessionsStats.memory.heapUsed / 2 ** 20, 1),
+        afterRetireMiB: mib(afterKiB),
+        note: 'per session = (RSS with all sessions in flight − RSS with none) / sessions; it includes the slot and login workflows cached for each (see idle-cost for a sleeping slot alone)',
+      },
+      loginCliProcesses: {
+        count: clis.length,
+        rssKiBPerSession: round(cliRss / (clis.length || 1), 0),
+        pssKiBPerSession: round(cliPss / (clis.length || 1), 0),
+        note: 'the fixture CLI is a small Node script; a real claude CLI is larger. Not part of the worker',
+      },
+      completion: {
+        active,
+        allActiveWithinMs: allActiveMs,
+        submitToActiveMs: distribution(toActive, 0),
+        processesLeftAfterRetire: leftover.length,
+      },
+    },
+    baseline: {
+      what: 'none measured: the scripts run one login at a time per slot, each in its own terminal; their per-slot process cost is in idle-cost',
+    },
+    targets: {},
+  };
+});

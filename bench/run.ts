@@ -1,0 +1,25 @@
+// `npm run bench`: the four benchmarks, one after the other, each in a process
+// of its own with its own Temporal server and worker. Each prints one JSON
+// document on stdout; progress goes to stderr. Exits non-zero if any failed.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from './rig';
+import { note } from './report';
+
+const ALL = ['latency', 'fleet', 'idle', 'logins'] as const;
+const only = (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
+const chosen = only.length > 0 ? ALL.filter((name) => only.includes(name)) : [...ALL];
+
+const failed: string[] = [];
+for (const name of chosen) {
+  const started = Date.now();
+  note('run', `${name}: starting`);
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn(process.execPath, [...process.execArgv, join(PROJECT_ROOT, 'bench', `${name}.ts`)], { stdio: 'inherit' });
+    child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
+  });
+  note('run', `${name}: ${code === 0 ? 'done' : `failed (exit ${code})`} in ${Math.round((Date.now() - started) / 1000)} s`);
+  if (code !== 0) failed.push(name);
+}
+if (failed.length > 0) note('run', `failed: ${failed.join(', ')}`);
+process.exit(failed.length > 0 ? 1 : 0);
