@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsc, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { SlotId } from '../common/slot';
+import { SlotId } from '../common/schemas';
 
 const PRIVATE_DIR = 0o700;
 const PRIVATE_FILE = 0o600;

@@ -3,7 +3,7 @@
 // rewrite the agents' env file. Nothing it returns, throws or logs holds a token.
 import { ApplicationFailure } from '@temporalio/activity';
 import { z } from 'zod';
-import { SlotId } from '../common/slot';
+import { SlotId } from '../common/schemas';
 import { getProvider, UnknownProviderError } from '../providers';
 import { ProviderConfigError, ProviderEndpointError, type CredentialFacts, type Provider, type RefreshSchedule, type SlotPaths, type TokenAnswer } from '../providers/provider';
 import { CredentialFailureType } from './credential';

@@ -8,7 +8,7 @@
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
-import { ConfigError, loadConfig, temporalAddress, type Config } from '../workers/config';
+import { loadConfigOrExit, temporalAddress, type Config } from '../workers/config';
 import { createLogger, installRuntimeLogger } from '../workers/logger';
 import { WORKFLOWS_PATH, createSlotWorkers, runWorker } from '../workers/worker';
 
@@ -41,13 +41,7 @@ process.on('message', (message: WorkerRequest) => {
 // The driver going away is the end of the benchmark: stop as SIGTERM would.
 process.on('disconnect', () => process.kill(process.pid, 'SIGTERM'));
 
-let config: Config;
-try {
-  config = loadConfig();
-} catch (err) {
-  process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
-  process.exit(2);
-}
+const config: Config = loadConfigOrExit();
 const log = createLogger(config.logLevel);
 installRuntimeLogger(log);
 

@@ -15,7 +15,8 @@ import {
   type SubmitCodeResult,
 } from '../common/messages';
 import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey, SlotPromptKey } from '../common/search-attributes';
-import { Phase, SHARED_TASK_QUEUE, SlotId, slotWorkflowId } from '../common/slot';
+import { Phase, SlotId } from '../common/schemas';
+import { SHARED_TASK_QUEUE, slotWorkflowId, type Phase as PhaseName } from '../common/slot';
 import { parseProviderConfig, providerNames } from '../providers';
 import { ProviderConfigError } from '../providers/provider';
 import type { SlotInput } from '../workflows/slot';
@@ -62,7 +63,7 @@ export interface SlotSummary {
   readonly slotId: string;
   readonly provider: string;
   readonly host: string;
-  readonly phase: Phase | 'unknown';
+  readonly phase: PhaseName | 'unknown';
   readonly prompt?: string;
   readonly running: boolean;
 }

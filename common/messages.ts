@@ -1,51 +1,55 @@
 // The operator's interface to a slot: message names are stable because the
 // `temporal` CLI and the Web UI address them by name. Node-free (bundled into workflows).
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import { z } from 'zod';
-import { LoginPrompt, Phase } from './slot';
+import type { LoginPrompt, Phase } from './slot';
 
 /** Longest code we accept; real ones are ~100 characters. */
 export const MAX_CODE_LENGTH = 2048;
 
-export const SubmitCodeInput = z.object({
-  code: z
-    .string({ error: 'code must be a string' })
-    .min(1, 'code is empty')
-    .max(MAX_CODE_LENGTH, `code is longer than ${MAX_CODE_LENGTH} characters`)
-    // The code is typed into a live terminal: a control character or escape
-    // sequence would drive the CLI instead of being read as the code.
-    .refine((code) => !/[\u0000-\u001f\u007f-\u009f]/.test(code), 'code contains control characters (newline, tab or escape)')
-    .refine((code) => code.trim() === code, 'code has leading or trailing spaces'),
-});
-export type SubmitCodeInput = z.infer<typeof SubmitCodeInput>;
+export interface SubmitCodeInput {
+  readonly code: string;
+}
+
+/** What is wrong with an operator's `{code}` input, or undefined. Hand-written: workflows run it. */
+function submitCodeProblem(input: unknown): string | undefined {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return 'input must be an object like {"code": "…"}';
+  const { code } = input as { code?: unknown };
+  if (typeof code !== 'string') return 'code must be a string';
+  if (code.length === 0) return 'code is empty';
+  if (code.length > MAX_CODE_LENGTH) return `code is longer than ${MAX_CODE_LENGTH} characters`;
+  // The code is typed into a live terminal: a control character or escape
+  // sequence would drive the CLI instead of being read as the code.
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(code)) return 'code contains control characters (newline, tab or escape)';
+  if (code.trim() !== code) return 'code has leading or trailing spaces';
+  return undefined;
+}
 
 /** Checks a code against the login's format without ever echoing the code. */
 export function codeProblem(input: unknown, prompt: LoginPrompt | undefined): string | undefined {
-  const parsed = SubmitCodeInput.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return issue?.code === 'invalid_type' && issue.path.length === 0
-      ? 'input must be an object like {"code": "…"}'
-      : (issue?.message ?? 'invalid code');
-  }
-  if (prompt?.codeFormat && !new RegExp(prompt.codeFormat.pattern).test(parsed.data.code)) {
+  const problem = submitCodeProblem(input);
+  if (problem) return problem;
+  const { code } = input as SubmitCodeInput;
+  if (prompt?.codeFormat && !new RegExp(prompt.codeFormat.pattern).test(code)) {
     return `code does not have the expected form: ${prompt.codeFormat.description}`;
   }
   return undefined;
 }
 
-export const RetireInput = z.object({
+export interface RetireInput {
   /** Remove the slot's files (credentials included) when retiring. @default false */
-  removeFiles: z.boolean().default(false),
-});
-export type RetireInput = z.input<typeof RetireInput>;
+  readonly removeFiles?: boolean;
+}
 
-export const Outcome = z.object({
-  at: z.number(),
-  kind: z.enum(['login-succeeded', 'login-failed', 'code-rejected', 'login-restarted', 'refresh-succeeded', 'refresh-failed', 'info']),
-  message: z.string(),
+/** A retire signal's options, defaults applied; anything but `removeFiles: true` keeps the files. */
+export const retireOptions = (input: unknown): { readonly removeFiles: boolean } => ({
+  removeFiles: typeof input === 'object' && input !== null && (input as RetireInput).removeFiles === true,
 });
-export type Outcome = z.infer<typeof Outcome>;
+
+export interface Outcome {
+  readonly at: number;
+  readonly kind: 'login-succeeded' | 'login-failed' | 'code-rejected' | 'login-restarted' | 'refresh-succeeded' | 'refresh-failed' | 'info';
+  readonly message: string;
+}
 
 /** What `status` answers. Never a token or a code. */
 export interface SlotStatus {

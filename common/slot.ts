@@ -1,17 +1,20 @@
 // Names and shapes shared by workflows, activities, the client API and slotctl.
-// Node-free: this module is bundled into the workflow sandbox.
-import { z } from 'zod';
+// Node-free and zod-free: this module is bundled into every workflow, where each
+// cached workflow would pay for its own copy of a schema library (bench/RESULTS.md).
+// The zod schemas for the Node side's boundaries are in ./schemas.ts.
+
+export type SlotId = string;
 
 /** A slot id becomes a directory name and part of workflow ids, so it is kept boring. */
-export const SlotId = z
-  .string()
-  .min(1, 'slot id is empty')
-  .max(63, 'slot id is longer than 63 characters')
-  .regex(
-    /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/,
-    'slot id must be lowercase letters, digits and dashes, starting and ending with a letter or digit (no paths, dots or spaces)',
-  );
-export type SlotId = z.infer<typeof SlotId>;
+export function slotIdProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string') return 'slot id must be a string';
+  if (value.length === 0) return 'slot id is empty';
+  if (value.length > 63) return 'slot id is longer than 63 characters';
+  if (!/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/.test(value)) {
+    return 'slot id must be lowercase letters, digits and dashes, starting and ending with a letter or digit (no paths, dots or spaces)';
+  }
+  return undefined;
+}
 
 export const slotWorkflowId = (slotId: SlotId): string => `slot:${slotId}`;
 export const loginWorkflowId = (slotId: SlotId, n: number): string => `login:${slotId}:${n}`;
@@ -22,7 +25,7 @@ export const SHARED_TASK_QUEUE = 'slot-provisioner';
 /** Activities that touch a slot's PTY or files run on the queue of the slot's host. */
 export const hostTaskQueue = (host: string): string => `slots.${host}`;
 
-export const Phase = z.enum([
+export const PHASES = [
   'logging-in',
   'awaiting-operator',
   'verifying',
@@ -31,24 +34,24 @@ export const Phase = z.enum([
   'needs-relogin',
   'degraded',
   'retired',
-]);
-export type Phase = z.infer<typeof Phase>;
+] as const;
+export type Phase = (typeof PHASES)[number];
 
-export const Interaction = z.enum(['paste-code', 'device-approval']);
-export type Interaction = z.infer<typeof Interaction>;
+export const isPhase = (value: unknown): value is Phase => (PHASES as readonly unknown[]).includes(value);
+
+export type Interaction = 'paste-code' | 'device-approval';
 
 /** What an operator needs to act on a login. Never secret: it is shown everywhere. */
-export const LoginPrompt = z.object({
-  url: z.string().url(),
-  userCode: z.string().optional(),
+export interface LoginPrompt {
+  readonly url: string;
+  readonly userCode?: string;
   /** Device flows: the URL with the user code already in it (RFC 8628 `verification_uri_complete`). */
-  completeUrl: z.string().url().optional(),
-  interaction: Interaction,
+  readonly completeUrl?: string;
+  readonly interaction: Interaction;
   /** Epoch ms after which the operator's answer is no longer awaited. */
-  expiresAt: z.number(),
+  readonly expiresAt: number;
   /** What the operator should do, in one sentence. */
-  instructions: z.string(),
+  readonly instructions: string;
   /** For paste-code logins: the shape a code must have, checked before it reaches the CLI. */
-  codeFormat: z.object({ pattern: z.string(), description: z.string() }).optional(),
-});
-export type LoginPrompt = z.infer<typeof LoginPrompt>;
+  readonly codeFormat?: { readonly pattern: string; readonly description: string };
+}

@@ -42,6 +42,11 @@ export const ConfigSchema = z.object({
   CODEC_PORT: port.default(8234),
   /** When set, the codec server requires `Authorization: Bearer <token>`. */
   CODEC_SERVER_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /**
+   * Workflows kept in the worker's memory between tasks. Each sleeping slot held
+   * there costs memory; one evicted is replayed from history when it wakes. @default the SDK's (by memory)
+   */
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
   /** @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -57,6 +62,7 @@ export interface Config {
   readonly slotsDir: string;
   readonly slotHost: string;
   readonly taskQueue: string;
+  readonly maxCachedWorkflows: number | undefined;
   readonly notifyWebhookUrl: string | undefined;
   /** Secret: never log the config object whole. */
   readonly encryptionKeys: readonly EncryptionKey[] | undefined;
@@ -107,6 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     slotsDir: absolute(c.SLOTS_DIR ?? resolve(dataDir, 'slots')),
     slotHost: c.SLOT_HOST,
     taskQueue: c.SLOTS_TASK_QUEUE,
+    maxCachedWorkflows: c.WORKER_MAX_CACHED_WORKFLOWS,
     notifyWebhookUrl: c.NOTIFY_WEBHOOK_URL,
     encryptionKeys,
     codec: { port: c.CODEC_PORT, bearerToken: c.CODEC_SERVER_TOKEN },

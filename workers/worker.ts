@@ -38,6 +38,8 @@ export interface SlotWorkerOptions {
   readonly notifyWebhookUrl?: string;
   /** Encrypts payloads when keys are configured (see workers/encryption.ts). */
   readonly dataConverter?: DataConverter;
+  /** Workflows cached in memory; the SDK's default when omitted. */
+  readonly maxCachedWorkflows?: number;
 }
 
 export interface SlotWorkers {
@@ -63,6 +65,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     namespace: opts.namespace,
     taskQueue: opts.sharedTaskQueue ?? SHARED_TASK_QUEUE,
     ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+    ...(opts.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: opts.maxCachedWorkflows } : {}),
     activities: createSharedActivities({
       log: opts.log ?? createLogger('warn'),
       ...(opts.notifyWebhookUrl ? { webhookUrl: opts.notifyWebhookUrl } : {}),
@@ -160,6 +163,7 @@ export async function runWorker(config: Config, log: PinoLogger, connection?: Na
     log,
     ...(config.notifyWebhookUrl ? { notifyWebhookUrl: config.notifyWebhookUrl } : {}),
     dataConverter: slotDataConverter(config.encryptionKeys),
+    ...(config.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: config.maxCachedWorkflows } : {}),
   });
   log.info(
     { address, namespace: config.namespace, sharedQueue: config.taskQueue, hostQueue: hostTaskQueue(config.slotHost), slotsDir: config.slotsDir },

@@ -164,8 +164,11 @@ export async function loginWorkflow(input: LoginInput): Promise<LoginResult> {
           return await finish(started, ended.message);
         }
         const code = codes.shift() as SubmitCodeInput;
-        await report({ phase: 'verifying' });
+        // The operator is waiting on the keystrokes: schedule them in this workflow task,
+        // alongside (not after) telling the slot, which already shows `verifying`.
+        const reported = report({ phase: 'verifying' });
         const answer = await acts.submit({ loginId, code: code.code });
+        await reported;
         switch (answer.kind) {
           case 'succeeded':
           case 'exited':

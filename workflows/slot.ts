@@ -28,8 +28,8 @@ import {
   refreshNowSignal,
   refreshProgressSignal,
   reloginSignal,
+  retireOptions,
   retireSignal,
-  RetireInput,
   statusQuery,
   submitCodeSignal,
   submitCodeUpdate,
@@ -102,7 +102,7 @@ class Slot {
   currentRefresh: string | undefined;
   wantsLogin = true;
   refreshRequested = false;
-  retire: RetireInput | undefined;
+  retire: { readonly removeFiles: boolean } | undefined;
 
   constructor(readonly input: SlotInput) {
     const carried = input.carried;
@@ -241,7 +241,7 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
     slot.refreshRequested = true;
   });
   setHandler(retireSignal, (options) => {
-    slot.retire = RetireInput.parse(options ?? {});
+    slot.retire = retireOptions(options);
   });
 
   /** Tells operators once per event that a slot needs them; never blocks the slot on a dead webhook. */

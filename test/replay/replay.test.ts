@@ -26,3 +26,11 @@ describe('recorded histories replay without non-determinism', () => {
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, file);
   });
 });
+
+describe('the workflow bundle', () => {
+  it('carries no schema library: every cached workflow would hold its own copy', async () => {
+    const { code } = await workflowBundle();
+    expect(code).not.toMatch(/node_modules\/zod\//);
+    expect(code.length).toBeLessThan(4_000_000);
+  });
+});
