@@ -13,7 +13,7 @@ import { provisionFleet } from './fleet-slots';
 import { countByType, EventType, historyOf } from './history';
 import { descendantsOf, memoryOf, sampleRss } from './process-stats';
 import { distribution, kib, mib, round, type Target } from './report';
-import { PROJECT_ROOT, cpuBetween, cpuSnapshot, inPool, param, runBenchmark, sleep, sqliteBytes, type BenchWorker, type Rig } from './rig';
+import { PROJECT_ROOT, cpuBetween, cpuSnapshot, inPool, param, runBenchmark, settledRss, sleep, sqliteBytes, type BenchWorker, type Rig } from './rig';
 
 const SLOTS = param('BENCH_IDLE_SLOTS', 1000);
 const IDLE_SECONDS = param('BENCH_IDLE_SECONDS', 30);
@@ -33,14 +33,6 @@ const EXPERIMENT_SLOTS = param('BENCH_IDLE_EXPERIMENT_SLOTS', 500);
 const DB_PARENT = process.env.BENCH_IDLE_DB_DIR || (existsSync('/dev/shm') ? '/dev/shm' : undefined);
 const PRELOAD = 'zod,./common/slot.ts,./common/messages.ts,./common/search-attributes.ts';
 
-/** Median RSS (KiB) over a few seconds after a GC of the worker's main isolate: one number that noise does not move much. */
-async function settledRss(worker: BenchWorker, seconds: number): Promise<number> {
-  await worker.stats(true);
-  const sampler = sampleRss(worker.pid, 250);
-  await sleep(seconds * 1000);
-  const samples = sampler.stop().sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)] ?? NaN;
-}
 
 interface MemoryCurve {
   readonly emptyKiB: number;

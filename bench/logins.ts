@@ -8,18 +8,11 @@ import { loginWorkflowId, slotWorkflowId } from '../common/slot';
 import { activityName, eventMs, historyOf, type HistoryEvent } from './history';
 import { memoryOf, processesWithEnv, sampleRss } from './process-stats';
 import { distribution, mib, round } from './report';
-import { cpuBetween, cpuSnapshot, param, runBenchmark, sleep, untilCount, type BenchWorker } from './rig';
+import { cpuBetween, cpuSnapshot, param, runBenchmark, settledRss, sleep, untilCount } from './rig';
 
 const SESSIONS = param('BENCH_LOGINS_SESSIONS', 50);
 const FIXTURE_SPEED = process.env.BENCH_FIXTURE_SPEED || '0.1';
 
-async function settledRss(worker: BenchWorker, seconds: number): Promise<number> {
-  await worker.stats(true);
-  const sampler = sampleRss(worker.pid, 250);
-  await sleep(seconds * 1000);
-  const samples = sampler.stop().sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)] ?? NaN;
-}
 
 /** The moment the slot published `phase` (its search attribute upsert, i.e. what status and the UI show). */
 function phaseShownAt(events: readonly HistoryEvent[], phase: string): number | undefined {

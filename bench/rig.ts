@@ -13,7 +13,7 @@ import { hostTaskQueue } from '../common/slot';
 import { startDevServer, type DevServer } from '../workers/dev-server';
 import { obtainTemporalCli } from '../workers/temporal-binaries';
 import { startTokenServer, type TokenServer, type TokenServerOptions } from '../test/peers/token-server';
-import { childrenMatching, cpuSecondsOf, cpuWithChildrenOf, processesWithEnv } from './process-stats';
+import { childrenMatching, cpuSecondsOf, cpuWithChildrenOf, processesWithEnv, sampleRss } from './process-stats';
 import { emit, machine, note, type BenchmarkDocument } from './report';
 import type { WorkerRequest, WorkerStats } from './worker-entry';
 
@@ -369,3 +369,12 @@ export async function sqliteBytes(file: string): Promise<{ db: number; wal: numb
   return { db, wal, shm, total: db + wal + shm };
 }
 
+
+/** Median RSS (KiB) over a few seconds after a GC of the worker's main isolate: one number that noise does not move much. */
+export async function settledRss(worker: BenchWorker, seconds: number): Promise<number> {
+  await worker.stats(true);
+  const sampler = sampleRss(worker.pid, 250);
+  await sleep(seconds * 1000);
+  const samples = sampler.stop().sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)] ?? NaN;
+}

@@ -2,15 +2,13 @@
 // of its own, so that its memory and CPU are measured apart from the benchmark
 // driver. It also answers `stats` over IPC (after a GC when asked).
 //
-// BENCH_PRELOAD_MODULES=zod,… runs an experiment instead: the same workers
-// (createSlotWorkers, same activities and workflows) on a bundle whose listed
-// modules are loaded once per worker thread rather than once per workflow.
+// BENCH_PRELOAD_MODULES=a,./b.ts runs an experiment: the listed modules are
+// loaded once per worker thread rather than once per workflow.
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
-import { NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
-import { loadConfigOrExit, temporalAddress, type Config } from '../workers/config';
+import { loadConfigOrExit, type Config } from '../workers/config';
 import { createLogger, installRuntimeLogger } from '../workers/logger';
-import { WORKFLOWS_PATH, createSlotWorkers, runWorker } from '../workers/worker';
+import { runWorker } from '../workers/worker';
 
 export interface WorkerStats {
   readonly type: 'stats';
@@ -45,33 +43,12 @@ const config: Config = loadConfigOrExit();
 const log = createLogger(config.logLevel);
 installRuntimeLogger(log);
 
-const quietBundler = {
-  log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined,
-  warn: (m: string) => log.warn(m), error: (m: string) => log.error(m),
-};
 // Project modules are named from the project root (`./common/messages.ts`), packages by name.
 const preload = (process.env.BENCH_PRELOAD_MODULES ?? '')
   .split(',')
   .map((s) => s.trim())
   .filter(Boolean)
   .map((m) => (m.startsWith('.') ? fileURLToPath(new URL(`../${m}`, import.meta.url)) : m));
-if (preload.length === 0) {
-  await runWorker(config, log);
-} else {
-  const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, preloadModules: preload, logger: quietBundler });
-  const connection = await NativeConnection.connect({ address: temporalAddress(config) });
-  const workers = await createSlotWorkers({
-    connection,
-    namespace: config.namespace,
-    slotsDir: config.slotsDir,
-    host: config.slotHost,
-    sharedTaskQueue: config.taskQueue,
-    envPassthrough: config.loginEnvPassthrough,
-    log,
-    workflowBundle,
-  });
-  await workers.run();
-  await connection.close();
-}
+await runWorker(config, log, undefined, { preloadModules: preload });
 // A clean exit (after SIGTERM) lets --cpu-prof write its profile.
 process.exit(0);

@@ -136,13 +136,20 @@ async function ensureSearchAttributes(address: string, namespace: string, log: P
 }
 
 /** Runs a worker against `config`'s server until SIGINT/SIGTERM. */
-export async function runWorker(config: Config, log: PinoLogger, connection?: NativeConnection): Promise<void> {
+export async function runWorker(
+  config: Config,
+  log: PinoLogger,
+  connection?: NativeConnection,
+  /** Modules loaded once per worker thread instead of once per workflow (benchmark experiments). */
+  bundle: { preloadModules?: string[] } = {},
+): Promise<void> {
   const address = temporalAddress(config);
   await ensureSearchAttributes(address, config.namespace, log);
   const conn = connection ?? (await NativeConnection.connect({ address }));
   // Bundled here so webpack's report goes to debug, not into every start-up's output.
   const workflowBundle = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
+    ...(bundle.preloadModules?.length ? { preloadModules: bundle.preloadModules } : {}),
     logger: {
       log: (level, message) => log.debug({ level }, message),
       trace: (m) => log.trace(m),
