@@ -6,6 +6,7 @@ import type { DeviceLoginStarted } from '../activities/device-login';
 import type { HostActivities } from '../activities/index';
 import type { LoginProgress } from '../common/messages';
 import { hostTaskQueue } from '../common/slot';
+import { verifyCredentialOn } from './verify';
 import type { LoginInput, LoginResult } from './login';
 import { LoginWorkflowFailure } from './login-failures';
 
@@ -31,11 +32,7 @@ function deviceActivities(host: string) {
       // A lost answer is safe to ask again: a poll that stored the tokens is found by the next.
       retry: { maximumAttempts: 3, initialInterval: '2 seconds', nonRetryableErrorTypes: ['LoginSessionLost', 'LoginMisconfigured'] },
     }).pollDeviceLogin,
-    verify: proxyActivities<HostActivities>({
-      taskQueue: queue,
-      scheduleToCloseTimeout: '1 minute',
-      retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['CredentialInvalid'] },
-    }).verifyCredential,
+    verify: verifyCredentialOn(host),
     discard: proxyActivities<HostActivities>({
       taskQueue: queue,
       scheduleToCloseTimeout: '1 minute',

@@ -24,6 +24,7 @@ import {
   type SubmitCodeInput,
 } from '../common/messages';
 import { hostTaskQueue } from '../common/slot';
+import { verifyCredentialOn } from './verify';
 import { awaitDeviceApproval } from './device-login';
 import { LoginWorkflowFailure } from './login-failures';
 import { tellParent } from './parent';
@@ -82,11 +83,7 @@ function hostActivities(host: string, heartbeatTimeoutMs: number) {
       scheduleToCloseTimeout: '1 minute',
       retry: { maximumAttempts: 3 },
     }).closeLogin,
-    verify: proxyActivities<HostActivities>({
-      taskQueue: queue,
-      scheduleToCloseTimeout: '1 minute',
-      retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['CredentialInvalid'] },
-    }).verifyCredential,
+    verify: verifyCredentialOn(host),
   };
 }
 
