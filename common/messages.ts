@@ -47,7 +47,16 @@ export const retireOptions = (input: unknown): { readonly removeFiles: boolean }
 
 export interface Outcome {
   readonly at: number;
-  readonly kind: 'login-succeeded' | 'login-failed' | 'code-rejected' | 'login-restarted' | 'refresh-succeeded' | 'refresh-failed' | 'info';
+  readonly kind:
+    | 'login-succeeded'
+    | 'login-failed'
+    | 'code-rejected'
+    | 'code-not-used'
+    | 'login-restarted'
+    | 'refresh-succeeded'
+    | 'refresh-failed'
+    | 'degraded'
+    | 'info';
   readonly message: string;
 }
 
@@ -65,25 +74,33 @@ export interface SlotStatus {
   readonly nextRefreshAt?: number;
   readonly account?: string;
   readonly lastOutcome?: Outcome;
-  /** The CLI's own words about the last rejected code, while the operator may retry. */
+  /** The CLI's own words about the last rejected code, or why a message was not used. */
   readonly lastError?: string;
   readonly logins: number;
   readonly refreshes: number;
   readonly consecutiveFailures: number;
+  /** Requests the slot has taken and not yet acted on (they survive continue-as-new). */
+  readonly pending?: readonly ('relogin' | 'refresh' | 'retire')[];
   /** Set when no worker answered and this status was pieced together from search attributes. */
   readonly stale?: string;
 }
 
-/** For the `temporal` CLI and the Web UI's signal form: `{"code": "…"}`. */
+/** For the `temporal` CLI, tctl and the Web UI's signal form: `{"code": "…"}`. */
 export const submitCodeSignal = defineSignal<[SubmitCodeInput]>('submitCode');
 /**
- * The same as an update, for slotctl: an update's validator rejects a bad code
- * at once, so the operator hears about it and it never enters history.
+ * The same as an update, for slotctl and `temporal workflow update execute`: the
+ * validator refuses a bad code at once (it never enters history), and the answer
+ * is the CLI's own verdict on the code, so the operator hears whether it worked.
  */
 export const submitCodeUpdate = defineUpdate<SubmitCodeResult, [SubmitCodeInput]>('submitCode');
 export interface SubmitCodeResult {
   readonly accepted: true;
+  /** The login attempt the code was typed into. */
   readonly login: string;
+  /** What the CLI made of it: `succeeded` (verified next), `rejected` (try again), … */
+  readonly answer: 'succeeded' | 'rejected' | 'failed' | 'exited' | 'hung' | 'lost' | 'cancelled';
+  /** The CLI's words (never the code). */
+  readonly message: string;
 }
 export const cancelLoginSignal = defineSignal<[]>('cancelLogin');
 export const refreshNowSignal = defineSignal<[]>('refreshNow');
@@ -91,25 +108,12 @@ export const reloginSignal = defineSignal<[]>('relogin');
 export const retireSignal = defineSignal<[RetireInput?]>('retire');
 export const statusQuery = defineQuery<SlotStatus>('status');
 
-/** Sent by a login child to its slot: the slot's status shows the login's progress. */
-export interface LoginProgress {
-  readonly loginId: string;
-  readonly phase: Extract<Phase, 'logging-in' | 'awaiting-operator' | 'verifying'>;
-  readonly prompt?: LoginPrompt;
-  readonly lastError?: string;
-  readonly outcome?: Outcome;
-}
-export const loginProgressSignal = defineSignal<[LoginProgress]>('loginProgress');
-/** Parent to login child: the operator's code, forwarded. */
-export const loginCodeSignal = defineSignal<[SubmitCodeInput]>('loginCode');
-export const loginCancelSignal = defineSignal<[]>('loginCancel');
-
-/** Sent by a refresh child while it retries: the slot shows the failures and may turn `degraded`. */
-export interface RefreshProgress {
-  readonly refreshId: string;
-  readonly consecutiveFailures: number;
-  readonly lastError: string;
-  /** Epoch ms of the next attempt. */
-  readonly retryAt: number;
-}
-export const refreshProgressSignal = defineSignal<[RefreshProgress]>('refreshProgress');
+/** Descriptions the Web UI and `temporal workflow metadata` show next to each handler. */
+export const HANDLER_DESCRIPTIONS = {
+  submitCode: 'The code the login page showed (Claude: <code>#<state>), as {"code": "…"}; checked against the login URL on screen and typed into the CLI at once.',
+  cancelLogin: 'Stop the login in progress (the CLI is closed); the slot waits for relogin.',
+  refreshNow: 'Refresh the credential now, even if it is not due.',
+  relogin: 'Start a new login (a new URL), replacing any login or refresh in progress.',
+  retire: 'Stop managing the slot: revoke its tokens where the provider can; {"removeFiles": true} also removes its files.',
+  status: 'Phase, prompt (URL / user code while an operator is awaited), expiry, next refresh and last outcome. Never a token.',
+} as const;

@@ -17,13 +17,23 @@ export function slotIdProblem(value: unknown): string | undefined {
 }
 
 export const slotWorkflowId = (slotId: SlotId): string => `slot:${slotId}`;
-export const loginWorkflowId = (slotId: SlotId, n: number): string => `login:${slotId}:${n}`;
-export const refreshWorkflowId = (slotId: SlotId, n: number): string => `refresh:${slotId}:${n}`;
+/**
+ * A login attempt's id: the session id on the slot's host and the key of its
+ * device-login state. Unique across re-provisions of the same slot id (the run
+ * chain's first run id) and across CLI restarts within one login.
+ */
+export const loginAttemptId = (slotId: SlotId, chainRunId: string, login: number, attempt: number): string =>
+  `${slotId}:${chainRunId.slice(0, 8)}:${login}.${attempt}`;
 
 /** The shared task queue for workflows and host-free activities. */
 export const SHARED_TASK_QUEUE = 'slot-provisioner';
 /** Activities that touch a slot's PTY or files run on the queue of the slot's host. */
 export const hostTaskQueue = (host: string): string => `slots.${host}`;
+/**
+ * The queue of one worker process on a host: a live PTY session is held by one
+ * process, so the activities that touch it go there (worker-specific task queues).
+ */
+export const sessionTaskQueue = (host: string, workerId: string): string => `slots.${host}.${workerId}`;
 
 export const PHASES = [
   'logging-in',

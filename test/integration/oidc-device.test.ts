@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXIT, slotctl } from '../../cli/slotctl';
 import type { SlotStatus } from '../../common/messages';
-import { loginWorkflowId } from '../../common/slot';
+import { slotWorkflowId } from '../../common/slot';
 import { uniqueName } from '../harness';
 import { answerDeviceLogin } from '../peers/device-approver';
 import { startScriptedDeviceServer, type DiscoveryMode, type ScriptedDeviceServer } from '../peers/device-server';
@@ -100,7 +100,7 @@ describe('oidc-device against oidc-provider', () => {
     expect(await exists(pendingPath)).toBe(false);
     expect(await server.introspect(first.access_token)).toMatchObject({ active: true, client_id: DEVICE_CLIENT_ID });
     expect(await readFile(join(home, '.agent.env'), 'utf8')).toContain(`OAUTH_ACCESS_TOKEN=${first.access_token}`);
-    const loginHistory = await historyText(rig, loginWorkflowId(slotId, 1));
+    const loginHistory = await historyText(rig, slotWorkflowId(slotId));
     expect(loginHistory).toContain(waiting.prompt.userCode as string);
     expect(loginHistory).not.toContain(deviceCode);
     for (const secret of [first.access_token, first.refresh_token]) expect(loginHistory).not.toContain(secret);
@@ -267,7 +267,7 @@ describe('oidc-device against a scripted server', () => {
     );
     expect(server.polls).toHaveLength(2);
     expect(await exists(join(rig.slotsDir, slotId, DEVICE_LOGIN_FILE))).toBe(false);
-    const history = await historyText(rig, loginWorkflowId(slotId, 1));
+    const history = await historyText(rig, slotWorkflowId(slotId));
     expect(history).toContain('WDJB-MJHT');
     for (const code of server.deviceCodes) expect(history).not.toContain(code);
     await rig.slots.retire(slotId);

@@ -169,7 +169,7 @@ describe('slotctl (in process)', () => {
     const submitted = await runSlotctl(['submit-code', slotId], env, `${code}\n`);
     expect(submitted.stderr).toBe('');
     expect(submitted.code).toBe(0);
-    expect(submitted.stdout).toContain(`code accepted by login:${slotId}:1`);
+    expect(submitted.stdout).toMatch(new RegExp(`code accepted by ${slotId}:[0-9a-f-]{8}:1\\.0: Login successful`));
 
     await expectActive(rig.slots, slotId);
     const done = await runSlotctl(['status', slotId, '--json'], env);
@@ -290,7 +290,7 @@ describe('slotctl (the npx bin, as a real process)', () => {
     submittedCodes.add(code);
     const submitted = await runProcess('npx', ['slotctl', 'submit-code', slotId], { env, stdin: `${code}\n` });
     expect(submitted.code, submitted.stderr).toBe(0);
-    expect(submitted.stdout).toContain(`code accepted by login:${slotId}:1`);
+    expect(submitted.stdout).toMatch(new RegExp(`code accepted by ${slotId}:[0-9a-f-]{8}:1\\.0: Login successful`));
 
     await expectActive(rig.slots, slotId);
     const done = await runProcess('npx', ['slotctl', 'status', slotId, '--json'], { env });
@@ -388,7 +388,7 @@ describe('the temporal CLI', () => {
     submittedCodes.add(code);
     const accepted = await update(JSON.stringify({ code }));
     expect(accepted.code, accepted.stderr).toBe(0);
-    expect(accepted.stdout).toContain(`login:${slotId}:1`);
+    expect(accepted.stdout).toMatch(new RegExp(`${slotId}:[0-9a-f-]{8}:1\\.0`));
     await expectActive(rig.slots, slotId);
   });
 });

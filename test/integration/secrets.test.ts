@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SlotClient } from '../../cli/slot-client';
-import { loginWorkflowId, refreshWorkflowId, slotWorkflowId } from '../../common/slot';
+import { slotWorkflowId } from '../../common/slot';
 import { AesGcmPayloadCodec, parseEncryptionKeys, slotDataConverter } from '../../workers/encryption';
 import { obtainTemporalCli } from '../../workers/temporal-binaries';
 import { devServerClient, uniqueName } from '../harness';
@@ -110,7 +110,8 @@ describe('secrets never leave the slot host in clear', () => {
     const onDisk = await readFile(join(slotsDir, slotId, '.claude', '.credentials.json'), 'utf8');
     expect(onDisk).toContain(grant?.refreshToken);
 
-    const ids = [slotWorkflowId(slotId), loginWorkflowId(slotId, 1), refreshWorkflowId(slotId, 1), refreshWorkflowId(slotId, 2)];
+    // One workflow holds the slot's whole life: login, code, refreshes.
+    const ids = [slotWorkflowId(slotId)];
     const places: Record<string, string> = {};
     for (const workflowId of ids) {
       // Raw history as the server stores it: the temporal CLI has no codec here.
@@ -134,7 +135,7 @@ describe('secrets never leave the slot host in clear', () => {
     }
     // The search is not blind: the worker did log at trace level, and the histories are there.
     expect(places['worker log']?.length).toBeGreaterThan(10_000);
-    expect(places[`history of ${loginWorkflowId(slotId, 1)}`]).toContain('binary/encrypted');
+    expect(places[`history of ${slotWorkflowId(slotId)}`]).toContain('binary/encrypted');
 
     // With the codec, the same history decodes, and the operator's code is in it (in the update to the slot).
     const decoded = await slots.client.workflow.getHandle(slotWorkflowId(slotId)).fetchHistory();

@@ -86,7 +86,7 @@ describe('worker death during a login', () => {
     expect(second.child.exitCode).toBeNull();
     expect(stateOf(after.prompt.url)).not.toBe(stateOf(before.prompt.url));
     expect(after.lastError).toMatch(/^the login CLI was lost \(.*heartbeat.*\); started a new login with a new URL$/i);
-    // Still the same login child: the restart is inside it, not a new slot login.
+    // Still the same login: the restart is an attempt inside it, not a new slot login.
     expect(after.logins).toBe(1);
     const newPids = await processesOfSlot(slotsDir, slotId);
     expect(newPids.length).toBeGreaterThan(0);
@@ -95,7 +95,9 @@ describe('worker death during a login', () => {
     // A code for the dead login's URL is refused; the new one logs in.
     await expect(slots.submitCode(slotId, claudeCode(before))).rejects.toThrow(/current login URL/);
     const accepted = await slots.submitCode(slotId, claudeCode(after));
-    expect(accepted.login).toBe(`login:${slotId}:1`);
+    // The second attempt (a new CLI on the surviving worker) of the slot's first login.
+    expect(accepted.login).toMatch(new RegExp(`^${slotId}:[0-9a-f-]{8}:1\\.1$`));
+    expect(accepted.answer).toBe('succeeded');
     const active = await waitForPhase(slots, slotId, ['active', 'needs-relogin']);
     expect(active.phase).toBe('active');
     expect(active.logins).toBe(1);

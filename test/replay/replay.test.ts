@@ -1,29 +1,57 @@
-// Replays recorded histories against today's workflow code: a change that
-// would break running workflows (non-determinism) fails here, not in production.
+// Replays recorded histories against the workflow code: a change that would
+// break running workflows (non-determinism) fails here, not in production.
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { Worker } from '@temporalio/worker';
+import { fileURLToPath } from 'node:url';
+import { bundleWorkflowCode, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { workflowBundle } from '../harness';
-import { HISTORIES_DIR } from './histories';
+import { HISTORIES_DIR, SCENARIOS, V1_HISTORIES_DIR } from './histories';
 
-const files = (await readdir(HISTORIES_DIR)).filter((f) => f.endsWith('.json')).sort();
+const jsonFiles = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
+const files = await jsonFiles(HISTORIES_DIR);
+const v1Files = await jsonFiles(V1_HISTORIES_DIR);
+const LEGACY_WORKFLOWS = fileURLToPath(new URL('../fixtures/legacy-v1/workflows/index.ts', import.meta.url));
 
-describe('recorded histories replay without non-determinism', () => {
-  it('has histories for every recorded scenario', () => {
-    const scenarios = new Set(files.map((f) => f.split('.')[0]));
-    expect([...scenarios].sort()).toEqual(
-      expect.arrayContaining(['device-login-refresh-retire', 'login-bad-code-then-success', 'login-success', 'login-timeout', 'refresh-transient-then-success']),
-    );
-    for (const scenario of scenarios) expect(files).toContain(`${scenario}.slot.json`);
-    expect(files.filter((f) => f.includes('.login-'))).toHaveLength(4);
-    expect(files.filter((f) => f.includes('.refresh-'))).toHaveLength(4);
+const replay = async (bundle: WorkflowBundle, dir: string, file: string): Promise<void> => {
+  // The worker takes the JSON form as the temporal CLI writes it.
+  const history = JSON.parse(await readFile(`${dir}/${file}`, 'utf8')) as { events: unknown[] };
+  expect(history.events.length).toBeGreaterThan(5);
+  await Worker.runReplayHistory({ workflowBundle: bundle }, history, file);
+};
+
+describe('recorded histories of the slot workflow replay without non-determinism', () => {
+  it('has a history for every scenario, and continue-as-new recorded both runs', () => {
+    for (const scenario of SCENARIOS) expect(files).toContain(`${scenario}.slot.json`);
+    expect(files.some((f) => f.startsWith('continue-as-new.run-'))).toBe(true);
   });
 
   it.each(files)('%s', async (file) => {
-    // The worker takes the JSON form as the temporal CLI writes it.
-    const history = JSON.parse(await readFile(`${HISTORIES_DIR}/${file}`, 'utf8')) as { events: unknown[] };
-    expect(history.events.length).toBeGreaterThan(5);
-    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, file);
+    await replay(await workflowBundle(), HISTORIES_DIR, file);
+  });
+
+  it('a refresh cycle costs at most 12 history events', async () => {
+    // Two refreshes in this history: the events between the adopt check and the retire, per cycle.
+    const history = JSON.parse(await readFile(`${HISTORIES_DIR}/refresh-transient-then-success.slot.json`, 'utf8')) as { events: Array<{ eventType: string }> };
+    const types = history.events.map((e) => e.eventType.replace(/^EVENT_TYPE_/, ''));
+    const scheduled = types.flatMap((t, i) => (t === 'ACTIVITY_TASK_SCHEDULED' ? [i] : []));
+    expect(scheduled.length).toBeGreaterThanOrEqual(2);
+    const timerStarted = types.indexOf('TIMER_STARTED');
+    // From the timer the slot sleeps on to the one after the refresh it woke for; the operator's
+    // refreshNow signal is not the cycle's cost (a due timer fires instead of being cancelled).
+    const nextTimer = types.indexOf('TIMER_STARTED', timerStarted + 1);
+    expect(nextTimer).toBeGreaterThan(timerStarted);
+    const cycle = types.slice(timerStarted, nextTimer).filter((t) => t !== 'WORKFLOW_EXECUTION_SIGNALED');
+    expect(cycle.length).toBeLessThanOrEqual(12);
+  });
+});
+
+describe.runIf(existsSync(LEGACY_WORKFLOWS))('histories of the child-workflow design (v1) replay against the frozen v1 code', () => {
+  let legacy: Promise<WorkflowBundle> | undefined;
+  const legacyBundle = (): Promise<WorkflowBundle> =>
+    (legacy ??= bundleWorkflowCode({ workflowsPath: LEGACY_WORKFLOWS, logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: (m) => console.error(m) } }));
+  it.each(v1Files)('%s', async (file) => {
+    await replay(await legacyBundle(), V1_HISTORIES_DIR, file);
   });
 });
 

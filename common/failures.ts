@@ -1,0 +1,203 @@
+// The project's one failure vocabulary: every ApplicationFailure type and every
+// error class, each with when it is thrown and what the operator should do.
+// Node-free (workflows read it), and the only place a failure type is spelled.
+
+/** Failure types thrown by host activities and by the slot workflow's login step. */
+export const FailureType = {
+  // ── logins (PTY and device flow) ──
+  /** The provider's CLI is not installed on the slot's host. Operator: install it or set `<PROVIDER>_BIN`, then relogin. */
+  loginCliMissing: 'LoginCliMissing',
+  /** The CLI exited before it showed a login URL. Operator: read the quoted output, fix the host, relogin. */
+  loginCliExited: 'LoginCliExited',
+  /** The CLI showed no login URL in time. Operator: relogin; if it repeats, check the host's network. */
+  loginPromptTimeout: 'LoginPromptTimeout',
+  /**
+   * The PTY session (or the device login's state) is not on the worker asked: the
+   * process holding it died or the login was replaced. The slot starts a fresh login.
+   */
+  loginSessionLost: 'LoginSessionLost',
+  /** The provider configuration, its discovery document or the OAuth client is wrong. Operator: fix the configuration. */
+  loginMisconfigured: 'LoginMisconfigured',
+  /** The device authorization endpoint cannot be reached or answers 5xx/429. Operator: relogin later. */
+  loginServerUnavailable: 'LoginServerUnavailable',
+  /** No operator answered before the deadline. Operator: relogin for a new URL. */
+  loginTimedOut: 'LoginTimedOut',
+  /** An operator cancelled the login (`cancelLogin`). Operator: relogin when ready. */
+  loginCancelled: 'LoginCancelled',
+  /** Too many codes were rejected. Operator: relogin, and copy the whole code. */
+  loginTooManyBadCodes: 'LoginTooManyBadCodes',
+  /** The CLI said the login failed. Operator: read its words, relogin. */
+  loginCliFailed: 'LoginCliFailed',
+  /** The CLI had to be restarted too often (hung, lost). Operator: check the host, relogin. */
+  loginTooManyRestarts: 'LoginTooManyRestarts',
+  /** Device flow: the device code expired at the server before approval. Operator: relogin. */
+  loginExpired: 'LoginExpired',
+  /** Device flow: the operator denied the device. Operator: relogin if that was a mistake. */
+  loginDenied: 'LoginDenied',
+  /** Device flow: the server refused the client or the grant while polling. Operator: fix the client, relogin. */
+  loginRefused: 'LoginRefused',
+
+  // ── credentials ──
+  /** The slot's credential file is missing, torn, not private or not the provider's shape. Operator: relogin. */
+  credentialInvalid: 'CredentialInvalid',
+
+  // ── refresh ──
+  /** The token endpoint refused the refresh token (401, `invalid_grant`, revoked). Operator: relogin. */
+  refreshPermanent: 'RefreshPermanent',
+  /** Network, timeout, 5xx, 429, an unusable answer. Retried by the retry policy (`nextRetryDelay` from Retry-After). */
+  refreshTransient: 'RefreshTransient',
+  /** Bad input or endpoint configuration: neither a retry nor a login helps. Operator: fix the configuration. */
+  refreshMisconfigured: 'RefreshMisconfigured',
+
+  // ── status file ──
+  /** A status to be written held something that looks like a token; nothing is written. A bug to report. */
+  slotStatusRefused: 'SlotStatusRefused',
+
+  // ── operator messages ──
+  /** An update's input was refused by its validator (a bad code, no login waiting). Operator: read the reason. */
+  codeRejected: 'CodeRejected',
+} as const;
+
+export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
+
+/** Refresh failures that no retry can fix: the slot needs a person. */
+export const PERMANENT_REFRESH_FAILURES: readonly string[] = [FailureType.refreshPermanent, FailureType.credentialInvalid];
+
+/** Refresh failures the retry policy must not retry. */
+export const NON_RETRYABLE_REFRESH_FAILURES: readonly string[] = [...PERMANENT_REFRESH_FAILURES, FailureType.refreshMisconfigured, FailureType.slotStatusRefused];
+
+/** What the operator should do after a failed login of this type: a new URL does not fix a configuration. */
+export function nextStepAfterLogin(type: string | undefined, slotId: string): string {
+  switch (type) {
+    case FailureType.loginCancelled:
+      return `Start a new one with: slotctl relogin ${slotId}`;
+    case FailureType.loginCliMissing:
+      return `Install the CLI on the slot's host (or set its *_BIN variable), then: slotctl relogin ${slotId}`;
+    case FailureType.loginMisconfigured:
+      return 'Fix the provider configuration (retire the slot and provision it again with corrected settings), then log in again.';
+    default:
+      return `Run \`slotctl relogin ${slotId}\` for a new login URL.`;
+  }
+}
+
+interface FailureLike {
+  readonly message?: unknown;
+  readonly cause?: unknown;
+  readonly type?: unknown;
+  readonly nextRetryDelay?: unknown;
+}
+
+/** Every error in a failure chain, outermost first (`WorkflowFailedError` → `ActivityFailure` → `ApplicationFailure`). */
+export function failureChain(err: unknown): Error[] {
+  const chain: Error[] = [];
+  for (let current: unknown = err; current instanceof Error && chain.length < 32; current = (current as FailureLike).cause) chain.push(current);
+  return chain;
+}
+
+/** The type of the deepest typed failure in a chain: where the reason was known. */
+export function innermostFailureType(err: unknown): string | undefined {
+  let type: string | undefined;
+  for (const e of failureChain(err)) if (typeof (e as FailureLike).type === 'string' && (e as FailureLike).type) type = (e as FailureLike).type as string;
+  return type;
+}
+
+/**
+ * A failure's innermost message, for operators: the reason, not the wrappers
+ * ("Activity task failed", "Child workflow execution failed").
+ */
+export function describeFailure(err: unknown): string {
+  const chain = failureChain(err);
+  const last = chain[chain.length - 1];
+  return last ? last.message : String(err);
+}
+
+/** Milliseconds of a failure's `nextRetryDelay` (the token endpoint's Retry-After), or undefined. */
+export function retryAfterMs(err: unknown): number | undefined {
+  for (const e of failureChain(err)) {
+    const delay = (e as FailureLike).nextRetryDelay;
+    if (delay === undefined || delay === null) continue;
+    if (typeof delay === 'number') return delay;
+    const seconds = /^(\d+(?:\.\d+)?)s$/.exec(String(delay));
+    if (seconds) return Number(seconds[1]) * 1000;
+  }
+  return undefined;
+}
+
+// ── error classes (thrown in Node code, named here so every failure has one home) ──
+
+/** A provider name no registry entry has. Thrown by `getProvider`; the operator picks a listed one. */
+export class UnknownProviderError extends Error {
+  override readonly name = 'UnknownProviderError';
+  constructor(
+    readonly provider: string,
+    readonly known: readonly string[],
+  ) {
+    super(`unknown provider "${provider}"; known providers: ${known.join(', ')}`);
+  }
+}
+
+/** A slot's provider configuration is missing or wrong; the message names each bad field. */
+export class ProviderConfigError extends Error {
+  override readonly name = 'ProviderConfigError';
+  constructor(
+    readonly provider: string,
+    /** One line per problem, `field: what is wrong`. */
+    readonly problems: readonly string[],
+  ) {
+    super(`invalid configuration for provider ${provider}: ${problems.join('; ')}`);
+  }
+}
+
+/**
+ * A provider cannot tell where its server's endpoint is: the issuer is unreachable
+ * (`retryable`), or its discovery document is missing or wrong (not retryable: an
+ * operator must fix the configuration). Messages name URLs, never a token.
+ */
+export class ProviderEndpointError extends Error {
+  override readonly name = 'ProviderEndpointError';
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export type CredentialStoreErrorCode =
+  | 'invalid-slot-id'
+  | 'unsafe-path'
+  | 'symlink'
+  | 'not-a-directory'
+  | 'not-a-file'
+  | 'missing'
+  | 'too-large'
+  | 'unsafe-mode'
+  | 'malformed-json'
+  | 'invalid-update'
+  | 'read-failed'
+  | 'write-failed'
+  | 'dir-sync-failed';
+
+/**
+ * Thrown when a slot path is refused or a credential file cannot be read or written.
+ * The message names the file relative to the slot home and never quotes its
+ * contents (they may hold tokens); `cause` is the underlying fs error, if any.
+ */
+export class CredentialStoreError extends Error {
+  override readonly name = 'CredentialStoreError';
+  constructor(
+    readonly code: CredentialStoreErrorCode,
+    message: string,
+    /** The path the error is about, relative to the slot home when there is one. */
+    readonly file?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** An agent env file cannot be written: a variable name or value the file format cannot hold. */
+export class EnvFileError extends Error {
+  override readonly name = 'EnvFileError';
+}

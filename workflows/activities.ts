@@ -1,0 +1,80 @@
+// Every activity the slot workflow schedules, with its queue, timeouts and retry
+// policy stated next to it. Host activities run on the slot host's queue (any
+// worker process of that host); session activities on the queue of the one
+// process that holds the login's PTY.
+import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
+import type { HostActivities, SessionActivities, SharedActivities } from '../activities/index';
+import { FailureType, NON_RETRYABLE_REFRESH_FAILURES } from '../common/failures';
+import { hostTaskQueue } from '../common/slot';
+import type { RefreshBackoff } from './slot-state';
+
+/** A retry elsewhere would find no session: the workflow decides what to redo. */
+const ONCE = { maximumAttempts: 1 };
+
+export function loginActivities(host: string, heartbeatTimeoutMs: number) {
+  const taskQueue = hostTaskQueue(host);
+  return {
+    start: proxyActivities<HostActivities>({ taskQueue, scheduleToCloseTimeout: '2 minutes', heartbeatTimeout: heartbeatTimeoutMs, retry: ONCE }).startLogin,
+    verify: proxyActivities<HostActivities>({
+      taskQueue,
+      scheduleToCloseTimeout: '1 minute',
+      // An invalid credential is final; a lost answer is asked again.
+      retry: { maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.credentialInvalid] },
+    }).verifyCredential,
+    discardDevice: proxyActivities<HostActivities>({ taskQueue, scheduleToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } }).discardDeviceLogin,
+    /** One activity polls until the device is approved, denied or expired: no history event per poll. */
+    awaitDevice: (deadline: number) =>
+      proxyActivities<HostActivities>({
+        taskQueue,
+        // The deadline is the operator's; a minute more lets the last poll answer.
+        scheduleToCloseTimeout: Math.max(deadline - Date.now(), 0) + 60_000,
+        heartbeatTimeout: Math.max(heartbeatTimeoutMs, 30_000),
+        // A worker that died mid-poll is replaced by another of the host; the state is in a file.
+        retry: { maximumAttempts: 5, initialInterval: '2 seconds', nonRetryableErrorTypes: [FailureType.loginSessionLost, FailureType.loginMisconfigured] },
+      }).awaitDeviceApproval,
+  };
+}
+
+/** Activities on the queue of the process that holds the PTY session (returned by `startLogin`). */
+export function sessionActivities(sessionQueue: string, heartbeatTimeoutMs: number) {
+  const taskQueue = sessionQueue;
+  return {
+    watch: proxyActivities<SessionActivities>({ taskQueue, scheduleToCloseTimeout: '2 hours', heartbeatTimeout: heartbeatTimeoutMs, retry: ONCE }).watchLogin,
+    submit: proxyActivities<SessionActivities>({ taskQueue, scheduleToCloseTimeout: '2 minutes', heartbeatTimeout: heartbeatTimeoutMs, retry: ONCE }).submitLoginCode,
+    // A dead process holds no PTY: do not wait long for it.
+    close: proxyActivities<SessionActivities>({ taskQueue, scheduleToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3 } }).closeLogin,
+  };
+}
+
+/**
+ * The refresh: one activity re-reads, calls the endpoint, writes the files.
+ * Transient failures are retried here by the retry policy, which honours the
+ * endpoint's Retry-After (`nextRetryDelay`), without a history event per attempt.
+ * `untilMs` bounds the first run: past it the slot shows `degraded` and tries on.
+ * A cancel waits for the activity to say it stopped: a token write in progress
+ * finishes first, so there is never a second writer.
+ */
+export function refreshActivity(host: string, backoff: RefreshBackoff | undefined, untilMs?: number) {
+  return proxyActivities<HostActivities>({
+    taskQueue: hostTaskQueue(host),
+    startToCloseTimeout: '90 seconds',
+    heartbeatTimeout: '30 seconds',
+    ...(untilMs !== undefined ? { scheduleToCloseTimeout: Math.max(untilMs, 60_000) } : {}),
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: {
+      initialInterval: backoff?.initialMs ?? 5_000,
+      maximumInterval: backoff?.maxMs ?? 300_000,
+      backoffCoefficient: 2,
+      nonRetryableErrorTypes: [...NON_RETRYABLE_REFRESH_FAILURES],
+    },
+  }).refreshCredential;
+}
+
+/** Files, status and revocation on the slot's host: a host that is down for ten minutes fails these, and the slot says so. */
+export function fileActivities(host: string) {
+  return proxyActivities<HostActivities>({ taskQueue: hostTaskQueue(host), scheduleToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5 } });
+}
+
+export function sharedActivities() {
+  return proxyActivities<SharedActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5, initialInterval: '2 seconds' } });
+}

@@ -1,0 +1,121 @@
+// A refresh, as a step of the slot's own workflow: one activity on the slot's
+// host (retried by its retry policy), in a scope that relogin and retire cancel.
+// `degraded` is decided by a deadline near expiry, not by per-attempt reports.
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, TimeoutFailure } from '@temporalio/workflow';
+import type { RefreshResult } from '../activities/refresh';
+import { describeFailure, FailureType, innermostFailureType, PERMANENT_REFRESH_FAILURES } from '../common/failures';
+import type { Phase } from '../common/slot';
+import { refreshActivity } from './activities';
+import type { Slot } from './slot-state';
+
+export type RefreshOutcome = RefreshResult & { readonly attempts: number };
+
+type Settled = { readonly ok: RefreshOutcome } | { readonly failed: unknown };
+
+const DEFAULT_DEGRADED_WITHIN_MS = 30 * 60_000;
+
+/** True when the failure is the first run's deadline: the refresh is failing as expiry nears. */
+const isDeadline = (err: unknown): boolean => err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+
+/**
+ * Refreshes (or, unless `force`, checks) the credential. Returns what the main
+ * loop must know: whether a person is now needed (`needs-relogin`).
+ */
+export async function refreshStep(
+  slot: Slot,
+  force: boolean,
+  askOperator: (reason: string) => Promise<void>,
+  phaseWhileRunning: Extract<Phase, 'refreshing' | 'verifying'> = 'refreshing',
+): Promise<void> {
+  const { slotId, provider, providerConfig, host } = slot.input;
+  const { backoff, ...schedule } = slot.input.refresh ?? {};
+  slot.refreshes += 1;
+  const before = slot.phase;
+  // A degraded slot stays degraded until a refresh succeeds.
+  if (slot.phase !== 'degraded') slot.setTransientPhase(phaseWhileRunning);
+  const request = {
+    slotId,
+    provider,
+    ...(providerConfig !== undefined ? { providerConfig } : {}),
+    // The workflow's clock is the slot's clock (it is virtual under time skipping).
+    now: Date.now(),
+    force,
+    schedule,
+    // Written to slot-status.json by the activity with the refreshed facts: no second activity per cycle.
+    status: { ...slot.status(), phase: 'active' },
+  };
+  const degradedAt = (slot.expiresAt ?? Date.now()) - (slot.input.degradedWithinMs ?? DEFAULT_DEGRADED_WITHIN_MS);
+
+  const settled = await inScope(slot, async (): Promise<Settled> => {
+    try {
+      // Bounded by the moment the slot turns degraded; past it, the same request again without bound.
+      return { ok: await refreshActivity(host, backoff, degradedAt - Date.now())(request) };
+    } catch (err) {
+      if (!isDeadline(err) || slot.phase === 'degraded') return { failed: err };
+      slot.setPhase('degraded');
+      slot.record('degraded', `refreshes are failing and the token expires ${slot.expiresAt !== undefined ? new Date(slot.expiresAt).toISOString() : 'at an unknown time'}; still retrying`);
+      await askOperator(slot.lastOutcome?.message ?? 'degraded');
+      try {
+        return { ok: await refreshActivity(host, backoff)(request) };
+      } catch (again) {
+        return { failed: again };
+      }
+    }
+  });
+
+  if ('ok' in settled) {
+    const r = settled.ok;
+    slot.expiresAt = r.expiresAt ?? slot.expiresAt;
+    slot.lastRefresh = r.lastRefresh ?? slot.lastRefresh;
+    slot.nextRefreshAt = r.nextRefreshAt;
+    if (r.account) slot.account = r.account;
+    slot.consecutiveFailures = 0;
+    slot.lastError = undefined;
+    // A check that found the credential fresh is no news: the last outcome (a login, say) stays.
+    if (r.kind === 'refreshed' || !slot.lastOutcome || slot.phase === 'degraded') {
+      const next = new Date(r.nextRefreshAt).toISOString();
+      slot.record(
+        'refresh-succeeded',
+        r.kind === 'refreshed' ? `refreshed${r.attempts > 1 ? ` after ${r.attempts} attempts` : ''}; next refresh ${next}` : `credential is valid; next refresh ${next}`,
+      );
+    }
+    slot.setPhase('active');
+    return;
+  }
+  const err = settled.failed;
+  if (isCancellation(err)) {
+    // Relogin or retire overtook the refresh (a write in progress finished first); the main loop acts on them.
+    slot.setPhase(slot.phase === 'degraded' ? 'degraded' : before);
+    return;
+  }
+  const type = innermostFailureType(err);
+  const reason = describeFailure(err);
+  slot.consecutiveFailures += 1;
+  slot.lastError = reason;
+  if (type === FailureType.refreshMisconfigured || !(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) {
+    // Neither a retry nor a login fixes a configuration.
+    slot.record('refresh-failed', `refresh cannot run: ${reason.replace(/\.$/, '')}. Fix the slot's provider configuration on its host, then: slotctl refresh ${slotId}`);
+    slot.setPhase('needs-relogin');
+    await askOperator(slot.lastOutcome?.message ?? reason);
+    return;
+  }
+  const automatic = (slot.input.onPermanentFailure ?? 'login') === 'login' && PERMANENT_REFRESH_FAILURES.includes(type ?? '');
+  slot.record(
+    'refresh-failed',
+    `refresh failed permanently: ${reason.replace(/\.$/, '')}. ${automatic ? 'A new login was started; an operator must complete it.' : `Run \`slotctl relogin ${slotId}\` to log in again.`}`,
+  );
+  slot.setPhase('needs-relogin');
+  await askOperator(slot.lastOutcome?.message ?? reason);
+  if (automatic) slot.pending.login = true;
+}
+
+/** Runs `work` in a scope that relogin, cancelLogin and retire cancel. */
+export async function inScope<T>(slot: Slot, work: () => Promise<T>): Promise<T> {
+  const scope = new CancellationScope();
+  slot.stepScope = scope;
+  try {
+    return await scope.run(work);
+  } finally {
+    slot.stepScope = undefined;
+  }
+}

@@ -1,0 +1,234 @@
+// The state of one slot, held by its workflow and nowhere else: phase, prompt,
+// the login in flight and the requests not yet acted on. Steps change it; the
+// handlers read it; nothing arrives as a copy by signal.
+import { CancellationScope, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { codeProblem, type Outcome, type SlotStatus, type SubmitCodeResult } from '../common/messages';
+import { SlotExpiresAtKey, SlotPhaseKey, SlotPromptKey } from '../common/search-attributes';
+import type { LoginPrompt, Phase } from '../common/slot';
+import type { RefreshSchedule } from '../providers/provider';
+
+export interface LoginOptions {
+  /** Codes an operator may get wrong before the login gives up. @default 3 */
+  readonly maxBadCodes?: number;
+  /** CLI restarts (hung CLI, dead worker, Claude's one-code-per-URL) before the login gives up. @default 3 */
+  readonly maxRestarts?: number;
+  /** Overrides the provider's operator deadline (it may only shorten it). */
+  readonly operatorTimeoutMs?: number;
+  /** Heartbeat timeout of the PTY watcher: how soon a dead worker is noticed. @default 15 s */
+  readonly heartbeatTimeoutMs?: number;
+}
+
+export interface RefreshBackoff {
+  /** First retry delay of a failing refresh. @default 5000 */
+  readonly initialMs?: number;
+  /** Longest delay between retries. @default 300000 (5 minutes) */
+  readonly maxMs?: number;
+}
+
+export interface SlotInput {
+  readonly slotId: string;
+  readonly provider: string;
+  /**
+   * The provider's configuration for this slot (issuer, client, scopes … for
+   * `oidc-device`); not secret. Checked by SlotClient.provision and by every
+   * activity that builds the slot's provider from it.
+   */
+  readonly providerConfig?: unknown;
+  /** The host whose workers hold the slot's files and run its CLIs. */
+  readonly host: string;
+  readonly login?: LoginOptions;
+  /** Overrides of the provider's refresh schedule. */
+  readonly refresh?: Partial<RefreshSchedule> & { readonly backoff?: RefreshBackoff };
+  /**
+   * After a permanent refresh failure: start a new login at once (`login`,
+   * the operator gets a URL right away) or wait for `relogin` (`wait`). @default "login"
+   */
+  readonly onPermanentFailure?: 'login' | 'wait';
+  /** While refreshes fail, show `degraded` once the token expires within this. @default 30 minutes */
+  readonly degradedWithinMs?: number;
+  /** Continue-as-new once the history has this many events. @default 2000 */
+  readonly maxHistoryEvents?: number;
+  /**
+   * Start from the credential already in the slot (a login made before, or by
+   * hand) instead of a new login; a missing or invalid one needs a relogin.
+   */
+  readonly adoptExisting?: boolean;
+  /** State carried over continue-as-new. */
+  readonly carried?: CarriedState;
+}
+
+/** Requests taken and not yet acted on. */
+export interface Pending {
+  login: boolean;
+  refresh: boolean;
+  retire: { readonly removeFiles: boolean } | undefined;
+}
+
+/** What survives continue-as-new: what `status` shows (nothing secret), the requests not yet done, the run count. */
+export type CarriedState = Pick<
+  SlotStatus,
+  'phase' | 'expiresAt' | 'lastRefresh' | 'nextRefreshAt' | 'account' | 'lastOutcome' | 'lastError' | 'logins' | 'refreshes' | 'consecutiveFailures'
+> & { readonly runs: number; readonly pending?: Pending };
+
+/** The login attempt whose CLI is on screen now: the only one a code can be typed into. */
+export interface LiveLogin {
+  /** The attempt id, which is also the PTY session's id on the host. */
+  readonly id: string;
+  readonly prompt: LoginPrompt;
+  /** A code is being typed or answered; another is refused until the CLI has spoken. */
+  typing: boolean;
+  /** Types a code into this attempt's CLI; set by the login step. */
+  readonly type: (code: string) => Promise<SubmitCodeResult>;
+}
+
+type Published = { phase?: string; prompt?: string; expiresAt?: number };
+
+export class Slot {
+  phase: Phase = 'logging-in';
+  prompt: LoginPrompt | undefined;
+  lastOutcome: Outcome | undefined;
+  lastError: string | undefined;
+  expiresAt: number | undefined;
+  lastRefresh: number | undefined;
+  nextRefreshAt: number | undefined;
+  account: string | undefined;
+  logins = 0;
+  refreshes = 0;
+  consecutiveFailures = 0;
+  runs = 1;
+  pending: Pending = { login: true, refresh: false, retire: undefined };
+  /** The scope of the login or refresh in progress: relogin, cancelLogin and retire cancel it. */
+  stepScope: CancellationScope | undefined;
+  step: 'login' | 'refresh' | undefined;
+  live: LiveLogin | undefined;
+  private published: Published;
+
+  constructor(readonly input: SlotInput) {
+    const carried = input.carried;
+    if (carried) {
+      const { pending, runs, ...rest } = carried;
+      Object.assign(this, rest);
+      this.runs = runs + 1;
+      // Older carried states had no pending requests: nothing was asked then.
+      this.pending = pending ? { ...pending } : { login: false, refresh: false, retire: undefined };
+    } else if (input.adoptExisting) {
+      this.pending.login = false;
+    }
+    // Search attributes travel with the run chain; only changes are upserted.
+    const sa = workflowInfo().typedSearchAttributes;
+    this.published = {
+      phase: sa.get(SlotPhaseKey),
+      prompt: sa.get(SlotPromptKey),
+      expiresAt: sa.get(SlotExpiresAtKey)?.getTime(),
+    };
+  }
+
+  carry(): CarriedState {
+    return {
+      phase: this.phase,
+      expiresAt: this.expiresAt,
+      lastRefresh: this.lastRefresh,
+      nextRefreshAt: this.nextRefreshAt,
+      account: this.account,
+      lastOutcome: this.lastOutcome,
+      lastError: this.lastError,
+      logins: this.logins,
+      refreshes: this.refreshes,
+      consecutiveFailures: this.consecutiveFailures,
+      runs: this.runs,
+      pending: { ...this.pending },
+    };
+  }
+
+  status(): SlotStatus {
+    const pending = [
+      ...(this.pending.login ? ['relogin' as const] : []),
+      ...(this.pending.refresh ? ['refresh' as const] : []),
+      ...(this.pending.retire ? ['retire' as const] : []),
+    ];
+    return {
+      slotId: this.input.slotId,
+      provider: this.input.provider,
+      host: this.input.host,
+      phase: this.phase,
+      ...(this.prompt ? { prompt: this.prompt } : {}),
+      ...(this.expiresAt !== undefined ? { expiresAt: this.expiresAt } : {}),
+      ...(this.lastRefresh !== undefined ? { lastRefresh: this.lastRefresh } : {}),
+      ...(this.nextRefreshAt !== undefined && (this.phase === 'active' || this.phase === 'degraded') ? { nextRefreshAt: this.nextRefreshAt } : {}),
+      ...(this.account ? { account: this.account } : {}),
+      ...(this.lastOutcome ? { lastOutcome: this.lastOutcome } : {}),
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+      logins: this.logins,
+      refreshes: this.refreshes,
+      consecutiveFailures: this.consecutiveFailures,
+      ...(pending.length > 0 ? { pending } : {}),
+    };
+  }
+
+  /** Changes the phase (and prompt) and publishes what changed to search attributes and the Web UI's details. */
+  setPhase(phase: Phase, prompt?: LoginPrompt): void {
+    this.phase = phase;
+    this.prompt = prompt;
+    this.publish();
+  }
+
+  /** A phase shown by `status` only: a refresh does not cost the dashboard two upserts. */
+  setTransientPhase(phase: Extract<Phase, 'refreshing' | 'verifying'>): void {
+    this.phase = phase;
+    this.prompt = undefined;
+  }
+
+  publish(): void {
+    const prompt = this.prompt ? `${this.prompt.url}${this.prompt.userCode ? ` code ${this.prompt.userCode}` : ''}` : undefined;
+    const next: Published = { phase: this.phase, prompt, expiresAt: this.expiresAt };
+    const changes = [
+      ...(next.phase !== this.published.phase ? [{ key: SlotPhaseKey, value: this.phase }] : []),
+      ...(next.prompt !== this.published.prompt ? [{ key: SlotPromptKey, value: prompt ?? null }] : []),
+      ...(next.expiresAt !== this.published.expiresAt ? [{ key: SlotExpiresAtKey, value: this.expiresAt !== undefined ? new Date(this.expiresAt) : null }] : []),
+    ];
+    if (changes.length > 0) upsertSearchAttributes(changes);
+    this.published = next;
+    setCurrentDetails(this.details());
+  }
+
+  /** The Web UI's workflow page: what the slot is doing and what the operator should do (markdown, never a secret). */
+  details(): string {
+    const { slotId, provider, host } = this.input;
+    const lines = [`**Slot \`${slotId}\`** · ${provider} on \`${host}\` · **${this.phase}**`];
+    if (this.prompt) {
+      lines.push('', `**Open:** ${this.prompt.completeUrl ?? this.prompt.url}`);
+      if (this.prompt.userCode) lines.push(`**User code:** \`${this.prompt.userCode}\``);
+      lines.push('', this.prompt.instructions, '', `Answer before ${new Date(this.prompt.expiresAt).toISOString()}.`);
+      if (this.prompt.interaction === 'paste-code') lines.push('In the Web UI: Signal → `submitCode` with `{"code": "…"}`.');
+    } else if (this.phase === 'needs-relogin') {
+      lines.push('', `A person is needed: \`slotctl relogin ${slotId}\` (or signal \`relogin\`).`);
+    }
+    if (this.expiresAt !== undefined) lines.push('', `Token expires ${new Date(this.expiresAt).toISOString()}.`);
+    if (this.lastOutcome) lines.push('', `Last: ${this.lastOutcome.message}`);
+    if (this.lastError) lines.push('', `Problem: ${this.lastError}`);
+    return lines.join('\n');
+  }
+
+  record(kind: Outcome['kind'], message: string): void {
+    this.lastOutcome = { at: Date.now(), kind, message };
+  }
+
+  /** Why a code cannot be typed now, or undefined. Checked against the live prompt; never repeats the code. */
+  refuseCode(input: unknown): string | undefined {
+    const live = this.live;
+    if (!live || this.phase !== 'awaiting-operator' || this.stepScope?.consideredCancelled) {
+      const why = this.step === 'login' ? 'the login CLI is starting or restarting; wait for its URL' : `phase: ${this.phase}`;
+      return `slot ${this.input.slotId} is not waiting for a code (${why})`;
+    }
+    if (live.prompt.interaction !== 'paste-code') {
+      return `this login needs no code: open ${live.prompt.url}${live.prompt.userCode ? ` and enter ${live.prompt.userCode}` : ''}; it completes by itself`;
+    }
+    if (live.typing) return 'a code is being typed into the CLI; wait for its answer';
+    return codeProblem(input, live.prompt);
+  }
+
+  /** Cancels the login or refresh in progress (a no-op when none runs). */
+  interrupt(): void {
+    this.stepScope?.cancel();
+  }
+}
