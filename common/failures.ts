@@ -53,6 +53,10 @@ export const FailureType = {
   /** A status to be written held something that looks like a token; nothing is written. A bug to report. */
   slotStatusRefused: 'SlotStatusRefused',
 
+  // ── operator notices ──
+  /** The operator webhook could not be reached or refused the notice (4xx: not retried). The notice is in the worker's log anyway. Operator: fix NOTIFY_WEBHOOK_URL. */
+  notifyFailed: 'NotifyFailed',
+
   // ── operator messages ──
   /** An update's input was refused by its validator (a bad code, no login waiting). Operator: read the reason. */
   codeRejected: 'CodeRejected',

@@ -65,3 +65,13 @@ export interface LoginPrompt {
   /** For paste-code logins: the shape a code must have, checked before it reaches the CLI. */
   readonly codeFormat?: { readonly pattern: string; readonly description: string };
 }
+
+/** When to refresh. All durations in ms; a provider sets them, a slot may override each. */
+export interface RefreshSchedule {
+  /** Refresh this long before the access token expires. */
+  readonly beforeExpiryMs: number;
+  /** Refresh when the last refresh is older than this, whatever the expiry says (Codex's 8 days). */
+  readonly maxAgeMs?: number;
+  /** Up to this much earlier, at random, so a fleet does not refresh in one burst. */
+  readonly jitterMs: number;
+}

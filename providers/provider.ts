@@ -1,35 +1,12 @@
 // The one interface behind which all provider knowledge lives. Generic code
 // (activities, workflows, slotctl) asks the provider; it never switches on a name.
 import type { z } from 'zod';
-import type { Interaction } from '../common/slot';
+import type { Interaction, RefreshSchedule } from '../common/slot';
 
-/** A slot's provider configuration is missing or wrong; the message names each bad field. */
-export class ProviderConfigError extends Error {
-  override readonly name = 'ProviderConfigError';
-  constructor(
-    readonly provider: string,
-    /** One line per problem, `field: what is wrong`. */
-    readonly problems: readonly string[],
-  ) {
-    super(`invalid configuration for provider ${provider}: ${problems.join('; ')}`);
-  }
-}
+export type { RefreshSchedule };
 
-/**
- * A provider cannot tell where its server's endpoint is: the issuer is unreachable
- * (`retryable`), or its discovery document is missing or wrong (not retryable: an
- * operator must fix the configuration). Messages name URLs, never a token.
- */
-export class ProviderEndpointError extends Error {
-  override readonly name = 'ProviderEndpointError';
-  constructor(
-    message: string,
-    readonly retryable: boolean,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
+// Kept importable from here for cli/ (the classes live in common/failures.ts).
+export { ProviderConfigError, ProviderEndpointError } from '../common/failures';
 
 /** The terminal as a person would read it, produced by activities/screen.ts. */
 export interface ScreenSnapshot {
@@ -168,16 +145,6 @@ export interface CredentialSpec<S extends z.ZodType = z.ZodType> {
   readonly file: string;
   readonly schema: S;
   facts(parsed: z.infer<S>): CredentialFacts;
-}
-
-/** When to refresh. All durations in ms; a slot may override each. */
-export interface RefreshSchedule {
-  /** Refresh this long before the access token expires. */
-  readonly beforeExpiryMs: number;
-  /** Refresh when the last refresh is older than this, whatever the expiry says (Codex's 8 days). */
-  readonly maxAgeMs?: number;
-  /** Up to this much earlier, at random, so a fleet does not refresh in one burst. */
-  readonly jitterMs: number;
 }
 
 /** The provider's reading of a token endpoint's answer. Reasons never contain a token. */

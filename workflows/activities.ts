@@ -6,7 +6,7 @@ import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow'
 import type { HostActivities, SessionActivities, SharedActivities } from '../activities/index';
 import { FailureType, NON_RETRYABLE_REFRESH_FAILURES } from '../common/failures';
 import { hostTaskQueue } from '../common/slot';
-import type { RefreshBackoff } from './slot-state';
+import type { RefreshBackoff } from '../common/slot-input';
 
 /** A retry elsewhere would find no session: the workflow decides what to redo. */
 const ONCE = { maximumAttempts: 1 };
@@ -71,8 +71,8 @@ export function refreshActivity(host: string, backoff: RefreshBackoff | undefine
 }
 
 /** Files, status and revocation on the slot's host: a host that is down for ten minutes fails these, and the slot says so. */
-export function fileActivities(host: string) {
-  return proxyActivities<HostActivities>({ taskQueue: hostTaskQueue(host), scheduleToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5 } });
+export function fileActivities(host: string, waitMs = 600_000) {
+  return proxyActivities<HostActivities>({ taskQueue: hostTaskQueue(host), scheduleToCloseTimeout: waitMs, retry: { maximumAttempts: 5 } });
 }
 
 export function sharedActivities() {

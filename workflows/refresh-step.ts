@@ -1,6 +1,7 @@
 // A refresh, as a step of the slot's own workflow: one activity on the slot's
 // host (retried by its retry policy), in a scope that relogin and retire cancel.
 // `degraded` is decided by a deadline near expiry, not by per-attempt reports.
+import { RetryState } from '@temporalio/common';
 import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, TimeoutFailure } from '@temporalio/workflow';
 import type { RefreshResult } from '../activities/refresh';
 import { describeFailure, FailureType, innermostFailureType, PERMANENT_REFRESH_FAILURES } from '../common/failures';
@@ -14,8 +15,12 @@ type Settled = { readonly ok: RefreshOutcome } | { readonly failed: unknown };
 
 const DEFAULT_DEGRADED_WITHIN_MS = 30 * 60_000;
 
-/** True when the failure is the first run's deadline: the refresh is failing as expiry nears. */
-const isDeadline = (err: unknown): boolean => err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+/**
+ * True when the first run's deadline passed: the refresh is failing as expiry nears. The
+ * server says so with a timeout, or by giving up on a retry that would land past it.
+ */
+const isDeadline = (err: unknown): boolean =>
+  err instanceof ActivityFailure && (err.cause instanceof TimeoutFailure || err.retryState === RetryState.TIMEOUT);
 
 /**
  * Refreshes (or, unless `force`, checks) the credential. Returns what the main
@@ -52,9 +57,11 @@ export async function refreshStep(
       return { ok: await refreshActivity(host, backoff, degradedAt - Date.now())(request) };
     } catch (err) {
       if (!isDeadline(err) || slot.phase === 'degraded') return { failed: err };
+      // The deadline's cause is the last attempt's failure: the operator sees why.
+      slot.lastError = describeFailure(err);
+      slot.consecutiveFailures += 1;
       slot.setPhase('degraded');
       slot.record('degraded', `refreshes are failing and the token expires ${slot.expiresAt !== undefined ? new Date(slot.expiresAt).toISOString() : 'at an unknown time'}; still retrying`);
-      await askOperator(slot.lastOutcome?.message ?? 'degraded');
       try {
         return { ok: await refreshActivity(host, backoff)(request) };
       } catch (again) {

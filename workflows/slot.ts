@@ -29,9 +29,10 @@ import {
 import { fileActivities, sharedActivities } from './activities';
 import { runLogin } from './login-step';
 import { inScope, refreshStep } from './refresh-step';
-import { Slot, type SlotInput } from './slot-state';
+import type { SlotInput } from '../common/slot-input';
+import { Slot } from './slot-state';
 
-export type { SlotInput, CarriedState, LoginOptions, RefreshBackoff } from './slot-state';
+export type { SlotInput, CarriedState, LoginOptions, RefreshBackoff } from '../common/slot-input';
 
 /** Marks runs of this design: `slotctl migrate` moves runs without it (child-workflow slots) over. */
 export const SLOT_WORKFLOW_VERSION = 2;
@@ -39,7 +40,7 @@ export const SLOT_WORKFLOW_VERSION = 2;
 export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   const slot = new Slot(input);
   if (workflowInfo().memo?.slotWorkflowVersion !== SLOT_WORKFLOW_VERSION) upsertMemo({ slotWorkflowVersion: SLOT_WORKFLOW_VERSION });
-  const files = fileActivities(input.host);
+  const files = fileActivities(input.host, input.hostWaitMs);
   const { notifyOperator } = sharedActivities();
   installHandlers(slot);
 
