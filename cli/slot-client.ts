@@ -1,7 +1,8 @@
 // The typed client API for slots: what slotctl uses, and what other services
 // import to start and watch slots themselves. It never handles a token.
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { WorkflowNotFoundError, type DataConverter } from '@temporalio/common';
+import { WorkflowNotFoundError, type DataConverter, type TypedSearchAttributes } from '@temporalio/common';
+import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes';
 import {
   cancelLoginSignal,
   codeProblem,
@@ -152,10 +153,7 @@ export class SlotClient {
       const code = (err as { code?: number }).code ?? (err as { cause?: { code?: number } }).cause?.code;
       const timedOut = Date.now() >= deadline - 100;
       if (code !== 9 && !timedOut) throw err;
-      const description = await handle.describe().catch((e: unknown) => {
-        throw e instanceof WorkflowNotFoundError ? new SlotNotFoundError(id) : e;
-      });
-      const attrs = description.typedSearchAttributes;
+      const attrs = await this.searchAttributesOf(id);
       const phase = Phase.safeParse(attrs.get(SlotPhaseKey));
       return {
         slotId: id,
@@ -168,6 +166,23 @@ export class SlotClient {
         consecutiveFailures: 0,
         stale: `no worker answered (${timedOut ? 'timed out' : 'no worker polling'}); phase from search attributes${attrs.get(SlotPromptKey) ? `, prompt: ${attrs.get(SlotPromptKey)}` : ''}`,
       };
+    }
+  }
+
+  /**
+   * The slot's search attributes, read raw: they are never encoded, so this works
+   * without the payload key (a memo or a payload would need it).
+   */
+  private async searchAttributesOf(slotId: string): Promise<TypedSearchAttributes> {
+    try {
+      const raw = await this.client.workflowService.describeWorkflowExecution({
+        namespace: this.client.options.namespace,
+        execution: { workflowId: slotWorkflowId(slotId) },
+      });
+      return decodeTypedSearchAttributes(raw.workflowExecutionInfo?.searchAttributes?.indexedFields);
+    } catch (err) {
+      if ((err as { code?: number }).code === 5 /* NOT_FOUND */) throw new SlotNotFoundError(slotId);
+      throw err;
     }
   }
 

@@ -37,12 +37,14 @@ export function loginActivities(host: string, heartbeatTimeoutMs: number) {
 
 /** Activities on the queue of the process that holds the PTY session (returned by `startLogin`). */
 export function sessionActivities(sessionQueue: string, heartbeatTimeoutMs: number) {
+  // The queue is one process's: a live one picks a task up at once, a dead one never
+  // will (and its heartbeat cannot time out before the task starts), so waiting to start is short.
   const taskQueue = sessionQueue;
+  const scheduleToStartTimeout = Math.max(2 * heartbeatTimeoutMs, 10_000);
   return {
-    watch: proxyActivities<SessionActivities>({ taskQueue, scheduleToCloseTimeout: '2 hours', heartbeatTimeout: heartbeatTimeoutMs, retry: ONCE }).watchLogin,
-    submit: proxyActivities<SessionActivities>({ taskQueue, scheduleToCloseTimeout: '2 minutes', heartbeatTimeout: heartbeatTimeoutMs, retry: ONCE }).submitLoginCode,
-    // A dead process holds no PTY: do not wait long for it.
-    close: proxyActivities<SessionActivities>({ taskQueue, scheduleToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3 } }).closeLogin,
+    watch: proxyActivities<SessionActivities>({ taskQueue, scheduleToStartTimeout, scheduleToCloseTimeout: '2 hours', heartbeatTimeout: heartbeatTimeoutMs, retry: ONCE }).watchLogin,
+    submit: proxyActivities<SessionActivities>({ taskQueue, scheduleToStartTimeout, scheduleToCloseTimeout: '2 minutes', heartbeatTimeout: heartbeatTimeoutMs, retry: ONCE }).submitLoginCode,
+    close: proxyActivities<SessionActivities>({ taskQueue, scheduleToStartTimeout, scheduleToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3 } }).closeLogin,
   };
 }
 

@@ -140,7 +140,10 @@ async function ptyAttempt(
     slot.live = undefined;
     watchScope.cancel();
     await watching;
-    await CancellationScope.nonCancellable(() => session.close({ loginId: attempt }).catch(() => undefined));
+    // Closed before the next CLI starts; a session lost with its process is closed without
+    // waiting (a process cut off by the network, not dead, still gets to end its CLI).
+    const closing = CancellationScope.nonCancellable(() => session.close({ loginId: attempt }).catch(() => undefined));
+    if (!(ended && 'lost' in ended)) await closing;
   }
 
   async function succeeded(outcome: LoginOutcome): Promise<LoginResult> {

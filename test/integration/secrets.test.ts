@@ -121,8 +121,10 @@ describe('secrets never leave the slot host in clear', () => {
         { maxBuffer: 64 * 1024 * 1024 },
       );
       places[`history of ${workflowId}`] = readable(JSON.parse(stdout));
-      const description = await plain.workflow.getHandle(workflowId).describe();
-      places[`search attributes of ${workflowId}`] = readable(description.raw.workflowExecutionInfo?.searchAttributes ?? {});
+      // Raw, as the server stores them (the memo is sealed by the codec like any payload).
+      const description = await plain.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId } });
+      places[`search attributes of ${workflowId}`] = readable(description.workflowExecutionInfo?.searchAttributes ?? {});
+      places[`memo of ${workflowId}`] = readable(description.workflowExecutionInfo?.memo ?? {});
     }
     places['status query'] = JSON.stringify(await slots.status(slotId));
     places['status file'] = await readFile(join(slotsDir, slotId, 'slot-status.json'), 'utf8');
