@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsc, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { CredentialStoreError } from '../common/failures';
 import { SlotId } from '../common/schemas';
 
 const PRIVATE_DIR = 0o700;
@@ -13,39 +14,6 @@ const GROUP_OTHER = 0o077;
 const DEFAULT_MAX_BYTES = 1024 * 1024;
 /** Temp files are `.<name>.tmp-<hex>` beside the target, so leftovers are recognisable. */
 const TEMP_MARK = '.tmp-';
-
-export type CredentialStoreErrorCode =
-  | 'invalid-slot-id'
-  | 'unsafe-path'
-  | 'symlink'
-  | 'not-a-directory'
-  | 'not-a-file'
-  | 'missing'
-  | 'too-large'
-  | 'unsafe-mode'
-  | 'malformed-json'
-  | 'invalid-update'
-  | 'read-failed'
-  | 'write-failed'
-  | 'dir-sync-failed';
-
-/**
- * Thrown when a slot path is refused or a credential file cannot be read or written.
- * The message names the file relative to the slot home and never quotes its
- * contents (they may hold tokens); `cause` is the underlying fs error, if any.
- */
-export class CredentialStoreError extends Error {
-  override readonly name = 'CredentialStoreError';
-  constructor(
-    readonly code: CredentialStoreErrorCode,
-    message: string,
-    /** The path the error is about, relative to the slot home when there is one. */
-    readonly file?: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
 
 const errnoOf = (err: unknown): string | undefined =>
   typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;

@@ -2,11 +2,10 @@
 // is newer than the login, parses with the provider's schema, and is private.
 import { ApplicationFailure } from '@temporalio/activity';
 import { rm } from 'node:fs/promises';
-import { getProvider, UnknownProviderError } from '../providers';
-import { ProviderConfigError, type CredentialFacts, type Provider } from '../providers/provider';
+import { FailureType, ProviderConfigError, UnknownProviderError } from '../common/failures';
+import { getProvider } from '../providers';
+import type { CredentialFacts, Provider } from '../providers/provider';
 import { makeSecretFilePrivate, readSecretFile, slotHome } from './credential-store';
-
-export const CredentialFailureType = { invalid: 'CredentialInvalid' } as const;
 
 export interface VerifyCredentialInput {
   readonly slotId: string;
@@ -25,7 +24,7 @@ export interface CredentialSummary extends CredentialFacts {
 }
 
 const invalid = (message: string): ApplicationFailure =>
-  ApplicationFailure.nonRetryable(message, CredentialFailureType.invalid);
+  ApplicationFailure.nonRetryable(message, FailureType.credentialInvalid);
 
 export function createCredentialActivities(deps: { readonly slotsDir: string }) {
   async function verifyCredential(input: VerifyCredentialInput): Promise<CredentialSummary> {

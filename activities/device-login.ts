@@ -1,19 +1,16 @@
 // Host-pinned steps of an OAuth device login (RFC 8628) without a CLI: ask for a
-// device code, poll the token endpoint once per call, store the tokens. The device
-// code is a polling secret: it stays in a 0600 file in the slot, never in history.
-import { ApplicationFailure } from '@temporalio/activity';
+// device code, then one activity polls the token endpoint until the operator answers
+// and stores the tokens. The device code stays in a 0600 file in the slot, never in history.
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { stat, unlink } from 'node:fs/promises';
 import { z } from 'zod';
+import { FailureType, ProviderConfigError, ProviderEndpointError, UnknownProviderError } from '../common/failures';
 import type { LoginPrompt } from '../common/slot';
-import { getProvider, UnknownProviderError } from '../providers';
+import { getProvider } from '../providers';
 import { readOAuthError } from '../providers/oauth';
-import {
-  ProviderConfigError,
-  ProviderEndpointError,
-  type DeviceFlowLoginSpec,
-  type Provider,
-} from '../providers/provider';
+import type { DeviceFlowLoginSpec, Provider } from '../providers/provider';
 import { ensureSlotHome, readSecretFile, resolveInSlot, slotHome, writeSecretFileAtomic } from './credential-store';
+import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
 import { callOAuthEndpoint, endpointUrlProblem, type EndpointLimits } from './oauth-http';
 
 /** The pending device login of a slot (at most one: a new login replaces it). 0600, in the slot home. */
@@ -21,21 +18,19 @@ export const DEVICE_LOGIN_FILE = '.device-login.json';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 /** RFC 8628 §3.2: the interval when the server names none. */
 const DEFAULT_INTERVAL_S = 5;
+/** RFC 8628 §3.5: every `slow_down` adds this to the interval, for all later polls. */
+const SLOW_DOWN_STEP_MS = 5_000;
+/** Network trouble and 5xx double the wait before the next poll, up to this. */
+const MAX_BACKOFF_MS = 60_000;
+/** Whatever a server (or a retried attempt's heartbeat) says, polls are at least this far apart. */
+const MIN_INTERVAL_MS = 1_000;
 const LIMITS: EndpointLimits = { fetchTimeoutMs: 20_000, maxBodyBytes: 256 * 1024 };
-
-/** Failure types of device logins (non-retryable), beside the PTY ones in login.ts. */
-export const DeviceLoginFailureType = {
-  /** The configuration, the discovery document or the client is wrong: an operator must fix it. */
-  misconfigured: 'LoginMisconfigured',
-  /** The server cannot be reached or answers 5xx. */
-  serverUnavailable: 'LoginServerUnavailable',
-  /** The pending login's state is gone from the host (another login replaced it, or the files were removed). */
-  sessionLost: 'LoginSessionLost',
-} as const;
 
 export interface DeviceLoginDeps {
   readonly slotsDir: string;
   readonly env: NodeJS.ProcessEnv;
+  /** How often `awaitDeviceApproval` heartbeats (at least three times per heartbeat timeout). @default 2000 */
+  readonly heartbeatMs?: number;
 }
 
 export interface DeviceLoginStarted {
@@ -48,21 +43,48 @@ export interface DeviceLoginStarted {
   readonly intervalMs: number;
 }
 
-export interface PollDeviceLoginInput {
+export interface AwaitDeviceApprovalInput {
   readonly slotId: string;
   readonly provider: string;
   readonly providerConfig?: unknown;
   readonly loginId: string;
+  /** `DeviceLoginStarted.startedAt`: a credential must be newer to count. */
   readonly startedAt: number;
+  /** `DeviceLoginStarted.intervalMs`; a retried attempt resumes with the interval its predecessor slowed to. */
+  readonly intervalMs: number;
+  /** Epoch ms after which no operator is awaited: the result is `timed-out`. */
+  readonly deadline: number;
 }
 
-/** One poll's result. Reasons quote the server (cleaned), never a token or the device code. */
-export type DevicePollResult =
+/** How a device login ended. Reasons quote the server (cleaned), never a token or the device code. */
+export type DeviceApprovalResult =
+  | { readonly kind: 'approved'; readonly message: string }
+  | { readonly kind: 'expired' | 'denied' | 'refused' | 'timed-out'; readonly reason: string };
+
+/** What `awaitDeviceApproval` heartbeats: a retried attempt resumes with `intervalMs`. */
+export interface DeviceApprovalProgress {
+  readonly intervalMs: number;
+  /** Why the last poll got no answer, while the token endpoint is in trouble (shown in the Web UI's pending activity). */
+  readonly lastError?: string;
+}
+
+/** One poll's result. */
+type DevicePollResult =
   | { readonly kind: 'pending' }
   | { readonly kind: 'slow-down' }
   | { readonly kind: 'transient'; readonly reason: string }
   | { readonly kind: 'approved'; readonly message: string }
   | { readonly kind: 'expired' | 'denied' | 'refused'; readonly reason: string };
+
+const AwaitDeviceApprovalInputSchema = z.object({
+  slotId: z.string().min(1),
+  provider: z.string().min(1),
+  providerConfig: z.unknown().optional(),
+  loginId: z.string().min(1),
+  startedAt: z.number().finite(),
+  intervalMs: z.number().finite().positive(),
+  deadline: z.number().finite(),
+});
 
 const PendingLogin = z.object({
   loginId: z.string(),
@@ -98,21 +120,21 @@ function providerFor(name: string, config: unknown): Provider {
   try {
     return getProvider(name, config);
   } catch (err) {
-    if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) throw failure(DeviceLoginFailureType.misconfigured, err.message);
+    if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) throw failure(FailureType.loginMisconfigured, err.message);
     throw err;
   }
 }
 
 function deviceSpec(provider: Provider): DeviceFlowLoginSpec {
-  if (provider.login.kind !== 'device-flow') throw failure(DeviceLoginFailureType.misconfigured, `${provider.displayName} does not log in with the device flow`);
+  if (provider.login.kind !== 'device-flow') throw failure(FailureType.loginMisconfigured, `${provider.displayName} does not log in with the device flow`);
   return provider.login;
 }
 
 function checkedUrl(raw: string, what: string): URL {
-  if (!URL.canParse(raw)) throw failure(DeviceLoginFailureType.misconfigured, `the ${what} is not a URL`);
+  if (!URL.canParse(raw)) throw failure(FailureType.loginMisconfigured, `the ${what} is not a URL`);
   const url = new URL(raw);
   const problem = endpointUrlProblem(url);
-  if (problem) throw failure(DeviceLoginFailureType.misconfigured, `refusing the ${what} ${url.origin}${url.pathname}: ${problem}`);
+  if (problem) throw failure(FailureType.loginMisconfigured, `refusing the ${what} ${url.origin}${url.pathname}: ${problem}`);
   return url;
 }
 
@@ -131,7 +153,7 @@ export async function startDeviceLogin(
     server = await spec.server(deps.env);
   } catch (err) {
     if (err instanceof ProviderEndpointError) {
-      throw failure(err.retryable ? DeviceLoginFailureType.serverUnavailable : DeviceLoginFailureType.misconfigured, err.message);
+      throw failure(err.retryable ? FailureType.loginServerUnavailable : FailureType.loginMisconfigured, err.message);
     }
     throw err;
   }
@@ -147,18 +169,18 @@ export async function startDeviceLogin(
     LIMITS,
     'device authorization endpoint',
   );
-  if (!called.ok) throw failure(DeviceLoginFailureType.serverUnavailable, `cannot ask for a device code: ${called.reason}`);
+  if (!called.ok) throw failure(FailureType.loginServerUnavailable, `cannot ask for a device code: ${called.reason}`);
   const { status, json } = called.answer;
   const where = `${deviceEndpoint.origin}${deviceEndpoint.pathname}`;
   if (status < 200 || status >= 300) {
     const error = readOAuthError(json);
     const said = `HTTP ${status}${error ? ` ${error.code}${error.description ? `: ${error.description}` : ''}` : ''}`;
-    if (status === 429 || status >= 500) throw failure(DeviceLoginFailureType.serverUnavailable, `the device authorization endpoint ${where} answered ${said}; try again later`);
+    if (status === 429 || status >= 500) throw failure(FailureType.loginServerUnavailable, `the device authorization endpoint ${where} answered ${said}; try again later`);
     if (error?.code === 'invalid_scope') {
-      throw failure(DeviceLoginFailureType.misconfigured, `the OAuth server refused the scopes "${server.scope ?? ''}" for client ${server.clientId} (${said}); fix the slot's scopes`);
+      throw failure(FailureType.loginMisconfigured, `the OAuth server refused the scopes "${server.scope ?? ''}" for client ${server.clientId} (${said}); fix the slot's scopes`);
     }
     throw failure(
-      DeviceLoginFailureType.misconfigured,
+      FailureType.loginMisconfigured,
       `the OAuth server refused the device authorization request of client ${server.clientId} (${said}); ` +
         `check that the client exists and is allowed the device flow (grant ${DEVICE_GRANT})`,
     );
@@ -166,11 +188,11 @@ export async function startDeviceLogin(
   const parsed = DeviceAuthorization.safeParse(json);
   if (!parsed.success) {
     const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'} ${i.message}`).slice(0, 5);
-    throw failure(DeviceLoginFailureType.misconfigured, `the device authorization endpoint ${where} answered HTTP ${status} without a usable device code: ${json === undefined ? 'the body is not JSON' : fields.join('; ')}`);
+    throw failure(FailureType.loginMisconfigured, `the device authorization endpoint ${where} answered HTTP ${status} without a usable device code: ${json === undefined ? 'the body is not JSON' : fields.join('; ')}`);
   }
   const answer = parsed.data;
   const url = browserUrl(answer.verification_uri ?? answer.verification_url);
-  if (!url) throw failure(DeviceLoginFailureType.misconfigured, `the device authorization endpoint ${where} gave no http(s) verification_uri to show the operator`);
+  if (!url) throw failure(FailureType.loginMisconfigured, `the device authorization endpoint ${where} gave no http(s) verification_uri to show the operator`);
   const completeUrl = browserUrl(answer.verification_uri_complete);
 
   // Written before the prompt is shown: once the operator approves, only this file can collect the tokens.
@@ -192,18 +214,71 @@ export async function startDeviceLogin(
 }
 
 export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
-  /** Asks the token endpoint once whether the operator approved; stores the tokens when they come. */
-  async function pollDeviceLogin(input: PollDeviceLoginInput): Promise<DevicePollResult> {
+  const heartbeatMs = deps.heartbeatMs ?? 2000;
+
+  /**
+   * Polls the token endpoint every `interval` until the operator approves or denies,
+   * the code expires or `deadline` passes; stores the tokens on approval. One
+   * activity for the whole wait: no history event per poll. Cancelling it stops
+   * the polling at once (the cancellation is thrown) and stores nothing.
+   */
+  async function awaitDeviceApproval(rawInput: AwaitDeviceApprovalInput): Promise<DeviceApprovalResult> {
+    const parsed = AwaitDeviceApprovalInputSchema.safeParse(rawInput);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
+      throw failure(FailureType.loginMisconfigured, `invalid device login input: ${problems}`);
+    }
+    const input = parsed.data;
+    const ctx = Context.current();
     const provider = providerFor(input.provider, input.providerConfig);
     const spec = deviceSpec(provider);
+    // The server's interval plus every slow_down so far; a retried attempt carries its predecessor's on.
+    let intervalMs = Math.max(MIN_INTERVAL_MS, input.intervalMs, resumedIntervalMs(ctx.info.heartbeatDetails) ?? 0);
+    let waitMs = intervalMs;
+    let lastError: string | undefined;
+    const progress = (): DeviceApprovalProgress => ({ intervalMs, ...(lastError !== undefined ? { lastError } : {}) });
+
+    const poll = async (): Promise<DeviceApprovalResult> => {
+      for (;;) {
+        const left = input.deadline - Date.now();
+        if (left > 0) await ctx.sleep(Math.min(waitMs, left));
+        if (Date.now() >= input.deadline) {
+          return { kind: 'timed-out', reason: `no operator approved the device within ${waited(input.deadline - input.startedAt)}; the code has expired` };
+        }
+        const polled = await pollOnce(provider, spec, input, ctx.cancellationSignal);
+        switch (polled.kind) {
+          case 'pending':
+            lastError = undefined;
+            waitMs = intervalMs;
+            break;
+          case 'slow-down':
+            lastError = undefined;
+            intervalMs += SLOW_DOWN_STEP_MS;
+            waitMs = intervalMs;
+            break;
+          case 'transient':
+            waitMs = Math.max(intervalMs, Math.min(waitMs * 2, MAX_BACKOFF_MS));
+            lastError = `polling the token endpoint failed, next poll in ${Math.round(waitMs / 1000)} s: ${polled.reason}`;
+            ctx.log.warn('device login: poll failed', { slotId: input.slotId, loginId: input.loginId, reason: polled.reason, nextPollMs: waitMs });
+            break;
+          default:
+            return polled;
+        }
+      }
+    };
+    return withHeartbeat(poll(), heartbeatEvery(heartbeatMs), progress);
+  }
+
+  /** Asks the token endpoint once whether the operator approved; stores the tokens when they come. */
+  async function pollOnce(provider: Provider, spec: DeviceFlowLoginSpec, input: AwaitDeviceApprovalInput, signal: AbortSignal): Promise<DevicePollResult> {
     const home = slotHome(deps.slotsDir, input.slotId);
     const pending = await readPending(home);
     if (!pending || pending.loginId !== input.loginId) {
-      // A retried poll whose first attempt stored the tokens finds them instead.
+      // A retried attempt whose predecessor stored the tokens finds them instead.
       const credential = await readSecretFile(home, provider.credential.file);
       if (!pending && credential.ok && credential.stat.mtimeMs + 1000 >= input.startedAt) return { kind: 'approved', message: 'the device was approved' };
       throw failure(
-        DeviceLoginFailureType.sessionLost,
+        FailureType.loginSessionLost,
         pending ? `the device login was replaced by a newer one (${pending.loginId})` : 'the device login is no longer pending on the slot host (its state file is gone); a new login is needed',
       );
     }
@@ -212,7 +287,11 @@ export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
       new URL(pending.token_endpoint),
       { method: 'POST', encoding: 'form', body: { grant_type: DEVICE_GRANT, device_code: pending.device_code, client_id: pending.client_id } },
       LIMITS,
+      'token endpoint',
+      signal,
     );
+    // A cancelled login stores nothing, whatever the server answered.
+    throwIfCancelled();
     if (!called.ok) return { kind: 'transient', reason: called.reason };
     const verdict = spec.classifyPoll(called.answer);
     switch (verdict.kind) {
@@ -256,12 +335,12 @@ export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
     const read = await readSecretFile(home, DEVICE_LOGIN_FILE, { requirePrivate: true });
     if (!read.ok) {
       if (read.reason === 'missing') return undefined;
-      throw failure(DeviceLoginFailureType.sessionLost, `the device login's state file cannot be used: ${read.message}`);
+      throw failure(FailureType.loginSessionLost, `the device login's state file cannot be used: ${read.message}`);
     }
     try {
       return PendingLogin.parse(JSON.parse(read.text));
     } catch {
-      throw failure(DeviceLoginFailureType.sessionLost, `the device login's state file ${DEVICE_LOGIN_FILE} is damaged; a new login is needed`);
+      throw failure(FailureType.loginSessionLost, `the device login's state file ${DEVICE_LOGIN_FILE} is damaged; a new login is needed`);
     }
   }
 
@@ -278,5 +357,14 @@ export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
     return true;
   }
 
-  return { pollDeviceLogin, discardDeviceLogin };
+  return { awaitDeviceApproval, discardDeviceLogin };
+}
+
+const waited = (ms: number): string => (ms < 120_000 ? `${Math.max(0, Math.round(ms / 1000))} s` : `${Math.round(ms / 60_000)} minutes`);
+
+/** The interval a previous attempt heartbeated, if it left a usable one. */
+function resumedIntervalMs(details: unknown): number | undefined {
+  if (typeof details !== 'object' || details === null) return undefined;
+  const { intervalMs } = details as { intervalMs?: unknown };
+  return typeof intervalMs === 'number' && Number.isFinite(intervalMs) && intervalMs > 0 ? intervalMs : undefined;
 }

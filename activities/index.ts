@@ -1,25 +1,39 @@
-// All activities a worker registers, built from the worker's dependencies.
+// All activities a worker registers, built from the worker's dependencies, by the
+// queue they are registered on: the host's, this process's own, or the shared one.
 import { createCredentialActivities } from './credential';
 import { createDeviceLoginActivities } from './device-login';
-import { createLoginActivities, type LoginActivityDeps } from './login';
+import { createLoginActivities, createLoginSessionActivities, type LoginActivityDeps } from './login';
 import { createRefreshActivities } from './refresh';
 import { createRevokeActivities } from './revoke';
 import { createNotifyActivities, type NotifyDeps } from './notify';
 
 export type ActivityDeps = LoginActivityDeps;
 
-/** Activities that touch a slot's PTY or files: registered on the slot host's queue only. */
+/**
+ * Activities that touch a slot's files or start its login: registered on the slot
+ * host's queue (`slots.<host>`), which every worker process of that host polls.
+ */
 export function createHostActivities(deps: ActivityDeps) {
-  return {
-    ...createLoginActivities(deps),
-    ...createDeviceLoginActivities(deps),
-    ...createCredentialActivities(deps),
-    ...createRefreshActivities(deps),
-    ...createRevokeActivities(deps),
-  };
+  const { startLogin } = createLoginActivities(deps);
+  const { awaitDeviceApproval, discardDeviceLogin } = createDeviceLoginActivities(deps);
+  const { verifyCredential, removeSlotFiles } = createCredentialActivities(deps);
+  const { refreshCredential, writeSlotStatus } = createRefreshActivities(deps);
+  const { revokeCredential } = createRevokeActivities(deps);
+  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential };
 }
 
 export type HostActivities = ReturnType<typeof createHostActivities>;
+
+/**
+ * Activities that reach a live PTY session: registered on this process's own queue
+ * (`PtyLoginStarted.sessionQueue`), since only the process that started the CLI holds it.
+ */
+export function createSessionActivities(deps: Pick<ActivityDeps, 'sessions' | 'heartbeatMs'>) {
+  const { watchLogin, submitLoginCode, closeLogin } = createLoginSessionActivities(deps);
+  return { watchLogin, submitLoginCode, closeLogin };
+}
+
+export type SessionActivities = ReturnType<typeof createSessionActivities>;
 
 /** Activities with no host: registered on the shared queue, next to the workflows. */
 export function createSharedActivities(deps: NotifyDeps) {

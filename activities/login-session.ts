@@ -23,6 +23,8 @@ export class LoginSession {
   codeWrittenAt: number | undefined;
   /** Index of the first screen line written after the operator's code: earlier lines may echo it. */
   codeTypedAtLine: number | undefined;
+  /** A session activity reached this session: the workflow has the `startLogin` result. */
+  claimed = false;
 
   private constructor(
     readonly id: string,

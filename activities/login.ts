@@ -1,14 +1,16 @@
-// Host-pinned login activities: start the provider's CLI under a PTY, watch it,
-// type the operator's code into it, close it. They return only what an
-// operator may see (URLs, user codes, the CLI's messages), never a credential.
+// Login activities: `startLogin` (host queue) starts the provider's CLI under a PTY;
+// watch, type the code, close (this process's session queue) reach that PTY. They
+// return only what an operator may see (URLs, user codes, the CLI's words), never a credential.
 import { Context, ApplicationFailure } from '@temporalio/activity';
 import { access, constants, mkdir, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
+import { FailureType, ProviderConfigError, UnknownProviderError } from '../common/failures';
 import type { LoginPrompt } from '../common/slot';
-import { getProvider, UnknownProviderError } from '../providers';
-import { ProviderConfigError, type Provider, type PtyLoginSpec, type ScreenVerdict } from '../providers/provider';
+import { getProvider } from '../providers';
+import type { Provider, PtyLoginSpec, ScreenVerdict } from '../providers/provider';
 import { ensureSlotHome, resolveInSlot } from './credential-store';
-import { DeviceLoginFailureType, startDeviceLogin, type DeviceLoginStarted } from './device-login';
+import { startDeviceLogin, type DeviceLoginStarted } from './device-login';
+import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
 import { LoginSession, type LoginSessions, type SessionExit } from './login-session';
 import { loginEnvironment } from './login-environment';
 import { lastWords } from '../providers/screen-text';
@@ -22,6 +24,13 @@ export interface LoginActivityDeps {
   readonly envPassthrough: readonly string[];
   /** How often long-running activities heartbeat. @default 2000 */
   readonly heartbeatMs?: number;
+  /** The task queue only this process polls: where a PTY session it holds is reached. */
+  readonly sessionQueue: string;
+  /**
+   * A session that no `watchLogin` or `submitLoginCode` reached within this time is
+   * closed: its `startLogin` result was lost and a retry started another CLI. @default 120000
+   */
+  readonly unclaimedSessionMs?: number;
 }
 
 export interface StartLoginInput {
@@ -32,12 +41,13 @@ export interface StartLoginInput {
   readonly loginId: string;
 }
 
-/** A login started: a CLI under a PTY, or a device flow the workflow polls (see device-login.ts). */
+/** A login started: a CLI under a PTY, or a device flow awaited by `awaitDeviceApproval` (see device-login.ts). */
 export type StartLoginResult = PtyLoginStarted | DeviceLoginStarted;
 
 export interface PtyLoginStarted {
-  /** Absent in results recorded before device flows existed. */
-  readonly kind?: 'pty';
+  readonly kind: 'pty';
+  /** The queue of the worker process holding the PTY: `watchLogin`, `submitLoginCode` and `closeLogin` go there. */
+  readonly sessionQueue: string;
   readonly prompt: LoginPrompt;
   /** Epoch ms at which the CLI was started: a credential must be newer to count. */
   readonly startedAt: number;
@@ -52,16 +62,6 @@ export type LoginOutcome =
   | { readonly kind: ScreenVerdict['kind']; readonly message: string; readonly exitCode?: number }
   | { readonly kind: 'exited'; readonly message: string; readonly exitCode: number }
   | { readonly kind: 'hung'; readonly message: string };
-
-/** Failure types a workflow tells apart; all are final for the activity that throws them. */
-export const LoginFailureType = {
-  cliMissing: 'LoginCliMissing',
-  cliExited: 'LoginCliExited',
-  promptTimeout: 'LoginPromptTimeout',
-  sessionLost: 'LoginSessionLost',
-  badCode: 'LoginBadCode',
-  misconfigured: DeviceLoginFailureType.misconfigured,
-} as const;
 
 /** The provider of a PTY login; sessions only ever run for those. */
 function ptyLogin(provider: Provider): PtyLoginSpec {
@@ -85,52 +85,25 @@ async function findExecutable(command: string, pathEnv: string): Promise<string 
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+const DEFAULT_HEARTBEAT_MS = 2000;
+const DEFAULT_UNCLAIMED_SESSION_MS = 120_000;
+
+/** `startLogin`, for the host queue: any process of the host may start a login. */
 export function createLoginActivities(deps: LoginActivityDeps) {
-  const heartbeatMs = deps.heartbeatMs ?? 2000;
-
-  /** Heartbeats until `work` settles, so a dead worker is noticed within the heartbeat timeout. */
-  async function withHeartbeat<T>(work: Promise<T>): Promise<T> {
-    const ctx = Context.current();
-    // Beat well inside the workflow's heartbeat timeout, however short it was set.
-    const timeoutMs = ctx.info.heartbeatTimeoutMs;
-    const everyMs = timeoutMs ? Math.min(heartbeatMs, timeoutMs / 3) : heartbeatMs;
-    let done = false;
-    const beat = (async () => {
-      while (!done) {
-        ctx.heartbeat();
-        await Promise.race([sleep(everyMs), work.then(() => undefined, () => undefined)]);
-      }
-    })();
-    try {
-      return await work;
-    } finally {
-      done = true;
-      await beat;
-    }
-  }
-
-  function sessionOrLost(loginId: string): LoginSession {
-    const session = deps.sessions.get(loginId);
-    if (!session) {
-      throw ApplicationFailure.nonRetryable(
-        `login session ${loginId} is not running on this worker (the worker restarted, or the session was closed); a new login is needed`,
-        LoginFailureType.sessionLost,
-      );
-    }
-    return session;
-  }
+  const heartbeatMs = deps.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  const unclaimedSessionMs = deps.unclaimedSessionMs ?? DEFAULT_UNCLAIMED_SESSION_MS;
 
   async function startLogin(input: StartLoginInput): Promise<StartLoginResult> {
     let provider: Provider;
     try {
       provider = getProvider(input.provider, input.providerConfig);
     } catch (err) {
-      if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) throw ApplicationFailure.nonRetryable(err.message, LoginFailureType.misconfigured);
+      if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) throw ApplicationFailure.nonRetryable(err.message, FailureType.loginMisconfigured);
       throw err;
     }
     // The provider's declared kind of login picks the path; the workflow follows the result's kind.
     // (Discovery and the device request may take longer than the heartbeat timeout.)
-    if (provider.login.kind === 'device-flow') return withHeartbeat(startDeviceLogin(deps, provider, input));
+    if (provider.login.kind === 'device-flow') return withHeartbeat(startDeviceLogin(deps, provider, input), heartbeatEvery(heartbeatMs));
     const login = provider.login;
     const home = await ensureSlotHome(deps.slotsDir, input.slotId);
     const credentialPath = resolveInSlot(home, provider.credential.file);
@@ -145,7 +118,7 @@ export function createLoginActivities(deps: LoginActivityDeps) {
       throw ApplicationFailure.create({
         message: `cannot start ${command.command} for ${provider.displayName}: not found or not executable on this host. ` +
           `Install it, or point ${provider.name.toUpperCase()}_BIN at it.`,
-        type: LoginFailureType.cliMissing,
+        type: FailureType.loginCliMissing,
         nonRetryable: true,
       });
     }
@@ -160,50 +133,82 @@ export function createLoginActivities(deps: LoginActivityDeps) {
       throw ApplicationFailure.create({
         message: `cannot start ${command.command} for ${provider.displayName}: ${(err as Error).message}. ` +
           `Install it on this host or point ${provider.name.toUpperCase()}_BIN at it.`,
-        type: LoginFailureType.cliMissing,
+        type: FailureType.loginCliMissing,
         nonRetryable: true,
       });
     }
     deps.sessions.add(session);
     const startedAt = session.startedAt;
 
-    const found = await withHeartbeat(
-      session.waitFor((screen) => login.readPrompt(screen), login.timeouts.promptMs, Context.current().cancellationSignal),
-    );
-    if (!found) {
-      const screen = session.snapshot();
-      const exit = session.exit;
-      await deps.sessions.close(input.loginId);
-      if (exit) {
+    let started: PtyLoginStarted;
+    try {
+      const found = await withHeartbeat(
+        session.waitFor((screen) => login.readPrompt(screen), login.timeouts.promptMs, Context.current().cancellationSignal),
+        heartbeatEvery(heartbeatMs),
+      );
+      if (!found) {
+        throwIfCancelled();
+        const exit = session.exit;
+        if (exit) {
+          throw ApplicationFailure.create({
+            message: login.explainEarlyExit(session.snapshot(), exit.exitCode),
+            type: FailureType.loginCliExited,
+            nonRetryable: true,
+            details: [{ exitCode: exit.exitCode }],
+          });
+        }
         throw ApplicationFailure.create({
-          message: login.explainEarlyExit(screen, exit.exitCode),
-          type: LoginFailureType.cliExited,
+          message: `${provider.displayName} showed no login URL within ${login.timeouts.promptMs / 1000} s`,
+          type: FailureType.loginPromptTimeout,
           nonRetryable: true,
-          details: [{ exitCode: exit.exitCode }],
         });
       }
-      throw ApplicationFailure.create({
-        message: `${provider.displayName} showed no login URL within ${login.timeouts.promptMs / 1000} s`,
-        type: LoginFailureType.promptTimeout,
-        nonRetryable: true,
-      });
+      const prompt: LoginPrompt = {
+        url: found.url,
+        ...(found.userCode ? { userCode: found.userCode } : {}),
+        interaction: login.interaction,
+        expiresAt: startedAt + login.timeouts.operatorMs,
+        instructions: login.instructions(found),
+        ...(login.codeFormat ? { codeFormat: login.codeFormat(found) } : {}),
+      };
+      started = {
+        kind: 'pty',
+        sessionQueue: deps.sessionQueue,
+        prompt,
+        startedAt,
+        ...(previousCredentialMtime !== undefined ? { previousCredentialMtime } : {}),
+        restartAfterRejection: login.restartAfterRejection,
+        verdictMs: login.timeouts.verdictMs,
+      };
+    } catch (err) {
+      // A retry may run on another process of the host: no CLI of this attempt stays behind.
+      await deps.sessions.close(input.loginId);
+      throw err;
     }
-    const prompt: LoginPrompt = {
-      url: found.url,
-      ...(found.userCode ? { userCode: found.userCode } : {}),
-      interaction: login.interaction,
-      expiresAt: startedAt + login.timeouts.operatorMs,
-      instructions: login.instructions(found),
-      ...(login.codeFormat ? { codeFormat: login.codeFormat(found) } : {}),
-    };
-    return {
-      kind: 'pty',
-      prompt,
-      startedAt,
-      ...(previousCredentialMtime !== undefined ? { previousCredentialMtime } : {}),
-      restartAfterRejection: login.restartAfterRejection,
-      verdictMs: login.timeouts.verdictMs,
-    };
+    // If this result never reaches the workflow, the retry starts another CLI; this one must not linger.
+    setTimeout(() => {
+      if (!session.claimed && deps.sessions.get(input.loginId) === session) void deps.sessions.close(input.loginId);
+    }, unclaimedSessionMs).unref();
+    return started;
+  }
+
+  return { startLogin };
+}
+
+/** The activities that reach a live PTY: registered on this process's session queue only. */
+export function createLoginSessionActivities(deps: Pick<LoginActivityDeps, 'sessions' | 'heartbeatMs'>) {
+  const heartbeatMs = deps.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+
+  function sessionOrLost(loginId: string): LoginSession {
+    const session = deps.sessions.get(loginId);
+    if (!session) {
+      throw ApplicationFailure.nonRetryable(
+        `login session ${loginId} is not running on this worker (the worker restarted, or the session was closed); a new login is needed`,
+        FailureType.loginSessionLost,
+      );
+    }
+    session.claimed = true;
+    return session;
   }
 
   /**
@@ -215,7 +220,7 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     const provider = getProvider(session.provider);
     const signal = Context.current().cancellationSignal;
     const cancelled = new Promise<undefined>((resolve) => signal.addEventListener('abort', () => resolve(undefined), { once: true }));
-    const exit = await withHeartbeat(Promise.race([session.exited, cancelled]));
+    const exit = await withHeartbeat(Promise.race([session.exited, cancelled]), heartbeatEvery(heartbeatMs));
     if (!exit) return undefined;
     return outcomeOfExit(provider, session, exit);
   }
@@ -235,6 +240,7 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     session.codeWrittenAt = Date.now();
     const verdict = await withHeartbeat(
       session.waitFor((screen) => login.readVerdict(screen, since), login.timeouts.verdictMs),
+      heartbeatEvery(heartbeatMs),
     );
     if (verdict && verdict.kind !== 'succeeded') return verdict;
     if (verdict) {
@@ -255,7 +261,7 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     return { closed: await deps.sessions.close(input.loginId) };
   }
 
-  return { startLogin, watchLogin, submitLoginCode, closeLogin };
+  return { watchLogin, submitLoginCode, closeLogin };
 }
 
 /** A shell-style status: the exit code, or 128 + the signal that killed the CLI. */

@@ -2,6 +2,7 @@
 // a webhook (chat, pager, ticketing) when one is configured. Host-free.
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Logger } from 'pino';
+import { FailureType } from '../common/failures';
 
 export interface OperatorNotice {
   readonly slotId: string;
@@ -33,13 +34,13 @@ export function createNotifyActivities(deps: NotifyDeps) {
         signal: AbortSignal.timeout(deps.timeoutMs ?? 10_000),
       });
     } catch (err) {
-      throw ApplicationFailure.retryable(`operator webhook unreachable: ${(err as Error).message}`, 'NotifyFailed');
+      throw ApplicationFailure.retryable(`operator webhook unreachable: ${(err as Error).message}`, FailureType.notifyFailed);
     }
     await response.body?.cancel();
     if (!response.ok) {
       throw ApplicationFailure.create({
         message: `operator webhook answered HTTP ${response.status}`,
-        type: 'NotifyFailed',
+        type: FailureType.notifyFailed,
         nonRetryable: response.status >= 400 && response.status < 500 && response.status !== 429,
       });
     }

@@ -30,13 +30,14 @@ export function endpointUrlProblem(url: URL): string | undefined {
 /**
  * One request. Redirects are not followed: they would carry a refresh token or a
  * device code elsewhere. `what` names the endpoint in messages ("token endpoint").
+ * `cancel` abandons the request: only for answers that may be lost (a device poll),
+ * never a refresh, whose answer may hold the only valid refresh token.
  */
-export async function callOAuthEndpoint(url: URL, request: OAuthRequest, limits: EndpointLimits, what = 'token endpoint'): Promise<EndpointCall> {
+export async function callOAuthEndpoint(url: URL, request: OAuthRequest, limits: EndpointLimits, what = 'token endpoint', cancel?: AbortSignal): Promise<EndpointCall> {
   const where = `${what} ${url.origin}${url.pathname}`;
   const timeout = AbortSignal.timeout(limits.fetchTimeoutMs);
   const stop = new AbortController();
-  // Not the activity's cancellation: once sent, the answer may hold the only valid refresh token.
-  const signal = AbortSignal.any([timeout, stop.signal]);
+  const signal = AbortSignal.any([timeout, stop.signal, ...(cancel ? [cancel] : [])]);
   const failed = (err: unknown, phase: 'request' | 'answer'): EndpointCall => ({
     ok: false,
     reason: `${where}: ${timeout.aborted ? `timed out after ${duration(limits.fetchTimeoutMs)}` : networkProblem(err, phase)}`,

@@ -1,37 +1,23 @@
 // Host-pinned refresh: re-read the slot's credential, ask the provider's token
 // endpoint for new tokens when due, persist only what the answer carries, and
-// rewrite the agents' env file. Nothing it returns, throws or logs holds a token.
-import { ApplicationFailure } from '@temporalio/activity';
+// rewrite the agents' env and status files. Nothing it returns, throws or logs holds a token.
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { z } from 'zod';
+import { CredentialStoreError, EnvFileError, FailureType, ProviderConfigError, ProviderEndpointError, UnknownProviderError } from '../common/failures';
 import { SlotId } from '../common/schemas';
-import { getProvider, UnknownProviderError } from '../providers';
-import { ProviderConfigError, ProviderEndpointError, type CredentialFacts, type Provider, type RefreshSchedule, type SlotPaths, type TokenAnswer } from '../providers/provider';
-import { CredentialFailureType } from './credential';
+import { getProvider } from '../providers';
+import type { CredentialFacts, Provider, RefreshSchedule, SlotPaths, TokenAnswer } from '../providers/provider';
 import { callOAuthEndpoint } from './oauth-http';
 import {
   cleanupStaleTempFiles,
-  CredentialStoreError,
   ensureSlotHome,
   readSecretFile,
   slotHome,
   updateJsonFileAtomic,
   writeSecretFileAtomic,
 } from './credential-store';
-
-/** Failure types a workflow tells apart. */
-export const RefreshFailureType = {
-  /** The endpoint refused the refresh token (or the credential): a new login is needed. Non-retryable. */
-  permanent: 'RefreshPermanent',
-  /** Network, timeout, 5xx, 429, an unusable answer: retry later (`nextRetryDelay` when the server said). */
-  transient: 'RefreshTransient',
-  /** Bad activity input or endpoint configuration: neither a retry nor a login helps. Non-retryable. */
-  misconfigured: 'RefreshMisconfigured',
-} as const;
-
-export const SlotStatusFailureType = {
-  /** The status held something that looks like a token. Non-retryable. */
-  refused: 'SlotStatusRefused',
-} as const;
+import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
+import { withSlotLock } from './slot-lock';
 
 /** The status file beside the credential, for agents and monitoring. */
 export const SLOT_STATUS_FILE = 'slot-status.json';
@@ -44,6 +30,8 @@ export interface RefreshActivityDeps {
   readonly fetchTimeoutMs?: number;
   /** Larger answers are abandoned unread. @default 1 MiB */
   readonly maxBodyBytes?: number;
+  /** How often a refresh heartbeats (at least three times per heartbeat timeout). @default 2000 */
+  readonly heartbeatMs?: number;
 }
 
 export interface RefreshCredentialInput {
@@ -57,6 +45,13 @@ export interface RefreshCredentialInput {
   readonly force: boolean;
   /** Overrides of the provider's schedule. */
   readonly schedule?: Partial<RefreshSchedule>;
+  /**
+   * The slot's non-secret status: when given, `slot-status.json` is rewritten with it
+   * after the refresh (`phase: 'active'` and the new facts merged in), or with
+   * `lastError` and `attempt` after a transient failure. Refused whole (SlotStatusRefused,
+   * before any request) when something in it looks like a token.
+   */
+  readonly status?: Record<string, unknown>;
 }
 
 export interface RefreshResult {
@@ -67,6 +62,8 @@ export interface RefreshResult {
   /** When the workflow should call again (jittered, at least a minute from `now`). */
   readonly nextRefreshAt: number;
   readonly account?: string;
+  /** Which attempt of the activity this was (1 unless the retry policy retried a transient failure). */
+  readonly attempts: number;
 }
 
 export interface WriteSlotStatusInput {
@@ -87,6 +84,7 @@ const RefreshCredentialInputSchema = z.object({
   now: z.number().finite().positive(),
   force: z.boolean(),
   schedule: z.object({ beforeExpiryMs: Duration.optional(), maxAgeMs: Duration.optional(), jitterMs: Duration.optional() }).optional(),
+  status: z.record(z.string(), z.unknown()).optional(),
 });
 
 export function createRefreshActivities(deps: RefreshActivityDeps) {
@@ -95,15 +93,60 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
   if (!Number.isSafeInteger(fetchTimeoutMs) || fetchTimeoutMs <= 0) throw new RangeError(`fetchTimeoutMs must be a positive integer, got ${fetchTimeoutMs}`);
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw new RangeError(`maxBodyBytes must be a positive integer, got ${maxBodyBytes}`);
 
+  const heartbeatMs = deps.heartbeatMs ?? 2000;
+
+  /**
+   * One refresh, retried by the workflow's retry policy on RefreshTransient. A
+   * cancellation stops it only until the token request is sent: after that the
+   * answer (perhaps the only valid refresh token) is persisted and returned.
+   */
   async function refreshCredential(rawInput: RefreshCredentialInput): Promise<RefreshResult> {
     const input = RefreshCredentialInputSchema.safeParse(rawInput);
     if (!input.success) {
       const problems = input.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
-      throw ApplicationFailure.nonRetryable(`invalid refresh input: ${problems}`, RefreshFailureType.misconfigured);
+      throw ApplicationFailure.nonRetryable(`invalid refresh input: ${problems}`, FailureType.refreshMisconfigured);
     }
-    const { slotId, now, force } = input.data;
-    const provider = providerOrFail(input.data.provider, input.data.providerConfig);
-    const schedule = scheduleOf(provider, input.data.schedule);
+    const { slotId, status } = input.data;
+    if (status) refuseTokenLike(slotId, status);
+    const attempt = Context.current().info.attempt;
+    try {
+      // The workflow's clock when this attempt was scheduled: retries may come hours after the first.
+      const info = Context.current().info;
+      const now = input.data.now + Math.max(0, info.currentAttemptScheduledTimestampMs - info.scheduledTimestampMs);
+      const home = await ensureSlotHome(deps.slotsDir, slotId);
+      const refreshed = await withHeartbeat(
+        withSlotLock(home, () => refreshOnce({ ...input.data, now })).catch((err: unknown) => {
+          if (err instanceof CredentialStoreError) throw transient(err.message);
+          throw err;
+        }),
+        heartbeatEvery(heartbeatMs),
+      );
+      const result: RefreshResult = { ...refreshed, attempts: attempt };
+      if (status) {
+        await writeStatusBestEffort(slotId, {
+          ...status,
+          phase: 'active',
+          ...(result.expiresAt !== undefined ? { expiresAt: result.expiresAt } : {}),
+          ...(result.lastRefresh !== undefined ? { lastRefresh: result.lastRefresh } : {}),
+          nextRefreshAt: result.nextRefreshAt,
+          ...(result.account !== undefined ? { account: result.account } : {}),
+          updatedAt: input.data.now,
+        });
+      }
+      return result;
+    } catch (err) {
+      if (status && err instanceof ApplicationFailure && err.type === FailureType.refreshTransient) {
+        await writeStatusBestEffort(slotId, { ...status, lastError: err.message, attempt, updatedAt: input.data.now });
+      }
+      throw err;
+    }
+  }
+
+  async function refreshOnce(input: z.infer<typeof RefreshCredentialInputSchema>): Promise<Omit<RefreshResult, 'attempts'>> {
+    const { slotId, now, force } = input;
+    throwIfCancelled();
+    const provider = providerOrFail(input.provider, input.providerConfig);
+    const schedule = scheduleOf(provider, input.schedule);
     const slot: SlotPaths = { slotId, home: slotHome(deps.slotsDir, slotId) };
     const file = provider.credential.file;
     const secrets = new Secrets();
@@ -123,12 +166,14 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
 
     const endpoint = await endpointOf(provider, deps.env);
     const request = provider.refresh.request(credential.parsed);
+    // The last moment a cancellation is obeyed: from here the refresh token may be spent.
+    throwIfCancelled();
     const called = await callOAuthEndpoint(endpoint, { method: 'POST', ...request }, { fetchTimeoutMs, maxBodyBytes });
     if (!called.ok) throw transient(secrets.scrub(called.reason));
     const verdict = provider.refresh.classify(called.answer);
     const details = [{ provider: provider.name, httpStatus: called.answer.status }];
     if (verdict.kind === 'permanent') {
-      throw ApplicationFailure.create({ message: secrets.scrub(verdict.reason), type: RefreshFailureType.permanent, nonRetryable: true, details });
+      throw ApplicationFailure.create({ message: secrets.scrub(verdict.reason), type: FailureType.refreshPermanent, nonRetryable: true, details });
     }
     if (verdict.kind === 'transient') throw transient(secrets.scrub(verdict.reason), verdict.retryAfterMs, details);
 
@@ -141,18 +186,26 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
     return result('refreshed', withRefresh, nextRefreshAt(dueTime(withRefresh, schedule), schedule, now));
   }
 
+  /** The status file is a convenience for agents: failing to write it never fails the refresh. */
+  async function writeStatusBestEffort(slotId: string, status: Record<string, unknown>): Promise<void> {
+    try {
+      if (tokenLikeField(status, 'status') !== undefined) throw new Error('a field looks like a token');
+      await writeStatus(slotId, status);
+    } catch (err) {
+      Context.current().log.warn('could not write the slot status file', { slotId, file: SLOT_STATUS_FILE, reason: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  async function writeStatus(slotId: string, status: Record<string, unknown>): Promise<void> {
+    const home = await ensureSlotHome(deps.slotsDir, slotId);
+    await cleanupStaleTempFiles(home, SLOT_STATUS_FILE).catch(() => undefined);
+    await writeSecretFileAtomic(home, SLOT_STATUS_FILE, `${JSON.stringify(status, null, 2)}\n`);
+  }
+
   /** Writes `slot-status.json` in the slot home, refusing anything that looks like a token. */
   async function writeSlotStatus(input: WriteSlotStatusInput): Promise<{ file: string }> {
-    const found = tokenLikeField(input.status, 'status');
-    if (found !== undefined) {
-      throw ApplicationFailure.nonRetryable(
-        `refusing to write the status of slot ${input.slotId}: ${found} looks like a token, and status files never hold tokens`,
-        SlotStatusFailureType.refused,
-      );
-    }
-    const home = await ensureSlotHome(deps.slotsDir, input.slotId);
-    await cleanupStaleTempFiles(home, SLOT_STATUS_FILE).catch(() => undefined);
-    await writeSecretFileAtomic(home, SLOT_STATUS_FILE, `${JSON.stringify(input.status, null, 2)}\n`);
+    refuseTokenLike(input.slotId, input.status);
+    await writeStatus(input.slotId, input.status);
     return { file: SLOT_STATUS_FILE };
   }
 
@@ -164,15 +217,26 @@ export type RefreshActivities = ReturnType<typeof createRefreshActivities>;
 const transient = (message: string, retryAfterMs?: number, details?: unknown[]): ApplicationFailure =>
   ApplicationFailure.create({
     message,
-    type: RefreshFailureType.transient,
+    type: FailureType.refreshTransient,
     nonRetryable: false,
     ...(details ? { details } : {}),
     ...(retryAfterMs !== undefined ? { nextRetryDelay: retryAfterMs } : {}),
   });
 
-const misconfigured = (message: string): ApplicationFailure => ApplicationFailure.nonRetryable(message, RefreshFailureType.misconfigured);
+const misconfigured = (message: string): ApplicationFailure => ApplicationFailure.nonRetryable(message, FailureType.refreshMisconfigured);
 
-const credentialInvalid = (message: string): ApplicationFailure => ApplicationFailure.nonRetryable(message, CredentialFailureType.invalid);
+const credentialInvalid = (message: string): ApplicationFailure => ApplicationFailure.nonRetryable(message, FailureType.credentialInvalid);
+
+/** A status that looks like it holds a token is refused whole: status files are for anyone on the host to read. */
+function refuseTokenLike(slotId: string, status: Record<string, unknown>): void {
+  const found = tokenLikeField(status, 'status');
+  if (found !== undefined) {
+    throw ApplicationFailure.nonRetryable(
+      `refusing to write the status of slot ${slotId}: ${found} looks like a token, and status files never hold tokens`,
+      FailureType.slotStatusRefused,
+    );
+  }
+}
 
 function providerOrFail(name: string, config: unknown): Provider {
   try {
@@ -270,8 +334,6 @@ async function writeAgentEnv(provider: Provider, slot: SlotPaths, credential: un
   }
 }
 
-class EnvFileError extends Error {}
-
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Values of these characters need no quotes in sh, systemd or `docker --env-file` (which takes quotes literally). */
 const BARE_VALUE = /^[A-Za-z0-9_.,:/@%+=-]+$/;
@@ -324,7 +386,7 @@ function nextRefreshAt(dueAt: number | undefined, schedule: RefreshSchedule, now
   return Math.max(Math.round(at), now + MIN_NEXT_REFRESH_MS);
 }
 
-function result(kind: RefreshResult['kind'], facts: CredentialFacts, next: number): RefreshResult {
+function result(kind: RefreshResult['kind'], facts: CredentialFacts, next: number): Omit<RefreshResult, 'attempts'> {
   return {
     kind,
     ...(facts.expiresAt !== undefined ? { expiresAt: facts.expiresAt } : {}),

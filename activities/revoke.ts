@@ -1,9 +1,10 @@
 // Retiring a slot revokes its tokens at the provider's server (RFC 7009) when the
 // server offers revocation: a retired slot's tokens should not stay usable until
 // they expire. Never fatal: the outcome says what happened, without a token.
-import { getProvider, UnknownProviderError } from '../providers';
+import { ProviderConfigError, ProviderEndpointError, UnknownProviderError } from '../common/failures';
+import { getProvider } from '../providers';
 import { readOAuthError } from '../providers/oauth';
-import { ProviderConfigError, ProviderEndpointError, type Provider } from '../providers/provider';
+import type { Provider } from '../providers/provider';
 import { readSecretFile, slotHome } from './credential-store';
 import { callOAuthEndpoint, endpointUrlProblem } from './oauth-http';
 

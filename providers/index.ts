@@ -4,18 +4,12 @@ import type { z } from 'zod';
 import { claude } from './claude';
 import { codex } from './codex';
 import { oidcDevice } from './oidc-device';
-import { ProviderConfigError, type Provider, type ProviderFactory } from './provider';
+import { ProviderConfigError, UnknownProviderError } from '../common/failures';
+import type { Provider, ProviderFactory } from './provider';
 
 const registry: ReadonlyMap<string, Provider | ProviderFactory> = new Map([claude, codex, oidcDevice].map((p) => [p.name, p]));
 
 export const providerNames = (): string[] => [...registry.keys()];
-
-export class UnknownProviderError extends Error {
-  override readonly name = 'UnknownProviderError';
-  constructor(readonly provider: string) {
-    super(`unknown provider "${provider}"; known providers: ${providerNames().join(', ')}`);
-  }
-}
 
 const isFactory = (entry: Provider | ProviderFactory): entry is ProviderFactory => 'forSlot' in entry;
 
@@ -30,7 +24,7 @@ const describeIssues = (issues: readonly z.core.$ZodIssue[]): string[] =>
  */
 export function parseProviderConfig(name: string, config: unknown): unknown {
   const entry = registry.get(name);
-  if (!entry) throw new UnknownProviderError(name);
+  if (!entry) throw new UnknownProviderError(name, providerNames());
   if (!isFactory(entry)) {
     if (config === undefined || (typeof config === 'object' && config !== null && Object.keys(config).length === 0)) return undefined;
     const fields = typeof config === 'object' && config !== null ? Object.keys(config).join(', ') : typeof config;
@@ -45,7 +39,7 @@ export function parseProviderConfig(name: string, config: unknown): unknown {
 /** The provider for a slot; `config` is the slot's provider configuration, checked here. */
 export function getProvider(name: string, config?: unknown): Provider {
   const entry = registry.get(name);
-  if (!entry) throw new UnknownProviderError(name);
+  if (!entry) throw new UnknownProviderError(name, providerNames());
   if (!isFactory(entry)) {
     parseProviderConfig(name, config);
     return entry;

@@ -3,7 +3,7 @@
 // kept for a few minutes per issuer. Failures say what an operator must check.
 import { z } from 'zod';
 import { callOAuthEndpoint, endpointUrlProblem } from '../activities/oauth-http';
-import { ProviderEndpointError } from './provider';
+import { ProviderEndpointError } from '../common/failures';
 
 /** The fields of RFC 8414 / OpenID Connect Discovery 1.0 that slots use. */
 export interface ServerMetadata {

@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { endpointUrlProblem } from '../activities/oauth-http';
 import { discoverServer } from './oauth-discovery';
 import { classifyDevicePoll, oauthClassifier } from './oauth';
-import { ProviderEndpointError, type Provider, type ProviderFactory, type TokenAnswer } from './provider';
+import { ProviderEndpointError } from '../common/failures';
+import type { Provider, ProviderFactory, TokenAnswer } from './provider';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const MINUTE = 60_000;

@@ -1,22 +1,33 @@
-// The worker process: workflows and host-free activities on the shared queue,
-// and this host's PTY and credential activities on `slots.<host>`.
+// The worker process: workflows and host-free activities on the shared queue, this
+// host's login and credential activities on `slots.<host>`, and the activities that
+// reach the PTYs this process holds on its own queue `slots.<host>.<workerId>`.
 import { Connection } from '@temporalio/client';
 // CommonJS: Node's ESM loader cannot see its named exports.
 import proto from '@temporalio/proto';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import type { Logger as PinoLogger } from 'pino';
-import { createHostActivities, createSharedActivities } from '../activities/index';
+import { createHostActivities, createSessionActivities, createSharedActivities } from '../activities/index';
 import { LoginSessions } from '../activities/login-session';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
-import { SHARED_TASK_QUEUE, hostTaskQueue } from '../common/slot';
+import { SHARED_TASK_QUEUE, hostTaskQueue, sessionTaskQueue } from '../common/slot';
 import type { DataConverter } from '@temporalio/common';
 import { loadConfigOrExit, temporalAddress, type Config } from './config';
 import { slotDataConverter } from './encryption';
 import { createLogger, installRuntimeLogger } from './logger';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+/**
+ * A cancellation (cancelLogin, relogin, retire) reaches a running activity only with
+ * the answer to a heartbeat, and the SDK sends heartbeats at most this often
+ * (otherwise 80% of the heartbeat timeout): this bounds how long a cancelled login takes to stop.
+ */
+const HEARTBEAT_THROTTLE = '2 seconds';
+
+const WORKER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export interface SlotWorkerOptions {
   readonly connection: NativeConnection;
@@ -40,26 +51,39 @@ export interface SlotWorkerOptions {
   readonly dataConverter?: DataConverter;
   /** Workflows cached in memory; the SDK's default when omitted. */
   readonly maxCachedWorkflows?: number;
+  /**
+   * Names this process's session queue, `slots.<host>.<workerId>`; unique per process
+   * of a host (letters, digits, `-`, `_`). @default `<pid>-<8 random hex digits>`
+   */
+  readonly workerId?: string;
 }
 
 export interface SlotWorkers {
   readonly shared: Worker;
   readonly host: Worker;
+  /** Polls `sessionQueue`: the activities that reach a PTY this process holds. */
+  readonly session: Worker;
+  readonly workerId: string;
+  readonly sessionQueue: string;
   readonly sessions: LoginSessions;
-  /** Runs both until shutdown, then closes every PTY this worker opened. */
+  /** Runs all three until shutdown, then closes every PTY this worker opened. */
   run(): Promise<void>;
   shutdown(): void;
 }
 
 export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWorkers> {
+  const workerId = opts.workerId ?? `${process.pid}-${randomUUID().slice(0, 8)}`;
+  if (!WORKER_ID.test(workerId)) throw new RangeError(`workerId must be 1-64 letters, digits, dashes or underscores, got ${JSON.stringify(workerId)}`);
+  const sessionQueue = sessionTaskQueue(opts.host, workerId);
   const sessions = new LoginSessions();
-  const activities = createHostActivities({
+  const deps = {
     slotsDir: opts.slotsDir,
     sessions,
+    sessionQueue,
     env: opts.env ?? process.env,
     envPassthrough: opts.envPassthrough ?? [],
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
-  });
+  };
   const shared = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
@@ -77,21 +101,36 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     namespace: opts.namespace,
     taskQueue: hostTaskQueue(opts.host),
     ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
-    activities,
+    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+    defaultHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+    activities: createHostActivities(deps),
   });
+  const session = await Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: sessionQueue,
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+    defaultHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+    activities: createSessionActivities(deps),
+  });
+  const workers = [shared, host, session];
   return {
     shared,
     host,
+    session,
+    workerId,
+    sessionQueue,
     sessions,
     async run() {
       try {
-        await Promise.all([shared.run(), host.run()]);
+        await Promise.all(workers.map((worker) => worker.run()));
       } finally {
         await sessions.closeAll();
       }
     },
     shutdown() {
-      for (const worker of [shared, host]) if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
     },
   };
 }
@@ -173,7 +212,7 @@ export async function runWorker(
     ...(config.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: config.maxCachedWorkflows } : {}),
   });
   log.info(
-    { address, namespace: config.namespace, sharedQueue: config.taskQueue, hostQueue: hostTaskQueue(config.slotHost), slotsDir: config.slotsDir },
+    { address, namespace: config.namespace, sharedQueue: config.taskQueue, hostQueue: hostTaskQueue(config.slotHost), sessionQueue: workers.sessionQueue, slotsDir: config.slotsDir },
     `worker polling${config.encryptionKeys ? ` (payloads encrypted with key "${config.encryptionKeys[0]?.id}")` : ''}`,
   );
   await workers.run();

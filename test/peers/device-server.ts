@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-export type PollAnswer = 'pending' | 'slow_down' | 'expired_token' | 'access_denied' | 'approve';
+/** `server_error`: HTTP 503, as a server in trouble answers (the client backs off). */
+export type PollAnswer = 'pending' | 'slow_down' | 'expired_token' | 'access_denied' | 'server_error' | 'approve';
 
 /** What `/.well-known/openid-configuration` answers. */
 export type DiscoveryMode = 'ok' | 'html' | 'not-found' | 'no-device-endpoint' | 'wrong-issuer' | 'not-json-object';
@@ -107,6 +108,7 @@ export async function startScriptedDeviceServer(options: ScriptedDeviceServerOpt
         if (form.get('grant_type') === DEVICE_GRANT) {
           state.polls.push(Date.now());
           const answer = answers.shift() ?? 'pending';
+          if (answer === 'server_error') return json(res, 503, { error: 'temporarily_unavailable' });
           if (answer !== 'approve') return json(res, 400, { error: answer === 'pending' ? 'authorization_pending' : answer });
         } else if (form.get('grant_type') !== 'refresh_token') {
           return json(res, 400, { error: 'unsupported_grant_type' });

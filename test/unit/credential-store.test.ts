@@ -8,8 +8,8 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CredentialStoreError } from '../../common/failures';
 import {
-  CredentialStoreError,
   cleanupStaleTempFiles,
   ensureSlotHome,
   makeSecretFilePrivate,

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT, slotctl } from '../../cli/slotctl';
 import { getProvider, parseProviderConfig } from '../../providers';
 import { classifyDevicePoll } from '../../providers/oauth';
-import { ProviderConfigError } from '../../providers/provider';
+import { ProviderConfigError } from '../../common/failures';
 
 const valid = { issuer: 'https://login.example.com', clientId: 'slot-client' };
 

@@ -1,13 +1,16 @@
 // The refresh activity against a real token endpoint (rotating single-use refresh
 // tokens, reuse detection, scripted faults) and real files in a slot home: what a
 // user notices is the credential on disk, the agents' env file, and the failure type.
-import { ApplicationFailure } from '@temporalio/common';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import type { Info } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { DefaultLogger } from '@temporalio/worker';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
-import { createRefreshActivities, SLOT_STATUS_FILE, type RefreshActivityDeps, type RefreshCredentialInput } from '../../activities/refresh';
+import { createRefreshActivities, SLOT_STATUS_FILE, type RefreshActivityDeps, type RefreshCredentialInput, type RefreshResult } from '../../activities/refresh';
 import { claude } from '../../providers/claude';
 import { codex } from '../../providers/codex';
 import { classifyTokenAnswer, parseRetryAfter } from '../../providers/oauth';
@@ -45,12 +48,25 @@ async function startServer(options: TokenServerOptions = {}): Promise<TokenServe
 
 /** The activities as a worker on this host would register them, pointed at `server`. */
 function activitiesFor(server: TokenServer, deps: Partial<RefreshActivityDeps> = {}) {
-  return createRefreshActivities({
-    slotsDir,
-    // Codex's own override variable, to prove it is honoured.
-    env: { CLAUDE_TOKEN_URL: server.claudeTokenUrl, CODEX_REFRESH_TOKEN_URL_OVERRIDE: server.codexTokenUrl },
-    ...deps,
-  });
+  return inActivityContext(
+    createRefreshActivities({
+      slotsDir,
+      // Codex's own override variable, to prove it is honoured.
+      env: { CLAUDE_TOKEN_URL: server.claudeTokenUrl, CODEX_REFRESH_TOKEN_URL_OVERRIDE: server.codexTokenUrl },
+      ...deps,
+    }),
+  );
+}
+
+const quiet = new DefaultLogger('ERROR');
+
+/** Each call runs as one activity attempt does: with a context (attempt, heartbeats, cancellation). */
+function inActivityContext(activities: ReturnType<typeof createRefreshActivities>, info: Partial<Info> = {}) {
+  return {
+    refreshCredential: (input: RefreshCredentialInput): Promise<RefreshResult> =>
+      new MockActivityEnvironment(info, { logger: quiet }).run(activities.refreshCredential, input),
+    writeSlotStatus: activities.writeSlotStatus,
+  };
 }
 
 const claudeInput = (over: Partial<RefreshCredentialInput> = {}): RefreshCredentialInput => ({ slotId: SLOT, provider: 'claude', now: NOW, force: false, ...over });
@@ -244,6 +260,40 @@ describe('refreshCredential: Claude', () => {
   });
 });
 
+describe('refreshCredential: one at a time per slot', () => {
+  it('a second refresh started while the first is still writing waits, re-reads, and never presents a spent token', async () => {
+    // As when the server gave up on an attempt (a deadline, a timeout) that is still running.
+    const server = await startServer({ accessTtlSec: 8 * 3600 });
+    const issued = server.issue({ clientId: CLAUDE_CLIENT });
+    await seed(CLAUDE_FILE, claudeCredential(issued, NOW - MINUTE));
+    server.script([{ delayMs: 800 }]);
+    const activities = activitiesFor(server);
+    const [first, second] = await Promise.all([
+      activities.refreshCredential(claudeInput()),
+      new Promise((resolve) => setTimeout(resolve, 100)).then(() => activities.refreshCredential(claudeInput())),
+    ]);
+    expect(first.kind).toBe('refreshed');
+    // The second found the first one's tokens on disk: nothing left to do.
+    expect(second.kind).toBe('fresh');
+    expect(server.requests).toHaveLength(1);
+    expect(server.presentedTwice()).toEqual([]);
+    const grant = server.grant(issued.grantId)!;
+    expect((await readJson(CLAUDE_FILE)).claudeAiOauth).toMatchObject({ refreshToken: grant.refreshToken });
+  });
+
+  it('forced twice at once, the refreshes run one after the other, each with the newest token', async () => {
+    const server = await startServer();
+    const issued = server.issue({ clientId: CLAUDE_CLIENT });
+    await seed(CLAUDE_FILE, claudeCredential(issued, NOW + 8 * 60 * MINUTE));
+    server.script([{ delayMs: 500 }]);
+    const activities = activitiesFor(server);
+    const results = await Promise.all([activities.refreshCredential(claudeInput({ force: true })), activities.refreshCredential(claudeInput({ force: true }))]);
+    expect(results.map((r) => r.kind)).toEqual(['refreshed', 'refreshed']);
+    expect(server.grant(issued.grantId)).toMatchObject({ alive: true, rotations: 2 });
+    expect(server.presentedTwice()).toEqual([]);
+  });
+});
+
 describe('refreshCredential: Codex', () => {
   it('refreshes a credential whose last refresh is older than 8 days, keeping every other key', async () => {
     const server = await startServer({ idToken: true });
@@ -409,7 +459,7 @@ describe('refreshCredential: transient failures leave the credential as it was',
     const bytes = await seed(CLAUDE_FILE, claudeCredential(issued, NOW - MINUTE));
     const url = server.claudeTokenUrl;
     await server.close();
-    const activities = createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: url } });
+    const activities = inActivityContext(createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: url } }));
     const failure = await failureOf(activities.refreshCredential(claudeInput()), () => [issued.accessToken, issued.refreshToken]);
     expect(failure).toMatchObject({ type: 'RefreshTransient', nonRetryable: false });
     expect(failure.message).toMatch(/connection refused/);
@@ -453,7 +503,7 @@ describe('refreshCredential: unusable credentials and configuration', () => {
     const server = await startServer();
     const issued = server.issue({ clientId: CLAUDE_CLIENT });
     await seed(CLAUDE_FILE, claudeCredential(issued, NOW - MINUTE));
-    const activities = createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: 'http://tokens.example.com/v1/oauth/token' } });
+    const activities = inActivityContext(createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: 'http://tokens.example.com/v1/oauth/token' } }));
     const failure = await failureOf(activities.refreshCredential(claudeInput()), () => knownSecrets(server));
     expect(failure).toMatchObject({ type: 'RefreshMisconfigured', nonRetryable: true });
     expect(failure.message).toMatch(/http:\/\/tokens\.example\.com/);
@@ -466,6 +516,140 @@ describe('refreshCredential: unusable credentials and configuration', () => {
     expect(badSlot.type).toBe('RefreshMisconfigured');
     const badProvider = await failureOf(activities.refreshCredential(claudeInput({ provider: 'gemini' })), () => []);
     expect(badProvider.message).toMatch(/unknown provider "gemini"/);
+  });
+});
+
+const until = async (condition: () => boolean, timeoutMs = 5000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+};
+
+describe('refreshCredential: cancellation', () => {
+  it('once the request is sent, a cancellation waits for the answer: the rotated token is on disk, written once', async () => {
+    const server = await startServer({ accessTtlSec: 8 * 3600 });
+    const issued = server.issue({ clientId: CLAUDE_CLIENT });
+    await seed(CLAUDE_FILE, claudeCredential(issued, NOW + 30 * MINUTE));
+    server.script([{ delayMs: 1500 }]);
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 3000 }, { logger: quiet });
+    let heartbeats = 0;
+    env.on('heartbeat', () => heartbeats++);
+    const activities = createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: server.claudeTokenUrl } });
+
+    const running = env.run(activities.refreshCredential, claudeInput({ status: { slotId: SLOT, phase: 'refreshing' } }));
+    await until(() => server.requests.length === 1);
+    const cancelledAt = Date.now();
+    env.cancel();
+    const result = await running;
+
+    // It waited for the slow answer instead of dropping it.
+    expect(Date.now() - cancelledAt).toBeGreaterThan(1000);
+    expect(result).toMatchObject({ kind: 'refreshed', attempts: 1, expiresAt: NOW + 8 * HOUR });
+    // Heartbeats (a beat per second at most, for a 3 s timeout) are what carry a cancellation to it.
+    expect(heartbeats).toBeGreaterThanOrEqual(2);
+    const grant = server.grant(issued.grantId)!;
+    expect(grant.rotations).toBe(1);
+    const written = await readJson(CLAUDE_FILE);
+    expect(written.claudeAiOauth!.refreshToken).toBe(grant.refreshToken);
+    expect(await agentEnv()).toEqual({ CLAUDE_CODE_OAUTH_TOKEN: grant.accessToken });
+    expect((await readJson(SLOT_STATUS_FILE)).phase).toBe('active');
+
+    // Nothing happens after it returned: no second request, no second write.
+    const mtime = (await stat(join(home, CLAUDE_FILE))).mtimeMs;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(server.requests).toHaveLength(1);
+    expect((await stat(join(home, CLAUDE_FILE))).mtimeMs).toBe(mtime);
+    expect(server.presentedTwice()).toEqual([]);
+  });
+
+  it('cancelled before the request is sent, it throws the cancellation and sends nothing', async () => {
+    const server = await startServer();
+    const issued = server.issue({ clientId: CLAUDE_CLIENT });
+    const bytes = await seed(CLAUDE_FILE, claudeCredential(issued, NOW + 30 * MINUTE));
+    const env = new MockActivityEnvironment({}, { logger: quiet });
+    env.cancel();
+    const activities = createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: server.claudeTokenUrl } });
+
+    await expect(env.run(activities.refreshCredential, claudeInput({ force: true }))).rejects.toBeInstanceOf(CancelledFailure);
+    expect(server.requests).toEqual([]);
+    expect(await readFile(join(home, CLAUDE_FILE))).toEqual(bytes);
+  });
+});
+
+describe('refreshCredential: the status file and attempts', () => {
+  const status = { slotId: SLOT, provider: 'claude', phase: 'refreshing', logins: 1, refreshes: 3 };
+
+  it('rewrites slot-status.json with the status it was given and the new facts', async () => {
+    const server = await startServer({ accessTtlSec: 8 * 3600 });
+    await seed(CLAUDE_FILE, claudeCredential(server.issue({ clientId: CLAUDE_CLIENT }), NOW + 30 * MINUTE));
+    const activities = inActivityContext(createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: server.claudeTokenUrl } }), { attempt: 4 });
+
+    const result = await activities.refreshCredential(claudeInput({ status }));
+
+    expect(result.attempts).toBe(4);
+    expect(await readJson(SLOT_STATUS_FILE)).toEqual({
+      ...status,
+      phase: 'active',
+      expiresAt: NOW + 8 * HOUR,
+      lastRefresh: NOW,
+      nextRefreshAt: result.nextRefreshAt,
+      account: 'max subscription',
+      updatedAt: NOW,
+    });
+    expect(await modeOf(SLOT_STATUS_FILE)).toBe(0o600);
+    const text = await readFile(join(home, SLOT_STATUS_FILE), 'utf8');
+    for (const secret of knownSecrets(server)) expect(text).not.toContain(secret);
+  });
+
+  it('writes the status of a fresh credential too, without a request', async () => {
+    const server = await startServer();
+    await seed(CLAUDE_FILE, claudeCredential(server.issue({ clientId: CLAUDE_CLIENT }), NOW + 10 * HOUR));
+    const result = await activitiesFor(server).refreshCredential(claudeInput({ status }));
+    expect(result).toMatchObject({ kind: 'fresh', attempts: 1 });
+    expect(await readJson(SLOT_STATUS_FILE)).toMatchObject({ phase: 'active', expiresAt: NOW + 10 * HOUR, nextRefreshAt: result.nextRefreshAt });
+    expect(server.requests).toEqual([]);
+  });
+
+  it('after a transient failure, the status file says why and which attempt it was', async () => {
+    const server = await startServer();
+    await seed(CLAUDE_FILE, claudeCredential(server.issue({ clientId: CLAUDE_CLIENT }), NOW - MINUTE));
+    server.script([{ status: 503 }]);
+    const activities = inActivityContext(createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: server.claudeTokenUrl } }), { attempt: 2 });
+
+    const failure = await failureOf(activities.refreshCredential(claudeInput({ status })), () => knownSecrets(server));
+
+    expect(failure).toMatchObject({ type: 'RefreshTransient', nonRetryable: false });
+    const written = await readJson(SLOT_STATUS_FILE);
+    expect(written).toMatchObject({ ...status, attempt: 2, updatedAt: NOW });
+    expect(written.lastError).toMatch(/HTTP 503/);
+  });
+
+  it('refuses a status that looks like it holds a token before sending anything', async () => {
+    const server = await startServer();
+    const issued = server.issue({ clientId: CLAUDE_CLIENT });
+    const bytes = await seed(CLAUDE_FILE, claudeCredential(issued, NOW - MINUTE));
+    const planted = 'sk-ant-oat01-PLANTEDplantedPLANTED';
+
+    const failure = await failureOf(activitiesFor(server).refreshCredential(claudeInput({ status: { ...status, note: planted } })), () => [planted]);
+
+    expect(failure).toMatchObject({ type: 'SlotStatusRefused', nonRetryable: true });
+    expect(failure.message).toMatch(/status\.note looks like a token/);
+    expect(server.requests).toEqual([]);
+    expect(await readFile(join(home, CLAUDE_FILE))).toEqual(bytes);
+  });
+
+  it('a status file that cannot be written does not fail the refresh', async () => {
+    const server = await startServer();
+    const issued = server.issue({ clientId: CLAUDE_CLIENT });
+    await seed(CLAUDE_FILE, claudeCredential(issued, NOW - MINUTE));
+    await mkdir(join(home, SLOT_STATUS_FILE));
+
+    const result = await activitiesFor(server).refreshCredential(claudeInput({ status }));
+
+    expect(result.kind).toBe('refreshed');
+    expect((await readJson(CLAUDE_FILE)).claudeAiOauth!.refreshToken).toBe(server.grant(issued.grantId)!.refreshToken);
   });
 });
 

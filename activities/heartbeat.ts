@@ -1,0 +1,40 @@
+// Heartbeats of long activities: how a workflow learns that the worker running one
+// died, and the only way a cancellation reaches it (it comes with a heartbeat's answer).
+import { CancelledFailure, Context } from '@temporalio/activity';
+
+/** `preferredMs`, but at least three beats per heartbeat timeout, however short the workflow set it. */
+export function heartbeatEvery(preferredMs: number): number {
+  const timeoutMs = Context.current().info.heartbeatTimeoutMs;
+  return timeoutMs ? Math.max(10, Math.min(preferredMs, timeoutMs / 3)) : preferredMs;
+}
+
+/** Heartbeats every `everyMs` (with `details()`, when given) until `work` settles. */
+export async function withHeartbeat<T>(work: Promise<T>, everyMs: number, details?: () => unknown): Promise<T> {
+  const ctx = Context.current();
+  const settled = work.then(
+    () => undefined,
+    () => undefined,
+  );
+  let done = false;
+  const beat = (async () => {
+    while (!done) {
+      ctx.heartbeat(details?.());
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((resolve) => (timer = setTimeout(resolve, everyMs))), settled]);
+      clearTimeout(timer);
+    }
+  })();
+  try {
+    return await work;
+  } finally {
+    done = true;
+    await beat;
+  }
+}
+
+/** Throws the activity's cancellation if it was cancelled: for the points after which work must not start. */
+export function throwIfCancelled(): void {
+  const signal = Context.current().cancellationSignal;
+  if (!signal.aborted) return;
+  throw signal.reason instanceof CancelledFailure ? signal.reason : new CancelledFailure('the activity was cancelled');
+}

@@ -1,0 +1,41 @@
+// One refresh of a slot at a time on its host, across worker processes. The slot
+// workflow runs one refresh activity at a time, but the server may start a second
+// one while an attempt it gave up on (timed out, deadline passed) is still writing:
+// the second must wait and re-read, or it presents a refresh token already spent.
+import { lock } from 'proper-lockfile';
+import { join } from 'node:path';
+import { CredentialStoreError } from '../common/failures';
+
+/** The lock's directory in the slot home (mkdir is atomic on every local filesystem). */
+export const REFRESH_LOCK = '.refresh.lock';
+
+export interface SlotLockOptions {
+  /** A holder that stopped refreshing its lock this long ago is presumed dead. @default 30000 */
+  readonly staleMs?: number;
+  /** Give up waiting after this long. @default 120000 */
+  readonly waitMs?: number;
+}
+
+/** Runs `work` holding the slot's refresh lock; waits (polling) while another holder has it. */
+export async function withSlotLock<T>(home: string, work: () => Promise<T>, options: SlotLockOptions = {}): Promise<T> {
+  const staleMs = options.staleMs ?? 30_000;
+  const waitMs = options.waitMs ?? 120_000;
+  let release: () => Promise<void>;
+  try {
+    release = await lock(home, {
+      lockfilePath: join(home, REFRESH_LOCK),
+      // The slot home is ours; never resolve (and follow) a symlink to find it.
+      realpath: false,
+      stale: staleMs,
+      update: Math.max(1000, Math.floor(staleMs / 3)),
+      retries: { retries: Math.ceil(waitMs / 500), factor: 1, minTimeout: 500, maxTimeout: 500 },
+    });
+  } catch (err) {
+    throw new CredentialStoreError('write-failed', `another refresh of this slot has held ${REFRESH_LOCK} for more than ${Math.round(waitMs / 1000)} s`, REFRESH_LOCK, { cause: err });
+  }
+  try {
+    return await work();
+  } finally {
+    await release().catch(() => undefined);
+  }
+}

@@ -1,0 +1,81 @@
+// startLogin on the host queue and the session activities on this process's own
+// queue, with the fixture CLI under a real PTY: the result names the queue that
+// reaches the session, and a CLI whose start nobody took up does not linger.
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createHostActivities, createSessionActivities } from '../../activities/index';
+import type { LoginOutcome, StartLoginResult } from '../../activities/login';
+import { LoginSessions } from '../../activities/login-session';
+import { FIXTURE_BIN, expectNoProcesses, processesOfSlot } from '../slot-fixtures';
+
+const SESSION_QUEUE = 'slots.test-host.4242-0123abcd';
+const quiet = new DefaultLogger('ERROR');
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+let slotsDir: string;
+let sessions: LoginSessions;
+
+beforeEach(async () => {
+  slotsDir = await mkdtemp(join(tmpdir(), 'login-activities-'));
+  sessions = new LoginSessions();
+});
+afterEach(async () => {
+  await sessions.closeAll();
+  await rm(slotsDir, { recursive: true, force: true });
+});
+
+function activities(unclaimedSessionMs: number) {
+  const deps = {
+    slotsDir,
+    sessions,
+    sessionQueue: SESSION_QUEUE,
+    env: { ...process.env, CLAUDE_BIN: join(FIXTURE_BIN, 'claude'), FIXTURE_SPEED: '0.2' },
+    envPassthrough: ['FIXTURE_*'],
+    heartbeatMs: 200,
+    unclaimedSessionMs,
+  };
+  return { host: createHostActivities(deps), session: createSessionActivities(deps) };
+}
+
+async function startClaudeLogin(acts: ReturnType<typeof activities>, slotId: string): Promise<StartLoginResult> {
+  return new MockActivityEnvironment({}, { logger: quiet }).run(acts.host.startLogin, { slotId, provider: 'claude', loginId: `${slotId}:1` });
+}
+
+describe('startLogin for a PTY login', () => {
+  it("returns the prompt and this process's session queue", async () => {
+    const started = await startClaudeLogin(activities(60_000), 'slot-a');
+    expect(started).toMatchObject({ kind: 'pty', sessionQueue: SESSION_QUEUE, prompt: { interaction: 'paste-code' } });
+    expect(started.prompt.url).toMatch(/^https:\/\/claude\.com\/cai\/oauth\/authorize\?/);
+    expect(await processesOfSlot(slotsDir, 'slot-a')).not.toEqual([]);
+  });
+
+  it('closes a CLI that no session activity reached in time (its start result was lost), and keeps a watched one', async () => {
+    const acts = activities(1000);
+    await startClaudeLogin(acts, 'slot-lost');
+    await startClaudeLogin(acts, 'slot-watched');
+    const watching = new MockActivityEnvironment({}, { logger: quiet });
+    const watched: Promise<LoginOutcome | undefined> = watching.run(acts.session.watchLogin, { loginId: 'slot-watched:1' });
+
+    await sleep(1500);
+    await expectNoProcesses(slotsDir, 'slot-lost');
+    expect(sessions.get('slot-lost:1')).toBeUndefined();
+    expect(await processesOfSlot(slotsDir, 'slot-watched')).not.toEqual([]);
+
+    // Cancelled, the watch ends without an outcome; closing ends the CLI.
+    watching.cancel();
+    expect(await watched).toBeUndefined();
+    expect(await new MockActivityEnvironment({}, { logger: quiet }).run(acts.session.closeLogin, { loginId: 'slot-watched:1' })).toEqual({ closed: true });
+    await expectNoProcesses(slotsDir, 'slot-watched');
+  });
+
+  it('a session activity for a login this process does not hold fails LoginSessionLost', async () => {
+    const acts = activities(60_000);
+    const failure = await new MockActivityEnvironment({}, { logger: quiet }).run(acts.session.submitLoginCode, { loginId: 'elsewhere:1', code: 'c#s' }).catch((err: unknown) => err);
+    expect(failure).toMatchObject({ type: 'LoginSessionLost', nonRetryable: true });
+    expect((failure as Error).message).not.toContain('c#s');
+  });
+});
