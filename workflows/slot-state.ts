@@ -153,12 +153,12 @@ export class Slot {
   /** Why a code cannot be typed now, or undefined. Checked against the live prompt; never repeats the code. */
   refuseCode(input: unknown): string | undefined {
     const live = this.live;
+    if (this.phase === 'awaiting-operator' && this.prompt && this.prompt.interaction !== 'paste-code') {
+      return `this login needs no code: open ${this.prompt.url}${this.prompt.userCode ? ` and enter ${this.prompt.userCode}` : ''}; it completes by itself`;
+    }
     if (!live || this.phase !== 'awaiting-operator' || this.stepScope?.consideredCancelled) {
       const why = this.step === 'login' ? 'the login CLI is starting or restarting; wait for its URL' : `phase: ${this.phase}`;
       return `slot ${this.input.slotId} is not waiting for a code (${why})`;
-    }
-    if (live.prompt.interaction !== 'paste-code') {
-      return `this login needs no code: open ${live.prompt.url}${live.prompt.userCode ? ` and enter ${live.prompt.userCode}` : ''}; it completes by itself`;
     }
     if (live.typing) return 'a code is being typed into the CLI; wait for its answer';
     return codeProblem(input, live.prompt);

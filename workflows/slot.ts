@@ -137,8 +137,9 @@ async function loginStep(slot: Slot, askOperator: (reason: string) => Promise<vo
 async function retire(slot: Slot, files: ReturnType<typeof fileActivities>, saveStatus: () => Promise<void>): Promise<void> {
   const { slotId, provider, providerConfig, host } = slot.input;
   const removeFiles = slot.pending.retire?.removeFiles === true;
+  // `retired` is shown once it is done: until then the status says what is under way.
   slot.record('info', `retiring: ${removeFiles ? 'revoking the tokens and removing the slot files' : 'revoking the tokens'} on host ${host}`);
-  slot.setPhase('retired');
+  slot.setPhase(slot.phase, undefined);
   let revocation = '';
   try {
     const revoked = await files.revokeCredential({ slotId, provider, providerConfig });
@@ -158,7 +159,7 @@ async function retire(slot: Slot, files: ReturnType<typeof fileActivities>, save
     }
   }
   slot.record('info', `retired; ${revocation}${filesNote}`);
-  slot.publish();
+  slot.setPhase('retired');
   if (!removeFiles) await saveStatus();
 }
 
