@@ -31,7 +31,11 @@ export async function withSlotLock<T>(home: string, work: () => Promise<T>, opti
       retries: { retries: Math.ceil(waitMs / 500), factor: 1, minTimeout: 500, maxTimeout: 500 },
     });
   } catch (err) {
-    throw new CredentialStoreError('write-failed', `another refresh of this slot has held ${REFRESH_LOCK} for more than ${Math.round(waitMs / 1000)} s`, REFRESH_LOCK, { cause: err });
+    const code = (err as { code?: string }).code;
+    if (code === 'ELOCKED') {
+      throw new CredentialStoreError('write-failed', `another refresh of this slot has held ${REFRESH_LOCK} for more than ${Math.round(waitMs / 1000)} s`, REFRESH_LOCK, { cause: err });
+    }
+    throw new CredentialStoreError('write-failed', `cannot take the slot's refresh lock ${REFRESH_LOCK} (${code ?? 'error'})`, REFRESH_LOCK, { cause: err });
   }
   try {
     return await work();

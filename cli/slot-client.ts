@@ -19,7 +19,7 @@ import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey
 import { Phase, SlotId } from '../common/schemas';
 import { SHARED_TASK_QUEUE, slotWorkflowId, type Phase as PhaseName } from '../common/slot';
 import { parseProviderConfig, providerNames } from '../providers';
-import { ProviderConfigError } from '../providers/provider';
+import { ProviderConfigError } from '../common/failures';
 import type { SlotInput } from '../common/slot-input';
 
 /** Thrown for input that is wrong before any server is asked (exit code 2 in slotctl). */

@@ -3,12 +3,13 @@
 // · 2 bad input · 3 slot not found or server unreachable.
 import { Command, CommanderError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
-import type { SlotStatus } from '../common/messages';
+import type { SlotStatus, SubmitCodeResult } from '../common/messages';
 import type { Phase } from '../common/slot';
 import { ConfigError, loadConfig, temporalAddress, type Config } from '../workers/config';
 import { slotDataConverter } from '../workers/encryption';
 import { parseProviderConfig, providerNames } from '../providers';
-import { ProviderConfigError } from '../providers/provider';
+import { ProviderConfigError } from '../common/failures';
+import { migrateSlots, type SlotMigration } from './migrate';
 import { CodeRejectedError, parseSlotId, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
@@ -18,10 +19,28 @@ const LOGGING_IN: readonly Phase[] = ['logging-in', 'awaiting-operator', 'verify
 /** Phases in which the slot has no usable credential. */
 const FAILED: readonly Phase[] = ['needs-relogin', 'retired'];
 
+/** What the CLI made of a typed code, in the operator's words. Never repeats the code. */
+function describeAnswer(result: SubmitCodeResult): string {
+  switch (result.answer) {
+    case 'succeeded':
+    case 'exited':
+      return `code accepted by ${result.login}: ${result.message}; verifying the credential`;
+    case 'rejected':
+    case 'hung':
+      return `the CLI did not take the code (${result.message}); a new login URL follows if the CLI needs one`;
+    case 'failed':
+      return `the login failed after the code: ${result.message}`;
+    case 'lost':
+    case 'cancelled':
+      return `the code could not be typed (${result.message})`;
+  }
+}
+
 type Rendered =
   | { kind: 'status'; status: SlotStatus }
   | { kind: 'list'; slots: SlotSummary[] }
-  | { kind: 'done'; message: string; slotId: string };
+  | { kind: 'done'; message: string; slotId: string }
+  | { kind: 'migrate'; dryRun: boolean; slots: SlotMigration[] };
 
 interface ProviderConfigFlags {
   config?: string;
@@ -98,6 +117,26 @@ function human(view: Rendered): string {
     }
     case 'done':
       return view.message;
+    case 'migrate':
+      if (view.slots.length === 0) return 'no slot runs slot workflow v1; nothing to migrate';
+      return view.slots.map(migrationLine).join('\n');
+  }
+}
+
+/** One line per slot: what happened, then what the operator should know. */
+function migrationLine(m: SlotMigration): string {
+  const then = (note: string | undefined): string => (note ? `; ${note}` : '');
+  switch (m.outcome) {
+    case 'migrated':
+      return `${m.slotId}: migrated, v1 run ${m.from} -> v2 run ${m.to} (${m.fromPhase ?? 'unknown'} -> ${m.phase ?? 'not started yet'})${then(m.note)}`;
+    case 'planned':
+      return `${m.slotId}: would migrate v1 run ${m.from} (${m.fromPhase ?? 'unknown'})${then(m.note)}`;
+    case 'ended':
+      return `${m.slotId}: v1 run ${m.from} ended${then(m.note)}`;
+    case 'skipped':
+      return `${m.slotId}: skipped${then(m.note)}`;
+    case 'failed':
+      return `${m.slotId}: FAILED${m.from ? ` (v1 run ${m.from})` : ''}: ${m.error}`;
   }
 }
 
@@ -109,6 +148,10 @@ function json(view: Rendered): string {
       return JSON.stringify({ slots: view.slots }, null, 2);
     case 'done':
       return JSON.stringify({ ok: true, slotId: view.slotId, message: view.message });
+    case 'migrate': {
+      const failed = view.slots.filter((m) => m.outcome === 'failed').length;
+      return JSON.stringify({ ok: failed === 0, dryRun: view.dryRun, failed, slots: view.slots }, null, 2);
+    }
   }
 }
 
@@ -263,7 +306,9 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       const slots = await connect();
       const result = await slots.submitCode(slot, code);
       if (opts.wait) await waitForLogin(slots, slot, Number(opts.timeout) * 1000);
-      else show({ kind: 'done', slotId: slot, message: `code accepted by ${result.login}; follow with: slotctl status ${slot}` });
+      else show({ kind: 'done', slotId: slot, message: `${describeAnswer(result)}; follow with: slotctl status ${slot}` });
+      // The slot took the code, but the CLI did not: that is a failed operation for the operator.
+      if (!opts.wait && result.answer !== 'succeeded' && result.answer !== 'exited') exitCode = EXIT.failed;
     });
 
   for (const [name, description, run, message] of [
@@ -293,6 +338,23 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       parseSlotId(slot);
       await (await connect()).retire(slot, { removeFiles: Boolean(opts.removeFiles) });
       show({ kind: 'done', slotId: slot, message: `retirement requested${opts.removeFiles ? ' (files will be removed)' : ''}` });
+    });
+
+  program
+    .command('migrate [slot...]')
+    .description('move slots still on slot workflow v1 to v2, keeping each credential (run after upgrading every worker)')
+    .option('--dry-run', 'show what would be migrated, change nothing')
+    .addOption(jsonOption)
+    .action(async (slotArgs: string[], opts: { json?: boolean; dryRun?: boolean }) => {
+      asJson = Boolean(opts.json);
+      const slotIds = slotArgs.map(parseSlotId);
+      const slots = await migrateSlots((await connect()).client, {
+        taskQueue: config.taskQueue,
+        dryRun: Boolean(opts.dryRun),
+        ...(slotIds.length > 0 ? { slotIds } : {}),
+      });
+      show({ kind: 'migrate', dryRun: Boolean(opts.dryRun), slots });
+      if (slots.some((m) => m.outcome === 'failed')) exitCode = EXIT.failed;
     });
 
   try {

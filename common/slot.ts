@@ -17,6 +17,13 @@ export function slotIdProblem(value: unknown): string | undefined {
 }
 
 export const slotWorkflowId = (slotId: SlotId): string => `slot:${slotId}`;
+
+/**
+ * The slot workflow's design version, set by each run in its memo
+ * (`slotWorkflowVersion`): a running `slotWorkflow` without it is a v1 run
+ * (child workflows), which `slotctl migrate` moves over.
+ */
+export const SLOT_WORKFLOW_VERSION = 2;
 /**
  * A login attempt's id: the session id on the slot's host and the key of its
  * device-login state. Unique across re-provisions of the same slot id (the run

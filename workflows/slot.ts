@@ -26,6 +26,7 @@ import {
   type SlotStatus,
   type SubmitCodeInput,
 } from '../common/messages';
+import { SLOT_WORKFLOW_VERSION } from '../common/slot';
 import { fileActivities, sharedActivities } from './activities';
 import { runLogin } from './login-step';
 import { inScope, refreshStep } from './refresh-step';
@@ -34,8 +35,6 @@ import { Slot } from './slot-state';
 
 export type { SlotInput, CarriedState, LoginOptions, RefreshBackoff } from '../common/slot-input';
 
-/** Marks runs of this design: `slotctl migrate` moves runs without it (child-workflow slots) over. */
-export const SLOT_WORKFLOW_VERSION = 2;
 
 export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   const slot = new Slot(input);
