@@ -11,7 +11,7 @@ import { readOAuthError } from '../providers/oauth';
 import type { DeviceFlowLoginSpec, Provider } from '../providers/provider';
 import { ensureSlotHome, readSecretFile, resolveInSlot, slotHome, writeSecretFileAtomic } from './credential-store';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
-import { callOAuthEndpoint, endpointUrlProblem, type EndpointLimits } from './oauth-http';
+import { callOAuthEndpoint, endpointUrlProblem, type EndpointLimits } from '../providers/oauth-http';
 
 /** The pending device login of a slot (at most one: a new login replaces it). 0600, in the slot home. */
 export const DEVICE_LOGIN_FILE = '.device-login.json';

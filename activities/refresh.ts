@@ -7,7 +7,7 @@ import { CredentialStoreError, EnvFileError, FailureType, ProviderConfigError, P
 import { SlotId } from '../common/schemas';
 import { getProvider } from '../providers';
 import type { CredentialFacts, Provider, RefreshSchedule, SlotPaths, TokenAnswer } from '../providers/provider';
-import { callOAuthEndpoint } from './oauth-http';
+import { callOAuthEndpoint } from '../providers/oauth-http';
 import {
   cleanupStaleTempFiles,
   ensureSlotHome,

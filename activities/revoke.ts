@@ -6,7 +6,7 @@ import { getProvider } from '../providers';
 import { readOAuthError } from '../providers/oauth';
 import type { Provider } from '../providers/provider';
 import { readSecretFile, slotHome } from './credential-store';
-import { callOAuthEndpoint, endpointUrlProblem } from './oauth-http';
+import { callOAuthEndpoint, endpointUrlProblem } from '../providers/oauth-http';
 
 export interface RevokeCredentialInput {
   readonly slotId: string;

@@ -1,10 +1,10 @@
 // Claude Code: `claude auth login` prints an authorize URL and reads a pasted
 // `<code>#<state>` at a masked prompt; success writes `.credentials.json`.
 import { z } from 'zod';
-import { extractUrl } from '../activities/screen';
 import { oauthClassifier } from './oauth';
 import type { Provider } from './provider';
 import { binary, escapeRegExp, findLine, lastWords } from './screen-text';
+import { extractUrl } from './screen-url';
 
 const CONFIG_DIR = '.claude';
 

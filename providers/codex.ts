@@ -1,10 +1,10 @@
 // Codex CLI: `codex login --device-auth` shows a verification URL and a
 // one-time code, then polls until the operator approves; success writes `auth.json`.
 import { z } from 'zod';
-import { extractUrl } from '../activities/screen';
 import { oauthClassifier } from './oauth';
 import type { Provider } from './provider';
 import { binary, findLine, lastWords } from './screen-text';
+import { extractUrl } from './screen-url';
 
 const HOME_DIR = '.codex';
 /** Codex device codes expire after 15 minutes; waiting longer would show the operator a dead code. */

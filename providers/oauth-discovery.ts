@@ -2,7 +2,7 @@
 // (`<issuer>/.well-known/openid-configuration`), read with the bounded client and
 // kept for a few minutes per issuer. Failures say what an operator must check.
 import { z } from 'zod';
-import { callOAuthEndpoint, endpointUrlProblem } from '../activities/oauth-http';
+import { callOAuthEndpoint, endpointUrlProblem } from './oauth-http';
 import { ProviderEndpointError } from '../common/failures';
 
 /** The fields of RFC 8414 / OpenID Connect Discovery 1.0 that slots use. */

@@ -1,8 +1,8 @@
 // One request to an OAuth endpoint (token, device authorization, revocation,
 // discovery), bounded in time and size, never following a redirect, with network
 // failures named by what happened. Messages hold the URL's origin and path only.
-import { parseRetryAfter } from '../providers/oauth';
-import type { OAuthAnswer } from '../providers/provider';
+import { parseRetryAfter } from './oauth';
+import type { OAuthAnswer } from './provider';
 
 export type OAuthRequest =
   | { readonly method: 'POST'; readonly body: Record<string, string>; readonly encoding: 'json' | 'form' }

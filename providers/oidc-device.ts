@@ -2,7 +2,7 @@
 // no vendor CLI, no PTY. Configured per slot (issuer or endpoints, client, scopes,
 // where the tokens go); refreshes rotate, retiring revokes (RFC 7009).
 import { z } from 'zod';
-import { endpointUrlProblem } from '../activities/oauth-http';
+import { endpointUrlProblem } from './oauth-http';
 import { discoverServer } from './oauth-discovery';
 import { classifyDevicePoll, oauthClassifier } from './oauth';
 import { ProviderEndpointError } from '../common/failures';

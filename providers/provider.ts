@@ -5,9 +5,6 @@ import type { Interaction, RefreshSchedule } from '../common/slot';
 
 export type { RefreshSchedule };
 
-// Kept importable from here for cli/ (the classes live in common/failures.ts).
-export { ProviderConfigError, ProviderEndpointError } from '../common/failures';
-
 /** The terminal as a person would read it, produced by activities/screen.ts. */
 export interface ScreenSnapshot {
   /** Logical lines: rows the terminal soft-wrapped are joined back together; trailing blanks trimmed. */

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, type IPty } from 'node-pty';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TerminalScreen, extractUrl } from '../../activities/screen';
+import { TerminalScreen } from '../../activities/screen';
+import { extractUrl } from '../../providers/screen-url';
 import type { ScreenSnapshot } from '../../providers/provider';
 
 const BIN = fileURLToPath(new URL('../fixtures/bin/', import.meta.url));

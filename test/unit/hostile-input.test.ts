@@ -3,7 +3,8 @@
 import fc from 'fast-check';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { extractUrl, TerminalScreen } from '../../activities/screen';
+import { TerminalScreen } from '../../activities/screen';
+import { extractUrl } from '../../providers/screen-url';
 import { codeProblem, MAX_CODE_LENGTH } from '../../common/messages';
 import { codex } from '../../providers/codex';
 import { createLogger, redactText } from '../../workers/logger';

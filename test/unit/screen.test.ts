@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TerminalScreen, extractUrl } from '../../activities/screen';
-import type { ScreenSnapshot } from '../../providers/provider';
+import { TerminalScreen } from '../../activities/screen';
+import { extractUrl } from '../../providers/screen-url';
 
 interface TranscriptEvent {
   readonly t: number;
@@ -249,54 +249,11 @@ describe('TerminalScreen terminal behaviour', () => {
   });
 });
 
-describe('extractUrl', () => {
-  const snap = (lines: string[], cols = 40, links: string[] = []): ScreenSnapshot => ({ lines, text: lines.join('\n'), links, cols });
-
-  it('rejoins a URL hard-wrapped over several full rows', () => {
-    const rows = ['see https://ex.com/'.padEnd(40, 'a'), 'b'.repeat(40), 'ccc', 'done'];
-    expect(extractUrl(snap(rows), 'https://ex.com/')).toBe(`https://ex.com/${'a'.repeat(21)}${'b'.repeat(40)}ccc`);
-  });
-
-  it('waits while the last row is full: the rest of the URL may still be coming', () => {
-    const rows = ['see https://ex.com/'.padEnd(40, 'a')];
-    expect(extractUrl(snap(rows), 'https://ex.com/')).toBeUndefined();
-    expect(extractUrl(snap([...rows, 'bbb']), 'https://ex.com/')).toBeUndefined();
-    expect(extractUrl(snap([...rows, 'bbb', '>']), 'https://ex.com/')).toBe(`https://ex.com/${'a'.repeat(21)}bbb`);
-    expect(extractUrl(snap(rows), 'https://ex.com/', { final: true })).toBe(`https://ex.com/${'a'.repeat(21)}`);
-  });
-
-  it('does not join a row that is not full, nor a next row starting with a space', () => {
-    expect(extractUrl(snap(['https://ex.com/a', 'bcd', '>']), 'https://ex.com/')).toBe('https://ex.com/a');
-    const full = `https://ex.com/${'a'.repeat(25)}`;
-    expect(extractUrl(snap([full, ' Paste', '>']), 'https://ex.com/')).toBe(full);
-  });
-
+describe('extractUrl on what TerminalScreen draws', () => {
   it('counts wide characters as two cells when deciding a row is full', async () => {
     // 日本 takes four cells, so this row is full at 18 characters.
     const { snapshot } = await render(['日本 https://ex.co/a\r\ncdef\r\nnext'], { cols: 20 });
     expect(snapshot.lines[0]).toBe('日本 https://ex.co/a');
     expect(extractUrl(snapshot, 'https://ex.co/')).toBe('https://ex.co/acdef');
-  });
-
-  it('stops at whitespace, quotes and angle brackets, and drops sentence punctuation', () => {
-    const lines = ['a "https://ex.com/q?x=1" b', '<https://ex.com/angle>', 'go to https://ex.com/dot. Then', '(https://ex.com/p_(1)) x', 'end'];
-    expect(extractUrl(snap(lines, 200), 'https://ex.com/q')).toBe('https://ex.com/q?x=1');
-    expect(extractUrl(snap(lines, 200), 'https://ex.com/angle')).toBe('https://ex.com/angle');
-    expect(extractUrl(snap(lines, 200), 'https://ex.com/dot')).toBe('https://ex.com/dot');
-    expect(extractUrl(snap(lines, 200), 'https://ex.com/p_')).toBe('https://ex.com/p_(1)');
-  });
-
-  it('returns the first match; a regex is tested against each whole URL and keeps no state between calls', () => {
-    const lines = ['https://a.example/x https://b.example/device https://c.example/device', 'end'];
-    const pattern = /^https:\/\/[a-z.]+\/device/g;
-    expect(extractUrl(snap(lines, 200), pattern)).toBe('https://b.example/device');
-    expect(extractUrl(snap(lines, 200), pattern)).toBe('https://b.example/device');
-    expect(extractUrl(snap(lines, 200), 'https://d.example')).toBeUndefined();
-  });
-
-  it('prefers an announced link over the screen, and falls back to the screen when none matches', () => {
-    const lines = ['https://ex.com/on-screen', 'end'];
-    expect(extractUrl(snap(lines, 200, ['https://ex.com/linked']), 'https://ex.com/')).toBe('https://ex.com/linked');
-    expect(extractUrl(snap(lines, 200, ['https://other.com/x']), 'https://ex.com/')).toBe('https://ex.com/on-screen');
   });
 });
