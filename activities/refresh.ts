@@ -3,7 +3,7 @@
 // rewrite the agents' env and status files. Nothing it returns, throws or logs holds a token.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { CredentialStoreError, EnvFileError, FailureType, ProviderConfigError, ProviderEndpointError, UnknownProviderError } from '../common/failures';
+import { CredentialStoreError, EnvFileError, FailureType, UnusableTokenAnswerError, ProviderConfigError, ProviderEndpointError, UnknownProviderError } from '../common/failures';
 import { SlotId } from '../common/schemas';
 import { getProvider } from '../providers';
 import type { CredentialFacts, Provider, RefreshSchedule, SlotPaths, TokenAnswer } from '../providers/provider';
@@ -284,8 +284,6 @@ async function readCredential(provider: Provider, home: string, secrets: Secrets
   return { parsed: parsed.data };
 }
 
-/** An answer that cannot be persisted; thrown inside the read-modify-write so nothing is written. */
-class UnusableAnswer extends Error {}
 
 async function persist(provider: Provider, home: string, tokens: TokenAnswer, now: number, secrets: Secrets): Promise<{ parsed: unknown }> {
   const file = provider.credential.file;
@@ -293,22 +291,22 @@ async function persist(provider: Provider, home: string, tokens: TokenAnswer, no
   let parsed: unknown;
   try {
     await updateJsonFileAtomic(home, file, (current) => {
-      if (!schema.safeParse(current).success) throw new UnusableAnswer(`${file} changed during the refresh and is no longer a valid credential`);
+      if (!schema.safeParse(current).success) throw new UnusableTokenAnswerError(`${file} changed during the refresh and is no longer a valid credential`);
       let next: unknown;
       try {
         next = provider.refresh.apply(current, tokens, now);
       } catch {
-        throw new UnusableAnswer(`the token answer could not be applied to ${file}`);
+        throw new UnusableTokenAnswerError(`the token answer could not be applied to ${file}`);
       }
       const checked = schema.safeParse(next);
-      if (!checked.success) throw new UnusableAnswer(`the token answer would make ${file} invalid (${describeIssues(checked.error.issues)})`);
+      if (!checked.success) throw new UnusableTokenAnswerError(`the token answer would make ${file} invalid (${describeIssues(checked.error.issues)})`);
       parsed = checked.data;
       return next;
     });
   } catch (err) {
     // The endpoint has probably rotated the refresh token we sent; say so, the old file stays.
     const spent = 'the previous file is kept, but its refresh token may already be spent';
-    if (err instanceof UnusableAnswer) throw transient(secrets.scrub(`${err.message}; ${spent}`));
+    if (err instanceof UnusableTokenAnswerError) throw transient(secrets.scrub(`${err.message}; ${spent}`));
     if (err instanceof CredentialStoreError) throw transient(secrets.scrub(`the refreshed ${provider.displayName} credential could not be written: ${err.message}; ${spent}`));
     throw err;
   }

@@ -19,31 +19,10 @@ import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey
 import { Phase, SlotId } from '../common/schemas';
 import { SHARED_TASK_QUEUE, slotWorkflowId, type Phase as PhaseName } from '../common/slot';
 import { parseProviderConfig, providerNames } from '../providers';
-import { ProviderConfigError } from '../common/failures';
+import { CodeRejectedError, ProviderConfigError, SlotExistsError, SlotInputError, SlotNotFoundError } from '../common/failures';
 import type { SlotInput } from '../common/slot-input';
 
-/** Thrown for input that is wrong before any server is asked (exit code 2 in slotctl). */
-export class SlotInputError extends Error {
-  override readonly name = 'SlotInputError';
-}
-/** The slot does not exist (or never did). */
-export class SlotNotFoundError extends Error {
-  override readonly name = 'SlotNotFoundError';
-  constructor(readonly slotId: string) {
-    super(`slot ${slotId} does not exist; create it with: slotctl provision ${slotId} --provider <name>`);
-  }
-}
-/** Provisioning a slot whose workflow is already running. */
-export class SlotExistsError extends Error {
-  override readonly name = 'SlotExistsError';
-  constructor(readonly slotId: string) {
-    super(`slot ${slotId} already exists; see it with: slotctl status ${slotId} (or start a new login: slotctl relogin ${slotId})`);
-  }
-}
-/** The slot refused the code (wrong phase, wrong form). The code is never repeated. */
-export class CodeRejectedError extends Error {
-  override readonly name = 'CodeRejectedError';
-}
+export { CodeRejectedError, SlotExistsError, SlotInputError, SlotNotFoundError };
 
 export interface ProvisionOptions {
   readonly slotId: string;

@@ -205,3 +205,65 @@ export class CredentialStoreError extends Error {
 export class EnvFileError extends Error {
   override readonly name = 'EnvFileError';
 }
+
+/** A token answer that cannot be persisted; thrown inside the read-modify-write so nothing is written (refresh turns it into RefreshTransient). */
+export class UnusableTokenAnswerError extends Error {
+  override readonly name = 'UnusableTokenAnswerError';
+}
+
+// ── operator-side errors (slotctl, the client API, configuration, set-up) ──
+
+/** Input that is wrong before any server is asked (exit code 2 in slotctl). */
+export class SlotInputError extends Error {
+  override readonly name = 'SlotInputError';
+}
+
+/** The slot does not exist (or never did). Operator: provision it. */
+export class SlotNotFoundError extends Error {
+  override readonly name = 'SlotNotFoundError';
+  constructor(readonly slotId: string) {
+    super(`slot ${slotId} does not exist; create it with: slotctl provision ${slotId} --provider <name>`);
+  }
+}
+
+/** Provisioning a slot whose workflow is already running. Operator: look at it, or relogin. */
+export class SlotExistsError extends Error {
+  override readonly name = 'SlotExistsError';
+  constructor(readonly slotId: string) {
+    super(`slot ${slotId} already exists; see it with: slotctl status ${slotId} (or start a new login: slotctl relogin ${slotId})`);
+  }
+}
+
+/** The slot refused the code (wrong phase, wrong form). The code is never repeated. */
+export class CodeRejectedError extends Error {
+  override readonly name = 'CodeRejectedError';
+}
+
+/** The process environment is wrong; the message names every bad variable. Thrown once at start-up. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** The payload encryption keys are missing or malformed. Operator: fix SLOTS_ENCRYPTION_KEYS(_FILE). */
+export class EncryptionConfigError extends Error {
+  override readonly name = 'EncryptionConfigError';
+}
+
+/** A payload was sealed with a key this process does not have, or was tampered with. Operator: add the key. */
+export class PayloadDecryptionError extends Error {
+  override readonly name = 'PayloadDecryptionError';
+  constructor(
+    message: string,
+    readonly keyId: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The Temporal binaries cannot be found or built (no Go, Java or Maven). The message says what to install. */
+export class TemporalSetupError extends Error {
+  override readonly name = 'TemporalSetupError';
+}

@@ -5,6 +5,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { loadEncryptionKeys, type EncryptionKey } from './encryption';
 import { PROJECT_ROOT } from './temporal-binaries';
+import { ConfigError } from '../common/failures';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const hostName = z
@@ -71,12 +72,7 @@ export interface Config {
   readonly logLevel: z.infer<typeof ConfigSchema>['LOG_LEVEL'];
 }
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-  }
-}
+export { ConfigError };
 
 const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(PROJECT_ROOT, path));
 

@@ -5,6 +5,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { METADATA_ENCODING_KEY, type Payload, type PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
+import { EncryptionConfigError, PayloadDecryptionError } from '../common/failures';
 
 const { Payload: PayloadMessage } = proto.temporal.api.common.v1;
 
@@ -18,20 +19,7 @@ export interface EncryptionKey {
   readonly key: Buffer;
 }
 
-export class EncryptionConfigError extends Error {
-  override readonly name = 'EncryptionConfigError';
-}
-
-/** Thrown when a payload was sealed with a key this process does not have, or was tampered with. */
-export class PayloadDecryptionError extends Error {
-  override readonly name = 'PayloadDecryptionError';
-  constructor(
-    message: string,
-    readonly keyId: string,
-  ) {
-    super(message);
-  }
-}
+export { EncryptionConfigError, PayloadDecryptionError };
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 const text = (bytes: Uint8Array | null | undefined): string => (bytes ? new TextDecoder().decode(bytes) : '');

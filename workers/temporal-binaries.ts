@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { access, chmod, constants, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TemporalSetupError } from '../common/failures';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Where builds are cached (git-ignored). */
@@ -20,9 +21,7 @@ export type ServerExecutable =
   | { type: 'existing-path'; path: string; source: string }
   | { type: 'cached-download'; source: string };
 
-export class TemporalSetupError extends Error {
-  override readonly name = 'TemporalSetupError';
-}
+export { TemporalSetupError };
 
 type Log = (line: string) => void;
 const defaultLog: Log = (line) => process.stderr.write(`[temporal-setup] ${line}\n`);

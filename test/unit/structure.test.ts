@@ -454,6 +454,23 @@ describe('structure detectors find what they look for', () => {
 
 // ── the rules, on the project's own files ──
 
+/** `file:line class X` for each error class a file declares (a class extending Error or another *Error). */
+function errorClasses(fileName: string, text: string): string[] {
+  const found: string[] = [];
+  for (const [i, line] of text.split('\n').entries()) {
+    const m = /^\s*(?:export\s+)?(?:abstract\s+)?class\s+(\w+)\s+extends\s+(\w*Error)\b/.exec(line);
+    if (m) found.push(`${fileName}:${i + 1} class ${m[1]} extends ${m[2]}`);
+  }
+  return found;
+}
+
+describe('error classes', () => {
+  it('the detector finds a planted error class and ignores other classes', () => {
+    const text = 'class Slot {}\nexport class BadThing extends Error {}\n  class Inner extends ProviderConfigError {}\n';
+    expect(errorClasses('x.ts', text)).toEqual(['x.ts:2 class BadThing extends Error', 'x.ts:3 class Inner extends ProviderConfigError']);
+  });
+});
+
 describe('project structure (STYLE.md "Arrows point down", DESIGN.md Layout)', () => {
   const project = loadProject();
 
@@ -495,6 +512,12 @@ describe('project structure (STYLE.md "Arrows point down", DESIGN.md Layout)', (
       .filter((r) => SANDBOXED.includes(folderOf(r.from) as Folder) && (isNodeBuiltin(r.specifier) || SANDBOX_FORBIDDEN_PACKAGES.test(r.specifier)))
       .map((r) => `${r.from}:${r.line} imports '${r.specifier}'${r.kind === 'type' ? ' (type only)' : ''}`);
     expect(banned, report('Sandbox-unsafe imports', banned)).toEqual([]);
+  });
+
+  it(`declares every error class in ${FAILURE_VOCABULARY}`, () => {
+    const stray = project.files.filter((f) => f !== FAILURE_VOCABULARY).flatMap((f) => errorClasses(f, project.text.get(f) ?? ''));
+    expect(stray, report(`Error classes outside ${FAILURE_VOCABULARY}`, stray)).toEqual([]);
+    expect(errorClasses(FAILURE_VOCABULARY, project.text.get(FAILURE_VOCABULARY) ?? '').length).toBeGreaterThan(10);
   });
 
   it(`spells every ApplicationFailure type only in ${FAILURE_VOCABULARY}`, () => {
