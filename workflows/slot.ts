@@ -27,14 +27,13 @@ import {
   type SubmitCodeInput,
 } from '../common/messages';
 import { SLOT_WORKFLOW_VERSION } from '../common/slot';
+import type { SlotInput } from '../common/slot-input';
 import { fileActivities, sharedActivities } from './activities';
 import { runLogin } from './login-step';
 import { inScope, refreshStep } from './refresh-step';
-import type { SlotInput } from '../common/slot-input';
 import { Slot } from './slot-state';
 
 export type { SlotInput, CarriedState, LoginOptions, RefreshBackoff } from '../common/slot-input';
-
 
 export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   const slot = new Slot(input);
@@ -59,8 +58,8 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
     }
   };
 
-  if (input.carried) slot.publish();
-  else if (input.adoptExisting) await refreshStep(slot, false, askOperator, 'verifying');
+  // An adopted credential is checked (and refreshed if due) before anything else.
+  if (input.adoptExisting && !input.carried) await refreshStep(slot, false, askOperator, 'verifying');
   else slot.publish();
 
   while (!slot.pending.retire) {

@@ -267,11 +267,16 @@ describe('token server: scripted faults', () => {
     expect((await post(server.claudeTokenUrl, refreshBody(seed.refreshToken))).status).toBe(200);
     expect(performance.now() - started).toBeGreaterThanOrEqual(55);
 
+    // Without latency, answers come sooner: the quickest of a few (a loaded machine delays some, not all).
     const fast = await start();
-    const fastSeed = fast.issue();
-    const fastStarted = performance.now();
-    await post(fast.claudeTokenUrl, refreshBody(fastSeed.refreshToken));
-    expect(performance.now() - fastStarted).toBeLessThan(55);
+    const times: number[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      const fastSeed = fast.issue();
+      const fastStarted = performance.now();
+      await post(fast.claudeTokenUrl, refreshBody(fastSeed.refreshToken));
+      times.push(performance.now() - fastStarted);
+    }
+    expect(Math.min(...times)).toBeLessThan(55);
   });
 
   it('closes with requests still waiting', async () => {
