@@ -6,6 +6,23 @@ import type { Client } from '@temporalio/client';
 import { hostTaskQueue } from '../common/slot';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../', import.meta.url));
+const FIXTURE_BIN = fileURLToPath(new URL('./fixtures/bin/', import.meta.url));
+
+/** The environment of `npm run worker` for a host whose CLIs are the fixture CLIs (fast, input logged). */
+export function fixtureWorkerEnv(opts: { temporalAddress: string; host: string; sharedQueue: string; slotsDir: string }): Record<string, string> {
+  return {
+    TEMPORAL_ADDRESS: opts.temporalAddress,
+    SLOT_HOST: opts.host,
+    SLOTS_TASK_QUEUE: opts.sharedQueue,
+    SLOTS_DIR: opts.slotsDir,
+    CLAUDE_BIN: `${FIXTURE_BIN}claude`,
+    CODEX_BIN: `${FIXTURE_BIN}codex`,
+    FIXTURE_SPEED: '0.2',
+    FIXTURE_INPUT_LOG: `${opts.slotsDir}/.input.log`,
+    LOGIN_ENV_PASSTHROUGH: 'FIXTURE_*',
+    LOG_LEVEL: 'warn',
+  };
+}
 /** TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY in the Temporal API. */
 const ACTIVITY_QUEUE = 2;
 

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SlotClient } from '../../cli/slot-client';
 import { hostTaskQueue, slotWorkflowId } from '../../common/slot';
 import { devServerClient, uniqueName } from '../harness';
-import { FIXTURE_BIN, claudeCode, expectNoProcesses, processesOfSlot, waitForPhase, waitForPrompt } from '../slot-fixtures';
-import { spawnWorkerProcess, stopWorkerProcess, untilPolling, type WorkerProcess } from '../worker-process';
+import { claudeCode, expectNoProcesses, processesOfSlot, waitForPhase, waitForPrompt } from '../slot-fixtures';
+import { fixtureWorkerEnv, spawnWorkerProcess, stopWorkerProcess, untilPolling, type WorkerProcess } from '../worker-process';
 
 const LOGINS_PER_BATCH = 4;
 /** Which process gets a login is the server's choice; a batch that all went to one process is followed by another. */
@@ -41,18 +41,7 @@ describe('two worker processes on one host', () => {
   const sharedQueue = uniqueName('shared');
 
   function spawnWorker(): WorkerProcess {
-    const worker = spawnWorkerProcess({
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      SLOT_HOST: host,
-      SLOTS_TASK_QUEUE: sharedQueue,
-      SLOTS_DIR: slotsDir,
-      CLAUDE_BIN: join(FIXTURE_BIN, 'claude'),
-      CODEX_BIN: join(FIXTURE_BIN, 'codex'),
-      FIXTURE_SPEED: '0.2',
-      FIXTURE_INPUT_LOG: join(slotsDir, '.input.log'),
-      LOGIN_ENV_PASSTHROUGH: 'FIXTURE_*',
-      LOG_LEVEL: 'warn',
-    });
+    const worker = spawnWorkerProcess(fixtureWorkerEnv({ temporalAddress: inject('temporalAddress'), host, sharedQueue, slotsDir }));
     workers.push(worker);
     return worker;
   }

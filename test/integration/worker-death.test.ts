@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SlotClient } from '../../cli/slot-client';
 import { devServerClient, uniqueName } from '../harness';
 import {
-  FIXTURE_BIN,
   claudeCode,
   expectNoProcesses,
   processesOfSlot,
@@ -16,7 +15,7 @@ import {
   waitForPhase,
   waitForPrompt,
 } from '../slot-fixtures';
-import { spawnWorkerProcess, stopWorkerProcess, untilPolling, type WorkerProcess } from '../worker-process';
+import { fixtureWorkerEnv, spawnWorkerProcess, stopWorkerProcess, untilPolling, type WorkerProcess } from '../worker-process';
 
 describe('worker death during a login', () => {
   const workers: WorkerProcess[] = [];
@@ -28,18 +27,7 @@ describe('worker death during a login', () => {
 
   /** `npm run worker`, as a process of its own. */
   function spawnWorker(): WorkerProcess {
-    const worker = spawnWorkerProcess({
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      SLOT_HOST: host,
-      SLOTS_TASK_QUEUE: sharedQueue,
-      SLOTS_DIR: slotsDir,
-      CLAUDE_BIN: join(FIXTURE_BIN, 'claude'),
-      CODEX_BIN: join(FIXTURE_BIN, 'codex'),
-      FIXTURE_SPEED: '0.2',
-      FIXTURE_INPUT_LOG: join(slotsDir, '.input.log'),
-      LOGIN_ENV_PASSTHROUGH: 'FIXTURE_*',
-      LOG_LEVEL: 'warn',
-    });
+    const worker = spawnWorkerProcess(fixtureWorkerEnv({ temporalAddress: inject('temporalAddress'), host, sharedQueue, slotsDir }));
     workers.push(worker);
     return worker;
   }
