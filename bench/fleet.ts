@@ -5,7 +5,7 @@
 // How they are made due: every slot is provisioned with fresh tokens and waits
 // until all are active; then a `refreshNow` signal goes to each as fast as the
 // client can send them (64 in flight). The wake-up then runs exactly the code a
-// timer firing runs (same loop, same refresh child, same activities), but the
+// timer firing runs (same loop, same refresh step, same activity), but the
 // moment is ours: a schedule could only put them due 60 s or more after the last
 // adoption (the activity never schedules sooner), which at N = 5000 means
 // guessing the adoption time. The clock starts before the first signal, so the
@@ -13,10 +13,13 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
 import type { SlotClient } from '../cli/slot-client';
+import { slotWorkflowId } from '../common/slot';
 import type { TokenServer } from '../test/peers/token-server';
 import { summarizeProfiles, type ThreadProfile } from './cpu-profile';
-import { activeSlotsQuery, provisionFleet, type Fleet } from './fleet-slots';
+import { activeSlotsQuery, HOUR, provisionFleet, type Fleet } from './fleet-slots';
+import { activityName, activityStarted, eventMs, EventType, historyOf, signalName, type HistoryEvent } from './history';
 import { cpuSecondsOf, memoryOf, sampleRss } from './process-stats';
 import { distribution, mib, round, type Target } from './report';
 import { countWorkflows, inPool, listParam, param, Rig, runBenchmark, sleep, untilCount } from './rig';
@@ -46,8 +49,17 @@ interface SizeResult {
   readonly msPerSlot: number | null;
   readonly signalsSentMs: number;
   readonly tokenEndpoint: { readonly requests: number; readonly rotated: number; readonly non200: number; readonly presentedTwice: number; readonly firstMs: number | null; readonly lastMs: number | null };
+  /** The refreshCredential activity, scheduled → completed (retries inside). */
   readonly refreshDurationMs: ReturnType<typeof distribution> | null;
-  readonly errors: { readonly failedRefreshWorkflows: number; readonly slotsNotActive: number; readonly sampleMismatches: number; readonly endpointErrors: number };
+  /** The slot's whole cycle: refreshNow signal recorded → the slot asleep again (TimerStarted). */
+  readonly signalToAsleepMs: ReturnType<typeof distribution> | null;
+  readonly errors: {
+    readonly failedRefreshActivities: number;
+    readonly refreshAttemptsRetried: number;
+    readonly slotsNotActive: number;
+    readonly sampleMismatches: number;
+    readonly endpointErrors: number;
+  };
   readonly worker: { readonly rssBeforeMiB: number; readonly rssPeakMiB: number; readonly rssAfterMiB: number; readonly mainIsolateAfterMiB: Record<string, number> };
   readonly cpuSecondsDuringRefresh: { readonly worker: number; readonly temporalServer: number | null; readonly driverAndTokenServer: number; readonly wallSeconds: number; readonly coresBusy: number };
   readonly setup: { readonly seedMs: number; readonly provisionMs: number; readonly untilActiveMs: number; readonly setupMs: number };
@@ -82,45 +94,39 @@ async function runSize(parent: Rig, requested: number, n: number, capped: string
     const before = await memoryOf(worker.pid);
     if (tokens.requests.length !== 0) throw new Error(`adoption made ${tokens.requests.length} token requests; the seeded credentials should have been fresh`);
 
-    const refreshQuery = `WorkflowType = 'refreshWorkflow'`;
-    const adoptions = await countWorkflows(client, `${refreshQuery} AND ExecutionStatus = 'Completed'`);
+    // A refreshed slot's token expires 8 h after its refresh, later than any seeded one (seeded before t0): visibility counts them.
+    const t0 = Date.now();
+    const refreshedQuery = `${activeSlotsQuery(host)} AND SlotExpiresAt >= '${new Date(t0 + 8 * HOUR).toISOString()}'`;
     const cpu0 = { worker: await cpuSecondsOf(worker.pid), server: serverPid ? await cpuSecondsOf(serverPid) : undefined, driver: process.cpuUsage() };
     const rss = sampleRss(worker.pid, 250);
     parent.note(`N=${n}: sending ${n} refreshNow signals`);
-    const t0 = Date.now();
     await inPool(fleet.slotIds, SIGNAL_CONCURRENCY, (slotId) => slots.refreshNow(slotId));
     const signalsSentMs = Date.now() - t0;
     parent.note(`N=${n}: signals sent in ${(signalsSentMs / 1000).toFixed(1)} s; waiting for ${n} refreshes`);
     let lastNote = 0;
-    const completed = await untilCount(client, `${refreshQuery} AND ExecutionStatus = 'Completed'`, adoptions + n, {
+    const refreshed = await untilCount(client, refreshedQuery, n, {
       timeoutMs: Math.max(10_000, timeoutMs - (Date.now() - setupStart)),
-      // The exact end comes from the children's close times; polling often would only load the server.
+      // The exact end comes from the slots' histories; polling often would only load the server.
       everyMs: 1000,
       onCount: (c) => {
         if (Date.now() - lastNote > 5000) {
           lastNote = Date.now();
-          parent.note(`N=${n}: ${c - adoptions}/${n} refreshed`);
+          parent.note(`N=${n}: ${c}/${n} refreshed`);
         }
       },
     });
     const observedDoneMs = Date.now() - t0;
     const cpu1 = { worker: await cpuSecondsOf(worker.pid), server: serverPid ? await cpuSecondsOf(serverPid) : undefined, driver: process.cpuUsage(cpu0.driver) };
     const rssSamples = rss.stop();
-    const refreshed = completed - adoptions;
 
-    // Exact times from the server: every refresh child started since t0, and when it closed.
-    const since = new Date(t0 - 1000).toISOString();
-    const children: Array<{ start: number; close: number | undefined; status: string }> = [];
-    for await (const wf of client.workflow.list({ query: `${refreshQuery} AND StartTime >= '${since}'` })) {
-      children.push({ start: wf.startTime.getTime(), close: wf.closeTime?.getTime(), status: wf.status.name });
-    }
-    const closed = children.filter((c) => c.close !== undefined && c.status === 'COMPLETED');
-    const lastClose = closed.length > 0 ? Math.max(...closed.map((c) => c.close as number)) : undefined;
-    const allRefreshed = refreshed >= n && lastClose !== undefined;
-    const allRefreshedMs = allRefreshed ? Math.max(lastClose - t0, 0) : null;
+    // Exact times from the server: every slot's refreshNow cycle, read from its history.
+    const cycles = await refreshCycles(client, fleet.slotIds);
+    const done = cycles.filter((c) => c.asleepAt !== undefined && c.completedAt !== undefined);
+    const lastAsleep = done.length > 0 ? Math.max(...done.map((c) => c.asleepAt as number)) : undefined;
+    const allRefreshed = refreshed >= n && done.length >= n && lastAsleep !== undefined;
+    const allRefreshedMs = allRefreshed ? Math.round(Math.max(lastAsleep - t0, 0)) : null;
 
     const requests = tokens.requests.filter((r) => r.at >= t0);
-    const failedRefreshWorkflows = await countWorkflows(client, `${refreshQuery} AND ExecutionStatus != 'Running' AND ExecutionStatus != 'Completed'`);
     await sleep(1000);
     const active = await countWorkflows(client, activeSlotsQuery(host));
     const sampleMismatches = await checkSample(slots, tokens, fleet, slotsDir);
@@ -149,9 +155,11 @@ async function runSize(parent: Rig, requested: number, n: number, capped: string
         firstMs: requests.length > 0 ? Math.min(...requests.map((r) => r.at)) - t0 : null,
         lastMs: requests.length > 0 ? Math.max(...requests.map((r) => r.at)) - t0 : null,
       },
-      refreshDurationMs: closed.length > 0 ? distribution(closed.map((c) => (c.close as number) - c.start), 0) : null,
+      refreshDurationMs: done.length > 0 ? distribution(done.map((c) => (c.completedAt as number) - c.scheduledAt), 0) : null,
+      signalToAsleepMs: done.length > 0 ? distribution(done.filter((c) => c.signalAt !== undefined).map((c) => (c.asleepAt as number) - (c.signalAt as number)), 0) : null,
       errors: {
-        failedRefreshWorkflows,
+        failedRefreshActivities: cycles.filter((c) => c.failed).length,
+        refreshAttemptsRetried: cycles.reduce((sum, c) => sum + c.retriedAttempts, 0),
         slotsNotActive: n - active,
         sampleMismatches,
         endpointErrors: requests.filter((r) => r.status !== 200).length,
@@ -178,6 +186,48 @@ async function runSize(parent: Rig, requested: number, n: number, capped: string
   }
 }
 
+interface RefreshCycle {
+  readonly signalAt: number | undefined;
+  readonly scheduledAt: number;
+  readonly completedAt: number | undefined;
+  /** The slot's next TimerStarted after the refresh: the cycle is over. */
+  readonly asleepAt: number | undefined;
+  readonly failed: boolean;
+  readonly retriedAttempts: number;
+}
+
+/** The refresh each slot ran after its refreshNow signal: its refreshCredential activity and when the slot slept again. */
+async function refreshCycles(client: Client, slotIds: readonly string[]): Promise<RefreshCycle[]> {
+  const cycles = await inPool(slotIds, 16, async (slotId): Promise<RefreshCycle | undefined> => {
+    const events = await historyOf(client, slotWorkflowId(slotId));
+    const signal = events.find((e) => signalName(e) === 'refreshNow');
+    const after = (e: HistoryEvent): boolean => signal === undefined || Number(e.eventId) > Number(signal.eventId);
+    const scheduled = events.find((e) => activityName(e) === 'refreshCredential' && after(e));
+    if (!scheduled) return undefined;
+    const closedBy = (e: HistoryEvent): string | undefined =>
+      String(
+        e.activityTaskCompletedEventAttributes?.scheduledEventId ??
+          e.activityTaskFailedEventAttributes?.scheduledEventId ??
+          e.activityTaskTimedOutEventAttributes?.scheduledEventId ??
+          e.activityTaskCanceledEventAttributes?.scheduledEventId ??
+          '',
+      );
+    const closed = events.find((e) => closedBy(e) === String(scheduled.eventId));
+    const completed = closed?.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED ? closed : undefined;
+    const asleep = closed ? events.find((e) => e.eventType === EventType.EVENT_TYPE_TIMER_STARTED && Number(e.eventId) > Number(closed.eventId)) : undefined;
+    const attempt = activityStarted(events, scheduled)?.activityTaskStartedEventAttributes?.attempt ?? 1;
+    return {
+      signalAt: signal ? eventMs(signal) : undefined,
+      scheduledAt: eventMs(scheduled),
+      completedAt: completed ? eventMs(completed) : undefined,
+      asleepAt: asleep ? eventMs(asleep) : undefined,
+      failed: closed !== undefined && completed === undefined,
+      retriedAttempts: Math.max(attempt - 1, 0),
+    };
+  });
+  return cycles.filter((c): c is RefreshCycle => c !== undefined);
+}
+
 /** A sample of slots: refreshed once more, active, and the file holds the grant's newest tokens. */
 async function checkSample(slots: SlotClient, tokens: TokenServer, fleet: Fleet, slotsDir: string): Promise<number> {
   const step = Math.max(1, Math.floor(fleet.slotIds.length / 20));
@@ -199,7 +249,8 @@ await runBenchmark('fleet', (BUDGET_S + 300) * 1000, async (rig) => {
   const skipped: Array<{ requested: number; reason: string }> = [];
   const notes: string[] = [
     'Slots are made due together by refreshNow signals sent as fast as the client can (64 in flight), after all are active; the clock starts before the first signal.',
-    'allRefreshedMs: from just before the first signal to the close time (server clock, same machine) of the last refresh child workflow.',
+    'allRefreshedMs: from just before the first signal to the moment (server clock, same machine) the last slot slept again after its refresh (its TimerStarted after the refreshCredential activity completed).',
+    'Refreshes are counted during the run through visibility (slots active whose SlotExpiresAt is at least 8 h after the first signal: only a refreshed token expires that late) and timed afterwards from every slot\'s history.',
   ];
   let rates: Rates | undefined;
   for (const requested of SIZES) {

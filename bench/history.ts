@@ -55,3 +55,74 @@ export async function timeline(client: Client, workflowIds: Record<string, strin
   }
   return rows.sort((a, b) => a[0] - b[0]).map(([t, line]) => `${t.toFixed(1).padStart(8)} ms  ${line}`);
 }
+
+/** Bytes of the events as the server stores and sends them (protobuf encoding, summed). */
+export function eventBytes(events: readonly HistoryEvent[]): number {
+  let total = 0;
+  for (const e of events) total += proto.temporal.api.history.v1.HistoryEvent.encode(e).finish().length;
+  return total;
+}
+
+const idOf = (value: unknown): string => (value === null || value === undefined ? '' : String(value));
+
+/** The ActivityTaskStarted / Completed event of the activity scheduled by `scheduled`. */
+export function activityStarted(events: readonly HistoryEvent[], scheduled: HistoryEvent | undefined): HistoryEvent | undefined {
+  if (!scheduled) return undefined;
+  return events.find((e) => idOf(e.activityTaskStartedEventAttributes?.scheduledEventId) === idOf(scheduled.eventId));
+}
+export function activityCompleted(events: readonly HistoryEvent[], scheduled: HistoryEvent | undefined): HistoryEvent | undefined {
+  if (!scheduled) return undefined;
+  return events.find((e) => idOf(e.activityTaskCompletedEventAttributes?.scheduledEventId) === idOf(scheduled.eventId));
+}
+
+/** The workflow task completion whose commands produced `event` (the last WorkflowTaskCompleted before it). */
+export function taskCompletedBefore(events: readonly HistoryEvent[], event: HistoryEvent): HistoryEvent | undefined {
+  let found: HistoryEvent | undefined;
+  for (const e of events) {
+    if (Number(idOf(e.eventId)) >= Number(idOf(event.eventId))) break;
+    if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) found = e;
+  }
+  return found;
+}
+
+/** The last event of `type` before `event`. */
+export function lastBefore(events: readonly HistoryEvent[], event: HistoryEvent, type: number): HistoryEvent | undefined {
+  let found: HistoryEvent | undefined;
+  for (const e of events) {
+    if (Number(idOf(e.eventId)) >= Number(idOf(event.eventId))) break;
+    if (e.eventType === type) found = e;
+  }
+  return found;
+}
+
+export interface TimerCycle {
+  /** Events after one TimerStarted up to and including the next TimerStarted. */
+  readonly events: number;
+  readonly bytes: number;
+  readonly workflowTasks: number;
+  readonly byType: Record<string, number>;
+  /** How the slot woke: its own timer fired, or a message cancelled it. */
+  readonly wokeBy: 'timer' | 'message';
+  /** From the wake-up (TimerFired or the message) to the next TimerStarted, server clock. */
+  readonly wakeToSleepMs: number;
+}
+
+/** Cuts a history into cycles between consecutive TimerStarted events. */
+export function timerCycles(events: readonly HistoryEvent[]): TimerCycle[] {
+  const starts = events.flatMap((e, i) => (e.eventType === EventType.EVENT_TYPE_TIMER_STARTED ? [i] : []));
+  const cycles: TimerCycle[] = [];
+  for (let k = 1; k < starts.length; k++) {
+    const slice = events.slice((starts[k - 1] as number) + 1, (starts[k] as number) + 1);
+    const fired = slice.find((e) => e.eventType === EventType.EVENT_TYPE_TIMER_FIRED);
+    const woke = fired ?? slice[0];
+    cycles.push({
+      events: slice.length,
+      bytes: eventBytes(slice),
+      workflowTasks: slice.filter((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED).length,
+      byType: countByType(slice),
+      wokeBy: fired && !slice.some((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) ? 'timer' : 'message',
+      wakeToSleepMs: woke ? Math.round(eventMs(slice[slice.length - 1] as HistoryEvent) - eventMs(woke)) : NaN,
+    });
+  }
+  return cycles;
+}

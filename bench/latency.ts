@@ -13,8 +13,8 @@ import { spawn as spawnPty, type IPty } from 'node-pty';
 import type { Client } from '@temporalio/client';
 import type { SlotClient } from '../cli/slot-client';
 import { SlotPhaseKey, SlotPromptKey } from '../common/search-attributes';
-import { loginWorkflowId, slotWorkflowId } from '../common/slot';
-import { EventType, activityName, eventMs, historyOf, signalName, timeline } from './history';
+import { slotWorkflowId } from '../common/slot';
+import { EventType, activityName, activityStarted, eventMs, historyOf, lastBefore, taskCompletedBefore, timeline } from './history';
 import { distribution, round, type Target } from './report';
 import { FIXTURE_BIN, PROJECT_ROOT, cpuBetween, cpuSnapshot, inPool, param, runBenchmark, sleep, type Rig } from './rig';
 
@@ -36,6 +36,8 @@ interface Submission {
   /** Epoch ms when submitCode returned (the update completed); the baseline POST's answer. */
   readonly returnedAt: number;
   readonly completed: boolean;
+  /** The update's answer: the CLI's verdict on the code (Temporal only). */
+  readonly answer?: string;
 }
 
 interface InputChunk {
@@ -79,36 +81,50 @@ function arrivalTimes(submissions: readonly Submission[], chunks: readonly Input
 }
 
 /**
- * Cuts the path into steps with the server's event times: the call, the update
- * accepted by the slot, the code signalled to the login child, the activity that
- * types it scheduled, that activity started by the worker, the bytes in the CLI.
+ * Cuts the path into steps with the server's event times, all from the slot's
+ * own history: the call, the workflow task that runs the update (started), the
+ * update accepted (that task completed), the activity that types the code
+ * scheduled (by the same task, if the design holds), that activity started by
+ * the worker holding the PTY, the bytes in the CLI.
  */
-async function breakdown(client: Client, submissions: readonly Submission[], bytesAt: ReadonlyMap<string, number>): Promise<Record<string, ReturnType<typeof distribution>>> {
+async function breakdown(
+  client: Client,
+  submissions: readonly Submission[],
+  bytesAt: ReadonlyMap<string, number>,
+): Promise<{ steps: Record<string, ReturnType<typeof distribution>>; scheduledInAcceptingTask: number; examined: number }> {
   const steps: Record<string, number[]> = {
-    callToUpdateAccepted: [],
-    updateAcceptedToLoginSignalled: [],
-    loginSignalledToActivityScheduled: [],
+    callToUpdateTaskStarted: [],
+    updateTaskStartedToAccepted: [],
+    acceptedToActivityScheduled: [],
     activityScheduledToStarted: [],
     activityStartedToBytes: [],
   };
+  let sameTask = 0;
+  let examined = 0;
   await inPool(submissions, 8, async (s) => {
     const bytes = bytesAt.get(s.slotId);
     if (bytes === undefined) return;
     const slot = await historyOf(client, slotWorkflowId(s.slotId));
-    const login = await historyOf(client, loginWorkflowId(s.slotId, 1));
     const accepted = slot.find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED);
-    const signalled = login.find((e) => signalName(e) === 'loginCode');
-    const scheduled = login.find((e) => activityName(e) === 'submitLoginCode');
-    const started = login.find((e) => e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() === scheduled?.eventId?.toString());
-    if (!accepted || !signalled || !scheduled || !started) return;
-    steps.callToUpdateAccepted!.push(eventMs(accepted) - s.calledAt);
-    steps.updateAcceptedToLoginSignalled!.push(eventMs(signalled) - eventMs(accepted));
-    steps.loginSignalledToActivityScheduled!.push(eventMs(scheduled) - eventMs(signalled));
+    if (!accepted) return;
+    const taskStarted = lastBefore(slot, accepted, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED);
+    const acceptingTask = taskCompletedBefore(slot, accepted);
+    const scheduled = slot.find((e) => activityName(e) === 'submitLoginCode' && Number(e.eventId) > Number(accepted.eventId));
+    const started = activityStarted(slot, scheduled);
+    if (!taskStarted || !scheduled || !started) return;
+    examined++;
+    if (String(scheduled.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId) === String(acceptingTask?.eventId)) sameTask++;
+    steps.callToUpdateTaskStarted!.push(eventMs(taskStarted) - s.calledAt);
+    steps.updateTaskStartedToAccepted!.push(eventMs(accepted) - eventMs(taskStarted));
+    steps.acceptedToActivityScheduled!.push(eventMs(scheduled) - eventMs(accepted));
     steps.activityScheduledToStarted!.push(eventMs(started) - eventMs(scheduled));
     steps.activityStartedToBytes!.push(bytes - eventMs(started));
   });
-  return Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, distribution(v)]));
+  return { steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, distribution(v)])), scheduledInAcceptingTask: sameTask, examined };
 }
+
+const countValues = (values: readonly string[]): Record<string, number> =>
+  values.reduce<Record<string, number>>((acc, v) => ((acc[v] = (acc[v] ?? 0) + 1), acc), {});
 
 const stateOf = (url: string): string => new URL(url).searchParams.get('state') ?? '';
 
@@ -188,13 +204,13 @@ async function temporalLogins(rig: Rig, client: Client, slots: SlotClient, host:
           await sleep(Math.random() * 500);
           const code = `valid-code#${stateOf(waiting.prompt as string)}`;
           const calledAt = Date.now();
-          await slots.submitCode(slotId, code);
+          const result = await slots.submitCode(slotId, code);
           const returnedAt = Date.now();
           const end = await watcher.until(slotId, (s) => s.phase === 'active' || s.phase === 'needs-relogin', 60_000);
           if (end.phase !== 'active') failures.push(`${slotId}: ended ${end.phase}`);
           await slots.retire(slotId, { removeFiles: true });
           if (++done % 50 === 0) rig.note(`temporal: ${done}/${LOGINS} logins`);
-          return { slotId, tail: code.slice(-16), calledAt, returnedAt, completed: end.phase === 'active' };
+          return { slotId, tail: code.slice(-16), calledAt, returnedAt, completed: end.phase === 'active', answer: result.answer };
         } catch (err) {
           failures.push(`${slotId}: ${String(err)}`);
           return undefined;
@@ -340,7 +356,7 @@ await runBenchmark('latency', 15 * 60_000, async (rig) => {
   const steps = await breakdown(client, temporal.submissions, bytesAt);
   // BENCH_LATENCY_TIMELINE=k prints the event timeline of k logins on stderr.
   for (const s of temporal.submissions.slice(0, param('BENCH_LATENCY_TIMELINE', 0))) {
-    const lines = await timeline(client, { slot: slotWorkflowId(s.slotId), login: loginWorkflowId(s.slotId, 1) }, s.calledAt, 400);
+    const lines = await timeline(client, { slot: slotWorkflowId(s.slotId) }, s.calledAt, 400);
     rig.note(`timeline of ${s.slotId} from the submitCode call (bytes at ${(bytesAt.get(s.slotId) ?? NaN) - s.calledAt} ms):\n${lines.join('\n')}`);
   }
   rig.note(`temporal: p99 ${distribution(measured.fromCall).p99} ms from the call (${temporal.failures.length} failures)`);
@@ -383,10 +399,15 @@ await runBenchmark('latency', 15 * 60_000, async (rig) => {
     },
     results: {
       submitToPtyMs: ours,
-      /** submitCode returns when the update completes, which is after the login workflow got the code: bytes often arrive first (negative). */
+      /** submitCode returns when the update completes, i.e. after the CLI's verdict on the code: the bytes arrive before it (negative). */
       submitReturnedToPtyMs: distribution(measured.fromReturn),
-      /** Where the time goes, from the slot's and the login's histories (server event times). */
-      stepsMs: steps,
+      /** submitCode call → the update's answer (the CLI's verdict), as the operator waits for it. */
+      submitCallToAnswerMs: distribution(temporal.submissions.map((s) => s.returnedAt - s.calledAt)),
+      answers: countValues(temporal.submissions.map((s) => s.answer ?? 'none')),
+      /** Where the time goes, from the slot's history (server event times). */
+      stepsMs: steps.steps,
+      /** Logins whose submitLoginCode was scheduled by the very workflow task that accepted the update (of those examined). */
+      activityScheduledInAcceptingTask: { count: steps.scheduledInAcceptingTask, of: steps.examined },
       measuredLogins: measured.fromCall.length,
       loginsCompleted: temporal.submissions.filter((s) => s.completed).length,
       missingArrivals: measured.missing,

@@ -4,8 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import { loginWorkflowId, slotWorkflowId } from '../common/slot';
-import { activityName, eventMs, historyOf, type HistoryEvent } from './history';
+import { slotWorkflowId } from '../common/slot';
+import { activityCompleted, activityName, eventMs, historyOf, type HistoryEvent } from './history';
 import { memoryOf, processesWithEnv, sampleRss } from './process-stats';
 import { distribution, mib, round } from './report';
 import { cpuBetween, cpuSnapshot, param, runBenchmark, settledRss, sleep, untilCount } from './rig';
@@ -29,11 +29,10 @@ function phaseShownAt(events: readonly HistoryEvent[], phase: string): number | 
 }
 
 async function promptTimes(client: Client, slotId: string, provisionedAt: number): Promise<{ shown?: number; read?: number }> {
+  // The login is a step of the slot's own workflow: its activities are in the slot's history.
   const slot = await historyOf(client, slotWorkflowId(slotId));
-  const login = await historyOf(client, loginWorkflowId(slotId, 1));
   const shown = phaseShownAt(slot, 'awaiting-operator');
-  const scheduled = login.find((e) => activityName(e) === 'startLogin');
-  const completed = login.find((e) => e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === scheduled?.eventId?.toString());
+  const completed = activityCompleted(slot, slot.find((e) => activityName(e) === 'startLogin'));
   return {
     ...(shown !== undefined ? { shown: shown - provisionedAt } : {}),
     ...(completed ? { read: eventMs(completed) - provisionedAt } : {}),
@@ -80,7 +79,7 @@ await runBenchmark('logins', 10 * 60_000, async (rig) => {
   const shown = times.map((t) => t.shown).filter((x): x is number => x !== undefined);
   const read = times.map((t) => t.read).filter((x): x is number => x !== undefined);
 
-  // Every session is alive now: the worker holds 50 PTYs, screens and login workflows.
+  // Every session is alive now: the worker holds 50 PTYs, screens and slot workflows (the login is a step of each).
   const inFlightKiB = await settledRss(worker, 5);
   const clis = await processesWithEnv('HOME', `${slotsDir}/`);
   let cliRss = 0;
@@ -140,7 +139,7 @@ await runBenchmark('logins', 10 * 60_000, async (rig) => {
         perSessionKiB: round((inFlightKiB - emptyKiB) / SESSIONS, 0),
         heapUsedMainIsolateMiB: round(sessionsStats.memory.heapUsed / 2 ** 20, 1),
         afterRetireMiB: mib(afterKiB),
-        note: 'per session = (RSS with all sessions in flight − RSS with none) / sessions; it includes the slot and login workflows cached for each (see idle-cost for a sleeping slot alone)',
+        note: 'per session = (RSS with all sessions in flight − RSS with none) / sessions; it includes the slot workflow cached for each (see idle-cost for a sleeping slot alone)',
       },
       loginCliProcesses: {
         count: clis.length,

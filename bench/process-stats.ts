@@ -132,3 +132,13 @@ export function sampleRss(pid: number, everyMs: number): { stop(): number[] } {
     },
   };
 }
+
+/** CPU seconds the whole machine has been busy (all cores, every process: /proc/stat), for "what else ran meanwhile". */
+export async function machineBusySeconds(): Promise<number | undefined> {
+  const text = await readFile('/proc/stat', 'utf8').catch(() => undefined);
+  const fields = text?.split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number);
+  if (!fields || fields.length < 8 || fields.some((x) => !Number.isFinite(x))) return undefined;
+  // user nice system idle iowait irq softirq steal …: everything but idle and iowait.
+  const [user, nice, system, , , irq, softirq, steal] = fields as [number, number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
+}

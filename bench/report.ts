@@ -32,6 +32,9 @@ export interface BenchmarkDocument {
   readonly benchmark: string;
   readonly machine: Machine;
   readonly date: string;
+  /** `git rev-parse --short HEAD` when the benchmark started, and whether the work tree had changes. */
+  readonly code?: string;
+  readonly loadAverage?: { readonly atStart: readonly number[]; readonly atEnd: readonly number[] };
   readonly parameters: Record<string, unknown>;
   readonly results: Record<string, unknown>;
   readonly baseline: Record<string, unknown>;

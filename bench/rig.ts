@@ -1,9 +1,9 @@
 // What every benchmark stands on: its own Temporal dev server, the production
 // worker in a child process (so its RSS and CPU are its own), the fixture CLIs,
 // the local token server, a deadline, and cleanup of everything it started.
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
@@ -13,7 +13,7 @@ import { hostTaskQueue } from '../common/slot';
 import { startDevServer, type DevServer } from '../workers/dev-server';
 import { obtainTemporalCli } from '../workers/temporal-binaries';
 import { startTokenServer, type TokenServer, type TokenServerOptions } from '../test/peers/token-server';
-import { childrenMatching, cpuSecondsOf, cpuWithChildrenOf, processesWithEnv, sampleRss } from './process-stats';
+import { childrenMatching, cpuSecondsOf, cpuWithChildrenOf, machineBusySeconds, processesWithEnv, sampleRss } from './process-stats';
 import { emit, machine, note, type BenchmarkDocument } from './report';
 import type { WorkerRequest, WorkerStats } from './worker-entry';
 
@@ -245,6 +245,9 @@ export async function runBenchmark(
   if (process.env.BENCH_INNER !== '1') return superviseBenchmark(benchmark, deadlineMs);
   const rig = new Rig(benchmark);
   const date = new Date().toISOString();
+  const loadAtStart = loadavg().map((x) => Math.round(x * 100) / 100);
+  // Read before the worker starts: the code it loads is the work tree's at this moment.
+  const codeAtStart = codeVersion();
   const abort = (why: string, code: number): void => {
     rig.note(`${why}: cleaning up`);
     void rig.cleanup().finally(() => process.exit(code));
@@ -254,7 +257,15 @@ export async function runBenchmark(
   let code = 0;
   try {
     const doc = await body(rig);
-    const full: BenchmarkDocument = { benchmark, machine: machine(), date, ...doc };
+    const full: BenchmarkDocument = {
+      benchmark,
+      machine: machine(),
+      date,
+      code: codeAtStart,
+      // 1, 5 and 15 min load averages (/proc/loadavg): the machine is shared, and these include the benchmark itself.
+      loadAverage: { atStart: loadAtStart, atEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
+      ...doc,
+    };
     await new Promise<void>((resolve, reject) => process.send?.(full, (err: Error | null) => (err ? reject(err) : resolve())));
   } catch (err) {
     rig.note(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
@@ -265,6 +276,17 @@ export async function runBenchmark(
   }
   // Connections and the SDK's runtime would keep the process alive.
   process.exit(code);
+}
+
+/** The commit the benchmark ran on, and whether the work tree had changes. */
+function codeVersion(): string {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain'], { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${commit} + uncommitted changes` : commit;
+  } catch {
+    return 'unknown';
+  }
 }
 
 async function superviseBenchmark(benchmark: string, deadlineMs: number): Promise<void> {
@@ -302,6 +324,8 @@ export interface CpuSnapshot {
   readonly worker: { self: number; children: number } | undefined;
   readonly server: number | undefined;
   readonly driver: NodeJS.CpuUsage;
+  /** Busy CPU seconds of the whole machine (every process, ours and others'). */
+  readonly machine: number | undefined;
 }
 
 /** CPU used so far by the worker (and the CLIs it ran), the Temporal server and this process. */
@@ -311,6 +335,7 @@ export async function cpuSnapshot(workerPid: number, serverPid: number | undefin
     worker: await cpuWithChildrenOf(workerPid),
     server: serverPid !== undefined ? await cpuSecondsOf(serverPid) : undefined,
     driver: process.cpuUsage(),
+    machine: await machineBusySeconds(),
   };
 }
 
@@ -322,13 +347,18 @@ export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): Record<string, numbe
   const clis = a.worker && b.worker ? b.worker.children - a.worker.children : NaN;
   const server = a.server !== undefined && b.server !== undefined ? b.server - a.server : NaN;
   const driver = (b.driver.user - a.driver.user + b.driver.system - a.driver.system) / 1e6;
+  const ours = worker + (Number.isFinite(clis) ? clis : 0) + (Number.isFinite(server) ? server : 0) + driver;
+  const machine = a.machine !== undefined && b.machine !== undefined ? b.machine - a.machine : NaN;
   return {
     wallSeconds: r(wall),
     worker: r(worker),
     loginClisExited: r(clis),
     temporalServer: Number.isFinite(server) ? r(server) : null,
     driver: r(driver),
-    coresBusy: r((worker + (Number.isFinite(clis) ? clis : 0) + (Number.isFinite(server) ? server : 0) + driver) / wall),
+    coresBusy: r(ours / wall),
+    /** The whole machine, every process: what else ran on the 2 cores meanwhile is the difference (it includes CLIs still running). */
+    machineCoresBusy: Number.isFinite(machine) ? r(machine / wall) : null,
+    otherCoresBusy: Number.isFinite(machine) ? r(Math.max(machine - ours, 0) / wall) : null,
   };
 }
 
