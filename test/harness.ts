@@ -2,25 +2,27 @@
 // and workers on task queues unique to each test.
 import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, NativeConnection, type WorkflowBundle } from '@temporalio/worker';
+import { NativeConnection, type WorkflowBundle } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import { createSlotWorkers, registerSearchAttributes, WORKFLOWS_PATH, type SlotWorkerOptions, type SlotWorkers } from '../workers/worker';
+import { cachedWorkflowBundle } from '../workers/workflow-bundle';
 
 let bundle: Promise<WorkflowBundle> | undefined;
 /** Bundling takes seconds; every worker in a test file shares one bundle. */
 export const workflowBundle = (): Promise<WorkflowBundle> =>
-  (bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger }));
+  // Built once per set of sources for all test files (and workers), then read from the cache.
+  (bundle ??= cachedWorkflowBundle({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger }).then((c) => c.bundle));
 
 const quietBundlerLogger = {
   log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined,
   warn: (m: string) => console.warn(m), error: (m: string) => console.error(m),
 };
 
-/** A client on the run's dev server, or on `address`. */
-export async function devServerClient(address = inject('temporalAddress')): Promise<{ client: Client; connection: Connection }> {
+/** A client on the run's dev server, or on `address`, bound to `namespace` (@default "default"). */
+export async function devServerClient(address = inject('temporalAddress'), namespace = 'default'): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect({ address });
-  return { client: new Client({ connection }), connection };
+  return { client: new Client({ connection, namespace }), connection };
 }
 
 export const uniqueName = (prefix: string): string => `${prefix}-${randomUUID().slice(0, 8)}`;
@@ -34,16 +36,22 @@ export interface RunningWorkers extends SlotWorkers {
 
 /** Starts slot workers on the run's dev server (or at `address`) with a fresh host name and shared queue. */
 export async function startWorkers(
-  opts: Omit<SlotWorkerOptions, 'connection' | 'namespace' | 'host' | 'sharedTaskQueue'> & { hostName?: string; sharedTaskQueue?: string; address?: string },
+  opts: Omit<SlotWorkerOptions, 'connection' | 'namespace' | 'host' | 'sharedTaskQueue'> & {
+    hostName?: string;
+    sharedTaskQueue?: string;
+    address?: string;
+    /** @default "default" */
+    namespace?: string;
+  },
 ): Promise<RunningWorkers> {
-  const { address = inject('temporalAddress'), ...workerOptions } = opts;
+  const { address = inject('temporalAddress'), namespace = 'default', ...workerOptions } = opts;
   const connection = await NativeConnection.connect({ address });
   const hostName = opts.hostName ?? uniqueName('host');
   const sharedTaskQueue = opts.sharedTaskQueue ?? uniqueName('shared');
   const workers = await createSlotWorkers({
     ...workerOptions,
     connection,
-    namespace: 'default',
+    namespace,
     host: hostName,
     sharedTaskQueue,
     workflowBundle: await workflowBundle(),
