@@ -338,6 +338,20 @@ describe('the temporal CLI', () => {
     expect(before.phase).toBe('awaiting-operator');
     expect(before.prompt?.url).toBe(waiting.prompt.url);
 
+    // What the Web UI's workflow page shows: the current details (the URL, what to do) and
+    // the operator's handlers with descriptions; no internal plumbing among them.
+    const metadata = (await rig.slots.client.workflow.getHandle(`slot:${slotId}`).query('__temporal_workflow_metadata')) as {
+      currentDetails?: string;
+      definition?: { signalDefinitions?: Array<{ name: string; description?: string }>; updateDefinitions?: Array<{ name: string }>; queryDefinitions?: Array<{ name: string }> };
+    };
+    expect(metadata.currentDetails).toContain(waiting.prompt.url);
+    expect(metadata.currentDetails).toContain('awaiting-operator');
+    expect(metadata.currentDetails).toMatch(/submitCode/);
+    const signals = metadata.definition?.signalDefinitions ?? [];
+    expect(signals.map((d) => d.name).sort()).toEqual(['cancelLogin', 'refreshNow', 'relogin', 'retire', 'submitCode']);
+    for (const signal of signals) expect(signal.description?.length ?? 0, signal.name).toBeGreaterThan(20);
+    expect(metadata.definition?.updateDefinitions?.map((d) => d.name)).toEqual(['submitCode']);
+
     // A signal cannot answer: the refusal shows up in status, without the code.
     submittedCodes.add('no-hash');
     const malformed = await runTemporal(temporal, [
