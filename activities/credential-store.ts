@@ -1,9 +1,10 @@
 // A slot's credential file holds the only copy of a rotating refresh token: a torn,
 // empty or world-readable file logs the slot out or leaks it. Everything that reads
-// or writes one goes through here: confined to the slot home, no symlinks, 0600, atomic.
+// or writes one goes through here: confined to the slot home, no symlinks, 0600, atomic,
+// and every path under the home walked through directory descriptors (see walkDirs).
 import { randomBytes } from 'node:crypto';
 import { constants as fsc, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { CredentialStoreError } from '../common/failures';
 import { SlotId } from '../common/schemas';
@@ -26,6 +27,165 @@ const lstatOrUndefined = async (p: string): Promise<Stats | undefined> => {
     throw err;
   }
 };
+
+// ── walking a slot home through directory descriptors ──
+//
+// A check on a path followed by an open of that path is a race: a symlink swapped in
+// between is followed. So every directory under a slot home is opened with
+// O_DIRECTORY|O_NOFOLLOW *relative to the descriptor of its parent*, and files are
+// created, opened, renamed and removed relative to the descriptor of their directory.
+// Node has no openat(2); `/proc/self/fd/<fd>/<name>` is its equivalent on Linux: the
+// kernel resolves `/proc/self/fd/<fd>` to the open directory itself (not by walking
+// its path again), then `<name>` inside it, and O_NOFOLLOW applies to `<name>`.
+// Linux-only, like the slot hosts this service runs on.
+
+/** `name` inside the directory open as `dir`, resolved by the kernel through the descriptor. */
+const inDir = (dir: FileHandle, name: string): string => `/proc/self/fd/${dir.fd}/${name}`;
+
+let procFdChecked: Promise<void> | undefined;
+/** Without /proc every name through a descriptor would look missing; say what is wrong instead. */
+const requireProcFd = (): Promise<void> =>
+  (procFdChecked ??= stat('/proc/self/fd').then(
+    () => undefined,
+    (err: unknown) => {
+      procFdChecked = undefined;
+      throw new CredentialStoreError('write-failed', `slot homes are walked through /proc/self/fd, which this host does not have (${errnoOf(err) ?? 'error'}); the slot host must be Linux with /proc mounted`, undefined, { cause: err });
+    },
+  ));
+
+const DIR_FLAGS = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW;
+/** How often a component that changes between an open and its diagnosis is retried before it is refused. */
+const SWAP_RETRIES = 3;
+
+interface OpenDir {
+  readonly handle: FileHandle;
+  /** Permission bits, from fstat of the open descriptor. */
+  readonly mode: number;
+  /** How messages name it: its path relative to the home, or 'the slot home'. */
+  readonly rel: string;
+}
+
+/** The directories from the home to some file, open, outermost first. Close with closeAll. */
+type DirChain = OpenDir[];
+
+const closeAll = async (chain: readonly OpenDir[]): Promise<void> => {
+  await Promise.all(chain.map((dir) => dir.handle.close().catch(() => undefined)));
+};
+
+interface WalkOptions {
+  /** Create missing directories (0700 whatever the umask) instead of refusing them as `missing`. */
+  readonly create: boolean;
+  /** Begins each refusal, e.g. "refusing to write .oidc/tokens.json". */
+  readonly refusal: string;
+  /** The `file` of the errors. */
+  readonly file: string;
+  /** The code of an unexpected fs error. */
+  readonly failCode: 'read-failed' | 'write-failed';
+}
+
+/**
+ * Opens `name` in `parent` as a directory without following a symlink, creating it
+ * 0700 when asked. `label` names it in messages. A symlink is `symlink`, anything
+ * else `not-a-directory`; something that keeps changing under us is `unsafe-path`.
+ */
+async function openChildDir(parent: FileHandle, name: string, label: string, options: WalkOptions): Promise<OpenDir & { created: boolean }> {
+  const where = inDir(parent, name);
+  let created = false;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const handle = await open(where, DIR_FLAGS);
+      try {
+        const st = await handle.stat();
+        // mkdir's mode is filtered by the umask; a directory we created is made 0700 whatever it is.
+        if (created && (st.mode & 0o7777) !== PRIVATE_DIR) await handle.chmod(PRIVATE_DIR);
+        return { handle, mode: created ? PRIVATE_DIR : st.mode & 0o7777, rel: label, created };
+      } catch (err) {
+        await handle.close().catch(() => undefined);
+        throw err;
+      }
+    } catch (err) {
+      if (err instanceof CredentialStoreError) throw err;
+      const errno = errnoOf(err);
+      if (attempt >= SWAP_RETRIES && (errno === 'ENOENT' || errno === 'ENOTDIR' || errno === 'ELOOP')) {
+        throw new CredentialStoreError('unsafe-path', `${options.refusal}: ${label} kept changing while it was being opened`, options.file, { cause: err });
+      }
+      if (errno === 'ENOENT') {
+        if (!options.create) throw new CredentialStoreError('missing', `${options.refusal}: ${label} does not exist`, options.file, { cause: err });
+        try {
+          await mkdir(where, { mode: PRIVATE_DIR });
+          created = true;
+        } catch (mkdirErr) {
+          if (errnoOf(mkdirErr) !== 'EEXIST') {
+            throw new CredentialStoreError(options.failCode, `${options.refusal}: cannot create ${label}: ${errnoOf(mkdirErr) ?? 'error'}`, options.file, { cause: mkdirErr });
+          }
+        }
+        continue;
+      }
+      // Linux answers ENOTDIR, not ELOOP, for a symlink opened with O_DIRECTORY|O_NOFOLLOW.
+      if (errno === 'ENOTDIR' || errno === 'ELOOP') {
+        const st = await lstatOrUndefined(where).catch(() => undefined);
+        if (st?.isSymbolicLink() === true) {
+          throw new CredentialStoreError('symlink', `${options.refusal}: ${label} is a symlink; symlinks in a slot home are never followed`, options.file, { cause: err });
+        }
+        if (st !== undefined && !st.isDirectory()) throw new CredentialStoreError('not-a-directory', `${options.refusal}: ${label} is not a directory`, options.file, { cause: err });
+        // Gone, or a directory again: it changed since the open; look once more.
+        continue;
+      }
+      throw new CredentialStoreError(options.failCode, `${options.refusal}: cannot open ${label}: ${errno ?? 'error'}`, options.file, { cause: err });
+    }
+  }
+}
+
+/**
+ * Opens the slot home itself without following a symlink at its last component. The
+ * slots directory above it is the operator's (it may itself be a symlink) and is
+ * opened as configured; everything below it is walked by descriptor.
+ */
+async function openHome(home: string, options: WalkOptions): Promise<OpenDir & { created: boolean }> {
+  await requireProcFd();
+  const root = path.resolve(home);
+  let parent: FileHandle;
+  try {
+    parent = await open(path.dirname(root), fsc.O_RDONLY | fsc.O_DIRECTORY);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT' && !options.create) {
+      throw new CredentialStoreError('missing', `${options.refusal}: the slot home ${root} does not exist`, options.file, { cause: err });
+    }
+    throw new CredentialStoreError(options.failCode, `${options.refusal}: cannot open the slots directory ${path.dirname(root)}: ${errnoOf(err) ?? 'error'}`, options.file, { cause: err });
+  }
+  try {
+    return await openChildDir(parent, path.basename(root), 'the slot home', options);
+  } finally {
+    await parent.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Opens the home and each directory of `segments` below it, each relative to the one
+ * before, none through a symlink. Existing directories keep their mode (the 0700 home
+ * shields them); created ones are 0700. The caller closes the chain.
+ */
+async function walkDirs(home: string, segments: readonly string[], options: WalkOptions): Promise<DirChain> {
+  const chain: DirChain = [];
+  try {
+    chain.push(await openHome(home, { ...options, create: false }));
+    for (const segment of segments) {
+      const rel = chain.length === 1 ? segment : `${chain[chain.length - 1]!.rel}/${segment}`;
+      chain.push(await openChildDir(chain[chain.length - 1]!.handle, segment, rel, options));
+    }
+    return chain;
+  } catch (err) {
+    await closeAll(chain);
+    throw err;
+  }
+}
+
+/** The directory segments between the home and `target`, and its file name. */
+function splitTarget(home: string, target: string): { segments: string[]; name: string } {
+  const rel = path.relative(path.resolve(home), target);
+  const parts = rel.split(path.sep).filter((s) => s !== '' && s !== '.');
+  return { segments: parts.slice(0, -1), name: parts[parts.length - 1]! };
+}
 
 /** The slot's home directory under `slotsDir`. Throws `invalid-slot-id` for anything that is not a plain slot id. */
 export function slotHome(slotsDir: string, slotId: string): string {
@@ -63,13 +223,36 @@ export async function ensureSlotHome(slotsDir: string, slotId: string): Promise<
       if (dir === firstCreated || path.dirname(dir) === dir) break;
     }
   }
+  const opened = await openHome(home, { create: true, refusal: `refusing slot home ${home}`, file: home, failCode: 'write-failed' });
   try {
-    await mkdir(home, { mode: PRIVATE_DIR });
+    // An existing home is tightened too: everything secret of the slot lives below it.
+    if (opened.mode !== PRIVATE_DIR) await opened.handle.chmod(PRIVATE_DIR);
   } catch (err) {
-    if (errnoOf(err) !== 'EEXIST') throw new CredentialStoreError('write-failed', `cannot create slot home ${home}`, home, { cause: err });
+    throw new CredentialStoreError('write-failed', `cannot make slot home ${home} private: ${errnoOf(err) ?? 'error'}`, home, { cause: err });
+  } finally {
+    await opened.handle.close().catch(() => undefined);
   }
-  await chmodDirectory(home, PRIVATE_DIR);
   return home;
+}
+
+/**
+ * Makes `relativeDir` (e.g. `.claude`, `.codex/sessions`) exist under the slot home,
+ * creating missing directories 0700, without following a symlink at any component:
+ * a CLI's config directory planted as a link to somewhere else is refused
+ * (`symlink`), never created through. Existing directories keep their mode. Returns
+ * the directory's path.
+ */
+export async function ensureSlotDir(home: string, relativeDir: string): Promise<string> {
+  const target = resolveInSlot(home, relativeDir);
+  const segments = path.relative(path.resolve(home), target).split(path.sep).filter((s) => s !== '');
+  const chain = await walkDirs(home, segments, {
+    create: true,
+    refusal: `refusing to create ${relativeDir} in the slot home`,
+    file: relativeDir,
+    failCode: 'write-failed',
+  });
+  await closeAll(chain);
+  return target;
 }
 
 /**
@@ -121,15 +304,6 @@ export function resolveInSlot(home: string, relPath: string): string {
   return resolved;
 }
 
-/** Directories between the home (included) and the file (excluded), outermost first. */
-function directoriesOnTheWay(home: string, target: string): string[] {
-  const root = path.resolve(home);
-  const dirs = [root];
-  const segments = path.relative(root, path.dirname(target)).split(path.sep).filter((s) => s !== '');
-  for (const segment of segments) dirs.push(path.join(dirs[dirs.length - 1]!, segment));
-  return dirs;
-}
-
 export interface SecretFileStat {
   /** Permission bits of the file (e.g. 0o600). */
   readonly mode: number;
@@ -169,31 +343,30 @@ export async function readSecretFile(home: string, relPath: string, options: Rea
   const target = resolveInSlot(home, relPath);
   const fail = (reason: SecretFileProblem, message: string): ReadSecretFileResult => ({ ok: false, reason, message });
 
-  const dirModes: number[] = [];
-  for (const dir of directoriesOnTheWay(home, target)) {
-    let st: Stats | undefined;
-    try {
-      st = await lstatOrUndefined(dir);
-    } catch (err) {
-      return fail('read-failed', `cannot inspect ${describe(home, dir)}: ${errnoOf(err) ?? 'error'}`);
-    }
-    if (st === undefined) return fail('missing', `${relPath} is missing: ${describe(home, dir)} does not exist`);
-    if (st.isSymbolicLink()) return fail('symlink', `${relPath} is refused: ${describe(home, dir)} is a symlink`);
-    if (!st.isDirectory()) return fail('not-a-directory', `${relPath} is refused: ${describe(home, dir)} is not a directory`);
-    dirModes.push(st.mode & 0o7777);
+  const { segments, name } = splitTarget(home, target);
+  let chain: DirChain;
+  try {
+    chain = await walkDirs(home, segments, { create: false, refusal: `cannot read ${relPath}`, file: relPath, failCode: 'read-failed' });
+  } catch (err) {
+    if (!(err instanceof CredentialStoreError)) throw err;
+    const reason: SecretFileProblem = err.code === 'missing' || err.code === 'symlink' || err.code === 'not-a-directory' ? err.code : 'read-failed';
+    return fail(reason, err.message);
   }
+  const dirModes = chain.map((dir) => dir.mode);
 
   let handle: FileHandle;
   try {
     // O_NONBLOCK: a FIFO planted at the path must not hang the open.
-    handle = await open(target, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+    handle = await open(inDir(chain[chain.length - 1]!.handle, name), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
   } catch (err) {
+    await closeAll(chain);
     const errno = errnoOf(err);
     if (errno === 'ENOENT') return fail('missing', `${relPath} does not exist`);
     if (errno === 'ELOOP') return fail('symlink', `${relPath} is a symlink; refusing to follow it`);
     if (errno === 'ENOTDIR') return fail('not-a-directory', `${relPath} is refused: a parent is not a directory`);
     return fail('read-failed', `cannot open ${relPath}: ${errno ?? 'error'}`);
   }
+  await closeAll(chain);
   try {
     const st = await handle.stat();
     if (!st.isFile()) return fail('not-a-file', `${relPath} is not a regular file`);
@@ -229,32 +402,6 @@ export async function readSecretFile(home: string, relPath: string, options: Rea
 }
 
 const octal = (mode: number): string => `0${mode.toString(8).padStart(3, '0')}`;
-const describe = (home: string, p: string): string => {
-  const rel = path.relative(path.resolve(home), p);
-  return rel === '' ? 'the slot home' : rel;
-};
-
-/**
- * Makes every directory from the home to `target`'s parent exist, creating missing
- * ones 0700. Existing directories keep their mode: the 0700 home already shields them.
- */
-async function ensureParents(home: string, target: string, relPath: string): Promise<void> {
-  for (const dir of directoriesOnTheWay(home, target)) {
-    const st = await lstatOrUndefined(dir);
-    if (st === undefined) {
-      if (dir === path.resolve(home)) throw new CredentialStoreError('missing', `slot home ${dir} does not exist`, relPath);
-      try {
-        await mkdir(dir, { mode: PRIVATE_DIR });
-      } catch (err) {
-        if (errnoOf(err) !== 'EEXIST') throw new CredentialStoreError('write-failed', `cannot create ${describe(home, dir)} for ${relPath}`, relPath, { cause: err });
-      }
-      await chmodDirectory(dir, PRIVATE_DIR);
-      continue;
-    }
-    if (st.isSymbolicLink()) throw new CredentialStoreError('symlink', `refusing to write ${relPath}: ${describe(home, dir)} is a symlink`, relPath);
-    if (!st.isDirectory()) throw new CredentialStoreError('not-a-directory', `refusing to write ${relPath}: ${describe(home, dir)} is not a directory`, relPath);
-  }
-}
 
 const tempPrefix = (target: string): string => `.${path.basename(target)}${TEMP_MARK}`;
 
@@ -265,52 +412,60 @@ const tempPrefix = (target: string): string => `.${path.basename(target)}${TEMP_
  */
 export async function writeSecretFileAtomic(home: string, relPath: string, data: string | Buffer): Promise<string> {
   const target = resolveInSlot(home, relPath);
+  const { segments, name } = splitTarget(home, target);
+  const chain = await walkDirs(home, segments, { create: true, refusal: `refusing to write ${relPath}`, file: relPath, failCode: 'write-failed' });
+  const dir = chain[chain.length - 1]!.handle;
   try {
-    await ensureParents(home, target, relPath);
-    const existing = await lstatOrUndefined(target);
-    if (existing?.isSymbolicLink()) throw new CredentialStoreError('symlink', `refusing to write ${relPath}: it is a symlink`, relPath);
-    if (existing !== undefined && !existing.isFile()) throw new CredentialStoreError('not-a-file', `refusing to write ${relPath}: it is not a regular file`, relPath);
-  } catch (err) {
-    if (err instanceof CredentialStoreError) throw err;
-    throw new CredentialStoreError('write-failed', `cannot prepare to write ${relPath}: ${errnoOf(err) ?? 'error'}`, relPath, { cause: err });
-  }
+    try {
+      const existing = await lstatOrUndefined(inDir(dir, name));
+      if (existing?.isSymbolicLink()) throw new CredentialStoreError('symlink', `refusing to write ${relPath}: it is a symlink`, relPath);
+      if (existing !== undefined && !existing.isFile()) throw new CredentialStoreError('not-a-file', `refusing to write ${relPath}: it is not a regular file`, relPath);
+    } catch (err) {
+      if (err instanceof CredentialStoreError) throw err;
+      throw new CredentialStoreError('write-failed', `cannot prepare to write ${relPath}: ${errnoOf(err) ?? 'error'}`, relPath, { cause: err });
+    }
 
-  const dir = path.dirname(target);
-  const temp = path.join(dir, `${tempPrefix(target)}${randomBytes(8).toString('hex')}`);
-  let handle: FileHandle | undefined;
-  try {
-    // O_EXCL|O_NOFOLLOW: never reuse or write through something already at the temp name.
-    handle = await open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, PRIVATE_FILE);
-    // Before any byte is written, so the secret is never readable under a looser mode.
-    await handle.chmod(PRIVATE_FILE);
-    await handle.writeFile(data);
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
-    // rename replaces a symlink swapped in since the check instead of writing through it.
-    await rename(temp, target);
-  } catch (err) {
-    await handle?.close().catch(() => undefined);
-    await unlink(temp).catch(() => undefined);
-    if (err instanceof CredentialStoreError) throw err;
-    throw new CredentialStoreError('write-failed', `cannot write ${relPath}: ${errnoOf(err) ?? 'error'}; the previous file is untouched`, relPath, { cause: err });
+    const temp = inDir(dir, `${tempPrefix(target)}${randomBytes(8).toString('hex')}`);
+    let handle: FileHandle | undefined;
+    try {
+      // O_EXCL|O_NOFOLLOW: never reuse or write through something already at the temp name.
+      handle = await open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, PRIVATE_FILE);
+      // Before any byte is written, so the secret is never readable under a looser mode.
+      await handle.chmod(PRIVATE_FILE);
+      await handle.writeFile(data);
+      await handle.sync();
+      await handle.close();
+      handle = undefined;
+      // Both names resolve through the same directory descriptor: the rename stays in
+      // the directory that was walked, and replaces a symlink swapped in at the name
+      // since the check instead of writing through it.
+      await rename(temp, inDir(dir, name));
+    } catch (err) {
+      await handle?.close().catch(() => undefined);
+      await unlink(temp).catch(() => undefined);
+      if (err instanceof CredentialStoreError) throw err;
+      if (errnoOf(err) === 'ENOENT') {
+        // Names resolve through the open directory, so ENOENT here means it was removed under us.
+        const where = chain.length === 1 ? 'the slot home' : chain[chain.length - 1]!.rel;
+        throw new CredentialStoreError('unsafe-path', `refusing to write ${relPath}: ${where} was removed or replaced while it was being written; nothing was written`, relPath, { cause: err });
+      }
+      throw new CredentialStoreError('write-failed', `cannot write ${relPath}: ${errnoOf(err) ?? 'error'}; the previous file is untouched`, relPath, { cause: err });
+    }
+    await syncDirectory(dir, relPath);
+  } finally {
+    await closeAll(chain);
   }
-  await syncDirectory(dir, relPath);
   return target;
 }
 
 /** Without it the rename may not survive a power loss even though the data did. */
-async function syncDirectory(dir: string, relPath: string): Promise<void> {
-  let handle: FileHandle | undefined;
+async function syncDirectory(dir: FileHandle, relPath: string): Promise<void> {
   try {
-    handle = await open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
-    await handle.sync();
+    await dir.sync();
   } catch (err) {
     // Some filesystems cannot fsync a directory; the rename is then as durable as they allow.
     if (['EINVAL', 'ENOTSUP', 'EOPNOTSUPP'].includes(errnoOf(err) ?? '')) return;
     throw new CredentialStoreError('dir-sync-failed', `${relPath} was replaced but its directory could not be synced: ${errnoOf(err) ?? 'error'}`, relPath, { cause: err });
-  } finally {
-    await handle?.close().catch(() => undefined);
   }
 }
 
@@ -351,28 +506,63 @@ export async function updateJsonFileAtomic(
  */
 export async function makeSecretFilePrivate(home: string, relPath: string): Promise<void> {
   const target = resolveInSlot(home, relPath);
-  for (const dir of directoriesOnTheWay(home, target)) {
-    const st = await lstatOrUndefined(dir);
-    if (st === undefined) throw new CredentialStoreError('missing', `${relPath} is missing: ${describe(home, dir)} does not exist`, relPath);
-    if (st.isSymbolicLink()) throw new CredentialStoreError('symlink', `${relPath} is refused: ${describe(home, dir)} is a symlink`, relPath);
-    if (!st.isDirectory()) throw new CredentialStoreError('not-a-directory', `${relPath} is refused: ${describe(home, dir)} is not a directory`, relPath);
-  }
-  await chmodDirectory(path.dirname(target), PRIVATE_DIR);
-  let handle: FileHandle;
+  const { segments, name } = splitTarget(home, target);
+  const chain = await walkDirs(home, segments, { create: false, refusal: `cannot make ${relPath} private`, file: relPath, failCode: 'write-failed' });
   try {
-    handle = await open(target, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+    const dir = chain[chain.length - 1]!;
+    if (dir.mode !== PRIVATE_DIR) await dir.handle.chmod(PRIVATE_DIR);
+    let handle: FileHandle;
+    try {
+      handle = await open(inDir(dir.handle, name), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+    } catch (err) {
+      const errno = errnoOf(err);
+      if (errno === 'ENOENT') throw new CredentialStoreError('missing', `${relPath} does not exist`, relPath, { cause: err });
+      if (errno === 'ELOOP') throw new CredentialStoreError('symlink', `${relPath} is a symlink; refusing to follow it`, relPath, { cause: err });
+      throw new CredentialStoreError('write-failed', `cannot open ${relPath}: ${errno ?? 'error'}`, relPath, { cause: err });
+    }
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) throw new CredentialStoreError('not-a-file', `${relPath} is not a regular file`, relPath);
+      if ((st.mode & 0o7777) !== PRIVATE_FILE) await handle.chmod(PRIVATE_FILE);
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
-    const errno = errnoOf(err);
-    if (errno === 'ENOENT') throw new CredentialStoreError('missing', `${relPath} does not exist`, relPath, { cause: err });
-    if (errno === 'ELOOP') throw new CredentialStoreError('symlink', `${relPath} is a symlink; refusing to follow it`, relPath, { cause: err });
-    throw new CredentialStoreError('write-failed', `cannot open ${relPath}: ${errno ?? 'error'}`, relPath, { cause: err });
+    if (err instanceof CredentialStoreError) throw err;
+    throw new CredentialStoreError('write-failed', `cannot make ${relPath} private: ${errnoOf(err) ?? 'error'}`, relPath, { cause: err });
+  } finally {
+    await closeAll(chain);
+  }
+}
+
+/**
+ * Removes `relPath` (a symlink there is removed, never followed) through the
+ * descriptors of its directories, then fsyncs its directory so the removal is
+ * durable. Returns false when there was nothing to remove. A symlinked directory on
+ * the way is refused (`symlink`); other failures are `write-failed`.
+ */
+export async function removeSecretFile(home: string, relPath: string): Promise<boolean> {
+  const target = resolveInSlot(home, relPath);
+  const { segments, name } = splitTarget(home, target);
+  let chain: DirChain;
+  try {
+    chain = await walkDirs(home, segments, { create: false, refusal: `refusing to remove ${relPath}`, file: relPath, failCode: 'write-failed' });
+  } catch (err) {
+    if (err instanceof CredentialStoreError && err.code === 'missing') return false;
+    throw err;
   }
   try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw new CredentialStoreError('not-a-file', `${relPath} is not a regular file`, relPath);
-    if ((st.mode & 0o7777) !== PRIVATE_FILE) await handle.chmod(PRIVATE_FILE);
+    const dir = chain[chain.length - 1]!.handle;
+    try {
+      await unlink(inDir(dir, name));
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return false;
+      throw new CredentialStoreError('write-failed', `cannot remove ${relPath}: ${errnoOf(err) ?? 'error'}`, relPath, { cause: err });
+    }
+    await syncDirectory(dir, relPath);
+    return true;
   } finally {
-    await handle.close();
+    await closeAll(chain);
   }
 }
 
@@ -388,29 +578,40 @@ export interface CleanupOptions {
 export async function cleanupStaleTempFiles(home: string, relPath: string, options: CleanupOptions = {}): Promise<string[]> {
   const olderThanMs = options.olderThanMs ?? 60_000;
   const target = resolveInSlot(home, relPath);
-  const dir = path.dirname(target);
+  const { segments } = splitTarget(home, target);
   const prefix = tempPrefix(target);
-  let names: string[];
+  let chain: DirChain;
   try {
-    names = await readdir(dir);
+    chain = await walkDirs(home, segments, { create: false, refusal: `cannot clean up beside ${relPath}`, file: relPath, failCode: 'read-failed' });
   } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return [];
-    throw new CredentialStoreError('read-failed', `cannot list the directory of ${relPath}`, relPath, { cause: err });
+    if (err instanceof CredentialStoreError && err.code === 'missing') return [];
+    throw err;
   }
+  const dir = chain[chain.length - 1]!.handle;
   const removed: string[] = [];
-  const now = Date.now();
-  for (const name of names) {
-    if (!name.startsWith(prefix) || !/^[0-9a-f]+$/.test(name.slice(prefix.length))) continue;
-    const candidate = path.join(dir, name);
-    const st = await lstatOrUndefined(candidate);
-    // Only plain files we could have made; anything else with that name is not ours to delete.
-    if (st === undefined || !st.isFile() || now - st.mtimeMs < olderThanMs) continue;
+  try {
+    let names: string[];
     try {
-      await unlink(candidate);
-      removed.push(name);
+      names = await readdir(`/proc/self/fd/${dir.fd}`);
     } catch (err) {
-      if (errnoOf(err) !== 'ENOENT') throw new CredentialStoreError('write-failed', `cannot remove ${name} beside ${relPath}`, relPath, { cause: err });
+      throw new CredentialStoreError('read-failed', `cannot list the directory of ${relPath}`, relPath, { cause: err });
     }
+    const now = Date.now();
+    for (const name of names) {
+      if (!name.startsWith(prefix) || !/^[0-9a-f]+$/.test(name.slice(prefix.length))) continue;
+      const candidate = inDir(dir, name);
+      const st = await lstatOrUndefined(candidate);
+      // Only plain files we could have made; anything else with that name is not ours to delete.
+      if (st === undefined || !st.isFile() || now - st.mtimeMs < olderThanMs) continue;
+      try {
+        await unlink(candidate);
+        removed.push(name);
+      } catch (err) {
+        if (errnoOf(err) !== 'ENOENT') throw new CredentialStoreError('write-failed', `cannot remove ${name} beside ${relPath}`, relPath, { cause: err });
+      }
+    }
+  } finally {
+    await closeAll(chain);
   }
   return removed;
 }
