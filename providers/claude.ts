@@ -1,7 +1,7 @@
 // Claude Code: `claude auth login` prints an authorize URL and reads a pasted
 // `<code>#<state>` at a masked prompt; success writes `.credentials.json`.
 import { z } from 'zod';
-import { oauthClassifier } from './oauth';
+import { clampExpiresIn, oauthClassifier, plausibleExpiresAt } from './oauth';
 import type { Provider } from './provider';
 import { binary, escapeRegExp, findLine, lastWords } from './screen-text';
 import { extractUrl } from './screen-url';
@@ -84,10 +84,13 @@ export const claude: Provider = {
   credential: {
     file: `${CONFIG_DIR}/.credentials.json`,
     schema: ClaudeCredentials,
-    facts: (parsed: z.infer<typeof ClaudeCredentials>) => ({
-      expiresAt: parsed.claudeAiOauth.expiresAt,
-      ...(parsed.claudeAiOauth.subscriptionType ? { account: `${parsed.claudeAiOauth.subscriptionType} subscription` } : {}),
-    }),
+    facts: (parsed: z.infer<typeof ClaudeCredentials>) => {
+      const expiresAt = plausibleExpiresAt(parsed.claudeAiOauth.expiresAt);
+      return {
+        ...(expiresAt !== undefined ? { expiresAt } : {}),
+        ...(parsed.claudeAiOauth.subscriptionType ? { account: `${parsed.claudeAiOauth.subscriptionType} subscription` } : {}),
+      };
+    },
   },
   refresh: {
     endpoint: (env) => env.CLAUDE_TOKEN_URL || TOKEN_URL,
@@ -106,7 +109,8 @@ export const claude: Provider = {
           ...file.claudeAiOauth,
           accessToken: tokens.access_token,
           ...(tokens.refresh_token !== undefined ? { refreshToken: tokens.refresh_token } : {}),
-          ...(tokens.expires_in !== undefined ? { expiresAt: now + Math.round(tokens.expires_in * 1000) } : {}),
+          // Clamped (again: the answer may come from the spool): a huge value would fail the file's schema and lose the rotation.
+          ...(tokens.expires_in !== undefined ? { expiresAt: now + Math.round(clampExpiresIn(tokens.expires_in) * 1000) } : {}),
           ...(tokens.scope !== undefined ? { scopes: tokens.scope.split(/\s+/).filter(Boolean) } : {}),
         },
       };

@@ -1,7 +1,7 @@
 // Codex CLI: `codex login --device-auth` shows a verification URL and a
 // one-time code, then polls until the operator approves; success writes `auth.json`.
 import { z } from 'zod';
-import { oauthClassifier } from './oauth';
+import { oauthClassifier, plausibleExpiresAt } from './oauth';
 import type { Provider } from './provider';
 import { binary, findLine, lastWords } from './screen-text';
 import { extractUrl } from './screen-url';
@@ -95,7 +95,7 @@ export const codex: Provider = {
     file: `${HOME_DIR}/auth.json`,
     schema: CodexAuth,
     facts: (parsed: z.infer<typeof CodexAuth>) => {
-      const expiresAt = jwtExpiry(parsed.tokens.access_token);
+      const expiresAt = plausibleExpiresAt(jwtExpiry(parsed.tokens.access_token));
       const lastRefresh = parsed.last_refresh ? Date.parse(parsed.last_refresh) : NaN;
       return {
         ...(expiresAt !== undefined ? { expiresAt } : {}),

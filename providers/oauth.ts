@@ -27,6 +27,33 @@ const RETRY_AFTER_STATUSES = new Set([429, 503]);
 export const MAX_RETRY_AFTER_MS = 60 * 60_000;
 const MAX_DESCRIPTION_CHARS = 200;
 
+/** Longest token lifetime believed (1 year): a larger `expires_in` is clamped to it, so no date derived from it is invalid. */
+export const MAX_TOKEN_EXPIRES_IN_S = 365 * 24 * 3600;
+/** Shortest lifetime believed; a server's 0, negative or 0.0001 counts as this. */
+export const MIN_EXPIRES_IN_S = 1;
+
+/** A server's `expires_in` (seconds) clamped to [1 s, `maxS`]; a number that is not finite counts as `maxS`. */
+export function clampExpiresIn(seconds: number, maxS: number = MAX_TOKEN_EXPIRES_IN_S): number {
+  if (Number.isNaN(seconds)) return maxS;
+  return Math.min(Math.max(seconds, MIN_EXPIRES_IN_S), maxS);
+}
+
+/** `expires_in` as a number of seconds (some servers send a string), clamped; undefined when absent or unreadable. */
+function readExpiresIn(value: unknown): number | undefined {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : NaN;
+  return Number.isNaN(n) ? undefined : clampExpiresIn(n);
+}
+
+/**
+ * An epoch-ms expiry read from a credential file (or a JWT) as the workflow may use it:
+ * undefined unless a positive finite number, and never later than `now` plus the longest
+ * lifetime believed (a file written before the clamp, or by someone else, can say anything).
+ */
+export function plausibleExpiresAt(ms: unknown, now: number = Date.now()): number | undefined {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) return undefined;
+  return Math.min(ms, now + MAX_TOKEN_EXPIRES_IN_S * 1000);
+}
+
 /** The answer as a provider's `classify` receives it. */
 export type TokenEndpointAnswer = Parameters<RefreshSpec['classify']>[0];
 
@@ -35,13 +62,11 @@ const TokenAnswerSchema = z
   .object({
     access_token: z.string().min(1, 'is empty'),
     refresh_token: z.string().min(1, 'is empty').optional(),
-    id_token: z.string().min(1, 'is empty').optional(),
-    // Some servers send the number as a string.
-    expires_in: z
-      .union([z.number(), z.string().regex(/^\d+$/, 'is not a number').transform(Number)])
-      .pipe(z.number().positive('is not positive').finite())
-      .optional(),
-    scope: z.string().optional(),
+    // Not worth a rotated refresh token either: an empty or odd one is dropped (the file keeps its own).
+    id_token: z.unknown().transform((value) => (typeof value === 'string' && value !== '' ? value : undefined)).optional(),
+    // Cosmetic next to a rotated refresh token: clamped, or dropped (expiry unknown) when unreadable, never a refusal.
+    expires_in: z.unknown().transform(readExpiresIn).optional(),
+    scope: z.unknown().transform((value) => (typeof value === 'string' ? value : undefined)).optional(),
   })
   .loose();
 
@@ -92,8 +117,10 @@ export function classifyTokenAnswer(answer: TokenEndpointAnswer, options: Classi
     return { kind: 'permanent', reason: `token endpoint rejected the refresh request (${http}${said})` };
   }
   if (status >= 300 && status < 400) {
-    // Following a redirect would send the refresh token to wherever it points.
-    return { kind: 'permanent', reason: `token endpoint answered ${http} (a redirect); the refresh token is not sent elsewhere: check the endpoint` };
+    // Transient: a redirect says nothing about the refresh token, which was not judged
+    // and still works; calling it dead would page a person and throw a good login away.
+    // It is not followed: that would send the refresh token to wherever it points.
+    return { kind: 'transient', reason: `token endpoint answered ${http} (a redirect, not followed: the refresh token is not sent elsewhere); check the endpoint if it persists` };
   }
   return transient();
 }
@@ -124,7 +151,8 @@ export function classifyDevicePoll(answer: TokenEndpointAnswer): DevicePollVerdi
   if (TRANSIENT_STATUSES.has(status) || status >= 500 || (error && OAUTH_TRANSIENT_CODES.includes(error.code))) {
     return { kind: 'transient', reason: `token endpoint answered ${said}` };
   }
-  if (status >= 300 && status < 400) return { kind: 'refused', reason: `token endpoint answered ${said} (a redirect); the device code is not sent elsewhere: check the endpoint` };
+  // A redirect is not followed (the device code would go with it) and decides nothing: poll again.
+  if (status >= 300 && status < 400) return { kind: 'transient', reason: `token endpoint answered ${said} (a redirect, not followed: the device code is not sent elsewhere)` };
   return { kind: 'refused', reason: `token endpoint refused the device code (${said})` };
 }
 

@@ -2,16 +2,18 @@
 // no vendor CLI, no PTY. Configured per slot (issuer or endpoints, client, scopes,
 // where the tokens go); refreshes rotate, retiring revokes (RFC 7009).
 import { z } from 'zod';
-import { endpointUrlProblem } from './oauth-http';
+import { endpointAllowList, endpointUrlProblem } from './oauth-http';
 import { discoverServer } from './oauth-discovery';
-import { classifyDevicePoll, oauthClassifier } from './oauth';
+import { clampExpiresIn, classifyDevicePoll, oauthClassifier, plausibleExpiresAt } from './oauth';
 import { ProviderEndpointError } from '../common/failures';
 import type { Provider, ProviderFactory, TokenAnswer } from './provider';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const MINUTE = 60_000;
-/** Files the slot itself writes: the tokens may not be stored over them. */
-const RESERVED_FILES = ['slot-status.json', '.agent.env', '.device-login.json'];
+/** The provider's own directory in the slot home: its tokens are stored there and nowhere else. */
+const TOKENS_DIR = '.oidc';
+const TOKEN_FILE_NAME = /^[A-Za-z0-9_-]{1,64}\.json$/;
+const TOKEN_PATH_RULE = `must be a file name inside ${TOKENS_DIR}/ like ${TOKENS_DIR}/tokens.json`;
 
 const isUrl = (value: string): boolean => URL.canParse(value);
 const EndpointUrl = z
@@ -22,14 +24,24 @@ const EndpointUrl = z
 /** RFC 6749 §3.3: printable ASCII except space, `"` and `\`. */
 const ScopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'is not a scope (printable ASCII, no spaces, quotes or backslashes)');
 
-const TokenPath = z
-  .string({ error: 'must be a path relative to the slot home' })
-  .min(1, 'is empty')
-  .max(200, 'is longer than 200 characters')
-  .refine((p) => !p.startsWith('/'), 'must be relative to the slot home, not absolute')
-  .refine((p) => !/[\0\\]/.test(p), 'contains a NUL byte or a backslash')
-  .refine((p) => !p.split('/').some((segment) => segment === '..' || segment === '.' || segment === ''), 'must not contain "..", "." or empty segments')
-  .refine((p) => !RESERVED_FILES.includes(p), `must not be one of the slot's own files (${RESERVED_FILES.join(', ')})`);
+/**
+ * Only `.oidc/<name>.json`: a path anywhere else in the slot home would let a
+ * configuration (and the server's token answer) overwrite `.bashrc`, another
+ * provider's credential or `.ssh/authorized_keys`.
+ */
+const TokenPath = z.string({ error: TOKEN_PATH_RULE }).superRefine((path, ctx) => {
+  const problem = tokenPathProblem(path);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${TOKEN_PATH_RULE} (${problem})` });
+});
+
+function tokenPathProblem(path: string): string | undefined {
+  const prefix = `${TOKENS_DIR}/`;
+  if (!path.startsWith(prefix)) return 'no other place in the slot home';
+  const name = path.slice(prefix.length);
+  if (name.includes('/') || name.includes('\\')) return 'no "..", no other directories';
+  if (!TOKEN_FILE_NAME.test(name)) return '1-64 letters, digits, "_" or "-", then ".json"';
+  return undefined;
+}
 
 /** The per-slot configuration; nothing in it is secret (public clients only). */
 export const OidcDeviceConfig = z
@@ -102,7 +114,7 @@ function idTokenSubject(idToken: string | undefined): string | undefined {
 }
 
 const expiresAt = (tokens: TokenAnswer, now: number): number | undefined =>
-  tokens.expires_in !== undefined ? Math.floor(now / 1000) + Math.round(tokens.expires_in) : undefined;
+  tokens.expires_in !== undefined ? Math.floor(now / 1000) + Math.round(clampExpiresIn(tokens.expires_in)) : undefined;
 
 function forSlot(config: OidcDeviceConfig): Provider {
   const where = config.issuer ? new URL(config.issuer).host : new URL(config.endpoints?.token_endpoint ?? 'http://invalid').host;
@@ -110,12 +122,12 @@ function forSlot(config: OidcDeviceConfig): Provider {
   const scope = config.scopes.length > 0 ? config.scopes.join(' ') : undefined;
 
   /** The server's endpoints: configured, or discovered from the issuer. */
-  async function endpoints(): Promise<{ device?: string; token: string; revocation?: string; grants?: readonly string[] }> {
+  async function endpoints(env: NodeJS.ProcessEnv): Promise<{ device?: string; token: string; revocation?: string; grants?: readonly string[] }> {
     if (config.endpoints) {
       const e = config.endpoints;
       return { device: e.device_authorization_endpoint, token: e.token_endpoint, ...(e.revocation_endpoint ? { revocation: e.revocation_endpoint } : {}) };
     }
-    const metadata = await discoverServer(config.issuer as string);
+    const metadata = await discoverServer(config.issuer as string, endpointAllowList(env));
     return {
       token: metadata.token_endpoint,
       ...(metadata.device_authorization_endpoint ? { device: metadata.device_authorization_endpoint } : {}),
@@ -130,8 +142,8 @@ function forSlot(config: OidcDeviceConfig): Provider {
     login: {
       kind: 'device-flow',
       interaction: 'device-approval',
-      async server() {
-        const found = await endpoints();
+      async server(env) {
+        const found = await endpoints(env);
         const noDeviceFlow = `the issuer ${config.issuer} does not offer the device flow (RFC 8628)`;
         if (!found.device) throw new ProviderEndpointError(`${noDeviceFlow}: its discovery document has no device_authorization_endpoint`, false);
         if (found.grants && !found.grants.includes(DEVICE_GRANT)) {
@@ -171,15 +183,16 @@ function forSlot(config: OidcDeviceConfig): Provider {
       facts: (parsed: OAuthJsonTokens) => {
         const lastRefresh = parsed.last_refresh ? Date.parse(parsed.last_refresh) : NaN;
         const who = idTokenSubject(parsed.id_token);
+        const expiresAt = plausibleExpiresAt(parsed.expires_at !== undefined ? parsed.expires_at * 1000 : undefined);
         return {
-          ...(parsed.expires_at !== undefined ? { expiresAt: parsed.expires_at * 1000 } : {}),
+          ...(expiresAt !== undefined ? { expiresAt } : {}),
           ...(Number.isFinite(lastRefresh) ? { lastRefresh } : {}),
           account: who ? `${who} at ${where}` : `client ${config.clientId} at ${where}`,
         };
       },
     },
     refresh: {
-      endpoint: async () => (await endpoints()).token,
+      endpoint: async (env) => (await endpoints(env)).token,
       // RFC 6749 §6: form-encoded; a public client names itself in the body.
       request: (credential) => ({
         encoding: 'form',
@@ -211,7 +224,7 @@ function forSlot(config: OidcDeviceConfig): Provider {
       env: (credential) => ({ OAUTH_ACCESS_TOKEN: OAuthJsonTokens.parse(credential).access_token }),
     },
     revoke: {
-      endpoint: async () => (await endpoints()).revocation,
+      endpoint: async (env) => (await endpoints(env)).revocation,
       requests(credential) {
         const tokens = OAuthJsonTokens.parse(credential);
         return [

@@ -14,6 +14,10 @@ export type DiscoveryMode = 'ok' | 'html' | 'not-found' | 'no-device-endpoint' |
 export interface ScriptedDeviceServerOptions {
   /** `interval` of the device authorization answer, in seconds. @default 1 */
   readonly intervalSec?: number;
+  /** `expires_in` of the device authorization answer, in seconds. @default 600 */
+  readonly deviceCodeExpiresInSec?: number;
+  /** `expires_in` of the token answers, in seconds. @default 3600 */
+  readonly tokenExpiresInSec?: number;
   /** @default 'ok' */
   readonly discovery?: DiscoveryMode;
 }
@@ -99,7 +103,7 @@ export async function startScriptedDeviceServer(options: ScriptedDeviceServerOpt
           user_code: 'WDJB-MJHT',
           verification_uri: `${issuer}/device`,
           verification_uri_complete: `${issuer}/device?user_code=WDJB-MJHT`,
-          expires_in: 600,
+          expires_in: options.deviceCodeExpiresInSec ?? 600,
           interval: options.intervalSec ?? 1,
         });
       }
@@ -115,7 +119,7 @@ export async function startScriptedDeviceServer(options: ScriptedDeviceServerOpt
         }
         const tokens = { access_token: `at-${randomBytes(16).toString('hex')}`, refresh_token: `rt-${randomBytes(16).toString('hex')}` };
         state.issued.push(tokens);
-        return json(res, 200, { ...tokens, token_type: 'Bearer', expires_in: 3600, scope: 'openid offline_access' });
+        return json(res, 200, { ...tokens, token_type: 'Bearer', expires_in: options.tokenExpiresInSec ?? 3600, scope: 'openid offline_access' });
       }
       if (req.method === 'POST' && path === '/revoke') {
         const form = await readForm(req);

@@ -22,6 +22,10 @@ import { getProvider } from '../../providers';
 import { startScriptedDeviceServer, type ScriptedDeviceServer, type ScriptedDeviceServerOptions } from '../peers/device-server';
 
 const SLOT = 'device-slot';
+/** The scripted server listens on 127.0.0.1, which a worker contacts only when allow-listed. */
+const ALLOW_LOOPBACK = { SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1' };
+/** Host activities act on slot <id> only for the workflow `slot:<id>`. */
+const AS_SLOT_WORKFLOW: Partial<Info> = { workflowExecution: { workflowId: `slot:${SLOT}`, runId: 'run-1' } };
 const TOKENS_FILE = '.oidc/tokens.json';
 const quiet = new DefaultLogger('ERROR');
 
@@ -49,7 +53,8 @@ interface Awaiting {
 async function startedLogin(options: ScriptedDeviceServerOptions = {}, over: Partial<AwaitDeviceApprovalInput> = {}): Promise<Awaiting> {
   server = await startScriptedDeviceServer(options);
   const providerConfig = { issuer: server.issuer, clientId: 'device-client' };
-  const started = await startDeviceLogin({ slotsDir, env: {} }, getProvider('oidc-device', providerConfig), { slotId: SLOT, loginId: 'login-1' });
+  // 1 s polls keep these tests short; the 5 s floor of production is tested in clamps.test.ts.
+  const started = await startDeviceLogin({ slotsDir, env: ALLOW_LOOPBACK, minPollIntervalMs: 1000 }, getProvider('oidc-device', providerConfig), { slotId: SLOT, loginId: 'login-1' });
   const at = Date.now();
   const input: AwaitDeviceApprovalInput = {
     slotId: SLOT,
@@ -66,10 +71,10 @@ async function startedLogin(options: ScriptedDeviceServerOptions = {}, over: Par
 
 /** Runs one attempt of the activity, collecting what it heartbeats. */
 function attempt(input: AwaitDeviceApprovalInput, info: Partial<Info> = {}) {
-  const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 3000, ...info }, { logger: quiet });
+  const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 3000, ...AS_SLOT_WORKFLOW, ...info }, { logger: quiet });
   const beats: DeviceApprovalProgress[] = [];
   env.on('heartbeat', (details: DeviceApprovalProgress) => beats.push(details));
-  const { awaitDeviceApproval } = createDeviceLoginActivities({ slotsDir, env: {}, heartbeatMs: 200 });
+  const { awaitDeviceApproval } = createDeviceLoginActivities({ slotsDir, env: ALLOW_LOOPBACK, heartbeatMs: 200, minPollIntervalMs: 1000 });
   const result: Promise<DeviceApprovalResult> = env.run(awaitDeviceApproval, input);
   return { env, beats, result };
 }
@@ -185,8 +190,8 @@ describe('awaitDeviceApproval', () => {
     expect(replaced).toBeInstanceOf(ApplicationFailure);
     expect(replaced).toMatchObject({ type: 'LoginSessionLost', nonRetryable: true, message: 'the device login was replaced by a newer one (login-1)' });
 
-    const { discardDeviceLogin } = createDeviceLoginActivities({ slotsDir, env: {} });
-    expect(await discardDeviceLogin({ slotId: SLOT, loginId: 'login-1' })).toEqual({ discarded: true });
+    const { discardDeviceLogin } = createDeviceLoginActivities({ slotsDir, env: ALLOW_LOOPBACK });
+    expect(await new MockActivityEnvironment(AS_SLOT_WORKFLOW, { logger: quiet }).run(discardDeviceLogin, { slotId: SLOT, loginId: 'login-1' })).toEqual({ discarded: true });
     const gone = await attempt(input).result.catch((err: unknown) => err);
     expect(gone).toMatchObject({ type: 'LoginSessionLost', nonRetryable: true });
     expect((gone as Error).message).toMatch(/no longer pending on the slot host/);

@@ -22,10 +22,10 @@ describe('oidc-device configuration', () => {
       endpoints: { device_authorization_endpoint: 'http://127.0.0.1:9/device', token_endpoint: 'http://localhost:9/token' },
       clientId: 'c',
       scopes: ['api:read'],
-      tokens: { path: 'agent/oauth.json' },
+      tokens: { path: '.oidc/agent_oauth-2.json' },
     };
-    expect(parseProviderConfig('oidc-device', explicit)).toMatchObject({ ...explicit, tokens: { path: 'agent/oauth.json', format: 'oauth-json' } });
-    expect(getProvider('oidc-device', explicit).credential.file).toBe('agent/oauth.json');
+    expect(parseProviderConfig('oidc-device', explicit)).toMatchObject({ ...explicit, tokens: { path: '.oidc/agent_oauth-2.json', format: 'oauth-json' } });
+    expect(getProvider('oidc-device', explicit).credential.file).toBe('.oidc/agent_oauth-2.json');
   });
 
   const bad: Array<[string, unknown, RegExp]> = [
@@ -38,12 +38,23 @@ describe('oidc-device configuration', () => {
     ['credentials in a URL', { ...valid, issuer: 'https://user:pw@login.example.com' }, /issuer: must be https .*without user or password/],
     ['a missing token endpoint', { clientId: 'c', endpoints: { device_authorization_endpoint: 'https://a/d' } }, /endpoints\.token_endpoint: must be a URL string/],
     ['a scope with a space', { ...valid, scopes: ['openid profile'] }, /scopes\.0: is not a scope/],
-    ['a token path leaving the slot', { ...valid, tokens: { path: '../other/tokens.json' } }, /tokens\.path: must not contain "\.\."/],
-    ['an absolute token path', { ...valid, tokens: { path: '/etc/tokens.json' } }, /tokens\.path: must be relative to the slot home/],
-    ["a token path over the slot's own files", { ...valid, tokens: { path: 'slot-status.json' } }, /tokens\.path: must not be one of the slot's own files/],
+    ['a token path leaving the slot', { ...valid, tokens: { path: '../other/tokens.json' } }, /tokens\.path: must be a file name inside \.oidc\/ like \.oidc\/tokens\.json/],
+    ['an absolute token path', { ...valid, tokens: { path: '/etc/tokens.json' } }, /tokens\.path: must be a file name inside \.oidc\//],
+    ["a token path over the slot's own files", { ...valid, tokens: { path: 'slot-status.json' } }, /tokens\.path: must be a file name inside \.oidc\//],
+    ['a token path that is not a string', { ...valid, tokens: { path: 7 } }, /tokens\.path: must be a file name inside \.oidc\//],
     ['an unknown format', { ...valid, tokens: { format: 'yaml' } }, /tokens\.format: must be "oauth-json"/],
     ['an unknown field', { ...valid, clientSecret: 'x' }, /clientSecret/],
   ];
+  // Issue 11: a token path anywhere in the slot home let the server's access_token land in `.bashrc`.
+  const escapes = ['.bashrc', '.profile', '.claude/.credentials.json', '.ssh/authorized_keys', '../x', '.oidc/../.bashrc', '.oidc/sub/x.json', '.oidc/', '.oidc/.json', '.oidc/tokens.txt', '.oidc/a b.json', `.oidc/${'a'.repeat(65)}.json`];
+  it.each(escapes)('refuses the token path %j: only a file name inside .oidc/', (path) => {
+    expect(() => parseProviderConfig('oidc-device', { ...valid, tokens: { path } })).toThrow(ProviderConfigError);
+    expect(() => parseProviderConfig('oidc-device', { ...valid, tokens: { path } })).toThrow(
+      /^invalid configuration for provider oidc-device: tokens\.path: must be a file name inside \.oidc\/ like \.oidc\/tokens\.json \(/,
+    );
+    expect(() => getProvider('oidc-device', { ...valid, tokens: { path } })).toThrow(ProviderConfigError);
+  });
+
   it.each(bad)('refuses %s, naming the field', (_what, config, message) => {
     const error = (() => {
       try {
@@ -114,7 +125,7 @@ describe('slotctl provision --provider oidc-device', () => {
     await writeFile(file, JSON.stringify({ issuer: 'https://login.example.com', tokens: { path: '../x' } }));
     const bad = await run(['provision', 's1', '--provider', 'oidc-device', '--config', file, '--client-id', 'c', '--scope', 'openid']);
     expect(bad.code).toBe(EXIT.usage);
-    expect(bad.err).toMatch(/tokens\.path: must not contain/);
+    expect(bad.err).toMatch(/tokens\.path: must be a file name inside \.oidc\//);
     await writeFile(file, '{not json');
     expect((await run(['provision', 's1', '--provider', 'oidc-device', '--config', file])).err).toBe(`slotctl: --config ${file}: not valid JSON`);
     // A valid configuration passes validation and only then needs the (absent) server.
