@@ -1,6 +1,6 @@
 // The typed client API for slots: what slotctl uses, and what other services
 // import to start and watch slots themselves. It never handles a token.
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, Connection, type ConnectionOptions, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowNotFoundError, type DataConverter, type TypedSearchAttributes } from '@temporalio/common';
 import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes';
 import {
@@ -19,7 +19,8 @@ import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey
 import { Phase, SlotId } from '../common/schemas';
 import { SHARED_TASK_QUEUE, slotWorkflowId, type Phase as PhaseName } from '../common/slot';
 import { parseProviderConfig, providerNames } from '../providers';
-import { CodeRejectedError, ProviderConfigError, SlotExistsError, SlotInputError, SlotNotFoundError } from '../common/failures';
+import { CodeRejectedError, ProviderConfigError, SlotExistsError, SlotInputError, SlotNotFoundError, TemporalTransportError } from '../common/failures';
+import { explainTlsFailure } from '../workers/tls-handshake';
 import type { SlotInput } from '../common/slot-input';
 
 export { CodeRejectedError, SlotExistsError, SlotInputError, SlotNotFoundError };
@@ -61,8 +62,28 @@ export class SlotClient {
     readonly taskQueue: string = SHARED_TASK_QUEUE,
   ) {}
 
-  static async connect(opts: { address: string; namespace?: string; taskQueue?: string; dataConverter?: DataConverter }): Promise<SlotClient> {
-    const connection = await Connection.connect({ address: opts.address, connectTimeout: '5 seconds' });
+  /** `tls` and `apiKey` as `temporalConnectionOptions(config)` gives them (workers/config.ts). */
+  static async connect(opts: {
+    address: string;
+    namespace?: string;
+    taskQueue?: string;
+    dataConverter?: DataConverter;
+    tls?: ConnectionOptions['tls'];
+    apiKey?: string;
+  }): Promise<SlotClient> {
+    let connection: Connection;
+    try {
+      connection = await Connection.connect({
+        address: opts.address,
+        connectTimeout: '5 seconds',
+        ...(opts.tls ? { tls: opts.tls } : {}),
+        ...(opts.apiKey !== undefined ? { apiKey: opts.apiKey } : {}),
+      });
+    } catch (err) {
+      // gRPC says only "failed to connect before the deadline"; the handshake on its own says why.
+      const reason = await explainTlsFailure(opts.address, opts.tls);
+      throw reason ? new TemporalTransportError(opts.address, reason, { cause: err }) : err;
+    }
     return new SlotClient(
       new Client({ connection, namespace: opts.namespace ?? 'default', ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}) }),
       opts.taskQueue,

@@ -5,10 +5,10 @@ import { Command, CommanderError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import type { SlotStatus, SubmitCodeResult } from '../common/messages';
 import type { Phase } from '../common/slot';
-import { ConfigError, loadConfig, temporalAddress, type Config } from '../workers/config';
+import { ConfigError, loadConfig, temporalAddress, temporalConnectionOptions, type Config } from '../workers/config';
 import { slotDataConverter } from '../workers/encryption';
 import { parseProviderConfig, providerNames } from '../providers';
-import { ProviderConfigError } from '../common/failures';
+import { ProviderConfigError, TemporalTransportError } from '../common/failures';
 import { migrateSlots, type SlotMigration } from './migrate';
 import { CodeRejectedError, parseSlotId, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
 
@@ -207,7 +207,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
   let client: SlotClient | undefined;
   const connect = async (): Promise<SlotClient> =>
     (client ??= await SlotClient.connect({
-      address: temporalAddress(config),
+      ...temporalConnectionOptions(config),
       namespace: config.namespace,
       taskQueue: config.taskQueue,
       // The code travels in an update payload: sealed like everything else when keys are set.
@@ -373,6 +373,16 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     }
     if (err instanceof CodeRejectedError || err instanceof SlotExistsError) {
       io.err(`slotctl: ${message}`);
+      return EXIT.failed;
+    }
+    if (err instanceof TemporalTransportError) {
+      io.err(`slotctl: ${message}`);
+      return EXIT.notFound;
+    }
+    // The client wraps the server's answer: "Failed to connect to Temporal server", cause "16 UNAUTHENTICATED: …".
+    const refusal = [message, err instanceof Error && err.cause instanceof Error ? err.cause.message : ''].find((m) => /UNAUTHENTICATED|PERMISSION_DENIED/.test(m));
+    if (refusal) {
+      io.err(`slotctl: Temporal at ${temporalAddress(config)} refused this client (${refusal}); check TEMPORAL_API_KEY(_FILE), the client certificate and TEMPORAL_NAMESPACE`);
       return EXIT.failed;
     }
     if (/connect|ECONNREFUSED|deadline|unavailable/i.test(message)) {

@@ -53,6 +53,17 @@ export const FailureType = {
   /** A status to be written held something that looks like a token; nothing is written. A bug to report. */
   slotStatusRefused: 'SlotStatusRefused',
 
+  // ── the slot host's own checks ──
+  /**
+   * A host refused a request for a slot: it did not come from the workflow `slot:<id>`,
+   * or its provider or configuration differs from what the host recorded when the slot
+   * was created there (`.slot-record.json`). Nothing was read, sent or written. Operator:
+   * if a slot is to change provider or configuration, retire it with `--remove-files` and
+   * provision it again (or provision it with the old configuration); a request from
+   * another workflow is someone else's doing: find out who started it.
+   */
+  slotRequestRefused: 'SlotRequestRefused',
+
   // ── operator notices ──
   /** The operator webhook could not be reached or refused the notice (4xx: not retried). The notice is in the worker's log anyway. Operator: fix NOTIFY_WEBHOOK_URL. */
   notifyFailed: 'NotifyFailed',
@@ -68,7 +79,7 @@ export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
 export const PERMANENT_REFRESH_FAILURES: readonly string[] = [FailureType.refreshPermanent, FailureType.credentialInvalid];
 
 /** Refresh failures the retry policy must not retry. */
-export const NON_RETRYABLE_REFRESH_FAILURES: readonly string[] = [...PERMANENT_REFRESH_FAILURES, FailureType.refreshMisconfigured, FailureType.slotStatusRefused];
+export const NON_RETRYABLE_REFRESH_FAILURES: readonly string[] = [...PERMANENT_REFRESH_FAILURES, FailureType.refreshMisconfigured, FailureType.slotStatusRefused, FailureType.slotRequestRefused];
 
 /** What the operator should do after a failed login of this type: a new URL does not fix a configuration. */
 export function nextStepAfterLogin(type: string | undefined, slotId: string): string {
@@ -244,6 +255,22 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   constructor(readonly problems: readonly string[]) {
     super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/**
+ * The TLS handshake with the Temporal frontend failed (thrown by SlotClient.connect and the
+ * worker's start-up). The message says which side refused what and which TEMPORAL_TLS_* variable
+ * to fix; it never holds a key or the API key.
+ */
+export class TemporalTransportError extends Error {
+  override readonly name = 'TemporalTransportError';
+  constructor(
+    readonly address: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`TLS to Temporal at ${address} failed: ${reason}`, options);
   }
 }
 

@@ -7,12 +7,21 @@ import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import { createSlotWorkers, registerSearchAttributes, WORKFLOWS_PATH, type SlotWorkerOptions, type SlotWorkers } from '../workers/worker';
 import { cachedWorkflowBundle } from '../workers/workflow-bundle';
+import { TEST_ALLOWED_ENDPOINT_HOSTS } from './worker-process';
 
 let bundle: Promise<WorkflowBundle> | undefined;
 /** Bundling takes seconds; every worker in a test file shares one bundle. */
 export const workflowBundle = (): Promise<WorkflowBundle> =>
   // Built once per set of sources for all test files (and workers), then read from the cache.
   (bundle ??= cachedWorkflowBundle({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger }).then((c) => c.bundle));
+
+let encodedFailuresBundle: Promise<WorkflowBundle> | undefined;
+/** The bundle for workers whose data converter seals failures (keys set): workflow code converts its own failures. */
+const workflowBundleFor = (dataConverter: SlotWorkerOptions['dataConverter']): Promise<WorkflowBundle> => {
+  const failureConverterPath = dataConverter?.failureConverterPath;
+  if (!failureConverterPath) return workflowBundle();
+  return (encodedFailuresBundle ??= cachedWorkflowBundle({ workflowsPath: WORKFLOWS_PATH, failureConverterPath, logger: quietBundlerLogger }).then((c) => c.bundle));
+};
 
 const quietBundlerLogger = {
   log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined,
@@ -50,11 +59,13 @@ export async function startWorkers(
   const sharedTaskQueue = opts.sharedTaskQueue ?? uniqueName('shared');
   const workers = await createSlotWorkers({
     ...workerOptions,
+    // The test peers listen on loopback; a test may name its own list.
+    env: { SLOTS_ALLOWED_ENDPOINT_HOSTS: TEST_ALLOWED_ENDPOINT_HOSTS, ...(workerOptions.env ?? process.env) },
     connection,
     namespace,
     host: hostName,
     sharedTaskQueue,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: await workflowBundleFor(workerOptions.dataConverter),
   });
   const running = workers.run();
   return {

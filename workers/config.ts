@@ -1,11 +1,14 @@
 // Process configuration, parsed once at start-up from the environment. A bad
 // value stops the process with a message naming every offending variable.
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { CODEC_TOKEN_PATTERN } from './codec-server';
 import { loadEncryptionKeys, type EncryptionKey } from './encryption';
 import { PROJECT_ROOT } from './temporal-binaries';
 import { ConfigError } from '../common/failures';
+import { parseAllowedEndpointHosts } from '../providers/oauth-http';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const hostName = z
@@ -19,6 +22,23 @@ export const ConfigSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   /** Frontend port of the embedded dev server. @default 7233 */
   TEMPORAL_PORT: port.default(7233),
+  /**
+   * TLS to TEMPORAL_ADDRESS, `true` or `false`. @default true when another TEMPORAL_TLS_* variable or an API key is set
+   * (as the Temporal CLI and SDKs do); `false` with an API key sends the key in plain text.
+   */
+  TEMPORAL_TLS: z.enum(['true', 'false'], 'must be true or false').optional(),
+  /** PEM file of the CA that signed the server's certificate; unset: the system's roots. */
+  TEMPORAL_TLS_CA_FILE: z.string().optional(),
+  /** PEM client certificate for mTLS; needs TEMPORAL_TLS_KEY_FILE. */
+  TEMPORAL_TLS_CERT_FILE: z.string().optional(),
+  /** PEM private key of TEMPORAL_TLS_CERT_FILE. */
+  TEMPORAL_TLS_KEY_FILE: z.string().optional(),
+  /** Server name checked against the server's certificate (and sent as SNI) instead of the address's host. */
+  TEMPORAL_TLS_SERVER_NAME: z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be a DNS name').optional(),
+  /** API key sent as `Authorization: Bearer …` on every Temporal call (Temporal Cloud); or TEMPORAL_API_KEY_FILE. */
+  TEMPORAL_API_KEY: z.string().regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
+  /** A file holding the API key (surrounding whitespace ignored). */
+  TEMPORAL_API_KEY_FILE: z.string().optional(),
   /** Web UI port of the embedded dev server. @default 8233 */
   TEMPORAL_UI_PORT: port.default(8233),
   /** Interface the embedded dev server binds to. @default "127.0.0.1" */
@@ -33,6 +53,18 @@ export const ConfigSchema = z.object({
   SLOTS_TASK_QUEUE: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'must be letters, digits, dots, dashes or underscores').default('slot-provisioner'),
   /** Worker variables passed to login CLIs, comma-separated names or `PREFIX_*` patterns. @default "" */
   LOGIN_ENV_PASSTHROUGH: z.string().default(''),
+  /**
+   * OAuth endpoint hosts this worker may contact although they resolve to a private,
+   * loopback or link-local address: comma-separated `host` or `host:port` (`[::1]:8443`).
+   * Plain http is allowed only for such hosts on loopback. @default "" (public hosts only)
+   */
+  SLOTS_ALLOWED_ENDPOINT_HOSTS: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      const parsed = parseAllowedEndpointHosts(value);
+      if (!parsed.ok) for (const problem of parsed.problems) ctx.addIssue({ code: 'custom', message: problem });
+    }),
   /** Operator notices (a slot needs a person) are POSTed here as JSON; unset: logged only. */
   NOTIFY_WEBHOOK_URL: z.url('must be a URL').optional(),
   /** Payload encryption keys, `<keyId>:<base64 of 32 bytes>[,…]`, the first one encrypting. Unset: no encryption. */
@@ -41,8 +73,21 @@ export const ConfigSchema = z.object({
   SLOTS_ENCRYPTION_KEYS_FILE: z.string().optional(),
   /** Port of the codec server `npm start` runs for the Web UI when keys are set. @default 8234 */
   CODEC_PORT: port.default(8234),
-  /** When set, the codec server requires `Authorization: Bearer <token>`. */
-  CODEC_SERVER_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /**
+   * The token the codec server requires (`Authorization: Bearer <token>`, or the UI's endpoint
+   * `http://<host>:<port>/<token>`). Required by `npm start` when keys are set.
+   */
+  CODEC_SERVER_TOKEN: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .regex(CODEC_TOKEN_PATTERN, 'must be 16-512 letters, digits or ._~+=- (openssl rand -hex 32)')
+    .optional(),
+  /** `Host` values the codec server answers, comma-separated host:port. @default "127.0.0.1:<CODEC_PORT>,localhost:<CODEC_PORT>" */
+  CODEC_ALLOWED_HOSTS: z.string().optional(),
+  /** Origins (the Web UI's) allowed to call the codec server, comma-separated. @default "http://127.0.0.1:<TEMPORAL_UI_PORT>,http://localhost:<TEMPORAL_UI_PORT>" */
+  CODEC_UI_ORIGINS: z.string().optional(),
+  /** Serve the codec server's `/encode` (the UI encoding signal input). @default false */
+  CODEC_ENABLE_ENCODE: z.enum(['true', 'false'], 'must be true or false').default('false'),
   /**
    * Workflows kept in the worker's memory between tasks. Each sleeping slot held
    * there costs memory; one evicted is replayed from history when it wakes. @default the SDK's (by memory)
@@ -53,11 +98,13 @@ export const ConfigSchema = z.object({
 });
 
 /** Variables whose values are never repeated in an error. */
-const SECRET_VARIABLES = ['SLOTS_ENCRYPTION_KEYS', 'CODEC_SERVER_TOKEN'];
+const SECRET_VARIABLES = ['TEMPORAL_API_KEY', 'SLOTS_ENCRYPTION_KEYS', 'CODEC_SERVER_TOKEN'];
 
 export interface Config {
   readonly temporalAddress: string | undefined;
   readonly namespace: string;
+  /** How clients and workers reach TEMPORAL_ADDRESS; secret (a key, an API key): never log it. */
+  readonly temporalTransport: TemporalTransport;
   readonly devServer: { readonly ip: string; readonly port: number; readonly uiPort: number; readonly dbFile: string };
   readonly dataDir: string;
   readonly slotsDir: string;
@@ -67,12 +114,102 @@ export interface Config {
   readonly notifyWebhookUrl: string | undefined;
   /** Secret: never log the config object whole. */
   readonly encryptionKeys: readonly EncryptionKey[] | undefined;
-  readonly codec: { readonly port: number; readonly bearerToken: string | undefined };
+  readonly codec: {
+    readonly port: number;
+    readonly bearerToken: string | undefined;
+    /** Host header values answered; undefined: 127.0.0.1 and localhost on `port`. */
+    readonly allowedHosts: readonly string[] | undefined;
+    readonly uiOrigins: readonly string[];
+    readonly enableEncode: boolean;
+  };
   readonly loginEnvPassthrough: readonly string[];
   readonly logLevel: z.infer<typeof ConfigSchema>['LOG_LEVEL'];
 }
 
 export { ConfigError };
+
+export interface TemporalTransport {
+  /** `false`: plain gRPC. */
+  readonly tls:
+    | false
+    | {
+        readonly serverRootCACertificate?: Buffer;
+        readonly clientCertPair?: { readonly crt: Buffer; readonly key: Buffer };
+        readonly serverNameOverride?: string;
+      };
+  readonly apiKey: string | undefined;
+}
+
+type ParsedEnv = z.infer<typeof ConfigSchema>;
+
+/** Reads the TLS files and the API key now, so a missing file stops the process at start, naming it. */
+function loadTemporalTransport(c: ParsedEnv): TemporalTransport {
+  const problems: string[] = [];
+  const read = (variable: string, path: string | undefined, mustContain: RegExp, what: string): Buffer | undefined => {
+    if (path === undefined) return undefined;
+    const file = absolute(path);
+    let content: Buffer;
+    try {
+      content = readFileSync(file);
+    } catch (err) {
+      problems.push(`${variable}=${JSON.stringify(path)}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      return undefined;
+    }
+    if (!mustContain.test(content.toString('latin1'))) {
+      problems.push(`${variable}=${JSON.stringify(path)}: ${file} is not a PEM ${what}`);
+      return undefined;
+    }
+    return content;
+  };
+  const ca = read('TEMPORAL_TLS_CA_FILE', c.TEMPORAL_TLS_CA_FILE, /-----BEGIN CERTIFICATE-----/, 'certificate');
+  const crt = read('TEMPORAL_TLS_CERT_FILE', c.TEMPORAL_TLS_CERT_FILE, /-----BEGIN CERTIFICATE-----/, 'certificate');
+  const key = read('TEMPORAL_TLS_KEY_FILE', c.TEMPORAL_TLS_KEY_FILE, /-----BEGIN [A-Z ]*PRIVATE KEY-----/, 'private key');
+  if ((c.TEMPORAL_TLS_CERT_FILE === undefined) !== (c.TEMPORAL_TLS_KEY_FILE === undefined)) {
+    problems.push(
+      c.TEMPORAL_TLS_CERT_FILE === undefined
+        ? 'TEMPORAL_TLS_KEY_FILE is set without TEMPORAL_TLS_CERT_FILE: a client certificate needs both'
+        : 'TEMPORAL_TLS_CERT_FILE is set without TEMPORAL_TLS_KEY_FILE: a client certificate needs both',
+    );
+  }
+  let apiKey = c.TEMPORAL_API_KEY;
+  if (apiKey !== undefined && c.TEMPORAL_API_KEY_FILE !== undefined) {
+    problems.push('TEMPORAL_API_KEY and TEMPORAL_API_KEY_FILE are both set: use one');
+  } else if (c.TEMPORAL_API_KEY_FILE !== undefined) {
+    const file = absolute(c.TEMPORAL_API_KEY_FILE);
+    try {
+      apiKey = readFileSync(file, 'utf8').trim();
+      if (!/^[\x21-\x7e]+$/.test(apiKey)) {
+        problems.push(`TEMPORAL_API_KEY_FILE=${JSON.stringify(c.TEMPORAL_API_KEY_FILE)}: ${file} must hold one key of printable ASCII without spaces`);
+      }
+    } catch (err) {
+      problems.push(`TEMPORAL_API_KEY_FILE=${JSON.stringify(c.TEMPORAL_API_KEY_FILE)}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  const tlsFiles = [c.TEMPORAL_TLS_CA_FILE, c.TEMPORAL_TLS_CERT_FILE, c.TEMPORAL_TLS_KEY_FILE, c.TEMPORAL_TLS_SERVER_NAME].some((v) => v !== undefined);
+  if (c.TEMPORAL_TLS === 'false' && tlsFiles) {
+    problems.push('TEMPORAL_TLS=false contradicts the TEMPORAL_TLS_* variables that are set: remove one or the other');
+  }
+  // As the Temporal CLI and SDKs do: an API key turns TLS on unless it is explicitly off.
+  const tlsOn = c.TEMPORAL_TLS === 'true' || (c.TEMPORAL_TLS === undefined && (tlsFiles || apiKey !== undefined));
+  if ((tlsOn || apiKey !== undefined) && c.TEMPORAL_ADDRESS === undefined) {
+    problems.push(
+      `${tlsOn ? 'TEMPORAL_TLS' : 'TEMPORAL_API_KEY'}: needs TEMPORAL_ADDRESS; the embedded dev server of \`npm start\` is plain gRPC on ${c.TEMPORAL_IP}`,
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    tls: tlsOn
+      ? {
+          ...(ca ? { serverRootCACertificate: ca } : {}),
+          ...(crt && key ? { clientCertPair: { crt, key } } : {}),
+          ...(c.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: c.TEMPORAL_TLS_SERVER_NAME } : {}),
+        }
+      : false,
+    apiKey,
+  };
+}
+
+const list = (value: string): string[] => value.split(',').map((s) => s.trim()).filter(Boolean);
 
 const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(PROJECT_ROOT, path));
 
@@ -98,12 +235,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     throw new ConfigError([(err as Error).message]);
   }
+  const temporalTransport = loadTemporalTransport(c);
   if (c.TEMPORAL_PORT === c.TEMPORAL_UI_PORT) {
     throw new ConfigError([`TEMPORAL_UI_PORT=${c.TEMPORAL_UI_PORT}: must differ from TEMPORAL_PORT`]);
   }
   return {
     temporalAddress: c.TEMPORAL_ADDRESS,
     namespace: c.TEMPORAL_NAMESPACE,
+    temporalTransport,
     devServer: { ip: c.TEMPORAL_IP, port: c.TEMPORAL_PORT, uiPort: c.TEMPORAL_UI_PORT, dbFile: resolve(dataDir, 'temporal.sqlite') },
     dataDir,
     slotsDir: absolute(c.SLOTS_DIR ?? resolve(dataDir, 'slots')),
@@ -112,7 +251,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxCachedWorkflows: c.WORKER_MAX_CACHED_WORKFLOWS,
     notifyWebhookUrl: c.NOTIFY_WEBHOOK_URL,
     encryptionKeys,
-    codec: { port: c.CODEC_PORT, bearerToken: c.CODEC_SERVER_TOKEN },
+    codec: {
+      port: c.CODEC_PORT,
+      bearerToken: c.CODEC_SERVER_TOKEN,
+      allowedHosts: c.CODEC_ALLOWED_HOSTS ? list(c.CODEC_ALLOWED_HOSTS) : undefined,
+      uiOrigins: c.CODEC_UI_ORIGINS ? list(c.CODEC_UI_ORIGINS) : [`http://127.0.0.1:${c.TEMPORAL_UI_PORT}`, `http://localhost:${c.TEMPORAL_UI_PORT}`],
+      enableEncode: c.CODEC_ENABLE_ENCODE === 'true',
+    },
     loginEnvPassthrough: c.LOGIN_ENV_PASSTHROUGH.split(',').map((s) => s.trim()).filter(Boolean),
     logLevel: c.LOG_LEVEL,
   };
@@ -121,6 +266,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 /** The address clients and workers dial. */
 export const temporalAddress = (config: Config): string =>
   config.temporalAddress ?? `${config.devServer.ip}:${config.devServer.port}`;
+
+/**
+ * Connection options for `NativeConnection.connect` and `Connection.connect` alike: every
+ * worker and client made from configuration dials through this.
+ */
+export const temporalConnectionOptions = (
+  config: Config,
+): { address: string; tls?: NonNullable<Exclude<TemporalTransport['tls'], false>> | true; apiKey?: string } => {
+  const { tls, apiKey } = config.temporalTransport;
+  return {
+    address: temporalAddress(config),
+    ...(tls ? { tls: Object.keys(tls).length > 0 ? tls : true } : {}),
+    ...(apiKey !== undefined ? { apiKey } : {}),
+  };
+};
 
 /** For process entry points: the configuration, or a message naming what is wrong and exit code 2. */
 export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {

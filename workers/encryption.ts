@@ -3,7 +3,8 @@
 // is configured. The key id rides in the payload's metadata, so keys can rotate.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { METADATA_ENCODING_KEY, type Payload, type PayloadCodec } from '@temporalio/common';
+import { fileURLToPath } from 'node:url';
+import { METADATA_ENCODING_KEY, type DataConverter, type Payload, type PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { EncryptionConfigError, PayloadDecryptionError } from '../common/failures';
 
@@ -115,7 +116,20 @@ export class AesGcmPayloadCodec implements PayloadCodec {
   }
 }
 
-/** The data converter for clients and workers: encryption when keys are configured, the default otherwise. */
-export function slotDataConverter(keys: readonly EncryptionKey[] | undefined): { payloadCodecs?: PayloadCodec[] } {
-  return keys && keys.length > 0 ? { payloadCodecs: [new AesGcmPayloadCodec(keys)] } : {};
+/**
+ * Exports `failureConverter`: failure messages and stacks ride in `encodedAttributes`,
+ * so the codec seals them too. Workers pass it to the workflow bundle as well
+ * (`bundleWorkflowCode({ failureConverterPath })`): failures raised in workflow code
+ * are converted inside the sandbox.
+ */
+export const ENCODED_FAILURE_CONVERTER_PATH = fileURLToPath(new URL('./failure-converter.cjs', import.meta.url));
+
+/**
+ * The data converter for clients and workers: when keys are configured, payloads are
+ * encrypted and so are failure messages and stacks; the default otherwise.
+ */
+export function slotDataConverter(keys: readonly EncryptionKey[] | undefined): DataConverter {
+  return keys && keys.length > 0
+    ? { payloadCodecs: [new AesGcmPayloadCodec(keys)], failureConverterPath: ENCODED_FAILURE_CONVERTER_PATH }
+    : {};
 }

@@ -1,6 +1,6 @@
 // `npm start`: the embedded default. Starts a local Temporal dev server (SQLite
 // under DATA_DIR, Web UI) and a worker; with TEMPORAL_ADDRESS, only the worker.
-import { loadConfigOrExit, type Config } from './config';
+import { ConfigError, loadConfigOrExit, type Config } from './config';
 import { startCodecServer, type CodecServer } from './codec-server';
 import { startDevServer, type DevServer } from './dev-server';
 import { AesGcmPayloadCodec } from './encryption';
@@ -15,13 +15,15 @@ async function main(config: Config): Promise<void> {
   let codec: CodecServer | undefined;
   if (config.encryptionKeys) {
     // The UI runs in the operator's browser and asks this server to decode what it shows.
-    const uiOrigins = [`http://localhost:${config.devServer.uiPort}`, `http://127.0.0.1:${config.devServer.uiPort}`];
+    // It holds the keys: it needs a token (ConfigError naming CODEC_SERVER_TOKEN without one).
     codec = await startCodecServer({
       codec: new AesGcmPayloadCodec(config.encryptionKeys),
-      corsOrigins: uiOrigins,
+      corsOrigins: config.codec.uiOrigins,
       host: config.devServer.ip,
       port: config.codec.port,
-      ...(config.codec.bearerToken ? { bearerToken: config.codec.bearerToken } : {}),
+      bearerToken: config.codec.bearerToken ?? '',
+      enableEncode: config.codec.enableEncode,
+      ...(config.codec.allowedHosts ? { allowedHosts: config.codec.allowedHosts } : {}),
     });
     log.info({ url: codec.url }, 'codec server for the Web UI');
   }
@@ -35,7 +37,8 @@ async function main(config: Config): Promise<void> {
       uiPort: config.devServer.uiPort,
       dbFile: config.devServer.dbFile,
       namespace: config.namespace,
-      ...(codec ? { uiCodecEndpoint: codec.url } : {}),
+      // The UI cannot send a fixed Authorization header: the token rides in the endpoint's path.
+      ...(codec && config.codec.bearerToken ? { uiCodecEndpoint: `${codec.url}/${config.codec.bearerToken}` } : {}),
     });
     process.stderr.write(
       [
@@ -63,4 +66,9 @@ async function main(config: Config): Promise<void> {
   }
 }
 
-await main(loadConfigOrExit());
+await main(loadConfigOrExit()).catch((err: unknown) => {
+  // A configuration found wrong at start (the codec server's token): its message, exit code 2.
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`${err.message}\n`);
+  process.exit(2);
+});

@@ -4,7 +4,7 @@
 import { Connection } from '@temporalio/client';
 // CommonJS: Node's ESM loader cannot see its named exports.
 import proto from '@temporalio/proto';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
@@ -14,9 +14,12 @@ import { LoginSessions } from '../activities/login-session';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
 import { SHARED_TASK_QUEUE, hostTaskQueue, sessionTaskQueue } from '../common/slot';
 import type { DataConverter } from '@temporalio/common';
-import { loadConfigOrExit, temporalAddress, type Config } from './config';
+import { TemporalTransportError } from '../common/failures';
+import { loadConfigOrExit, temporalAddress, temporalConnectionOptions, type Config } from './config';
 import { slotDataConverter } from './encryption';
 import { createLogger, installRuntimeLogger } from './logger';
+import { explainTlsFailure } from './tls-handshake';
+import { cachedWorkflowBundle } from './workflow-bundle';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -43,6 +46,8 @@ export interface SlotWorkerOptions {
   /** A pre-built bundle saves seconds per worker in tests. */
   readonly workflowBundle?: WorkflowBundle;
   readonly heartbeatMs?: number;
+  /** The least time between device-flow polls, whatever a server asks (tests lower it). @default 5000 */
+  readonly minPollIntervalMs?: number;
   /** Logger for operator notices. */
   readonly log?: PinoLogger;
   /** Operator notices are POSTed here as JSON. */
@@ -83,6 +88,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     env: opts.env ?? process.env,
     envPassthrough: opts.envPassthrough ?? [],
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
+    ...(opts.minPollIntervalMs !== undefined ? { minPollIntervalMs: opts.minPollIntervalMs } : {}),
   };
   const shared = await Worker.create({
     connection: opts.connection,
@@ -164,8 +170,9 @@ export async function registerSearchAttributes(connection: Connection, namespace
   return missing.map((key) => key.name);
 }
 
-async function ensureSearchAttributes(address: string, namespace: string, log: PinoLogger): Promise<void> {
-  const connection = await Connection.connect({ address });
+async function ensureSearchAttributes(config: Config, log: PinoLogger): Promise<void> {
+  const namespace = config.namespace;
+  const connection = await Connection.connect(temporalConnectionOptions(config));
   try {
     const added = await registerSearchAttributes(connection, namespace);
     if (added.length > 0) log.info({ added }, 'registered search attributes');
@@ -183,11 +190,23 @@ export async function runWorker(
   bundle: { preloadModules?: string[] } = {},
 ): Promise<void> {
   const address = temporalAddress(config);
-  await ensureSearchAttributes(address, config.namespace, log);
-  const conn = connection ?? (await NativeConnection.connect({ address }));
-  // Bundled here so webpack's report goes to debug, not into every start-up's output.
-  const workflowBundle = await bundleWorkflowCode({
+  let conn: NativeConnection;
+  try {
+    await ensureSearchAttributes(config, log);
+    conn = connection ?? (await NativeConnection.connect(temporalConnectionOptions(config)));
+  } catch (err) {
+    // The gRPC errors do not say which side of a TLS handshake refused what; the handshake on its own does.
+    const reason = await explainTlsFailure(address, temporalConnectionOptions(config).tls);
+    throw reason ? new TemporalTransportError(address, reason, { cause: err }) : err;
+  }
+  const dataConverter = slotDataConverter(config.encryptionKeys);
+  // Built once per set of sources and cached (.cache/workflow-bundles): a restart polls in
+  // a second instead of webpacking for several. Webpack's report goes to debug.
+  const started = Date.now();
+  const { bundle: workflowBundle, built, file: bundleFile } = await cachedWorkflowBundle({
     workflowsPath: WORKFLOWS_PATH,
+    // Failures raised in workflow code are converted in the sandbox: with keys, their messages are sealed too.
+    ...(dataConverter.failureConverterPath ? { failureConverterPath: dataConverter.failureConverterPath } : {}),
     ...(bundle.preloadModules?.length ? { preloadModules: bundle.preloadModules } : {}),
     logger: {
       log: (level, message) => log.debug({ level }, message),
@@ -198,6 +217,7 @@ export async function runWorker(
       error: (m) => log.error(m),
     },
   });
+  log.debug({ bundleFile, built, ms: Date.now() - started }, built ? 'workflow bundle built and cached' : 'workflow bundle from the cache');
   const workers = await createSlotWorkers({
     workflowBundle,
     connection: conn,
@@ -208,11 +228,11 @@ export async function runWorker(
     envPassthrough: config.loginEnvPassthrough,
     log,
     ...(config.notifyWebhookUrl ? { notifyWebhookUrl: config.notifyWebhookUrl } : {}),
-    dataConverter: slotDataConverter(config.encryptionKeys),
+    dataConverter,
     ...(config.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: config.maxCachedWorkflows } : {}),
   });
   log.info(
-    { address, namespace: config.namespace, sharedQueue: config.taskQueue, hostQueue: hostTaskQueue(config.slotHost), sessionQueue: workers.sessionQueue, slotsDir: config.slotsDir },
+    { address, tls: Boolean(config.temporalTransport.tls), apiKey: config.temporalTransport.apiKey !== undefined, namespace: config.namespace, sharedQueue: config.taskQueue, hostQueue: hostTaskQueue(config.slotHost), sessionQueue: workers.sessionQueue, slotsDir: config.slotsDir },
     `worker polling${config.encryptionKeys ? ` (payloads encrypted with key "${config.encryptionKeys[0]?.id}")` : ''}`,
   );
   await workers.run();
@@ -223,5 +243,10 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const config = loadConfigOrExit();
   const log = createLogger(config.logLevel);
   installRuntimeLogger(log);
-  await runWorker(config, log);
+  await runWorker(config, log).catch((err: unknown) => {
+    if (!(err instanceof TemporalTransportError)) throw err;
+    // A configuration problem, not a crash: say it in one line.
+    process.stderr.write(`${err.message}\n`);
+    process.exit(2);
+  });
 }

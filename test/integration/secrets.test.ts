@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from '@temporalio/client';
+import type { Payload } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SlotClient } from '../../cli/slot-client';
 import { slotWorkflowId } from '../../common/slot';
@@ -26,6 +27,8 @@ const PLANTED = {
   accessToken: 'sk-ant-oat01-PLANTEDACCESS-3f9a1c7e5b2d',
   refreshToken: 'sk-ant-ort01-PLANTEDREFRESH-7d2b4e6f8a1c',
 };
+/** Words of the token server's error text, which travel in a failure message (sealed when keys are set). */
+const FAILURE_MARKER = 'PLANTEDFAILURE-2c7e9a';
 
 /** Every string in a JSON document, plus what its base64 decodes to: payload bytes are base64 in JSON. */
 function readable(json: unknown): string {
@@ -110,6 +113,18 @@ describe('secrets never leave the slot host in clear', () => {
     const onDisk = await readFile(join(slotsDir, slotId, '.claude', '.credentials.json'), 'utf8');
     expect(onDisk).toContain(grant?.refreshToken);
 
+    // A refresh the server refuses, quoting the refresh token it was sent in its error text:
+    // the activity's failure carries the server's words into history.
+    server.script([
+      {
+        status: 400,
+        body: JSON.stringify({ error: 'invalid_grant', error_description: `${FAILURE_MARKER}: refresh token ${grant?.refreshToken} was revoked` }),
+      },
+    ]);
+    await slots.refreshNow(slotId);
+    const failed = await slots.waitFor(slotId, (s) => s.lastOutcome?.message.startsWith('refresh failed permanently') === true, { timeoutMs: 20_000, pollMs: 100 });
+    expect(failed.reached).toBe(true);
+
     // One workflow holds the slot's whole life: login, code, refreshes.
     const ids = [slotWorkflowId(slotId)];
     const places: Record<string, string> = {};
@@ -138,6 +153,26 @@ describe('secrets never leave the slot host in clear', () => {
     // The search is not blind: the worker did log at trace level, and the histories are there.
     expect(places['worker log']?.length).toBeGreaterThan(10_000);
     expect(places[`history of ${slotWorkflowId(slotId)}`]).toContain('binary/encrypted');
+
+    // Failure messages and stacks are sealed like payloads: the raw history has only "Encoded failure"
+    // and an encrypted `encodedAttributes`; the server's words are not readable there.
+    const raw = await plain.workflowService.getWorkflowExecutionHistory({ namespace: 'default', execution: { workflowId: slotWorkflowId(slotId) } });
+    const failures = (raw.history?.events ?? []).flatMap((e) => (e.activityTaskFailedEventAttributes?.failure ? [e.activityTaskFailedEventAttributes.failure] : []));
+    expect(failures.length).toBeGreaterThan(0);
+    for (const failure of failures) {
+      expect(failure.message).toBe('Encoded failure');
+      expect(failure.stackTrace ?? '').toBe('');
+      expect(Buffer.from(failure.encodedAttributes?.metadata?.encoding ?? new Uint8Array()).toString()).toBe('binary/encrypted');
+    }
+    expect(places[`history of ${slotWorkflowId(slotId)}`]).not.toContain(FAILURE_MARKER);
+    // Opened with the keys, the failure says what the server said, with the token scrubbed from it.
+    const [attributes] = await new AesGcmPayloadCodec(parseEncryptionKeys(KEYS)).decode(failures.map((f) => f.encodedAttributes as Payload).slice(-1));
+    const opened = JSON.parse(Buffer.from(attributes?.data ?? new Uint8Array()).toString('utf8')) as { message: string; stack_trace: string };
+    expect(opened.message).toContain(FAILURE_MARKER);
+    expect(opened.stack_trace.length).toBeGreaterThan(0);
+    for (const secret of secrets) expect(opened.message.includes(secret) || opened.stack_trace.includes(secret)).toBe(false);
+    // The workflow (its worker holds the keys) read the message as the server put it, and told the operator.
+    expect(failed.status.lastOutcome?.message).toContain(FAILURE_MARKER);
 
     // With the codec, the same history decodes, and the operator's code is in it (in the update to the slot).
     const decoded = await slots.client.workflow.getHandle(slotWorkflowId(slotId)).fetchHistory();

@@ -1,7 +1,9 @@
-import { readFile } from 'node:fs/promises';
-import { describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ConfigError, ConfigSchema, loadConfig, temporalAddress } from '../../workers/config';
+import { ConfigError, ConfigSchema, loadConfig, temporalAddress, temporalConnectionOptions } from '../../workers/config';
 import { PROJECT_ROOT } from '../../workers/temporal-binaries';
 
 describe('configuration', () => {
@@ -36,6 +38,90 @@ describe('configuration', () => {
   });
 });
 
+describe('Temporal transport (TLS, mTLS, API key)', () => {
+  const address = { TEMPORAL_ADDRESS: 'temporal.example:7233' };
+  let dir: string;
+  const CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  const KEY = '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n';
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'config-tls-'));
+    await writeFile(join(dir, 'ca.pem'), CERT);
+    await writeFile(join(dir, 'client.pem'), CERT);
+    await writeFile(join(dir, 'client.key'), KEY);
+    await writeFile(join(dir, 'api-key'), 'tmprl-key-from-file\n');
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+  const problemsOf = (env: NodeJS.ProcessEnv): string => {
+    try {
+      loadConfig(env);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as ConfigError).problems.join('\n');
+    }
+    throw new Error('loadConfig accepted the environment');
+  };
+
+  it('is plain gRPC by default, and so is the embedded dev server', () => {
+    expect(temporalConnectionOptions(loadConfig({}))).toEqual({ address: '127.0.0.1:7233' });
+    expect(temporalConnectionOptions(loadConfig(address))).toEqual({ address: 'temporal.example:7233' });
+    expect(problemsOf({ TEMPORAL_TLS: 'true' })).toMatch(/TEMPORAL_TLS: needs TEMPORAL_ADDRESS; the embedded dev server/);
+    expect(problemsOf({ TEMPORAL_TLS: 'yes', ...address })).toMatch(/TEMPORAL_TLS="yes": must be true or false/);
+  });
+
+  it('reads the CA, the client certificate pair and the server name into the options of every connection', () => {
+    const options = temporalConnectionOptions(
+      loadConfig({
+        ...address,
+        TEMPORAL_TLS_CA_FILE: join(dir, 'ca.pem'),
+        TEMPORAL_TLS_CERT_FILE: join(dir, 'client.pem'),
+        TEMPORAL_TLS_KEY_FILE: join(dir, 'client.key'),
+        TEMPORAL_TLS_SERVER_NAME: 'frontend.internal',
+      }),
+    );
+    expect(options.tls).toEqual({
+      serverRootCACertificate: Buffer.from(CERT),
+      clientCertPair: { crt: Buffer.from(CERT), key: Buffer.from(KEY) },
+      serverNameOverride: 'frontend.internal',
+    });
+    expect(temporalConnectionOptions(loadConfig({ ...address, TEMPORAL_TLS: 'true' })).tls).toBe(true);
+  });
+
+  it('wants a client certificate and its key both or neither', () => {
+    expect(problemsOf({ ...address, TEMPORAL_TLS_CERT_FILE: join(dir, 'client.pem') })).toMatch(
+      /TEMPORAL_TLS_CERT_FILE is set without TEMPORAL_TLS_KEY_FILE/,
+    );
+    expect(problemsOf({ ...address, TEMPORAL_TLS_KEY_FILE: join(dir, 'client.key') })).toMatch(
+      /TEMPORAL_TLS_KEY_FILE is set without TEMPORAL_TLS_CERT_FILE/,
+    );
+  });
+
+  it('names the variable and the path of a file it cannot read or that holds the wrong thing', () => {
+    const missing = join(dir, 'nope.pem');
+    const problems = problemsOf({ ...address, TEMPORAL_TLS_CA_FILE: missing, TEMPORAL_TLS_CERT_FILE: join(dir, 'client.key'), TEMPORAL_TLS_KEY_FILE: join(dir, 'client.pem') });
+    expect(problems).toContain(`TEMPORAL_TLS_CA_FILE="${missing}": cannot read ${missing}: ENOENT`);
+    expect(problems).toContain(`TEMPORAL_TLS_CERT_FILE="${join(dir, 'client.key')}": ${join(dir, 'client.key')} is not a PEM certificate`);
+    expect(problems).toContain(`TEMPORAL_TLS_KEY_FILE="${join(dir, 'client.pem')}": ${join(dir, 'client.pem')} is not a PEM private key`);
+    expect(problemsOf({ ...address, TEMPORAL_API_KEY_FILE: missing })).toContain(`TEMPORAL_API_KEY_FILE="${missing}": cannot read ${missing}: ENOENT`);
+  });
+
+  it('takes an API key from the variable or a file, not both, turns TLS on like the Temporal CLI, and never repeats it', () => {
+    const fromFile = temporalConnectionOptions(loadConfig({ ...address, TEMPORAL_API_KEY_FILE: join(dir, 'api-key') }));
+    expect(fromFile).toEqual({ address: 'temporal.example:7233', tls: true, apiKey: 'tmprl-key-from-file' });
+    // Only an explicit TEMPORAL_TLS=false sends the key without TLS (a proxy terminating TLS on the same host).
+    expect(temporalConnectionOptions(loadConfig({ ...address, TEMPORAL_API_KEY: 'tmprl-secret-1', TEMPORAL_TLS: 'false' }))).toEqual({
+      address: 'temporal.example:7233',
+      apiKey: 'tmprl-secret-1',
+    });
+    expect(problemsOf({ ...address, TEMPORAL_API_KEY: 'tmprl-secret-1', TEMPORAL_API_KEY_FILE: join(dir, 'api-key') })).toMatch(
+      /TEMPORAL_API_KEY and TEMPORAL_API_KEY_FILE are both set: use one/,
+    );
+    const bad = problemsOf({ ...address, TEMPORAL_API_KEY: 'tmprl secret with spaces' });
+    expect(bad).toMatch(/TEMPORAL_API_KEY=\(hidden\): must be printable ASCII/);
+    expect(bad).not.toContain('secret with spaces');
+    expect(problemsOf({ ...address, TEMPORAL_TLS: 'false', TEMPORAL_TLS_CA_FILE: join(dir, 'ca.pem') })).toMatch(/TEMPORAL_TLS=false contradicts/);
+  });
+});
+
 describe('docker-compose.yml', () => {
   it('runs Temporal on PostgreSQL, the Web UI and a worker configured with variables the worker reads', async () => {
     const compose = parse(await readFile(`${PROJECT_ROOT}/docker-compose.yml`, 'utf8')) as {
@@ -50,6 +136,9 @@ describe('docker-compose.yml', () => {
     expect(temporal?.environment?.POSTGRES_SEEDS).toBe('postgresql');
     expect(ui?.image).toMatch(/^temporalio\/ui:/);
     expect(ui?.environment?.TEMPORAL_ADDRESS).toBe('temporal:7233');
+    // Published on this host only: a plain frontend on every interface hands the slots to the network.
+    expect(temporal?.ports).toEqual(['127.0.0.1:7233:7233']);
+    expect(ui?.ports).toEqual(['127.0.0.1:8233:8080']);
     expect(worker?.build).toBe('.');
 
     // Every variable given to the worker is one it reads, and the values parse.
