@@ -6,6 +6,7 @@ import { FailureType, ProviderConfigError, UnknownProviderError } from '../commo
 import { getProvider } from '../providers';
 import type { CredentialFacts, Provider } from '../providers/provider';
 import { makeSecretFilePrivate, readSecretFile, slotHome } from './credential-store';
+import { checkSlotRequest } from './slot-record';
 
 export interface VerifyCredentialInput {
   readonly slotId: string;
@@ -28,6 +29,7 @@ const invalid = (message: string): ApplicationFailure =>
 
 export function createCredentialActivities(deps: { readonly slotsDir: string }) {
   async function verifyCredential(input: VerifyCredentialInput): Promise<CredentialSummary> {
+    await checkSlotRequest(deps, input);
     let provider: Provider;
     try {
       provider = getProvider(input.provider, input.providerConfig);
@@ -74,6 +76,7 @@ export function createCredentialActivities(deps: { readonly slotsDir: string }) 
 
   /** Retiring a slot with `removeFiles`: its home, credentials included, goes. */
   async function removeSlotFiles(input: { slotId: string }): Promise<{ removed: boolean }> {
+    await checkSlotRequest(deps, input);
     const home = slotHome(deps.slotsDir, input.slotId);
     await rm(home, { recursive: true, force: true });
     return { removed: true };

@@ -7,23 +7,30 @@ import { z } from 'zod';
 import { FailureType, ProviderConfigError, ProviderEndpointError, UnknownProviderError } from '../common/failures';
 import type { LoginPrompt } from '../common/slot';
 import { getProvider } from '../providers';
-import { readOAuthError } from '../providers/oauth';
+import { clampExpiresIn, readOAuthError } from '../providers/oauth';
 import type { DeviceFlowLoginSpec, Provider } from '../providers/provider';
 import { ensureSlotHome, readSecretFile, resolveInSlot, slotHome, writeSecretFileAtomic } from './credential-store';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
-import { callOAuthEndpoint, endpointUrlProblem, type EndpointLimits } from '../providers/oauth-http';
+import { checkSlotRequest } from './slot-record';
+import { callOAuthEndpoint, endpointAllowList, endpointUrlProblem, type EndpointLimits } from '../providers/oauth-http';
 
 /** The pending device login of a slot (at most one: a new login replaces it). 0600, in the slot home. */
 export const DEVICE_LOGIN_FILE = '.device-login.json';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
-/** RFC 8628 §3.2: the interval when the server names none. */
+/** RFC 8628 §3.2: the interval when the server names none, and the least one a server may ask for. */
 const DEFAULT_INTERVAL_S = 5;
+/** A server asking for longer polls gets this: the operator would wait minutes after approving. */
+const MAX_INTERVAL_S = 60;
+/** A device code is not awaited longer than this, whatever `expires_in` says (operators are awaited 30 minutes at most anyway). */
+const MAX_DEVICE_CODE_EXPIRES_IN_S = 3600;
 /** RFC 8628 §3.5: every `slow_down` adds this to the interval, for all later polls. */
 const SLOW_DOWN_STEP_MS = 5_000;
 /** Network trouble and 5xx double the wait before the next poll, up to this. */
 const MAX_BACKOFF_MS = 60_000;
-/** Whatever a server (or a retried attempt's heartbeat) says, polls are at least this far apart. */
-const MIN_INTERVAL_MS = 1_000;
+/** Server interval plus a generous run of slow_downs: a resumed interval above it is not believed. */
+const MAX_RESUMED_INTERVAL_MS = 5 * 60_000;
+/** The lowest `minPollIntervalMs` a worker may be given. */
+const MIN_POLL_FLOOR_MS = 1_000;
 const LIMITS: EndpointLimits = { fetchTimeoutMs: 20_000, maxBodyBytes: 256 * 1024 };
 
 export interface DeviceLoginDeps {
@@ -31,6 +38,11 @@ export interface DeviceLoginDeps {
   readonly env: NodeJS.ProcessEnv;
   /** How often `awaitDeviceApproval` heartbeats (at least three times per heartbeat timeout). @default 2000 */
   readonly heartbeatMs?: number;
+  /**
+   * Whatever a server (or the workflow's input) says, polls are at least this far apart:
+   * a server's `interval` is clamped to [this, 60 s]. Tests lower it (at least 1000). @default 5000 (RFC 8628 §3.2)
+   */
+  readonly minPollIntervalMs?: number;
 }
 
 export interface DeviceLoginStarted {
@@ -82,7 +94,8 @@ const AwaitDeviceApprovalInputSchema = z.object({
   providerConfig: z.unknown().optional(),
   loginId: z.string().min(1),
   startedAt: z.number().finite(),
-  intervalMs: z.number().finite().positive(),
+  // Below the floor is clamped, not refused: a workflow started before the clamp may carry 0.
+  intervalMs: z.number().finite().nonnegative(),
   deadline: z.number().finite(),
 });
 
@@ -102,8 +115,9 @@ const DeviceAuthorization = z
     verification_uri: z.string().optional(),
     verification_url: z.string().optional(),
     verification_uri_complete: z.string().optional(),
-    expires_in: z.number({ error: 'is missing or not a number' }).positive('is not positive'),
-    interval: z.number({ error: 'is not a number' }).positive('is not positive').optional(),
+    // Clamped before any date is made of them: 0.0001 s is not a polling rate, 1e13 s not a date.
+    expires_in: z.number({ error: 'is missing or not a number' }).transform((s) => clampExpiresIn(s, MAX_DEVICE_CODE_EXPIRES_IN_S)),
+    interval: z.number({ error: 'is not a number' }).optional(),
   })
   .loose();
 
@@ -166,10 +180,10 @@ export async function startDeviceLogin(
   const called = await callOAuthEndpoint(
     deviceEndpoint,
     { method: 'POST', encoding: 'form', body: { client_id: server.clientId, ...(server.scope ? { scope: server.scope } : {}) } },
-    LIMITS,
+    { ...LIMITS, allowedHosts: endpointAllowList(deps.env) },
     'device authorization endpoint',
   );
-  if (!called.ok) throw failure(FailureType.loginServerUnavailable, `cannot ask for a device code: ${called.reason}`);
+  if (!called.ok) throw failure(called.refused ? FailureType.loginMisconfigured : FailureType.loginServerUnavailable, `cannot ask for a device code: ${called.reason}`);
   const { status, json } = called.answer;
   const where = `${deviceEndpoint.origin}${deviceEndpoint.pathname}`;
   if (status < 200 || status >= 300) {
@@ -209,12 +223,29 @@ export async function startDeviceLogin(
     prompt: { ...shown, interaction: spec.interaction, instructions: spec.instructions(shown) },
     startedAt,
     ...(previousCredentialMtime !== undefined ? { previousCredentialMtime } : {}),
-    intervalMs: Math.round((answer.interval ?? DEFAULT_INTERVAL_S) * 1000),
+    intervalMs: pollIntervalMs(deps, answer.interval ?? DEFAULT_INTERVAL_S),
   };
+}
+
+/** The worker's floor between polls, checked once per use. */
+function pollFloorMs(deps: DeviceLoginDeps): number {
+  const floor = deps.minPollIntervalMs ?? DEFAULT_INTERVAL_S * 1000;
+  if (!Number.isSafeInteger(floor) || floor < MIN_POLL_FLOOR_MS || floor > MAX_INTERVAL_S * 1000) {
+    throw new RangeError(`minPollIntervalMs must be an integer from ${MIN_POLL_FLOOR_MS} to ${MAX_INTERVAL_S * 1000}, got ${floor}`);
+  }
+  return floor;
+}
+
+/** A server's `interval` (seconds) as the wait between polls: clamped to [floor, 60 s]; NaN counts as the floor. */
+function pollIntervalMs(deps: DeviceLoginDeps, seconds: number): number {
+  const floor = pollFloorMs(deps);
+  const ms = Number.isNaN(seconds) ? floor : Math.round(seconds * 1000);
+  return Math.min(Math.max(ms, floor), MAX_INTERVAL_S * 1000);
 }
 
 export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
   const heartbeatMs = deps.heartbeatMs ?? 2000;
+  const floorMs = pollFloorMs(deps);
 
   /**
    * Polls the token endpoint every `interval` until the operator approves or denies,
@@ -229,11 +260,13 @@ export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
       throw failure(FailureType.loginMisconfigured, `invalid device login input: ${problems}`);
     }
     const input = parsed.data;
+    await checkSlotRequest(deps, input);
     const ctx = Context.current();
     const provider = providerFor(input.provider, input.providerConfig);
     const spec = deviceSpec(provider);
     // The server's interval plus every slow_down so far; a retried attempt carries its predecessor's on.
-    let intervalMs = Math.max(MIN_INTERVAL_MS, input.intervalMs, resumedIntervalMs(ctx.info.heartbeatDetails) ?? 0);
+    // Clamped again here: the input comes from the workflow, the heartbeat from a previous attempt.
+    let intervalMs = Math.min(Math.max(floorMs, input.intervalMs, resumedIntervalMs(ctx.info.heartbeatDetails) ?? 0), MAX_RESUMED_INTERVAL_MS);
     let waitMs = intervalMs;
     let lastError: string | undefined;
     const progress = (): DeviceApprovalProgress => ({ intervalMs, ...(lastError !== undefined ? { lastError } : {}) });
@@ -253,7 +286,7 @@ export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
             break;
           case 'slow-down':
             lastError = undefined;
-            intervalMs += SLOW_DOWN_STEP_MS;
+            intervalMs = Math.min(intervalMs + SLOW_DOWN_STEP_MS, MAX_RESUMED_INTERVAL_MS);
             waitMs = intervalMs;
             break;
           case 'transient':
@@ -286,13 +319,13 @@ export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
     const called = await callOAuthEndpoint(
       new URL(pending.token_endpoint),
       { method: 'POST', encoding: 'form', body: { grant_type: DEVICE_GRANT, device_code: pending.device_code, client_id: pending.client_id } },
-      LIMITS,
+      { ...LIMITS, allowedHosts: endpointAllowList(deps.env) },
       'token endpoint',
       signal,
     );
     // A cancelled login stores nothing, whatever the server answered.
     throwIfCancelled();
-    if (!called.ok) return { kind: 'transient', reason: called.reason };
+    if (!called.ok) return called.refused ? { kind: 'refused', reason: called.reason } : { kind: 'transient', reason: called.reason };
     const verdict = spec.classifyPoll(called.answer);
     switch (verdict.kind) {
       case 'pending':
@@ -328,6 +361,7 @@ export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
 
   /** Forgets the device code of a login that ended (cancelled, timed out, failed). */
   async function discardDeviceLogin(input: { slotId: string; loginId: string }): Promise<{ discarded: boolean }> {
+    await checkSlotRequest(deps, input);
     return { discarded: await removePending(slotHome(deps.slotsDir, input.slotId), input.loginId) };
   }
 

@@ -2,20 +2,21 @@
 // watch, type the code, close (this process's session queue) reach that PTY. They
 // return only what an operator may see (URLs, user codes, the CLI's words), never a credential.
 import { Context, ApplicationFailure } from '@temporalio/activity';
-import { access, constants, mkdir, stat } from 'node:fs/promises';
+import { access, constants, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { FailureType, ProviderConfigError, UnknownProviderError } from '../common/failures';
 import type { LoginPrompt } from '../common/slot';
 import { getProvider } from '../providers';
 import type { Provider, PtyLoginSpec, ScreenVerdict } from '../providers/provider';
-import { ensureSlotHome, resolveInSlot } from './credential-store';
-import { startDeviceLogin, type DeviceLoginStarted } from './device-login';
+import { ensureSlotDir, ensureSlotHome, resolveInSlot } from './credential-store';
+import { startDeviceLogin, type DeviceLoginDeps, type DeviceLoginStarted } from './device-login';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
+import { checkSlotRequest } from './slot-record';
 import { LoginSession, type LoginSessions, type SessionExit } from './login-session';
 import { loginEnvironment } from './login-environment';
 import { lastWords } from '../providers/screen-text';
 
-export interface LoginActivityDeps {
+export interface LoginActivityDeps extends Pick<DeviceLoginDeps, 'minPollIntervalMs'> {
   readonly slotsDir: string;
   readonly sessions: LoginSessions;
   /** The worker's environment: `<PROVIDER>_BIN` overrides and the variables passed through to CLIs. */
@@ -94,6 +95,7 @@ export function createLoginActivities(deps: LoginActivityDeps) {
   const unclaimedSessionMs = deps.unclaimedSessionMs ?? DEFAULT_UNCLAIMED_SESSION_MS;
 
   async function startLogin(input: StartLoginInput): Promise<StartLoginResult> {
+    await checkSlotRequest(deps, input);
     let provider: Provider;
     try {
       provider = getProvider(input.provider, input.providerConfig);
@@ -109,7 +111,8 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     const credentialPath = resolveInSlot(home, provider.credential.file);
     const previousCredentialMtime = await stat(credentialPath).then((s) => s.mtimeMs, () => undefined);
     const command = login.command({ slotId: input.slotId, home }, deps.env);
-    for (const dir of command.dirs) await mkdir(resolveInSlot(home, dir), { recursive: true, mode: 0o700 });
+    // Walked by descriptor: a config dir planted as a symlink is refused, not created through.
+    for (const dir of command.dirs) await ensureSlotDir(home, dir);
     // A retried attempt of this activity must not leave the first CLI running.
     await deps.sessions.close(input.loginId);
 

@@ -2,25 +2,37 @@
 // endpoint for new tokens when due, persist only what the answer carries, and
 // rewrite the agents' env and status files. Nothing it returns, throws or logs holds a token.
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { createHash } from 'node:crypto';
+import { open, unlink } from 'node:fs/promises';
 import { z } from 'zod';
 import { CredentialStoreError, EnvFileError, FailureType, UnusableTokenAnswerError, ProviderConfigError, ProviderEndpointError, UnknownProviderError } from '../common/failures';
 import { SlotId } from '../common/schemas';
 import { getProvider } from '../providers';
 import type { CredentialFacts, Provider, RefreshSchedule, SlotPaths, TokenAnswer } from '../providers/provider';
-import { callOAuthEndpoint } from '../providers/oauth-http';
+import { callOAuthEndpoint, endpointAllowList } from '../providers/oauth-http';
 import {
   cleanupStaleTempFiles,
   ensureSlotHome,
   readSecretFile,
+  resolveInSlot,
   slotHome,
   updateJsonFileAtomic,
   writeSecretFileAtomic,
 } from './credential-store';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
+import { checkSlotRequest } from './slot-record';
 import { withSlotLock } from './slot-lock';
 
 /** The status file beside the credential, for agents and monitoring. */
 export const SLOT_STATUS_FILE = 'slot-status.json';
+/**
+ * The last token answer, kept (0600, fsynced) from the moment it arrives until the
+ * credential file holds it: after a crash, a full disk or a schema problem its
+ * refresh token is the live one, and the next attempt applies it before spending any.
+ */
+export const REFRESH_SPOOL_FILE = '.refresh-spool.json';
+/** Tries at writing the rotated tokens (spool, then credential) within one attempt, a second apart. */
+const STORE_TRIES = 3;
 
 export interface RefreshActivityDeps {
   readonly slotsDir: string;
@@ -32,6 +44,8 @@ export interface RefreshActivityDeps {
   readonly maxBodyBytes?: number;
   /** How often a refresh heartbeats (at least three times per heartbeat timeout). @default 2000 */
   readonly heartbeatMs?: number;
+  /** Tests only: called right after the token answer is spooled, before the credential is written (a crash there). */
+  readonly afterSpool?: () => void;
 }
 
 export interface RefreshCredentialInput {
@@ -106,6 +120,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
       const problems = input.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
       throw ApplicationFailure.nonRetryable(`invalid refresh input: ${problems}`, FailureType.refreshMisconfigured);
     }
+    await checkSlotRequest(deps, input.data);
     const { slotId, status } = input.data;
     if (status) refuseTokenLike(slotId, status);
     const attempt = Context.current().info.attempt;
@@ -153,6 +168,19 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
 
     await cleanupStaleTempFiles(slot.home, file).catch(() => undefined);
     await cleanupStaleTempFiles(slot.home, provider.agent.envFile).catch(() => undefined);
+    await cleanupStaleTempFiles(slot.home, REFRESH_SPOOL_FILE).catch(() => undefined);
+
+    // A rotation an earlier attempt received but did not store: its refresh token is the live one.
+    const recovered = await applySpool(provider, slot.home, secrets, (reason) =>
+      Context.current().log.warn('discarded a stale refresh spool', { slotId, file: REFRESH_SPOOL_FILE, reason }),
+    );
+    if (recovered) {
+      await writeAgentEnv(provider, slot, recovered.parsed, secrets);
+      const facts = provider.credential.facts(recovered.parsed);
+      const withRefresh: CredentialFacts = { ...facts, lastRefresh: facts.lastRefresh ?? recovered.receivedAt };
+      Context.current().log.info('applied the token answer an earlier refresh attempt spooled', { slotId, file: REFRESH_SPOOL_FILE });
+      return result('refreshed', withRefresh, nextRefreshAt(dueTime(withRefresh, schedule), schedule, now));
+    }
 
     const credential = await readCredential(provider, slot.home, secrets);
     const facts = provider.credential.facts(credential.parsed);
@@ -168,8 +196,8 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
     const request = provider.refresh.request(credential.parsed);
     // The last moment a cancellation is obeyed: from here the refresh token may be spent.
     throwIfCancelled();
-    const called = await callOAuthEndpoint(endpoint, { method: 'POST', ...request }, { fetchTimeoutMs, maxBodyBytes });
-    if (!called.ok) throw transient(secrets.scrub(called.reason));
+    const called = await callOAuthEndpoint(endpoint, { method: 'POST', ...request }, { fetchTimeoutMs, maxBodyBytes, allowedHosts: endpointAllowList(deps.env) });
+    if (!called.ok) throw called.refused ? misconfigured(called.reason) : transient(secrets.scrub(called.reason));
     const verdict = provider.refresh.classify(called.answer);
     const details = [{ provider: provider.name, httpStatus: called.answer.status }];
     if (verdict.kind === 'permanent') {
@@ -179,11 +207,50 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
 
     const tokens: TokenAnswer = verdict.tokens;
     secrets.addLeaves(tokens);
-    const written = await persist(provider, slot.home, tokens, now, secrets);
+    const written = await storeRotation(provider, slot.home, tokens, now, requestFingerprint(request.body), secrets);
     await writeAgentEnv(provider, slot, written.parsed, secrets);
     const refreshed = provider.credential.facts(written.parsed);
     const withRefresh: CredentialFacts = { ...refreshed, lastRefresh: refreshed.lastRefresh ?? now };
     return result('refreshed', withRefresh, nextRefreshAt(dueTime(withRefresh, schedule), schedule, now));
+  }
+
+  /**
+   * Spool, then credential, then drop the spool. A failing write (a full disk) is tried
+   * again within the attempt while the answer is in memory; when nothing could be
+   * stored the failure says the rotated token is lost, since the old one is probably spent.
+   */
+  async function storeRotation(provider: Provider, home: string, tokens: TokenAnswer, now: number, presented: string, secrets: Secrets): Promise<{ parsed: unknown }> {
+    let spooled = false;
+    let lastProblem = '';
+    for (let tryNo = 1; tryNo <= STORE_TRIES; tryNo++) {
+      if (!spooled) {
+        try {
+          await writeSecretFileAtomic(home, REFRESH_SPOOL_FILE, spoolText(provider, tokens, now, presented));
+          spooled = true;
+          deps.afterSpool?.();
+        } catch (err) {
+          if (!(err instanceof CredentialStoreError)) throw err;
+          lastProblem = `the spool ${REFRESH_SPOOL_FILE} could not be written: ${err.message}`;
+        }
+      }
+      const written = await persistOnce(provider, home, tokens, now);
+      if (written.ok) {
+        // Left behind, it holds what the credential now holds: the next attempt applies it again and retries the removal.
+        if (spooled) await removeSpool(home);
+        return { parsed: written.parsed };
+      }
+      // A schema problem does not pass with time: the spool keeps the answer for a fixed provider.
+      if (written.kind === 'unusable' && spooled) throw transient(secrets.scrub(`${written.message}; ${SPOOL_KEPT}`));
+      lastProblem = written.message;
+      if (tryNo < STORE_TRIES) await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    if (spooled) throw transient(secrets.scrub(`the refreshed ${provider.displayName} credential could not be written: ${lastProblem}; ${SPOOL_KEPT}`));
+    throw transient(
+      secrets.scrub(
+        `the rotated ${provider.displayName} refresh token could not be stored anywhere (${lastProblem}); ` +
+          'the file keeps the previous refresh token, which the server has probably spent: free space and expect to need a new login',
+      ),
+    );
   }
 
   /** The status file is a convenience for agents: failing to write it never fails the refresh. */
@@ -204,6 +271,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
 
   /** Writes `slot-status.json` in the slot home, refusing anything that looks like a token. */
   async function writeSlotStatus(input: WriteSlotStatusInput): Promise<{ file: string }> {
+    await checkSlotRequest(deps, input);
     refuseTokenLike(input.slotId, input.status);
     await writeStatus(input.slotId, input.status);
     return { file: SLOT_STATUS_FILE };
@@ -285,7 +353,37 @@ async function readCredential(provider: Provider, home: string, secrets: Secrets
 }
 
 
-async function persist(provider: Provider, home: string, tokens: TokenAnswer, now: number, secrets: Secrets): Promise<{ parsed: unknown }> {
+const SPOOL_KEPT = `the answer is kept in ${REFRESH_SPOOL_FILE} (its refresh token is the live one) and is applied before any other refresh of this slot`;
+
+/** `presented`: the fingerprint of the request that was answered, to tell whether the credential still holds the spent token. */
+const SpoolDocument = z.object({ provider: z.string(), receivedAt: z.number().finite().positive(), presented: z.string(), tokens: z.unknown() });
+
+function spoolText(provider: Provider, tokens: TokenAnswer, receivedAt: number, presented: string): string {
+  return `${JSON.stringify({ provider: provider.name, receivedAt, presented, tokens })}\n`;
+}
+
+/** SHA-256 of a refresh request's body (which carries the refresh token): the same body, the same token. */
+function requestFingerprint(body: Record<string, string>): string {
+  const sorted = Object.fromEntries(Object.entries(body).sort(([a], [b]) => a.localeCompare(b)));
+  return createHash('sha256').update(JSON.stringify(sorted)).digest('hex');
+}
+
+/** The fingerprint of the refresh request the credential on disk would make; undefined when it cannot be read. */
+async function currentFingerprint(provider: Provider, home: string): Promise<string | undefined> {
+  const read = await readSecretFile(home, provider.credential.file);
+  if (!read.ok) return undefined;
+  try {
+    const parsed = provider.credential.schema.safeParse(JSON.parse(read.text));
+    return parsed.success ? requestFingerprint(provider.refresh.request(parsed.data).body) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+type PersistOutcome = { readonly ok: true; readonly parsed: unknown } | { readonly ok: false; readonly kind: 'unusable' | 'write-failed'; readonly message: string };
+
+/** Applies `tokens` to the credential file through the provider's `apply` and schema; never throws for a bad answer or a failed write. */
+async function persistOnce(provider: Provider, home: string, tokens: TokenAnswer, now: number): Promise<PersistOutcome> {
   const file = provider.credential.file;
   const schema = provider.credential.schema;
   let parsed: unknown;
@@ -304,13 +402,71 @@ async function persist(provider: Provider, home: string, tokens: TokenAnswer, no
       return next;
     });
   } catch (err) {
-    // The endpoint has probably rotated the refresh token we sent; say so, the old file stays.
-    const spent = 'the previous file is kept, but its refresh token may already be spent';
-    if (err instanceof UnusableTokenAnswerError) throw transient(secrets.scrub(`${err.message}; ${spent}`));
-    if (err instanceof CredentialStoreError) throw transient(secrets.scrub(`the refreshed ${provider.displayName} credential could not be written: ${err.message}; ${spent}`));
+    if (err instanceof UnusableTokenAnswerError) return { ok: false, kind: 'unusable', message: err.message };
+    if (err instanceof CredentialStoreError) return { ok: false, kind: 'write-failed', message: err.message };
     throw err;
   }
-  return { parsed };
+  return { ok: true, parsed };
+}
+
+/**
+ * Applies the spooled answer of an earlier attempt, through the same `apply` and
+ * schema, and removes the spool. Undefined when there is none. A spool that cannot
+ * be applied stays, and the refresh fails transient without spending anything.
+ */
+async function applySpool(
+  provider: Provider,
+  home: string,
+  secrets: Secrets,
+  discarded: (reason: string) => void,
+): Promise<{ parsed: unknown; receivedAt: number } | undefined> {
+  const read = await readSecretFile(home, REFRESH_SPOOL_FILE, { requirePrivate: true });
+  if (!read.ok) {
+    if (read.reason === 'missing') return undefined;
+    throw transient(`the spooled token answer cannot be read (${read.message}); no refresh token is spent until ${REFRESH_SPOOL_FILE} is fixed or removed`);
+  }
+  let spool: z.infer<typeof SpoolDocument>;
+  try {
+    spool = SpoolDocument.parse(JSON.parse(read.text));
+  } catch {
+    // No cause: the parser's message may quote the text, which holds tokens.
+    throw transient(`${REFRESH_SPOOL_FILE} is damaged (${read.stat.size} bytes); no refresh token is spent until an operator removes it`);
+  }
+  secrets.addLeaves(spool.tokens);
+  if (spool.provider !== provider.name) {
+    throw misconfigured(`${REFRESH_SPOOL_FILE} holds a token answer for provider ${JSON.stringify(spool.provider)}, not ${provider.name}; it is left in place`);
+  }
+  // The same reading as an answer from the endpoint: a spool is only ever an answer that passed it.
+  const verdict = provider.refresh.classify({ status: 200, json: spool.tokens });
+  if (verdict.kind !== 'success') throw transient(secrets.scrub(`${REFRESH_SPOOL_FILE} does not hold a usable token answer (${verdict.reason}); it is left in place`));
+  // A credential with another refresh token than the spent one was written since (a new login, or this answer): the spool is stale.
+  const current = await currentFingerprint(provider, home);
+  if (current !== undefined && current !== spool.presented) {
+    if (!(await removeSpool(home))) throw transient(`a stale ${REFRESH_SPOOL_FILE} could not be removed; remove it by hand`);
+    discarded('the credential no longer holds the refresh token the spooled answer replaced');
+    return undefined;
+  }
+  const written = await persistOnce(provider, home, verdict.tokens, spool.receivedAt);
+  if (!written.ok) throw transient(secrets.scrub(`applying the spooled token answer failed: ${written.message}; ${SPOOL_KEPT}`));
+  // Left in place it would be applied again, over whatever a later refresh wrote.
+  if (!(await removeSpool(home))) throw transient(`the spooled token answer was applied but ${REFRESH_SPOOL_FILE} could not be removed; remove it once the slot is active`);
+  return { parsed: written.parsed, receivedAt: spool.receivedAt };
+}
+
+/** Removes the spool once the credential holds its answer, durably (a spool that comes back would be applied again). */
+async function removeSpool(home: string): Promise<boolean> {
+  try {
+    await unlink(resolveInSlot(home, REFRESH_SPOOL_FILE));
+    const dir = await open(home, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Rewrites the agents' env file when its content differs, atomically and 0600. */

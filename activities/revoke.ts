@@ -6,7 +6,8 @@ import { getProvider } from '../providers';
 import { readOAuthError } from '../providers/oauth';
 import type { Provider } from '../providers/provider';
 import { readSecretFile, slotHome } from './credential-store';
-import { callOAuthEndpoint, endpointUrlProblem } from '../providers/oauth-http';
+import { checkSlotRequest } from './slot-record';
+import { callOAuthEndpoint, endpointAllowList, endpointUrlProblem } from '../providers/oauth-http';
 
 export interface RevokeCredentialInput {
   readonly slotId: string;
@@ -28,6 +29,7 @@ const LIMITS = { fetchTimeoutMs: 20_000, maxBodyBytes: 64 * 1024 } as const;
 
 export function createRevokeActivities(deps: { readonly slotsDir: string; readonly env: NodeJS.ProcessEnv }) {
   async function revokeCredential(input: RevokeCredentialInput): Promise<RevokeResult> {
+    await checkSlotRequest(deps, input);
     let provider: Provider;
     try {
       provider = getProvider(input.provider, input.providerConfig);
@@ -68,7 +70,7 @@ export function createRevokeActivities(deps: { readonly slotsDir: string; readon
 
     const failures: string[] = [];
     for (const request of revoke.requests(credential)) {
-      const called = await callOAuthEndpoint(url, { method: 'POST', encoding: 'form', body: request.body }, LIMITS, 'revocation endpoint');
+      const called = await callOAuthEndpoint(url, { method: 'POST', encoding: 'form', body: request.body }, { ...LIMITS, allowedHosts: endpointAllowList(deps.env) }, 'revocation endpoint');
       if (!called.ok) {
         failures.push(`${request.token}: ${called.reason}`);
         continue;

@@ -148,6 +148,8 @@ export class Rig {
         CODEX_BIN: join(FIXTURE_BIN, 'codex'),
         LOGIN_ENV_PASSTHROUGH: 'FIXTURE_*',
         LOG_LEVEL: 'warn',
+        // The bench's token server listens on loopback, which a worker contacts only when allow-listed.
+        SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1',
         ...setup.env,
       },
       detached: true,

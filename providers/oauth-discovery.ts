@@ -2,7 +2,7 @@
 // (`<issuer>/.well-known/openid-configuration`), read with the bounded client and
 // kept for a few minutes per issuer. Failures say what an operator must check.
 import { z } from 'zod';
-import { callOAuthEndpoint, endpointUrlProblem } from './oauth-http';
+import { callOAuthEndpoint, endpointUrlProblem, type EndpointAllowList } from './oauth-http';
 import { ProviderEndpointError } from '../common/failures';
 
 /** The fields of RFC 8414 / OpenID Connect Discovery 1.0 that slots use. */
@@ -36,15 +36,20 @@ const trimSlash = (url: string): string => url.replace(/\/+$/, '');
 /** The discovery document's URL for an issuer (OpenID Connect Discovery 1.0 §4). */
 export const discoveryUrl = (issuer: string): string => `${trimSlash(issuer)}/.well-known/openid-configuration`;
 
-/** Reads (or recalls) the issuer's metadata. Throws ProviderEndpointError; `retryable` when the issuer may come back by itself. */
-export async function discoverServer(issuer: string): Promise<ServerMetadata> {
+/**
+ * Reads (or recalls) the issuer's metadata. Throws ProviderEndpointError; `retryable`
+ * when the issuer may come back by itself. `allowedHosts`: the worker's
+ * SLOTS_ALLOWED_ENDPOINT_HOSTS (oauth-http.ts `endpointAllowList`).
+ */
+export async function discoverServer(issuer: string, allowedHosts: EndpointAllowList): Promise<ServerMetadata> {
   const cached = cache.get(issuer);
   if (cached && Date.now() - cached.at < CACHE_MS) return cached.metadata;
 
   const where = discoveryUrl(issuer);
   const fail = (problem: string, retryable = false): ProviderEndpointError =>
     new ProviderEndpointError(`${problem}; check the issuer URL (${issuer}) or configure the endpoints explicitly`, retryable);
-  const called = await callOAuthEndpoint(new URL(where), { method: 'GET' }, LIMITS, 'discovery document');
+  const called = await callOAuthEndpoint(new URL(where), { method: 'GET' }, { ...LIMITS, allowedHosts }, 'discovery document');
+  if (!called.ok && called.refused) throw new ProviderEndpointError(`the issuer ${issuer} cannot be used: ${called.reason}`, false);
   if (!called.ok) throw new ProviderEndpointError(`the issuer ${issuer} is unreachable (${called.reason})`, true);
   const { status, json } = called.answer;
   if (status === 429 || status >= 500) throw fail(`the issuer's discovery document ${where} answered HTTP ${status}`, true);

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { SlotStatus } from '../common/messages';
 import { SlotClient } from '../cli/slot-client';
 import { devServerClient, startWorkers, type RunningWorkers } from './harness';
+import { TEST_ALLOWED_ENDPOINT_HOSTS } from './worker-process';
 
 export const FIXTURE_BIN = fileURLToPath(new URL('./fixtures/bin/', import.meta.url));
 
@@ -24,7 +25,13 @@ export interface SlotRig {
 /** A worker whose providers run the fixture CLIs, plus a client on its queues. */
 export async function startSlotRig(
   fixtureEnv: Record<string, string> = {},
-  options: { notifyWebhookUrl?: string; /** Another Temporal server than the run's. */ address?: string } = {},
+  options: {
+    notifyWebhookUrl?: string;
+    /** Another Temporal server than the run's. */
+    address?: string;
+    /** Workers and client in this namespace. @default "default" */
+    namespace?: string;
+  } = {},
 ): Promise<SlotRig> {
   const slotsDir = await mkdtemp(join(tmpdir(), 'slots-'));
   const approvals = join(slotsDir, '.approvals');
@@ -35,6 +42,7 @@ export async function startSlotRig(
     FIXTURE_SPEED: '0.2',
     FIXTURE_CODEX_APPROVALS: approvals,
     FIXTURE_INPUT_LOG: inputLog,
+    SLOTS_ALLOWED_ENDPOINT_HOSTS: TEST_ALLOWED_ENDPOINT_HOSTS,
     ...fixtureEnv,
   };
   const workers = await startWorkers({
@@ -42,9 +50,11 @@ export async function startSlotRig(
     env: { ...process.env, ...env },
     envPassthrough: ['FIXTURE_*'],
     heartbeatMs: 500,
+    // The scripted device servers ask for 1 s polls; production clamps to at least 5 s.
+    minPollIntervalMs: 1000,
     ...options,
   });
-  const { client, connection } = await devServerClient(options.address);
+  const { client, connection } = await devServerClient(options.address, options.namespace);
   const slots = new SlotClient(client, workers.sharedTaskQueue);
   return {
     slotsDir,

@@ -54,7 +54,7 @@ beforeAll(async () => {
   ({ client, connection } = await devServerClient());
   slots = new SlotClient(client, sharedTaskQueue);
   // No CLI may run: a login would need an operator, and nothing here may start one.
-  workerEnv = { ...process.env, CLAUDE_TOKEN_URL: server.claudeTokenUrl, CLAUDE_BIN: '/nonexistent/claude' };
+  workerEnv = { ...process.env, CLAUDE_TOKEN_URL: server.claudeTokenUrl, CLAUDE_BIN: '/nonexistent/claude', SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1' };
 });
 
 afterAll(async () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
-import { hostTaskQueue } from '../../common/slot';
+import { hostTaskQueue, slotWorkflowId } from '../../common/slot';
 import { devServerClient, startWorkers, uniqueName, type RunningWorkers } from '../harness';
 import { startTokenServer, type TokenServer } from '../peers/token-server';
 import { cancelRefreshSignal, refreshUntilCancelled } from './refresh-cancel.workflow';
@@ -55,7 +55,8 @@ describe('cancelling a refresh in flight', () => {
     const outcome = await worker.runUntil(async () => {
       const handle = await client.workflow.start(refreshUntilCancelled, {
         taskQueue,
-        workflowId: uniqueName('refresh-cancel'),
+        // The host acts on a slot only for the workflow slot:<id>: this one stands in for it.
+        workflowId: slotWorkflowId(slotId),
         args: [hostTaskQueue(host.hostName), { slotId, provider: 'claude', now, force: false, status: { slotId, phase: 'refreshing' } }],
       });
       const deadline = Date.now() + 20_000;

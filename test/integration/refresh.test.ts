@@ -56,6 +56,7 @@ beforeAll(async () => {
     env: {
       ...process.env,
       CLAUDE_TOKEN_URL: server.claudeTokenUrl,
+      SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1',
       // No CLI may run here: a login would need an operator, and these slots adopt their credentials.
       CLAUDE_BIN: '/nonexistent/claude',
     },

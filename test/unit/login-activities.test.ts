@@ -42,7 +42,9 @@ function activities(unclaimedSessionMs: number) {
 }
 
 async function startClaudeLogin(acts: ReturnType<typeof activities>, slotId: string): Promise<StartLoginResult> {
-  return new MockActivityEnvironment({}, { logger: quiet }).run(acts.host.startLogin, { slotId, provider: 'claude', loginId: `${slotId}:1` });
+  // Host activities act on slot <id> only for the workflow `slot:<id>`.
+  const asSlotWorkflow = { workflowExecution: { workflowId: `slot:${slotId}`, runId: 'run-1' } };
+  return new MockActivityEnvironment(asSlotWorkflow, { logger: quiet }).run(acts.host.startLogin, { slotId, provider: 'claude', loginId: `${slotId}:1` });
 }
 
 describe('startLogin for a PTY login', () => {

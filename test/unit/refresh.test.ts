@@ -26,6 +26,10 @@ const NOW = Date.now() + 5 * DAY;
 const SLOT = 'slot-1';
 const CLAUDE_FILE = '.claude/.credentials.json';
 const CODEX_FILE = '.codex/auth.json';
+/** The token server listens on 127.0.0.1, which a worker contacts only when allow-listed. */
+const LOOPBACK_ALLOWED = { SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1' };
+/** Host activities act on slot <id> only for the workflow `slot:<id>`. */
+const SLOT_WORKFLOW: Partial<Info> = { workflowExecution: { workflowId: 'slot:slot-1', runId: 'run-1' } };
 
 let slotsDir: string;
 let home: string;
@@ -52,7 +56,7 @@ function activitiesFor(server: TokenServer, deps: Partial<RefreshActivityDeps> =
     createRefreshActivities({
       slotsDir,
       // Codex's own override variable, to prove it is honoured.
-      env: { CLAUDE_TOKEN_URL: server.claudeTokenUrl, CODEX_REFRESH_TOKEN_URL_OVERRIDE: server.codexTokenUrl },
+      env: { ...LOOPBACK_ALLOWED, CLAUDE_TOKEN_URL: server.claudeTokenUrl, CODEX_REFRESH_TOKEN_URL_OVERRIDE: server.codexTokenUrl },
       ...deps,
     }),
   );
@@ -64,8 +68,9 @@ const quiet = new DefaultLogger('ERROR');
 function inActivityContext(activities: ReturnType<typeof createRefreshActivities>, info: Partial<Info> = {}) {
   return {
     refreshCredential: (input: RefreshCredentialInput): Promise<RefreshResult> =>
-      new MockActivityEnvironment(info, { logger: quiet }).run(activities.refreshCredential, input),
-    writeSlotStatus: activities.writeSlotStatus,
+      new MockActivityEnvironment({ ...SLOT_WORKFLOW, ...info }, { logger: quiet }).run(activities.refreshCredential, input),
+    writeSlotStatus: (input: Parameters<typeof activities.writeSlotStatus>[0]) =>
+      new MockActivityEnvironment({ ...SLOT_WORKFLOW, ...info }, { logger: quiet }).run(activities.writeSlotStatus, input),
   };
 }
 
@@ -459,7 +464,7 @@ describe('refreshCredential: transient failures leave the credential as it was',
     const bytes = await seed(CLAUDE_FILE, claudeCredential(issued, NOW - MINUTE));
     const url = server.claudeTokenUrl;
     await server.close();
-    const activities = inActivityContext(createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: url } }));
+    const activities = inActivityContext(createRefreshActivities({ slotsDir, env: { ...LOOPBACK_ALLOWED, CLAUDE_TOKEN_URL: url } }));
     const failure = await failureOf(activities.refreshCredential(claudeInput()), () => [issued.accessToken, issued.refreshToken]);
     expect(failure).toMatchObject({ type: 'RefreshTransient', nonRetryable: false });
     expect(failure.message).toMatch(/connection refused/);
@@ -503,7 +508,7 @@ describe('refreshCredential: unusable credentials and configuration', () => {
     const server = await startServer();
     const issued = server.issue({ clientId: CLAUDE_CLIENT });
     await seed(CLAUDE_FILE, claudeCredential(issued, NOW - MINUTE));
-    const activities = inActivityContext(createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: 'http://tokens.example.com/v1/oauth/token' } }));
+    const activities = inActivityContext(createRefreshActivities({ slotsDir, env: { ...LOOPBACK_ALLOWED, CLAUDE_TOKEN_URL: 'http://tokens.example.com/v1/oauth/token' } }));
     const failure = await failureOf(activities.refreshCredential(claudeInput()), () => knownSecrets(server));
     expect(failure).toMatchObject({ type: 'RefreshMisconfigured', nonRetryable: true });
     expect(failure.message).toMatch(/http:\/\/tokens\.example\.com/);
@@ -533,10 +538,10 @@ describe('refreshCredential: cancellation', () => {
     const issued = server.issue({ clientId: CLAUDE_CLIENT });
     await seed(CLAUDE_FILE, claudeCredential(issued, NOW + 30 * MINUTE));
     server.script([{ delayMs: 1500 }]);
-    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 3000 }, { logger: quiet });
+    const env = new MockActivityEnvironment({ ...SLOT_WORKFLOW, heartbeatTimeoutMs: 3000 }, { logger: quiet });
     let heartbeats = 0;
     env.on('heartbeat', () => heartbeats++);
-    const activities = createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: server.claudeTokenUrl } });
+    const activities = createRefreshActivities({ slotsDir, env: { ...LOOPBACK_ALLOWED, CLAUDE_TOKEN_URL: server.claudeTokenUrl } });
 
     const running = env.run(activities.refreshCredential, claudeInput({ status: { slotId: SLOT, phase: 'refreshing' } }));
     await until(() => server.requests.length === 1);
@@ -568,9 +573,9 @@ describe('refreshCredential: cancellation', () => {
     const server = await startServer();
     const issued = server.issue({ clientId: CLAUDE_CLIENT });
     const bytes = await seed(CLAUDE_FILE, claudeCredential(issued, NOW + 30 * MINUTE));
-    const env = new MockActivityEnvironment({}, { logger: quiet });
+    const env = new MockActivityEnvironment(SLOT_WORKFLOW, { logger: quiet });
     env.cancel();
-    const activities = createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: server.claudeTokenUrl } });
+    const activities = createRefreshActivities({ slotsDir, env: { ...LOOPBACK_ALLOWED, CLAUDE_TOKEN_URL: server.claudeTokenUrl } });
 
     await expect(env.run(activities.refreshCredential, claudeInput({ force: true }))).rejects.toBeInstanceOf(CancelledFailure);
     expect(server.requests).toEqual([]);
@@ -584,7 +589,7 @@ describe('refreshCredential: the status file and attempts', () => {
   it('rewrites slot-status.json with the status it was given and the new facts', async () => {
     const server = await startServer({ accessTtlSec: 8 * 3600 });
     await seed(CLAUDE_FILE, claudeCredential(server.issue({ clientId: CLAUDE_CLIENT }), NOW + 30 * MINUTE));
-    const activities = inActivityContext(createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: server.claudeTokenUrl } }), { attempt: 4 });
+    const activities = inActivityContext(createRefreshActivities({ slotsDir, env: { ...LOOPBACK_ALLOWED, CLAUDE_TOKEN_URL: server.claudeTokenUrl } }), { attempt: 4 });
 
     const result = await activities.refreshCredential(claudeInput({ status }));
 
@@ -616,7 +621,7 @@ describe('refreshCredential: the status file and attempts', () => {
     const server = await startServer();
     await seed(CLAUDE_FILE, claudeCredential(server.issue({ clientId: CLAUDE_CLIENT }), NOW - MINUTE));
     server.script([{ status: 503 }]);
-    const activities = inActivityContext(createRefreshActivities({ slotsDir, env: { CLAUDE_TOKEN_URL: server.claudeTokenUrl } }), { attempt: 2 });
+    const activities = inActivityContext(createRefreshActivities({ slotsDir, env: { ...LOOPBACK_ALLOWED, CLAUDE_TOKEN_URL: server.claudeTokenUrl } }), { attempt: 2 });
 
     const failure = await failureOf(activities.refreshCredential(claudeInput({ status })), () => knownSecrets(server));
 
@@ -715,7 +720,8 @@ describe('providers: endpoints and the RFC 6749 reading', () => {
     [404, { error: 'not_found' }, 'permanent'],
     [400, { error: 'invalid_request' }, 'permanent'],
     [400, { error: 'temporarily_unavailable' }, 'transient'],
-    [302, undefined, 'permanent'],
+    // A redirect judges nothing: the refresh token still works, so no person is paged (and it is not followed).
+    [302, undefined, 'transient'],
     [408, undefined, 'transient'],
     [425, undefined, 'transient'],
     [502, { error: 'invalid_grant' }, 'transient'],
