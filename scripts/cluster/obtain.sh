@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Obtain the binaries the scale-out cluster test needs, idempotently:
+#   - PostgreSQL (Debian package) unless an initdb is already under /usr/lib/postgresql/*/bin
+#   - temporal-server and temporal-sql-tool (go install, pinned version) into .temporal/cluster/bin
+#   - the PostgreSQL schema directories of the same server version into .temporal/cluster/schema
+# Prints one line per step; a second run only checks and exits quickly.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TEMPORAL_SERVER_VERSION="${TEMPORAL_SERVER_VERSION:-v1.29.1}"
+OUT="$ROOT/.temporal/cluster"
+BIN="$OUT/bin"
+SCHEMA="$OUT/schema/$TEMPORAL_SERVER_VERSION"
+LOG="$OUT/obtain.log"
+mkdir -p "$BIN"
+: >>"$LOG"
+
+log() { printf '[obtain %s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$LOG" >&2; }
+started=$(date +%s)
+
+# 1. PostgreSQL
+find_initdb() { ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n1 || true; }
+if [ -z "$(find_initdb)" ]; then
+  if [ "$(id -u)" != 0 ]; then log "initdb not found and not root: install postgresql yourself"; exit 1; fi
+  log "installing postgresql from apt"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y postgresql >>"$LOG" 2>&1 || { apt-get update >>"$LOG" 2>&1 && apt-get install -y postgresql >>"$LOG" 2>&1; }
+  # the package starts a cluster of its own on 5432; we run our own instance, so stop it
+  (command -v pg_ctlcluster >/dev/null && for c in $(ls /etc/postgresql 2>/dev/null); do pg_ctlcluster "$c" main stop 2>/dev/null || true; done) || true
+fi
+INITDB="$(find_initdb)"
+[ -n "$INITDB" ] || { log "postgresql install failed (see $LOG)"; exit 1; }
+log "postgresql: $("$INITDB" --version)"
+
+# 2. temporal-server + temporal-sql-tool
+command -v go >/dev/null || { log "go not found (need Go >= 1.23)"; exit 1; }
+stamp="$BIN/.version"
+if [ -x "$BIN/temporal-server" ] && [ -x "$BIN/temporal-sql-tool" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$TEMPORAL_SERVER_VERSION" ]; then
+  log "temporal-server $TEMPORAL_SERVER_VERSION already built"
+else
+  log "building temporal-server + temporal-sql-tool $TEMPORAL_SERVER_VERSION with $(go version | cut -d' ' -f3) (several minutes cold)"
+  tmpbin="$(mktemp -d "$OUT/gobin.XXXXXX")"
+  export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+  ( GOBIN="$tmpbin" go install "go.temporal.io/server/cmd/server@$TEMPORAL_SERVER_VERSION" \
+                                "go.temporal.io/server/cmd/tools/sql@$TEMPORAL_SERVER_VERSION" ) >>"$LOG" 2>&1 \
+    || { log "go install failed (see $LOG)"; rm -rf "$tmpbin"; exit 1; }
+  mv "$tmpbin/server" "$BIN/temporal-server"
+  mv "$tmpbin/sql" "$BIN/temporal-sql-tool"
+  rm -rf "$tmpbin"
+  echo "$TEMPORAL_SERVER_VERSION" >"$stamp"
+  log "built $BIN/temporal-server and $BIN/temporal-sql-tool"
+fi
+
+# 3. schema directories (from the server module in the Go module cache)
+if [ -d "$SCHEMA/temporal/versioned" ] && [ -d "$SCHEMA/visibility/versioned" ]; then
+  log "schema $TEMPORAL_SERVER_VERSION present"
+else
+  moddir="$(go env GOMODCACHE)/go.temporal.io/server@$TEMPORAL_SERVER_VERSION"
+  [ -d "$moddir" ] || go mod download "go.temporal.io/server@$TEMPORAL_SERVER_VERSION" >>"$LOG" 2>&1
+  src="$moddir/schema/postgresql/v12"
+  [ -d "$src/temporal/versioned" ] || { log "schema not found under $src"; exit 1; }
+  mkdir -p "$SCHEMA"
+  cp -r "$src/temporal" "$src/visibility" "$SCHEMA/"
+  chmod -R u+w "$SCHEMA"
+  log "schema copied to $SCHEMA"
+fi
+
+log "done in $(( $(date +%s) - started ))s"

@@ -1,0 +1,179 @@
+// The scale-out path on a real Temporal cluster (temporal-server v1.29.1 on PostgreSQL,
+// SQL visibility), as docker-compose.yml lays it out: two slot hosts, each a worker
+// process with its own SLOT_HOST and SLOTS_DIR, and a client on the shared queue.
+// Slots pinned to each host log in through that host's worker only; killing one host's
+// worker leaves the other's slot served; the slots' workflows are rows in PostgreSQL.
+//
+// Run: npm run test:cluster (obtains the binaries first: scripts/cluster/obtain.sh).
+// Without the binaries the test is skipped, unless CI is set: then it fails.
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Connection } from '@temporalio/client';
+import { SlotClient } from '../../cli/slot-client';
+import { slotWorkflowId } from '../../common/slot';
+import { devServerClient, uniqueName } from '../harness';
+import { startTokenServer, type TokenServer } from '../peers/token-server';
+import { claudeCode, expectNoProcesses, waitForPhase, waitForPrompt } from '../slot-fixtures';
+import { fixtureWorkerEnv, spawnWorkerProcess, stopWorkerProcess, untilPolling, type WorkerProcess } from '../worker-process';
+import { findClusterBinaries, startCluster, type Cluster } from './cluster';
+
+const { missing } = findClusterBinaries();
+const skip = missing.length > 0 && !process.env.CI;
+if (skip) console.warn(`[cluster] skipped: ${missing.join(', ')} missing; run scripts/cluster/obtain.sh (with CI set this fails instead)`);
+
+interface Host {
+  readonly name: string;
+  readonly slotsDir: string;
+  worker?: WorkerProcess;
+}
+
+/** Claude Code's OAuth client id: the token server's grants are for it. */
+const CLAUDE_CLIENT_ID = '9d1c250a-e61b-44d9-88ed-5944d1962f5e';
+
+const credentialOf = (host: Host, slotId: string): string => join(host.slotsDir, slotId, '.claude', '.credentials.json');
+const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+
+describe.skipIf(skip)('two slot hosts on a Temporal cluster on PostgreSQL', () => {
+  let cluster: Cluster;
+  let connection: Connection;
+  let slots: SlotClient;
+  let tokens: TokenServer;
+  const sharedQueue = uniqueName('shared');
+  const hosts: Host[] = [];
+  const slotOf = new Map<string, string>();
+
+  function startWorker(host: Host): WorkerProcess {
+    host.worker = spawnWorkerProcess({
+      ...fixtureWorkerEnv({ temporalAddress: cluster.address, host: host.name, sharedQueue, slotsDir: host.slotsDir }),
+      // Refreshes go to the token server on loopback, which a worker contacts only when allow-listed.
+      CLAUDE_TOKEN_URL: tokens.claudeTokenUrl,
+      SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1,localhost',
+    });
+    return host.worker;
+  }
+
+  beforeAll(async () => {
+    const started = Date.now();
+    tokens = await startTokenServer({ defaultClientId: CLAUDE_CLIENT_ID, accessTtlSec: 8 * 3600 });
+    cluster = await startCluster({ log: (line) => console.log(`[cluster +${Date.now() - started} ms] ${line}`) });
+    for (const name of ['host-a', 'host-b']) {
+      hosts.push({ name: uniqueName(name), slotsDir: await mkdtemp(join(tmpdir(), `slots-${name}-`)) });
+    }
+    const opened = await devServerClient(cluster.address, 'default');
+    connection = opened.connection;
+    slots = new SlotClient(opened.client, sharedQueue);
+    for (const host of hosts) startWorker(host);
+    await Promise.all(hosts.map((host) => untilPolling(host.worker!, slots.client, host.name, 180_000)));
+  });
+
+  afterAll(async () => {
+    await Promise.all(hosts.map((host) => (host.worker ? stopWorkerProcess(host.worker, 'SIGTERM') : undefined)));
+    await connection?.close();
+    await cluster?.stop();
+    await tokens?.close();
+    await Promise.all(hosts.map((host) => rm(host.slotsDir, { recursive: true, force: true })));
+  });
+
+  it('logs in one slot on each host, each credential only in its own host\'s slot directory', async () => {
+    for (const host of hosts) slotOf.set(host.name, uniqueName('cl'));
+    await Promise.all(hosts.map((host) => slots.provision({ slotId: slotOf.get(host.name)!, provider: 'claude', host: host.name })));
+    const prompts = await Promise.all(hosts.map((host) => waitForPrompt(slots, slotOf.get(host.name)!)));
+    await Promise.all(hosts.map((host, i) => slots.submitCode(slotOf.get(host.name)!, claudeCode(prompts[i]!))));
+    const ended = await Promise.all(hosts.map((host) => waitForPhase(slots, slotOf.get(host.name)!, ['active', 'needs-relogin'], 60_000)));
+    expect(ended.map((s) => [s.slotId, s.phase, s.host, s.lastError])).toEqual(hosts.map((h) => [slotOf.get(h.name), 'active', h.name, undefined]));
+
+    for (const host of hosts) {
+      const slotId = slotOf.get(host.name)!;
+      const credential = credentialOf(host, slotId);
+      expect((await stat(credential)).mode & 0o777).toBe(0o600);
+      expect(JSON.parse(await readFile(credential, 'utf8')).claudeAiOauth.accessToken).toMatch(/^sk-ant-oat01-/);
+      // The other host never saw this slot.
+      for (const other of hosts.filter((h) => h !== host)) {
+        expect(await exists(join(other.slotsDir, slotId))).toBe(false);
+      }
+      await expectNoProcesses(host.slotsDir, slotId);
+    }
+  });
+
+  it('keeps the slots\' workflows and search attributes in PostgreSQL (SQL visibility)', async () => {
+    const ids = [...slotOf.values()].map(slotWorkflowId);
+    const inList = ids.map((id) => `'${id}'`).join(',');
+    // The execution store: one current run per slot, still running
+    // (state 2 = WORKFLOW_EXECUTION_STATE_RUNNING, status 1 = WORKFLOW_EXECUTION_STATUS_RUNNING).
+    const current = cluster.psql('temporal', `select workflow_id, state, status from current_executions where workflow_id in (${inList}) order by workflow_id`);
+    expect(current).toEqual([...ids].sort().map((id) => `${id}|2|1`));
+    const executions = Number(cluster.psql('temporal', `select count(*) from executions where workflow_id in (${inList})`)[0]);
+    expect(executions).toBe(ids.length);
+    // The visibility store answers queries on the project's search attributes.
+    for (const host of hosts) {
+      const listed: string[] = [];
+      for await (const wf of slots.client.workflow.list({ query: `SlotHost = '${host.name}' AND SlotPhase = 'active'` })) listed.push(wf.workflowId);
+      expect(listed).toEqual([slotWorkflowId(slotOf.get(host.name)!)]);
+    }
+    const visible = Number(cluster.psql('temporal_visibility', `select count(*) from executions_visibility where workflow_id in (${inList})`)[0]);
+    expect(visible).toBe(ids.length);
+  });
+
+  it('serves and refreshes host B\'s slot while host A\'s worker is dead, and host A\'s slot again when it comes back', async () => {
+    const [a, b] = hosts as [Host, Host];
+    const slotA = slotOf.get(a.name)!;
+    const slotB = slotOf.get(b.name)!;
+    const credentialA = await readFile(credentialOf(a, slotA), 'utf8');
+    const loggedIn = JSON.parse(await readFile(credentialOf(b, slotB), 'utf8')).claudeAiOauth as { accessToken: string; refreshToken: string };
+    // The provider knows the tokens the fixture CLI's login minted.
+    tokens.issue({ tokens: { accessToken: loggedIn.accessToken, refreshToken: loggedIn.refreshToken } });
+    await stopWorkerProcess(a.worker!, 'SIGKILL');
+
+    // Host B's worker alone now runs every workflow task of the shared queue.
+    const statusB = await slots.status(slotB, { queryTimeoutMs: 30_000 });
+    expect([statusB.phase, statusB.host]).toEqual(['active', b.name]);
+    // The workflow of A's slot is served too (the workflow is not pinned to a host; its activities are).
+    expect((await slots.status(slotA, { queryTimeoutMs: 30_000 })).phase).toBe('active');
+    // A refresh of B's slot runs on host B, with host A down.
+    await slots.refreshNow(slotB);
+    const { status: refreshed, reached } = await slots.waitFor(slotB, (s) => s.lastOutcome?.message.startsWith('refreshed') === true, {
+      timeoutMs: 30_000,
+      pollMs: 200,
+    });
+    expect(reached, JSON.stringify(refreshed)).toBe(true);
+    expect(refreshed.phase).toBe('active');
+    const rotated = JSON.parse(await readFile(credentialOf(b, slotB), 'utf8')).claudeAiOauth as { accessToken: string; refreshToken: string };
+    expect(rotated.refreshToken).not.toBe(loggedIn.refreshToken);
+    expect(tokens.accessTokenValid(rotated.accessToken)).toBe(true);
+    expect(tokens.presentedTwice()).toEqual([]);
+    // Host A's files were not touched, and host A has no copy of B's slot.
+    expect(await readFile(credentialOf(a, slotA), 'utf8')).toBe(credentialA);
+    expect(await exists(join(a.slotsDir, slotB))).toBe(false);
+    expect(b.worker!.child.exitCode).toBeNull();
+
+    // Host A back: its worker polls its queue again and its slot is untouched.
+    startWorker(a);
+    await untilPolling(a.worker!, slots.client, a.name, 180_000);
+    expect((await slots.status(slotA, { queryTimeoutMs: 30_000 })).phase).toBe('active');
+    expect(await readFile(credentialOf(a, slotA), 'utf8')).toBe(credentialA);
+  });
+
+  it('loses no slot, and no login awaiting its operator, when the Temporal server is killed (kill -9) and started again', async () => {
+    // A login waits for its operator on host B while the server dies.
+    const host = hosts[1]!;
+    const slotId = uniqueName('cl-wait');
+    await slots.provision({ slotId, provider: 'claude', host: host.name });
+    const prompt = await waitForPrompt(slots, slotId);
+
+    await cluster.restartServer();
+    for (const h of hosts) {
+      const status = await slots.status(slotOf.get(h.name)!, { queryTimeoutMs: 30_000 });
+      expect([status.phase, status.host]).toEqual(['active', h.name]);
+    }
+    // The code submitted after the restart reaches the same CLI (same URL) and completes the login.
+    const still = await waitForPrompt(slots, slotId);
+    expect(still.prompt.url).toBe(prompt.prompt.url);
+    await slots.submitCode(slotId, claudeCode(still));
+    expect((await waitForPhase(slots, slotId, ['active', 'needs-relogin'], 60_000)).phase).toBe('active');
+    expect(await exists(credentialOf(host, slotId))).toBe(true);
+    expect(await exists(join(hosts[0]!.slotsDir, slotId))).toBe(false);
+    await expectNoProcesses(host.slotsDir, slotId);
+  });
+});
