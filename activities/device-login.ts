@@ -2,14 +2,14 @@
 // device code, then one activity polls the token endpoint until the operator answers
 // and stores the tokens. The device code stays in a 0600 file in the slot, never in history.
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { stat, unlink } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { z } from 'zod';
 import { FailureType, ProviderConfigError, ProviderEndpointError, UnknownProviderError } from '../common/failures';
 import type { LoginPrompt } from '../common/slot';
 import { getProvider } from '../providers';
 import { clampExpiresIn, readOAuthError } from '../providers/oauth';
 import type { DeviceFlowLoginSpec, Provider } from '../providers/provider';
-import { ensureSlotHome, readSecretFile, resolveInSlot, slotHome, writeSecretFileAtomic } from './credential-store';
+import { ensureSlotHome, readSecretFile, removeSecretFile, resolveInSlot, slotHome, writeSecretFileAtomic } from './credential-store';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
 import { checkSlotRequest } from './slot-record';
 import { callOAuthEndpoint, endpointAllowList, endpointUrlProblem, type EndpointLimits } from '../providers/oauth-http';
@@ -387,7 +387,8 @@ export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
     } catch {
       // A damaged file belongs to nobody: remove it.
     }
-    await unlink(resolveInSlot(home, DEVICE_LOGIN_FILE)).catch(() => undefined);
+    // Through directory descriptors, like every path in a slot home (never through a symlink).
+    await removeSecretFile(home, DEVICE_LOGIN_FILE).catch(() => undefined);
     return true;
   }
 
