@@ -9,9 +9,7 @@ import type { Phase } from '../common/slot';
 import { refreshActivity } from './activities';
 import type { Slot } from './slot-state';
 
-export type RefreshOutcome = RefreshResult & { readonly attempts: number };
-
-type Settled = { readonly ok: RefreshOutcome } | { readonly failed: unknown };
+type Settled = { readonly ok: RefreshResult } | { readonly failed: unknown };
 
 const DEFAULT_DEGRADED_WITHIN_MS = 30 * 60_000;
 

@@ -36,7 +36,8 @@ export class Slot {
   pending: Pending = { login: true, refresh: false, retire: undefined };
   /** The scope of the login or refresh in progress: relogin, cancelLogin and retire cancel it. */
   stepScope: CancellationScope | undefined;
-  step: 'login' | 'refresh' | undefined;
+  /** A login is in progress (a refresh needs no flag: nothing refers to it). */
+  step: 'login' | undefined;
   live: LiveLogin | undefined;
   private published: Published;
 
