@@ -15,6 +15,13 @@ const hostName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be letters, digits, dots, dashes or underscores (it names a task queue)');
 
+/**
+ * Slot workflows a worker keeps cached by default: enough for every slot that is
+ * logging in or refreshing at one time on a host, far fewer than the slots that
+ * sleep (bench/RESULTS.md, "idle cost").
+ */
+export const DEFAULT_MAX_CACHED_WORKFLOWS = 500;
+
 export const ConfigSchema = z.object({
   /** host:port of an existing Temporal frontend; when set, `npm start` runs only the worker. */
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').optional(),
@@ -90,9 +97,11 @@ export const ConfigSchema = z.object({
   CODEC_ENABLE_ENCODE: z.enum(['true', 'false'], 'must be true or false').default('false'),
   /**
    * Workflows kept in the worker's memory between tasks. Each sleeping slot held
-   * there costs memory; one evicted is replayed from history when it wakes. @default the SDK's (by memory)
+   * there costs memory (~0.2 MiB); one evicted is replayed from its history when it
+   * wakes (continue-as-new keeps that short). The SDK's own default is sized by the
+   * heap (thousands), which keeps every sleeping slot resident. @default 500
    */
-  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(DEFAULT_MAX_CACHED_WORKFLOWS),
   /** @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -110,7 +119,7 @@ export interface Config {
   readonly slotsDir: string;
   readonly slotHost: string;
   readonly taskQueue: string;
-  readonly maxCachedWorkflows: number | undefined;
+  readonly maxCachedWorkflows: number;
   readonly notifyWebhookUrl: string | undefined;
   /** Secret: never log the config object whole. */
   readonly encryptionKeys: readonly EncryptionKey[] | undefined;

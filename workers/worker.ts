@@ -15,7 +15,7 @@ import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
 import { SHARED_TASK_QUEUE, hostTaskQueue, sessionTaskQueue } from '../common/slot';
 import type { DataConverter } from '@temporalio/common';
 import { TemporalTransportError } from '../common/failures';
-import { loadConfigOrExit, temporalAddress, temporalConnectionOptions, type Config } from './config';
+import { DEFAULT_MAX_CACHED_WORKFLOWS, loadConfigOrExit, temporalAddress, temporalConnectionOptions, type Config } from './config';
 import { slotDataConverter } from './encryption';
 import { createLogger, installRuntimeLogger } from './logger';
 import { explainTlsFailure } from './tls-handshake';
@@ -54,7 +54,7 @@ export interface SlotWorkerOptions {
   readonly notifyWebhookUrl?: string;
   /** Encrypts payloads when keys are configured (see workers/encryption.ts). */
   readonly dataConverter?: DataConverter;
-  /** Workflows cached in memory; the SDK's default when omitted. */
+  /** Workflows cached in memory. @default DEFAULT_MAX_CACHED_WORKFLOWS (500) */
   readonly maxCachedWorkflows?: number;
   /**
    * Names this process's session queue, `slots.<host>.<workerId>`; unique per process
@@ -95,7 +95,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     namespace: opts.namespace,
     taskQueue: opts.sharedTaskQueue ?? SHARED_TASK_QUEUE,
     ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
-    ...(opts.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: opts.maxCachedWorkflows } : {}),
+    maxCachedWorkflows: opts.maxCachedWorkflows ?? DEFAULT_MAX_CACHED_WORKFLOWS,
     activities: createSharedActivities({
       log: opts.log ?? createLogger('warn'),
       ...(opts.notifyWebhookUrl ? { webhookUrl: opts.notifyWebhookUrl } : {}),
@@ -229,7 +229,7 @@ export async function runWorker(
     log,
     ...(config.notifyWebhookUrl ? { notifyWebhookUrl: config.notifyWebhookUrl } : {}),
     dataConverter,
-    ...(config.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: config.maxCachedWorkflows } : {}),
+    maxCachedWorkflows: config.maxCachedWorkflows,
   });
   log.info(
     { address, tls: Boolean(config.temporalTransport.tls), apiKey: config.temporalTransport.apiKey !== undefined, namespace: config.namespace, sharedQueue: config.taskQueue, hostQueue: hostTaskQueue(config.slotHost), sessionQueue: workers.sessionQueue, slotsDir: config.slotsDir },

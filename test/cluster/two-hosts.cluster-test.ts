@@ -4,7 +4,7 @@
 // Slots pinned to each host log in through that host's worker only; killing one host's
 // worker leaves the other's slot served; the slots' workflows are rows in PostgreSQL.
 //
-// Run: npm run test:cluster (obtains the binaries first: scripts/cluster/obtain.sh).
+// Run: npm test, or npm run test:cluster alone (obtains the binaries first: scripts/cluster/obtain.sh).
 // Without the binaries the test is skipped, unless CI is set: then it fails.
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,5 +1,5 @@
-// The scale-out tests on a real Temporal cluster on PostgreSQL (npm run test:cluster).
-// Separate from the main suite: the cluster takes ~a minute to set up, and its binaries
+// The scale-out tests on a real Temporal cluster on PostgreSQL (npm run test:cluster, the last step of npm test).
+// A run of their own: the cluster takes ~a minute to set up, and its binaries
 // are built by scripts/cluster/obtain.sh.
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';

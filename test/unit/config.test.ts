@@ -14,6 +14,10 @@ describe('configuration', () => {
     expect(config.slotsDir).toBe(`${PROJECT_ROOT}/.data/slots`);
     expect(config.devServer.dbFile).toBe(`${PROJECT_ROOT}/.data/temporal.sqlite`);
     expect(config.temporalAddress).toBeUndefined();
+    // Sleeping slots beyond this are not kept in memory (the SDK's own default would keep thousands).
+    expect(config.maxCachedWorkflows).toBe(500);
+    expect(loadConfig({ WORKER_MAX_CACHED_WORKFLOWS: '50' }).maxCachedWorkflows).toBe(50);
+    expect(() => loadConfig({ WORKER_MAX_CACHED_WORKFLOWS: 'many' })).toThrow(/WORKER_MAX_CACHED_WORKFLOWS/);
   });
 
   it('names every bad variable and why', () => {
