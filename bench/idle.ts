@@ -16,7 +16,9 @@ import { descendantsOf, memoryOf, sampleRss } from './process-stats';
 import { distribution, kib, mib, round, type Target } from './report';
 import { PROJECT_ROOT, countWorkflows, cpuBetween, cpuSnapshot, inPool, param, runBenchmark, seedClaudeCredential, settledRss, sleep, sqliteBytes, type BenchWorker, type Rig } from './rig';
 
-const SLOTS = param('BENCH_IDLE_SLOTS', 1000);
+const SLOTS = param('BENCH_IDLE_SLOTS', 10000);
+/** Slots woken one at a time by refreshNow, evicted ones (the oldest) and cached ones (the newest). */
+const WAKE_SAMPLE = param('BENCH_IDLE_WAKE_SAMPLE', 5);
 const IDLE_SECONDS = param('BENCH_IDLE_SECONDS', 30);
 const SETTLE_SECONDS = param('BENCH_IDLE_SETTLE_SECONDS', 10);
 const REFRESH_SAMPLE = param('BENCH_IDLE_REFRESH_SAMPLE', 100);
@@ -64,11 +66,13 @@ async function memoryCurve(
   const half = Math.floor(total / 2);
   const emptyKiB = await settledRss(worker, 5);
   rig.note(`worker RSS with no slot: ${mib(emptyKiB)} MiB`);
-  const a = await provisionFleet(rig, { ...fleet, count: half, timeoutMs: 300_000 });
+  // Adoption runs at ~10–15 slots/s on this machine: the limit grows with the count.
+  const timeoutFor = (count: number): number => Math.max(300_000, count * 250);
+  const a = await provisionFleet(rig, { ...fleet, count: half, timeoutMs: timeoutFor(half) });
   await sleep(SETTLE_SECONDS * 1000);
   const halfKiB = await settledRss(worker, 5);
   rig.note(`worker RSS with ${half} sleeping slots: ${mib(halfKiB)} MiB`);
-  const b = await provisionFleet(rig, { ...fleet, count: total - half, firstIndex: half, timeoutMs: 300_000 });
+  const b = await provisionFleet(rig, { ...fleet, count: total - half, firstIndex: half, timeoutMs: timeoutFor(total - half) });
   await sleep(SETTLE_SECONDS * 1000);
   const fullKiB = await settledRss(worker, 5);
   rig.note(`worker RSS with ${total} sleeping slots: ${mib(fullKiB)} MiB`);
@@ -220,7 +224,7 @@ async function watchdogs(rig: Rig, kind: 'bash' | 'node', count: number, dir: st
   };
 }
 
-await runBenchmark('idle', 20 * 60_000, async (rig) => {
+await runBenchmark('idle', 75 * 60_000, async (rig) => {
   const dataDir = await rig.tempDir('idle-db', DB_PARENT);
   const dbFile = join(dataDir, 'temporal.sqlite');
   const slotsDir = await rig.tempDir('idle-slots');
@@ -248,6 +252,19 @@ await runBenchmark('idle', 20 * 60_000, async (rig) => {
   rig.note(`history of refresh cycles: ${TIMER_CYCLES} woken by the slot's own timer (~${TIMER_TTL_S - TIMER_BEFORE_EXPIRY_MS / 1000} s each), one by refreshNow`);
   const timerCycle = await timerDrivenCycles(rig, { client, slots, tokens, slotsDir, host });
   const nowCycle = await refreshNowCycle(client, slots, 'idle-0');
+  // Waking a slot the worker no longer caches replays its history first; the newest slots are still cached.
+  rig.note(`waking ${WAKE_SAMPLE} evicted and ${WAKE_SAMPLE} cached slots one at a time`);
+  const wake = async (ids: string[]): Promise<Array<Record<string, unknown>>> => {
+    const out: Array<Record<string, unknown>> = [];
+    for (const id of ids) out.push(await refreshNowCycle(client, slots, id));
+    return out;
+  };
+  const evictedIds = Array.from({ length: WAKE_SAMPLE }, (_, i) => `idle-${REFRESH_SAMPLE + 1 + i}`);
+  const cachedIds = Array.from({ length: WAKE_SAMPLE }, (_, i) => `idle-${SLOTS - 1 - i}`);
+  const wokenEvicted = await wake(evictedIds);
+  const wokenCached = await wake(cachedIds);
+  const wakeMs = (cycles: Array<Record<string, unknown>>): ReturnType<typeof distribution> =>
+    distribution(cycles.map((c) => c.wakeToSleepMs).filter((v): v is number => typeof v === 'number' && Number.isFinite(v)), 0);
   rig.note(`${REFRESH_SAMPLE} refresh cycles for the database growth per cycle`);
   const sample = Array.from({ length: REFRESH_SAMPLE }, (_, i) => `idle-${i + 1}`);
   const dbBeforeCycles = await sqliteBytes(dbFile);
@@ -346,6 +363,9 @@ await runBenchmark('idle', 20 * 60_000, async (rig) => {
         timerDriven: timerCycle,
         /** Woken by an operator's refreshNow (a signal, and the timer cancelled). */
         refreshNow: nowCycle,
+        wakeEvictedMs: wakeMs(wokenEvicted),
+        wakeCachedMs: wakeMs(wokenCached),
+        wakeNote: `refreshNow → asleep again (server clock), one slot at a time: ${WAKE_SAMPLE} of the oldest slots (evicted from the worker's cache, bound ${process.env.WORKER_MAX_CACHED_WORKFLOWS ?? 'default 500'}: replayed first) and ${WAKE_SAMPLE} of the newest (still cached)`,
         note: 'a cycle = the events after the TimerStarted the slot slept on, up to and including the next TimerStarted; bytes = protobuf-encoded size of those events',
       },
       ...(experiment ? { experiment } : {}),

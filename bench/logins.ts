@@ -1,4 +1,4 @@
-// Concurrent logins: 50 PTY logins in flight on one worker (Claude fixture CLI).
+// Concurrent logins: 50, then 200 PTY logins in flight on one worker (Claude fixture CLI).
 // Time from provision to the prompt an operator sees, and what each session in
 // flight costs the worker in memory; then the codes go in and every login ends.
 import { randomUUID } from 'node:crypto';
@@ -8,9 +8,9 @@ import { slotWorkflowId } from '../common/slot';
 import { activityCompleted, activityName, eventMs, historyOf, type HistoryEvent } from './history';
 import { memoryOf, processesWithEnv, sampleRss } from './process-stats';
 import { distribution, mib, round } from './report';
-import { cpuBetween, cpuSnapshot, param, runBenchmark, settledRss, sleep, untilCount } from './rig';
+import { cpuBetween, cpuSnapshot, listParam, Rig, runBenchmark, settledRss, sleep, untilCount } from './rig';
 
-const SESSIONS = param('BENCH_LOGINS_SESSIONS', 50);
+const SIZES = listParam('BENCH_LOGINS_SESSIONS', [50, 200]);
 const FIXTURE_SPEED = process.env.BENCH_FIXTURE_SPEED || '0.1';
 
 
@@ -42,7 +42,18 @@ async function promptTimes(client: Client, slotId: string, provisionedAt: number
 const inPhase = (host: string, phase: string): string =>
   `WorkflowType = 'slotWorkflow' AND ExecutionStatus = 'Running' AND SlotHost = '${host}' AND SlotPhase = '${phase}'`;
 
-await runBenchmark('logins', 10 * 60_000, async (rig) => {
+/** One size: its own server and worker, so sizes do not share a warm cache. */
+async function runSessions(parent: Rig, SESSIONS: number): Promise<Record<string, unknown>> {
+  const rig = new Rig(`logins:${SESSIONS}`);
+  parent.defer(() => rig.cleanup());
+  try {
+    return await sessionsOn(rig, SESSIONS);
+  } finally {
+    await rig.cleanup();
+  }
+}
+
+async function sessionsOn(rig: Rig, SESSIONS: number): Promise<Record<string, unknown>> {
   const slotsDir = await rig.tempDir('logins-slots');
   const { server, client, slots: slotClient, pid: serverPid } = await rig.startServer();
   const host = `bench-${randomUUID().slice(0, 8)}`;
@@ -69,7 +80,7 @@ await runBenchmark('logins', 10 * 60_000, async (rig) => {
       await slots.provision({ slotId, provider: 'claude', host });
     }),
   );
-  const waiting = await untilCount(client, inPhase(host, 'awaiting-operator'), SESSIONS, { timeoutMs: 180_000, everyMs: 200 });
+  const waiting = await untilCount(client, inPhase(host, 'awaiting-operator'), SESSIONS, { timeoutMs: Math.max(180_000, SESSIONS * 2000), everyMs: 200 });
   const allPromptsMs = Date.now() - burstStart;
   const cpu = cpuBetween(cpu0, await cpuSnapshot(worker.pid, serverPid));
   const peakDuringBurst = Math.max(...burstRss.stop());
@@ -103,7 +114,7 @@ await runBenchmark('logins', 10 * 60_000, async (rig) => {
       return at;
     }),
   );
-  const active = await untilCount(client, inPhase(host, 'active'), SESSIONS, { timeoutMs: 180_000, everyMs: 200 });
+  const active = await untilCount(client, inPhase(host, 'active'), SESSIONS, { timeoutMs: Math.max(180_000, SESSIONS * 2000), everyMs: 200 });
   const allActiveMs = Date.now() - submitStart;
   const toActive: number[] = [];
   for (const [i, slotId] of slotIds.entries()) {
@@ -154,6 +165,18 @@ await runBenchmark('logins', 10 * 60_000, async (rig) => {
         processesLeftAfterRetire: leftover.length,
       },
     },
+  };
+}
+
+await runBenchmark('logins', 40 * 60_000, async (rig) => {
+  const sizes: Record<string, unknown>[] = [];
+  for (const n of SIZES) {
+    rig.note(`${n} concurrent logins`);
+    sizes.push(await runSessions(rig, n));
+  }
+  return {
+    parameters: { sessions: SIZES, fixtureSpeed: Number(FIXTURE_SPEED) },
+    results: { sizes },
     baseline: {
       what: 'none measured: the scripts run one login at a time per slot, each in its own terminal; their per-slot process cost is in idle-cost',
     },

@@ -10,7 +10,8 @@ import { Client, Connection } from '@temporalio/client';
 import { ensureSlotHome, writeSecretFileAtomic } from '../activities/credential-store';
 import { SlotClient } from '../cli/slot-client';
 import { hostTaskQueue } from '../common/slot';
-import { startDevServer, type DevServer } from '../workers/dev-server';
+import { startDevServer } from '../workers/dev-server';
+import { findClusterBinaries, startCluster } from '../test/cluster/cluster';
 import { obtainTemporalCli } from '../workers/temporal-binaries';
 import { startTokenServer, type TokenServer, type TokenServerOptions } from '../test/peers/token-server';
 import { childrenMatching, cpuSecondsOf, cpuWithChildrenOf, machineBusySeconds, processesWithEnv, sampleRss } from './process-stats';
@@ -24,6 +25,24 @@ export const CLAUDE_CLIENT_ID = '9d1c250a-e61b-44d9-88ed-5944d1962f5e';
 /** TaskQueueType in the Temporal API. */
 const WORKFLOW_QUEUE = 1;
 const ACTIVITY_QUEUE = 2;
+
+/** `dev` (default): the `temporal` CLI's dev server; `cluster`: temporal-server v1.29.1 on PostgreSQL. */
+export const BENCH_TEMPORAL: 'dev' | 'cluster' = (() => {
+  const raw = process.env.BENCH_TEMPORAL ?? 'dev';
+  if (raw !== 'dev' && raw !== 'cluster') throw new Error(`BENCH_TEMPORAL=${JSON.stringify(raw)}: must be dev or cluster`);
+  return raw;
+})();
+
+export interface BenchServer {
+  readonly server: { readonly address: string };
+  /** The Temporal server's process (its CPU is measured); PostgreSQL's are not included. */
+  readonly pid: number | undefined;
+  readonly client: Client;
+  readonly slots: (taskQueue: string) => SlotClient;
+  readonly kind: 'dev-server' | 'cluster';
+  /** What the server's database holds on disk now, or null when it is in memory. */
+  databaseBytes(): Promise<number | null>;
+}
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -113,8 +132,14 @@ export class Rig {
     return dir;
   }
 
-  /** A dev server on a free port: in memory, or on `dbFile` (SQLite) when given. */
-  async startServer(opts: { dbFile?: string } = {}): Promise<{ server: DevServer; pid: number | undefined; client: Client; slots: (taskQueue: string) => SlotClient }> {
+  /**
+   * The Temporal server a benchmark runs on: a dev server on a free port (in memory,
+   * or on `dbFile`, SQLite, when given), or with `BENCH_TEMPORAL=cluster` a
+   * temporal-server on PostgreSQL (test/cluster/cluster.ts, binaries from
+   * scripts/cluster/obtain.sh), which ignores `dbFile`.
+   */
+  async startServer(opts: { dbFile?: string } = {}): Promise<BenchServer> {
+    if (BENCH_TEMPORAL === 'cluster') return this.startCluster();
     const executable = await obtainTemporalCli();
     const server = await startDevServer({ executable, ...(opts.dbFile ? { dbFile: opts.dbFile } : {}) });
     this.defer(() => server.stop());
@@ -123,7 +148,24 @@ export class Rig {
     this.defer(() => connection.close());
     const client = new Client({ connection, namespace: 'default' });
     this.note(`dev server at ${server.address}${opts.dbFile ? ` (SQLite ${opts.dbFile})` : ' (in memory)'}, pid ${pid ?? '?'}`);
-    return { server, pid, client, slots: (taskQueue) => new SlotClient(client, taskQueue) };
+    const databaseBytes = async (): Promise<number | null> => (opts.dbFile ? (await sqliteBytes(opts.dbFile)).total : null);
+    return { server, pid, client, slots: (taskQueue) => new SlotClient(client, taskQueue), kind: 'dev-server', databaseBytes };
+  }
+
+  private async startCluster(): Promise<BenchServer> {
+    const { missing } = findClusterBinaries();
+    if (missing.length > 0) throw new Error(`BENCH_TEMPORAL=cluster: ${missing.join(', ')} missing; run scripts/cluster/obtain.sh`);
+    const cluster = await startCluster({ log: (line) => this.note(`cluster: ${line}`) });
+    this.defer(() => cluster.stop());
+    const [pid] = await childrenMatching(process.pid, 'temporal-server');
+    const connection = await Connection.connect({ address: cluster.address });
+    this.defer(() => connection.close());
+    const client = new Client({ connection, namespace: 'default' });
+    this.note(`temporal-server on PostgreSQL at ${cluster.address}, pid ${pid ?? '?'}`);
+    // Both databases: executions and histories, and the SQL visibility store.
+    const databaseBytes = async (): Promise<number> =>
+      Number(cluster.psql('temporal', "SELECT pg_database_size('temporal') + pg_database_size('temporal_visibility')")[0] ?? NaN);
+    return { server: cluster, pid, client, slots: (taskQueue) => new SlotClient(client, taskQueue), kind: 'cluster', databaseBytes };
   }
 
   async startTokenServer(opts: TokenServerOptions): Promise<TokenServer> {
