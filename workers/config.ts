@@ -56,6 +56,23 @@ export const ConfigSchema = z.object({
   SLOTS_DIR: z.string().min(1).optional(),
   /** This host's name; its worker serves the `slots.<host>` task queue. @default os.hostname() */
   SLOT_HOST: hostName.default(hostname().split('.')[0] || 'localhost'),
+  /**
+   * What this process serves, comma-separated: `workflows` (the shared queue; any
+   * process) and `host` (this host's PTYs and slot files). Scale out with processes
+   * of one role each. @default "workflows,host"
+   */
+  WORKER_ROLES: z
+    .string()
+    .default('workflows,host')
+    .transform((raw, ctx) => {
+      const roles = [...new Set(raw.split(',').map((r) => r.trim()).filter(Boolean))];
+      const unknown = roles.filter((r) => r !== 'workflows' && r !== 'host');
+      if (unknown.length > 0 || roles.length === 0) {
+        ctx.addIssue({ code: 'custom', message: `must be workflows, host or both (comma-separated)${unknown.length > 0 ? `; unknown: ${unknown.join(', ')}` : ''}` });
+        return z.NEVER;
+      }
+      return roles as Array<'workflows' | 'host'>;
+    }),
   /** Task queue of the slot workflows (all workers and clients of one deployment agree on it). @default "slot-provisioner" */
   SLOTS_TASK_QUEUE: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'must be letters, digits, dots, dashes or underscores').default('slot-provisioner'),
   /** Worker variables passed to login CLIs, comma-separated names or `PREFIX_*` patterns. @default "" */
@@ -118,6 +135,8 @@ export interface Config {
   readonly dataDir: string;
   readonly slotsDir: string;
   readonly slotHost: string;
+  /** The queues this process polls (WORKER_ROLES). */
+  readonly roles: ReadonlyArray<'workflows' | 'host'>;
   readonly taskQueue: string;
   readonly maxCachedWorkflows: number;
   readonly notifyWebhookUrl: string | undefined;
@@ -256,6 +275,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir,
     slotsDir: absolute(c.SLOTS_DIR ?? resolve(dataDir, 'slots')),
     slotHost: c.SLOT_HOST,
+    roles: c.WORKER_ROLES,
     taskQueue: c.SLOTS_TASK_QUEUE,
     maxCachedWorkflows: c.WORKER_MAX_CACHED_WORKFLOWS,
     notifyWebhookUrl: c.NOTIFY_WEBHOOK_URL,

@@ -61,13 +61,24 @@ export interface SlotWorkerOptions {
    * of a host (letters, digits, `-`, `_`). @default `<pid>-<8 random hex digits>`
    */
   readonly workerId?: string;
+  /**
+   * What this process serves: `workflows` (the shared queue: slot workflows and
+   * notices, any process of the deployment) and `host` (the host and session queues:
+   * the slot's PTYs and files, only on the slot's host). @default both
+   */
+  readonly roles?: readonly WorkerRole[];
 }
 
+export const WORKER_ROLES = ['workflows', 'host'] as const;
+export type WorkerRole = (typeof WORKER_ROLES)[number];
+
 export interface SlotWorkers {
-  readonly shared: Worker;
-  readonly host: Worker;
-  /** Polls `sessionQueue`: the activities that reach a PTY this process holds. */
-  readonly session: Worker;
+  /** Polls the shared queue; undefined without the `workflows` role. */
+  readonly shared: Worker | undefined;
+  /** Polls `slots.<host>`; undefined without the `host` role. */
+  readonly host: Worker | undefined;
+  /** Polls `sessionQueue`: the activities that reach a PTY this process holds; undefined without the `host` role. */
+  readonly session: Worker | undefined;
   readonly workerId: string;
   readonly sessionQueue: string;
   readonly sessions: LoginSessions;
@@ -90,7 +101,9 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
     ...(opts.minPollIntervalMs !== undefined ? { minPollIntervalMs: opts.minPollIntervalMs } : {}),
   };
-  const shared = await Worker.create({
+  const roles = new Set<WorkerRole>(opts.roles ?? WORKER_ROLES);
+  if (roles.size === 0) throw new RangeError('a worker needs at least one role: workflows, host');
+  const shared = !roles.has('workflows') ? undefined : await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.sharedTaskQueue ?? SHARED_TASK_QUEUE,
@@ -102,7 +115,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     }),
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
   });
-  const host = await Worker.create({
+  const host = !roles.has('host') ? undefined : await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: hostTaskQueue(opts.host),
@@ -111,7 +124,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     defaultHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
     activities: createHostActivities(deps),
   });
-  const session = await Worker.create({
+  const session = !roles.has('host') ? undefined : await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: sessionQueue,
@@ -120,7 +133,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     defaultHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
     activities: createSessionActivities(deps),
   });
-  const workers = [shared, host, session];
+  const workers = [shared, host, session].filter((w): w is Worker => w !== undefined);
   return {
     shared,
     host,
@@ -230,9 +243,10 @@ export async function runWorker(
     ...(config.notifyWebhookUrl ? { notifyWebhookUrl: config.notifyWebhookUrl } : {}),
     dataConverter,
     maxCachedWorkflows: config.maxCachedWorkflows,
+    roles: config.roles,
   });
   log.info(
-    { address, tls: Boolean(config.temporalTransport.tls), apiKey: config.temporalTransport.apiKey !== undefined, namespace: config.namespace, sharedQueue: config.taskQueue, hostQueue: hostTaskQueue(config.slotHost), sessionQueue: workers.sessionQueue, slotsDir: config.slotsDir },
+    { address, tls: Boolean(config.temporalTransport.tls), apiKey: config.temporalTransport.apiKey !== undefined, namespace: config.namespace, roles: config.roles, ...(workers.shared ? { sharedQueue: config.taskQueue } : {}), ...(workers.host ? { hostQueue: hostTaskQueue(config.slotHost), sessionQueue: workers.sessionQueue, slotsDir: config.slotsDir } : {}) },
     `worker polling${config.encryptionKeys ? ` (payloads encrypted with key "${config.encryptionKeys[0]?.id}")` : ''}`,
   );
   await workers.run();

@@ -1,6 +1,8 @@
 // The scale-out path on a real Temporal cluster (temporal-server v1.29.1 on PostgreSQL,
 // SQL visibility), as docker-compose.yml lays it out: two slot hosts, each a worker
-// process with its own SLOT_HOST and SLOTS_DIR, and a client on the shared queue.
+// process with its own SLOT_HOST and SLOTS_DIR serving only its host's queues
+// (WORKER_ROLES=host), a third process running the slot workflows (WORKER_ROLES=workflows),
+// and a client on the shared queue.
 // Slots pinned to each host log in through that host's worker only; killing one host's
 // worker leaves the other's slot served; the slots' workflows are rows in PostgreSQL.
 //
@@ -12,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection } from '@temporalio/client';
 import { SlotClient } from '../../cli/slot-client';
-import { slotWorkflowId } from '../../common/slot';
+import { hostTaskQueue, slotWorkflowId } from '../../common/slot';
 import { devServerClient, uniqueName } from '../harness';
 import { startTokenServer, type TokenServer } from '../peers/token-server';
 import { claudeCode, expectNoProcesses, waitForPhase, waitForPrompt } from '../slot-fixtures';
@@ -44,9 +46,12 @@ describe.skipIf(skip)('two slot hosts on a Temporal cluster on PostgreSQL', () =
   const hosts: Host[] = [];
   const slotOf = new Map<string, string>();
 
-  function startWorker(host: Host): WorkerProcess {
+  let workflowsHost: Host;
+
+  function startWorker(host: Host, roles = 'host'): WorkerProcess {
     host.worker = spawnWorkerProcess({
       ...fixtureWorkerEnv({ temporalAddress: cluster.address, host: host.name, sharedQueue, slotsDir: host.slotsDir }),
+      WORKER_ROLES: roles,
       // Refreshes go to the token server on loopback, which a worker contacts only when allow-listed.
       CLAUDE_TOKEN_URL: tokens.claudeTokenUrl,
       SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1,localhost',
@@ -65,15 +70,31 @@ describe.skipIf(skip)('two slot hosts on a Temporal cluster on PostgreSQL', () =
     connection = opened.connection;
     slots = new SlotClient(opened.client, sharedQueue);
     for (const host of hosts) startWorker(host);
-    await Promise.all(hosts.map((host) => untilPolling(host.worker!, slots.client, host.name, 180_000)));
+    workflowsHost = { name: uniqueName('workflows'), slotsDir: await mkdtemp(join(tmpdir(), 'slots-workflows-')) };
+    startWorker(workflowsHost, 'workflows');
+    await Promise.all([...hosts.map((host) => untilPolling(host.worker!, slots.client, host.name, 180_000)), untilPollingShared(workflowsHost.worker!)]);
   });
 
+  /** Pollers of the shared queue's workflow tasks (TaskQueueType 1) or of a host's activities (2). */
+  async function pollerPids(taskQueue: string, type: 1 | 2): Promise<number[]> {
+    const { pollers } = await slots.client.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: taskQueue }, taskQueueType: type });
+    return pollers.map((p) => Number(p.identity?.split('@')[0]));
+  }
+
+  async function untilPollingShared(worker: WorkerProcess): Promise<void> {
+    const deadline = Date.now() + 180_000;
+    while (!(await pollerPids(sharedQueue, 1)).includes(worker.child.pid!)) {
+      if (worker.child.exitCode !== null || Date.now() > deadline) throw new Error(`the workflows worker did not poll ${sharedQueue}:\n${worker.output().slice(-5000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
   afterAll(async () => {
-    await Promise.all(hosts.map((host) => (host.worker ? stopWorkerProcess(host.worker, 'SIGTERM') : undefined)));
+    await Promise.all([...hosts, workflowsHost].map((host) => (host?.worker ? stopWorkerProcess(host.worker, 'SIGTERM') : undefined)));
     await connection?.close();
     await cluster?.stop();
     await tokens?.close();
-    await Promise.all(hosts.map((host) => rm(host.slotsDir, { recursive: true, force: true })));
+    await Promise.all([...hosts, workflowsHost].filter(Boolean).map((host) => rm(host.slotsDir, { recursive: true, force: true })));
   });
 
   it('logs in one slot on each host, each credential only in its own host\'s slot directory', async () => {
@@ -126,7 +147,7 @@ describe.skipIf(skip)('two slot hosts on a Temporal cluster on PostgreSQL', () =
     tokens.issue({ tokens: { accessToken: loggedIn.accessToken, refreshToken: loggedIn.refreshToken } });
     await stopWorkerProcess(a.worker!, 'SIGKILL');
 
-    // Host B's worker alone now runs every workflow task of the shared queue.
+    // The workflows process runs the workflow tasks; host B's worker serves B's activities.
     const statusB = await slots.status(slotB, { queryTimeoutMs: 30_000 });
     expect([statusB.phase, statusB.host]).toEqual(['active', b.name]);
     // The workflow of A's slot is served too (the workflow is not pinned to a host; its activities are).
@@ -153,6 +174,38 @@ describe.skipIf(skip)('two slot hosts on a Temporal cluster on PostgreSQL', () =
     await untilPolling(a.worker!, slots.client, a.name, 180_000);
     expect((await slots.status(slotA, { queryTimeoutMs: 30_000 })).phase).toBe('active');
     expect(await readFile(credentialOf(a, slotA), 'utf8')).toBe(credentialA);
+  });
+
+  it('runs the slot workflows only in the workflows process, and each host\'s activities only on that host', async () => {
+    const [a, b] = hosts as [Host, Host];
+    // The server lists pollers seen in the last minutes: host A's killed worker may still be there.
+    const [pidA, pidB, pidW] = [a.worker!.child.pid!, b.worker!.child.pid!, workflowsHost.worker!.child.pid!];
+    const shared = await pollerPids(sharedQueue, 1);
+    expect(shared).toContain(pidW);
+    expect(shared).not.toContain(pidA);
+    expect(shared).not.toContain(pidB);
+    const onA = await pollerPids(hostTaskQueue(a.name), 2);
+    expect(onA).toContain(pidA);
+    expect(onA).not.toContain(pidB);
+    expect(onA).not.toContain(pidW);
+    expect(await pollerPids(hostTaskQueue(b.name), 2)).toEqual([pidB]);
+    expect(await pollerPids(hostTaskQueue(workflowsHost.name), 2)).toEqual([]);
+
+    // With the workflows process down, nothing runs the slots' workflow tasks; a request waits in the history.
+    const slotB = slotOf.get(b.name)!;
+    const before = await slots.status(slotB, { queryTimeoutMs: 30_000 });
+    await stopWorkerProcess(workflowsHost.worker!, 'SIGKILL');
+    await slots.refreshNow(slotB);
+    // slotctl still answers, from the search attributes, and says the answer is not live.
+    const unserved = await slots.status(slotB, { queryTimeoutMs: 3000 });
+    expect([unserved.phase, unserved.stale]).toEqual(['active', expect.stringMatching(/no worker answered/)]);
+    // Back: the refresh asked for meanwhile runs, on host B.
+    startWorker(workflowsHost, 'workflows');
+    await untilPollingShared(workflowsHost.worker!);
+    const { status, reached } = await slots.waitFor(slotB, (s) => s.refreshes > before.refreshes && s.phase === 'active', { timeoutMs: 60_000, pollMs: 300 });
+    expect(reached, JSON.stringify(status)).toBe(true);
+    expect([status.phase, status.host]).toEqual(['active', b.name]);
+    expect(await exists(join(workflowsHost.slotsDir, slotB))).toBe(false);
   });
 
   it('loses no slot, and no login awaiting its operator, when the Temporal server is killed (kill -9) and started again', async () => {

@@ -18,6 +18,11 @@ describe('configuration', () => {
     expect(config.maxCachedWorkflows).toBe(500);
     expect(loadConfig({ WORKER_MAX_CACHED_WORKFLOWS: '50' }).maxCachedWorkflows).toBe(50);
     expect(() => loadConfig({ WORKER_MAX_CACHED_WORKFLOWS: 'many' })).toThrow(/WORKER_MAX_CACHED_WORKFLOWS/);
+    // One process serves the slot workflows and this host's PTYs and files unless told otherwise.
+    expect(config.roles).toEqual(['workflows', 'host']);
+    expect(loadConfig({ WORKER_ROLES: ' host ' }).roles).toEqual(['host']);
+    expect(() => loadConfig({ WORKER_ROLES: 'host,activities' })).toThrow(/WORKER_ROLES.*unknown: activities/);
+    expect(() => loadConfig({ WORKER_ROLES: ',' })).toThrow(/WORKER_ROLES/);
   });
 
   it('names every bad variable and why', () => {
@@ -127,12 +132,12 @@ describe('Temporal transport (TLS, mTLS, API key)', () => {
 });
 
 describe('docker-compose.yml', () => {
-  it('runs Temporal on PostgreSQL, the Web UI and a worker configured with variables the worker reads', async () => {
+  it('runs Temporal on PostgreSQL, the Web UI, a workflows process and a slot host configured with variables the worker reads', async () => {
     const compose = parse(await readFile(`${PROJECT_ROOT}/docker-compose.yml`, 'utf8')) as {
       services: Record<string, { image?: string; build?: string; environment?: Record<string, string>; depends_on?: unknown; ports?: string[] }>;
       volumes: Record<string, unknown>;
     };
-    const { postgresql, temporal, worker } = compose.services;
+    const { postgresql, temporal, worker, workflows } = compose.services;
     const ui = compose.services['temporal-ui'];
     expect(postgresql?.image).toMatch(/^postgres:/);
     expect(temporal?.image).toMatch(/^temporalio\/auto-setup:/);
@@ -154,6 +159,13 @@ describe('docker-compose.yml', () => {
     expect(config.slotsDir).toBe('/var/lib/slot-provisioner/slots');
     // The slot directory is a named volume: credentials survive a container rebuild.
     expect(compose.volumes).toHaveProperty('slots');
+    // The topology test/cluster proves: one process runs the workflows, the slot host only its PTYs and files.
+    expect(config.roles).toEqual(['host']);
+    expect(workflows?.build).toBe('.');
+    const workflowsEnv = workflows?.environment ?? {};
+    expect(Object.keys(workflowsEnv).filter((name) => !known.includes(name))).toEqual([]);
+    expect(loadConfig(workflowsEnv).roles).toEqual(['workflows']);
+    expect(loadConfig(workflowsEnv).temporalAddress).toBe('temporal:7233');
 
     const dockerfile = await readFile(`${PROJECT_ROOT}/Dockerfile`, 'utf8');
     expect(dockerfile).toMatch(/workers\/worker\.ts/);
