@@ -9,7 +9,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { FailureType, PERMANENT_REFRESH_FAILURES } from '../common/failures';
+import { providerNames } from '../providers';
 import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey } from '../common/search-attributes';
+
+/** The `outcome` label of refreshes_total. */
+const REFRESH_OUTCOMES = ['success', 'transient', 'permanent', 'error'] as const;
 
 /** Every name starts with this. */
 export const METRIC_PREFIX = 'slot_provisioner_';
@@ -72,6 +76,11 @@ export class SlotMetrics {
     this.timeToPrompt = new Histogram({ name: `${p}login_time_to_prompt_seconds`, help: 'From starting a login (CLI or device flow) to the prompt an operator can act on', labelNames: ['provider'], buckets: [0.5, 1, 2, 5, 10, 20, 30, 60, 120], registers });
     this.timeToActive = new Histogram({ name: `${p}login_time_to_active_seconds`, help: 'From starting the login that succeeded to its credential verified', labelNames: ['provider'], buckets: [5, 15, 30, 60, 120, 300, 600, 1800, 3600], registers });
     this.operatorWait = new Histogram({ name: `${p}operator_wait_seconds`, help: 'From the prompt shown to the operator answering it (a code typed, a device approved)', labelNames: ['provider', 'interaction'], buckets: [10, 30, 60, 120, 300, 600, 900, 1800, 3600], registers });
+    // Series exist from the start at 0: a counter first seen at 1 shows no increase() to alert on.
+    for (const provider of providerNames()) {
+      for (const outcome of REFRESH_OUTCOMES) this.refreshes.inc({ provider, outcome }, 0);
+      this.logins.inc({ provider, outcome: 'verified' }, 0);
+    }
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
