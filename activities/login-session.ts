@@ -1,6 +1,7 @@
 // A login CLI running under a PTY on this host, rendered through a terminal
 // emulator. Sessions live in the worker's memory between the two login
 // activities; a session whose worker died is simply gone, and the workflow restarts.
+import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { spawn, type IPty } from 'node-pty';
 import type { LoginCommand, ScreenSnapshot } from '../providers/provider';
 import { TerminalScreen } from './screen';
@@ -12,6 +13,8 @@ export interface SessionExit {
 
 export const PTY_COLS = 200;
 export const PTY_ROWS = 50;
+
+const tracer = trace.getTracer('slot-provisioner');
 
 export class LoginSession {
   readonly startedAt = Date.now();
@@ -25,6 +28,8 @@ export class LoginSession {
   codeTypedAtLine: number | undefined;
   /** A session activity reached this session: the workflow has the `startLogin` result. */
   claimed = false;
+  /** The CLI's life, from spawn to exit, as a span (a no-op without a tracer provider); what it was told is not recorded. */
+  private readonly span: Span;
 
   private constructor(
     readonly id: string,
@@ -33,9 +38,15 @@ export class LoginSession {
     private readonly pty: IPty,
     private readonly screen: TerminalScreen,
   ) {
+    this.span = tracer.startSpan('pty session', {
+      attributes: { 'slot.id': slotId, 'slot.provider': provider, 'login.id': id, 'process.pid': pty.pid, 'pty.cols': PTY_COLS, 'pty.rows': PTY_ROWS },
+    });
     this.exitPromise = new Promise((resolve) => {
       pty.onExit(({ exitCode, signal }) => {
         this.exitInfo = { exitCode, signal: signal ?? 0 };
+        this.span.setAttributes({ 'process.exit_code': exitCode, 'process.signal': signal ?? 0, 'pty.code_typed': this.codeWrittenAt !== undefined });
+        if (exitCode !== 0 && !signal) this.span.setStatus({ code: SpanStatusCode.ERROR, message: `exited with code ${exitCode}` });
+        this.span.end();
         // Let the emulator finish parsing the last output before anyone reads the verdict.
         void this.pending.then(() => {
           this.notify();

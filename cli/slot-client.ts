@@ -1,6 +1,6 @@
 // The typed client API for slots: what slotctl uses, and what other services
 // import to start and watch slots themselves. It never handles a token.
-import { Client, Connection, type ConnectionOptions, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, Connection, type ConnectionOptions, type WorkflowClientInterceptor, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowNotFoundError, type DataConverter, type TypedSearchAttributes } from '@temporalio/common';
 import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes';
 import {
@@ -70,6 +70,8 @@ export class SlotClient {
     dataConverter?: DataConverter;
     tls?: ConnectionOptions['tls'];
     apiKey?: string;
+    /** Client interceptors, e.g. tracing's (workers/tracing.ts): the trace starts here. */
+    interceptors?: WorkflowClientInterceptor[];
   }): Promise<SlotClient> {
     let connection: Connection;
     try {
@@ -85,7 +87,12 @@ export class SlotClient {
       throw reason ? new TemporalTransportError(opts.address, reason, { cause: err }) : err;
     }
     return new SlotClient(
-      new Client({ connection, namespace: opts.namespace ?? 'default', ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}) }),
+      new Client({
+        connection,
+        namespace: opts.namespace ?? 'default',
+        ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+        ...(opts.interceptors?.length ? { interceptors: { workflow: opts.interceptors } } : {}),
+      }),
       opts.taskQueue,
     );
   }

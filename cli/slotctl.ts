@@ -204,6 +204,10 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     io.err(err instanceof ConfigError ? err.message : String(err));
     return EXIT.usage;
   }
+  // Spans of this command (start, signal, update) begin the slot's trace when an exporter is configured.
+  // Loaded only then: the OpenTelemetry SDK is not what every command should pay to start.
+  const tracing =
+    config.tracing.otlpEndpoint || config.tracing.zipkinEndpoint ? (await import('../workers/tracing')).startTracing(config.tracing) : undefined;
   let client: SlotClient | undefined;
   const connect = async (): Promise<SlotClient> =>
     (client ??= await SlotClient.connect({
@@ -212,6 +216,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       taskQueue: config.taskQueue,
       // The code travels in an update payload: sealed like everything else when keys are set.
       dataConverter: slotDataConverter(config.encryptionKeys),
+      ...(tracing ? { interceptors: tracing.clientInterceptors() } : {}),
     }));
   let exitCode: number = EXIT.ok;
   let asJson = false;
@@ -393,6 +398,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     return EXIT.failed;
   } finally {
     await client?.close();
+    await tracing?.flush();
   }
 }
 

@@ -294,3 +294,8 @@ export class PayloadDecryptionError extends Error {
 export class TemporalSetupError extends Error {
   override readonly name = 'TemporalSetupError';
 }
+
+/** Prometheus, promtool or the Zipkin server cannot be found or installed (tests of metrics and traces). The message says what to install. */
+export class ObservabilitySetupError extends Error {
+  override readonly name = 'ObservabilitySetupError';
+}

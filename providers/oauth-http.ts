@@ -9,6 +9,9 @@ import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { parseRetryAfter } from './oauth';
 import type { OAuthAnswer } from './provider';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+
+const tracer = trace.getTracer('slot-provisioner');
 
 export type OAuthRequest =
   | { readonly method: 'POST'; readonly body: Record<string, string>; readonly encoding: 'json' | 'form' }
@@ -233,6 +236,24 @@ const pinnedLookup =
  * never a refresh, whose answer may hold the only valid refresh token.
  */
 export async function callOAuthEndpoint(url: URL, request: OAuthRequest, limits: EndpointLimits, what = 'token endpoint', cancel?: AbortSignal): Promise<EndpointCall> {
+  // A span per request (a no-op without a tracer provider): where and how it ended, never a body or a header.
+  return tracer.startActiveSpan(
+    `oauth ${what}`,
+    { kind: SpanKind.CLIENT, attributes: { 'oauth.endpoint': what, 'http.request.method': request.method, 'url.full': `${url.origin}${url.pathname}` } },
+    async (span) => {
+      try {
+        const called = await callEndpointOnce(url, request, limits, what, cancel);
+        if (called.ok) span.setAttribute('http.response.status_code', called.answer.status);
+        else span.setStatus({ code: SpanStatusCode.ERROR, message: called.refused ? 'refused by the endpoint guard' : 'no answer' });
+        return called;
+      } finally {
+        span.end();
+      }
+    },
+  );
+}
+
+async function callEndpointOnce(url: URL, request: OAuthRequest, limits: EndpointLimits, what: string, cancel: AbortSignal | undefined): Promise<EndpointCall> {
   const where = `${what} ${url.origin}${url.pathname}`;
   const timeout = AbortSignal.timeout(limits.fetchTimeoutMs);
   const signal = AbortSignal.any([timeout, ...(cancel ? [cancel] : [])]);

@@ -119,6 +119,21 @@ export const ConfigSchema = z.object({
    * heap (thousands), which keeps every sleeping slot resident. @default 500
    */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(DEFAULT_MAX_CACHED_WORKFLOWS),
+  /**
+   * Port of the Prometheus endpoint (`/metrics`: the slots' metrics and the Temporal SDK core's), or `off`.
+   * @default unset: off for `npm run worker`; 9464 for `npm start`
+   */
+  METRICS_PORT: z.union([z.literal('off'), port], 'must be a port (1-65535) or off').optional(),
+  /** Interface the metrics endpoint binds to. @default "127.0.0.1" */
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  /** Loopback port where the SDK core serves its metrics for /metrics to include. @default METRICS_PORT + 1 */
+  TEMPORAL_METRICS_PORT: port.optional(),
+  /** OTLP/HTTP endpoint for traces (base URL, `http://collector:4318`; spans go to `/v1/traces`). Unset: no OTLP export. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url('must be a URL').optional(),
+  /** Zipkin span intake (`http://zipkin:9411/api/v2/spans`). Unset: no Zipkin export. */
+  OTEL_EXPORTER_ZIPKIN_ENDPOINT: z.url('must be a URL').optional(),
+  /** `service.name` of this process's spans. @default "slot-provisioner" */
+  OTEL_SERVICE_NAME: z.string().min(1).default('slot-provisioner'),
   /** @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -151,6 +166,9 @@ export interface Config {
     readonly enableEncode: boolean;
   };
   readonly loginEnvPassthrough: readonly string[];
+  /** `port` undefined: the entry point's default (off for the worker, on for `npm start`). */
+  readonly metrics: { readonly port: number | 'off' | undefined; readonly host: string; readonly temporalPort: number | undefined };
+  readonly tracing: { readonly otlpEndpoint: string | undefined; readonly zipkinEndpoint: string | undefined; readonly serviceName: string };
   readonly logLevel: z.infer<typeof ConfigSchema>['LOG_LEVEL'];
 }
 
@@ -264,6 +282,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError([(err as Error).message]);
   }
   const temporalTransport = loadTemporalTransport(c);
+  if (typeof c.METRICS_PORT === 'number' && c.TEMPORAL_METRICS_PORT === c.METRICS_PORT) {
+    throw new ConfigError([`TEMPORAL_METRICS_PORT=${c.TEMPORAL_METRICS_PORT}: must differ from METRICS_PORT (the SDK core serves its metrics there, /metrics includes them)`]);
+  }
   if (c.TEMPORAL_PORT === c.TEMPORAL_UI_PORT) {
     throw new ConfigError([`TEMPORAL_UI_PORT=${c.TEMPORAL_UI_PORT}: must differ from TEMPORAL_PORT`]);
   }
@@ -288,6 +309,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       enableEncode: c.CODEC_ENABLE_ENCODE === 'true',
     },
     loginEnvPassthrough: c.LOGIN_ENV_PASSTHROUGH.split(',').map((s) => s.trim()).filter(Boolean),
+    metrics: { port: c.METRICS_PORT, host: c.METRICS_HOST, temporalPort: c.TEMPORAL_METRICS_PORT },
+    tracing: { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT, zipkinEndpoint: c.OTEL_EXPORTER_ZIPKIN_ENDPOINT, serviceName: c.OTEL_SERVICE_NAME },
     logLevel: c.LOG_LEVEL,
   };
 }

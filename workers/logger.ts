@@ -93,10 +93,16 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 
 const LEVELS = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
 
-/** Routes the SDK's and workflows' log lines through our logger. Call once per process, before any worker. */
-export function installRuntimeLogger(logger: PinoLogger): void {
+/**
+ * Routes the SDK's and workflows' log lines through our logger. Call once per process, before any worker.
+ * `coreMetricsBindAddress`: where the SDK core serves its Prometheus metrics (see workers/metrics.ts).
+ */
+export function installRuntimeLogger(logger: PinoLogger, coreMetricsBindAddress?: string): void {
   const sdkLevel = (Object.entries(LEVELS).find(([, v]) => v === logger.level)?.[0] ?? 'INFO') as keyof typeof LEVELS;
   Runtime.install({
+    ...(coreMetricsBindAddress
+      ? { telemetryOptions: { metrics: { prometheus: { bindAddress: coreMetricsBindAddress, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true } } } }
+      : {}),
     logger: new DefaultLogger(sdkLevel, (entry: LogEntry) => {
       logger[LEVELS[entry.level]]({ ...(entry.meta ?? {}) }, entry.message);
     }),

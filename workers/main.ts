@@ -7,10 +7,14 @@ import { AesGcmPayloadCodec } from './encryption';
 import { createLogger, installRuntimeLogger } from './logger';
 import { obtainTemporalCli } from './temporal-binaries';
 import { runWorker } from './worker';
+import { DEFAULT_METRICS_PORT, metricsPlan } from './metrics';
 
-async function main(config: Config): Promise<void> {
+async function main(loaded: Config): Promise<void> {
+  // Metrics are on unless METRICS_PORT=off: `npm start` is what an operator runs and watches.
+  const config: Config = { ...loaded, metrics: { ...loaded.metrics, port: loaded.metrics.port ?? DEFAULT_METRICS_PORT } };
+  const metrics = metricsPlan(config.metrics);
   const log = createLogger(config.logLevel);
-  installRuntimeLogger(log);
+  installRuntimeLogger(log, metrics?.coreBindAddress);
   let server: DevServer | undefined;
   let codec: CodecServer | undefined;
   if (config.encryptionKeys) {
@@ -46,6 +50,8 @@ async function main(config: Config): Promise<void> {
         `  Temporal server   ${server.address}  (state in ${config.devServer.dbFile})`,
         `  Web UI            ${server.uiUrl}`,
         `  Slots             ${config.slotsDir}  (host ${config.slotHost})`,
+        `  Metrics           ${metrics ? `http://${metrics.host}:${metrics.port}/metrics  (Prometheus; the SDK core's included)` : 'off (METRICS_PORT=off)'}`,
+        `  Traces            ${[config.tracing.otlpEndpoint && `OTLP ${config.tracing.otlpEndpoint}`, config.tracing.zipkinEndpoint && `Zipkin ${config.tracing.zipkinEndpoint}`].filter(Boolean).join(', ') || 'off (set OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_ZIPKIN_ENDPOINT)'}`,
         `  Payloads          ${codec ? `encrypted (key "${config.encryptionKeys?.[0]?.id}"); the UI decodes them through ${codec.url}` : 'not encrypted (set SLOTS_ENCRYPTION_KEYS)'}`,
         '',
         '  Provision a slot:  npx slotctl provision my-slot --provider claude --wait',

@@ -1,7 +1,7 @@
 // The worker process: workflows and host-free activities on the shared queue, this
 // host's login and credential activities on `slots.<host>`, and the activities that
 // reach the PTYs this process holds on its own queue `slots.<host>.<workerId>`.
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 // CommonJS: Node's ESM loader cannot see its named exports.
 import proto from '@temporalio/proto';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
@@ -20,6 +20,8 @@ import { slotDataConverter } from './encryption';
 import { createLogger, installRuntimeLogger } from './logger';
 import { explainTlsFailure } from './tls-handshake';
 import { cachedWorkflowBundle } from './workflow-bundle';
+import { metricsPlan, SlotMetrics, startMetricsServer, type MetricsServer } from './metrics';
+import { startTracing, WORKFLOW_TRACING_MODULE, type SlotTracing } from './tracing';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -67,6 +69,10 @@ export interface SlotWorkerOptions {
    * the slot's PTYs and files, only on the slot's host). @default both
    */
   readonly roles?: readonly WorkerRole[];
+  /** Counts what the activities observe (workers/metrics.ts). */
+  readonly metrics?: SlotMetrics;
+  /** Traces workflows and activities; a `workflowBundle` must then be built with WORKFLOW_TRACING_MODULE. */
+  readonly tracing?: SlotTracing;
 }
 
 export const WORKER_ROLES = ['workflows', 'host'] as const;
@@ -103,7 +109,16 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
   };
   const roles = new Set<WorkerRole>(opts.roles ?? WORKER_ROLES);
   if (roles.size === 0) throw new RangeError('a worker needs at least one role: workflows, host');
+  const activityInterceptors = [opts.tracing?.activityInterceptor, opts.metrics?.activityInterceptor].filter((f) => f !== undefined);
+  const interceptors = activityInterceptors.length > 0 ? { interceptors: { activity: activityInterceptors } } : {};
   const shared = !roles.has('workflows') ? undefined : await Worker.create({
+    ...interceptors,
+    ...(opts.tracing
+      ? {
+          interceptors: { activity: activityInterceptors, ...(opts.workflowBundle ? {} : { workflowModules: [WORKFLOW_TRACING_MODULE] }) },
+          sinks: opts.tracing.sinks,
+        }
+      : {}),
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.sharedTaskQueue ?? SHARED_TASK_QUEUE,
@@ -116,6 +131,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
   });
   const host = !roles.has('host') ? undefined : await Worker.create({
+    ...interceptors,
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: hostTaskQueue(opts.host),
@@ -125,6 +141,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     activities: createHostActivities(deps),
   });
   const session = !roles.has('host') ? undefined : await Worker.create({
+    ...interceptors,
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: sessionQueue,
@@ -213,6 +230,8 @@ export async function runWorker(
     throw reason ? new TemporalTransportError(address, reason, { cause: err }) : err;
   }
   const dataConverter = slotDataConverter(config.encryptionKeys);
+  const tracing = startTracing(config.tracing);
+  const observed = await startObservability(config, log);
   // Built once per set of sources and cached (.cache/workflow-bundles): a restart polls in
   // a second instead of webpacking for several. Webpack's report goes to debug.
   const started = Date.now();
@@ -221,6 +240,8 @@ export async function runWorker(
     // Failures raised in workflow code are converted in the sandbox: with keys, their messages are sealed too.
     ...(dataConverter.failureConverterPath ? { failureConverterPath: dataConverter.failureConverterPath } : {}),
     ...(bundle.preloadModules?.length ? { preloadModules: bundle.preloadModules } : {}),
+    // The workflow side of the tracing interceptors lives in the bundle: a bundle of its own (cached too).
+    ...(tracing ? { workflowInterceptorModules: [WORKFLOW_TRACING_MODULE] } : {}),
     logger: {
       log: (level, message) => log.debug({ level }, message),
       trace: (m) => log.trace(m),
@@ -244,19 +265,44 @@ export async function runWorker(
     dataConverter,
     maxCachedWorkflows: config.maxCachedWorkflows,
     roles: config.roles,
+    ...(observed ? { metrics: observed.metrics } : {}),
+    ...(tracing ? { tracing } : {}),
   });
   log.info(
     { address, tls: Boolean(config.temporalTransport.tls), apiKey: config.temporalTransport.apiKey !== undefined, namespace: config.namespace, roles: config.roles, ...(workers.shared ? { sharedQueue: config.taskQueue } : {}), ...(workers.host ? { hostQueue: hostTaskQueue(config.slotHost), sessionQueue: workers.sessionQueue, slotsDir: config.slotsDir } : {}) },
     `worker polling${config.encryptionKeys ? ` (payloads encrypted with key "${config.encryptionKeys[0]?.id}")` : ''}`,
   );
-  await workers.run();
+  try {
+    await workers.run();
+  } finally {
+    await observed?.close();
+    await tracing?.shutdown();
+  }
   log.info('worker stopped; every login CLI it started is closed');
+}
+
+/** The metrics endpoint (when configured) and the client that lists slots for it. */
+async function startObservability(config: Config, log: PinoLogger): Promise<{ metrics: SlotMetrics; server: MetricsServer; close(): Promise<void> } | undefined> {
+  const plan = metricsPlan(config.metrics);
+  if (!plan) return undefined;
+  const connection = await Connection.connect(temporalConnectionOptions(config));
+  const metrics = new SlotMetrics({ client: new Client({ connection, namespace: config.namespace }), taskQueue: config.taskQueue });
+  const server = await startMetricsServer({ metrics, host: plan.host, port: plan.port, coreMetricsUrl: plan.coreUrl });
+  log.info({ url: server.url, sdkCore: plan.coreUrl }, 'metrics endpoint');
+  return {
+    metrics,
+    server,
+    async close() {
+      await server.close();
+      await connection.close();
+    },
+  };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const config = loadConfigOrExit();
   const log = createLogger(config.logLevel);
-  installRuntimeLogger(log);
+  installRuntimeLogger(log, metricsPlan(config.metrics)?.coreBindAddress);
   await runWorker(config, log).catch((err: unknown) => {
     if (!(err instanceof TemporalTransportError)) throw err;
     // A configuration problem, not a crash: say it in one line.

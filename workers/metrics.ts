@@ -1,0 +1,325 @@
+// Prometheus metrics of the slots. Workflows cannot do I/O, so figures come from two
+// places a worker sees: what the activities it runs observe (refresh and login
+// outcomes, times), and the search attributes the slot workflows publish (phase,
+// provider, host, expiry), listed from visibility at scrape time. Never a token.
+import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import type { ActivityInboundCallsInterceptor, ActivityInterceptorsFactory } from '@temporalio/worker';
+import { ApplicationFailure, type Context } from '@temporalio/activity';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { FailureType, PERMANENT_REFRESH_FAILURES } from '../common/failures';
+import { providerNames } from '../providers';
+import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey } from '../common/search-attributes';
+
+/** The `outcome` label of refreshes_total. */
+const REFRESH_OUTCOMES = ['success', 'transient', 'permanent', 'error'] as const;
+
+/** Every name starts with this. */
+export const METRIC_PREFIX = 'slot_provisioner_';
+
+/** Visibility is asked at most this often, however many scrapers there are. */
+const LISTING_TTL_MS = 5_000;
+/** A scrape answers with the last figures when visibility is slower than this. */
+const LISTING_TIMEOUT_MS = 5_000;
+/** Prompts remembered until their code arrives (per process): bounded against logins that never see one. */
+const MAX_OPEN_PROMPTS = 10_000;
+
+export interface SlotMetricsOptions {
+  /** Lists the slot workflows (search attributes only: no payload is decoded). */
+  readonly client: Client;
+  /** Slots are the running `slotWorkflow`s on this task queue (one deployment). */
+  readonly taskQueue: string;
+  /** Node's process metrics (`process_*`, `nodejs_*`). @default true */
+  readonly processMetrics?: boolean;
+  /** @default Date.now */
+  readonly now?: () => number;
+}
+
+type SlotRow = { slot: string; phase: string; provider: string; host: string; expiresAt: number | undefined };
+
+/** The project's metrics, their registry, and the activity interceptor that feeds them. */
+export class SlotMetrics {
+  readonly registry = new Registry();
+  private readonly now: () => number;
+  private listing: { at: number; rows: SlotRow[] } | undefined;
+  private inFlight: Promise<SlotRow[]> | undefined;
+  /** When the prompt of a PTY login (by login id) was shown: the operator's wait ends with the code. */
+  private readonly promptShownAt = new Map<string, number>();
+
+  readonly slots: Gauge<'phase' | 'provider' | 'host'>;
+  readonly slotPhase: Gauge<'slot' | 'phase' | 'provider' | 'host'>;
+  readonly expiryTimestamp: Gauge<'slot' | 'provider' | 'host'>;
+  readonly secondsToExpiry: Gauge<'slot' | 'provider' | 'host'>;
+  readonly listingErrors: Counter;
+  readonly refreshes: Counter<'provider' | 'outcome'>;
+  readonly logins: Counter<'provider' | 'outcome'>;
+  readonly codeAnswers: Counter<'provider' | 'answer'>;
+  readonly timeToPrompt: Histogram<'provider'>;
+  readonly timeToActive: Histogram<'provider'>;
+  readonly operatorWait: Histogram<'provider' | 'interaction'>;
+
+  constructor(private readonly opts: SlotMetricsOptions) {
+    this.now = opts.now ?? Date.now;
+    const registers = [this.registry];
+    const p = METRIC_PREFIX;
+    // One collect fills all four listing gauges; each asks, the listing is shared.
+    const collect = async (): Promise<void> => this.fillFromListing();
+    this.slots = new Gauge({ name: `${p}slots`, help: 'Running slots by phase, provider and host (from the search attributes SlotPhase, SlotProvider, SlotHost)', labelNames: ['phase', 'provider', 'host'], registers, collect });
+    this.slotPhase = new Gauge({ name: `${p}slot_phase`, help: 'The phase of each running slot: 1 for its current phase (one series per slot)', labelNames: ['slot', 'phase', 'provider', 'host'], registers, collect });
+    this.expiryTimestamp = new Gauge({ name: `${p}token_expiry_timestamp_seconds`, help: "When each slot's access token expires (Unix seconds, from SlotExpiresAt)", labelNames: ['slot', 'provider', 'host'], registers, collect });
+    this.secondsToExpiry = new Gauge({ name: `${p}token_expiry_seconds`, help: "Seconds until each slot's access token expires (negative: expired)", labelNames: ['slot', 'provider', 'host'], registers, collect });
+    this.listingErrors = new Counter({ name: `${p}slot_listing_errors_total`, help: 'Scrapes whose listing of the slots from Temporal visibility failed (the last figures were served)', registers });
+    this.refreshes = new Counter({ name: `${p}refreshes_total`, help: 'Refresh attempts that asked the token endpoint, by outcome: success, transient (retried), permanent (needs a login), error (configuration)', labelNames: ['provider', 'outcome'], registers });
+    this.logins = new Counter({ name: `${p}logins_total`, help: 'Login outcomes seen by this worker: verified, or why a login attempt failed', labelNames: ['provider', 'outcome'], registers });
+    this.codeAnswers = new Counter({ name: `${p}login_codes_total`, help: "The login CLI's answers to codes typed into it: succeeded, rejected, failed, hung, exited", labelNames: ['provider', 'answer'], registers });
+    this.timeToPrompt = new Histogram({ name: `${p}login_time_to_prompt_seconds`, help: 'From starting a login (CLI or device flow) to the prompt an operator can act on', labelNames: ['provider'], buckets: [0.5, 1, 2, 5, 10, 20, 30, 60, 120], registers });
+    this.timeToActive = new Histogram({ name: `${p}login_time_to_active_seconds`, help: 'From starting the login that succeeded to its credential verified', labelNames: ['provider'], buckets: [5, 15, 30, 60, 120, 300, 600, 1800, 3600], registers });
+    this.operatorWait = new Histogram({ name: `${p}operator_wait_seconds`, help: 'From the prompt shown to the operator answering it (a code typed, a device approved)', labelNames: ['provider', 'interaction'], buckets: [10, 30, 60, 120, 300, 600, 900, 1800, 3600], registers });
+    // Series exist from the start at 0: a counter first seen at 1 shows no increase() to alert on.
+    for (const provider of providerNames()) {
+      for (const outcome of REFRESH_OUTCOMES) this.refreshes.inc({ provider, outcome }, 0);
+      this.logins.inc({ provider, outcome: 'verified' }, 0);
+    }
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The slots as visibility lists them, at most every LISTING_TTL_MS. */
+  private async slotRows(): Promise<SlotRow[]> {
+    if (this.listing && this.now() - this.listing.at < LISTING_TTL_MS) return this.listing.rows;
+    this.inFlight ??= this.listSlots().finally(() => (this.inFlight = undefined));
+    const rows = await this.inFlight;
+    this.listing = { at: this.now(), rows };
+    return rows;
+  }
+
+  private async listSlots(): Promise<SlotRow[]> {
+    const rows: SlotRow[] = [];
+    // The queue names come from configuration (checked there): letters, digits, `.`, `-`, `_`.
+    const query = `WorkflowType = 'slotWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${this.opts.taskQueue}'`;
+    for await (const wf of this.opts.client.workflow.list({ query })) rows.push(rowOf(wf));
+    return rows;
+  }
+
+  private async fillFromListing(): Promise<void> {
+    let rows: SlotRow[];
+    try {
+      rows = await withTimeout(this.slotRows(), LISTING_TIMEOUT_MS);
+    } catch {
+      this.listingErrors.inc();
+      return;
+    }
+    const now = this.now();
+    for (const g of [this.slots, this.slotPhase, this.expiryTimestamp, this.secondsToExpiry]) g.reset();
+    for (const { slot, phase, provider, host, expiresAt } of rows) {
+      this.slots.inc({ phase, provider, host });
+      this.slotPhase.set({ slot, phase, provider, host }, 1);
+      if (expiresAt !== undefined) {
+        this.expiryTimestamp.set({ slot, provider, host }, expiresAt / 1000);
+        this.secondsToExpiry.set({ slot, provider, host }, Math.round((expiresAt - now) / 1000));
+      }
+    }
+  }
+
+  /** For every worker's `interceptors.activity`: counts what the slot's activities observe. */
+  readonly activityInterceptor: ActivityInterceptorsFactory = (ctx: Context) => ({ inbound: new ObservingInterceptor(this, ctx) });
+
+  /** Called by the interceptor with each activity's input and how it ended. */
+  observe(activityType: string, input: Record<string, unknown>, ended: { ok: Record<string, unknown> } | { failed: unknown }): void {
+    const provider = typeof input.provider === 'string' ? input.provider : 'unknown';
+    const now = this.now();
+    const failureType = 'failed' in ended && ended.failed instanceof ApplicationFailure ? ended.failed.type ?? 'error' : 'failed' in ended ? 'error' : undefined;
+    switch (activityType) {
+      case 'refreshCredential': {
+        if ('ok' in ended) {
+          // A check that found the credential fresh asked nothing: not a refresh.
+          if (ended.ok.kind === 'refreshed') this.refreshes.inc({ provider, outcome: 'success' });
+        } else if (failureType === FailureType.refreshTransient) this.refreshes.inc({ provider, outcome: 'transient' });
+        else if (PERMANENT_REFRESH_FAILURES.includes(failureType ?? '')) this.refreshes.inc({ provider, outcome: 'permanent' });
+        else if (!isCancellation(ended)) this.refreshes.inc({ provider, outcome: 'error' });
+        return;
+      }
+      case 'startLogin': {
+        if ('ok' in ended) {
+          const startedAt = typeof ended.ok.startedAt === 'number' ? ended.ok.startedAt : now;
+          this.timeToPrompt.observe({ provider }, Math.max(0, now - startedAt) / 1000);
+          if (ended.ok.kind === 'pty' && typeof input.loginId === 'string') this.rememberPrompt(input.loginId, now);
+        } else if (!isCancellation(ended)) this.logins.inc({ provider, outcome: kebab(failureType ?? 'error') });
+        return;
+      }
+      case 'submitLoginCode': {
+        const loginId = typeof input.loginId === 'string' ? input.loginId : '';
+        const shownAt = this.promptShownAt.get(loginId);
+        this.promptShownAt.delete(loginId);
+        const sessionProvider = this.sessionProviders.get(loginId) ?? provider;
+        if (shownAt !== undefined) this.operatorWait.observe({ provider: sessionProvider, interaction: 'paste-code' }, Math.max(0, now - shownAt) / 1000);
+        if ('ok' in ended && typeof ended.ok.kind === 'string') this.codeAnswers.inc({ provider: sessionProvider, answer: ended.ok.kind });
+        return;
+      }
+      case 'closeLogin': {
+        const loginId = typeof input.loginId === 'string' ? input.loginId : '';
+        this.promptShownAt.delete(loginId);
+        this.sessionProviders.delete(loginId);
+        return;
+      }
+      case 'awaitDeviceApproval': {
+        if ('ok' in ended) {
+          const kind = typeof ended.ok.kind === 'string' ? ended.ok.kind : 'unknown';
+          if (kind === 'approved' && typeof input.startedAt === 'number') {
+            this.operatorWait.observe({ provider, interaction: 'device-approval' }, Math.max(0, now - input.startedAt) / 1000);
+          } else if (kind !== 'approved') this.logins.inc({ provider, outcome: kind });
+        } else if (!isCancellation(ended)) this.logins.inc({ provider, outcome: kebab(failureType ?? 'error') });
+        return;
+      }
+      case 'verifyCredential': {
+        if ('ok' in ended) {
+          this.logins.inc({ provider, outcome: 'verified' });
+          if (typeof input.notBefore === 'number') this.timeToActive.observe({ provider }, Math.max(0, now - input.notBefore) / 1000);
+        } else if (!isCancellation(ended)) this.logins.inc({ provider, outcome: kebab(failureType ?? 'error') });
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** submitLoginCode's input names no provider: the session's start did. */
+  private readonly sessionProviders = new Map<string, string>();
+
+  private rememberPrompt(loginId: string, at: number): void {
+    if (this.promptShownAt.size >= MAX_OPEN_PROMPTS) {
+      const oldest = this.promptShownAt.keys().next().value;
+      if (oldest !== undefined) {
+        this.promptShownAt.delete(oldest);
+        this.sessionProviders.delete(oldest);
+      }
+    }
+    this.promptShownAt.set(loginId, at);
+  }
+
+  /** Remembers a PTY login's provider by its login id (the start activity knows it). */
+  noteSession(loginId: string, provider: string): void {
+    if (this.sessionProviders.size >= MAX_OPEN_PROMPTS) {
+      const oldest = this.sessionProviders.keys().next().value;
+      if (oldest !== undefined) this.sessionProviders.delete(oldest);
+    }
+    this.sessionProviders.set(loginId, provider);
+  }
+}
+
+class ObservingInterceptor implements ActivityInboundCallsInterceptor {
+  constructor(
+    private readonly metrics: SlotMetrics,
+    private readonly ctx: Context,
+  ) {}
+
+  async execute(input: Parameters<NonNullable<ActivityInboundCallsInterceptor['execute']>>[0], next: Parameters<NonNullable<ActivityInboundCallsInterceptor['execute']>>[1]): Promise<unknown> {
+    const type = this.ctx.info.activityType;
+    const arg = input.args[0];
+    const fields = typeof arg === 'object' && arg !== null ? (arg as Record<string, unknown>) : {};
+    if (type === 'startLogin' && typeof fields.loginId === 'string' && typeof fields.provider === 'string') this.metrics.noteSession(fields.loginId, fields.provider);
+    try {
+      const result = await next(input);
+      this.metrics.observe(type, fields, { ok: typeof result === 'object' && result !== null ? (result as Record<string, unknown>) : {} });
+      return result;
+    } catch (err) {
+      this.metrics.observe(type, fields, { failed: err });
+      throw err;
+    }
+  }
+}
+
+/** `LoginCliMissing` → `login-cli-missing`: label values in Prometheus' usual style. */
+const kebab = (type: string): string => type.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+
+function isCancellation(ended: { failed: unknown }): boolean {
+  const err = ended.failed as { name?: string } | undefined;
+  return err?.name === 'CancelledFailure' || err?.name === 'AbortError';
+}
+
+function rowOf(wf: WorkflowExecutionInfo): SlotRow {
+  const sa = wf.typedSearchAttributes;
+  return {
+    slot: sa.get(SlotIdKey) ?? wf.workflowId.replace(/^slot:/, ''),
+    phase: sa.get(SlotPhaseKey) ?? 'unknown',
+    provider: sa.get(SlotProviderKey) ?? 'unknown',
+    host: sa.get(SlotHostKey) ?? 'unknown',
+    expiresAt: sa.get(SlotExpiresAtKey)?.getTime(),
+  };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export interface MetricsServer {
+  /** `http://host:port/metrics` */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `/metrics`: ours, followed by the Temporal SDK core's (which the core serves
+ * on `coreMetricsUrl`, loopback only), so one scrape target carries both.
+ */
+export async function startMetricsServer(opts: { metrics: SlotMetrics; host: string; port: number; coreMetricsUrl?: string }): Promise<MetricsServer> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' || path !== '/metrics') {
+      res.writeHead(path === '/metrics' ? 405 : 404, { 'content-type': 'text/plain' }).end(path === '/metrics' ? 'only GET\n' : 'metrics are at /metrics\n');
+      return;
+    }
+    void (async () => {
+      try {
+        const ours = await opts.metrics.registry.metrics();
+        const core = opts.coreMetricsUrl ? await fetchCore(opts.coreMetricsUrl) : '';
+        res.writeHead(200, { 'content-type': opts.metrics.registry.contentType }).end(`${ours}\n${core}`);
+      } catch (err) {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`);
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const shown = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  return {
+    url: `http://${shown}:${port}/metrics`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** The core's exposition text; when it cannot be had, a comment and an `up`-style gauge say so. */
+async function fetchCore(url: string): Promise<string> {
+  const up = `# HELP ${METRIC_PREFIX}sdk_core_metrics_up 1 when the Temporal SDK core's metrics were included in this scrape\n# TYPE ${METRIC_PREFIX}sdk_core_metrics_up gauge\n`;
+  try {
+    const answer = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    if (!answer.ok) throw new Error(`HTTP ${answer.status}`);
+    return `${up}${METRIC_PREFIX}sdk_core_metrics_up 1\n${await answer.text()}`;
+  } catch {
+    return `${up}${METRIC_PREFIX}sdk_core_metrics_up 0\n`;
+  }
+}
+
+/** `npm start`'s metrics port when METRICS_PORT is unset (the OpenTelemetry Prometheus exporter's usual port). */
+export const DEFAULT_METRICS_PORT = 9464;
+
+export interface MetricsPlan {
+  readonly host: string;
+  readonly port: number;
+  /** Where the SDK core binds (loopback only: /metrics includes what it serves). */
+  readonly coreBindAddress: string;
+  readonly coreUrl: string;
+}
+
+/** Where metrics are served, or undefined when off (METRICS_PORT unset without a default, or `off`). */
+export function metricsPlan(metrics: { port: number | 'off' | undefined; host: string; temporalPort: number | undefined }, defaultPort?: number): MetricsPlan | undefined {
+  const port = metrics.port ?? defaultPort;
+  if (port === undefined || port === 'off') return undefined;
+  const corePort = metrics.temporalPort ?? (port < 65535 ? port + 1 : port - 1);
+  return { host: metrics.host, port, coreBindAddress: `127.0.0.1:${corePort}`, coreUrl: `http://127.0.0.1:${corePort}/metrics` };
+}
