@@ -82,6 +82,14 @@ export const ConfigSchema = z.object({
     .min(16, 'must be at least 16 characters')
     .regex(CODEC_TOKEN_PATTERN, 'must be 16-512 letters, digits or ._~+=- (openssl rand -hex 32)')
     .optional(),
+  /**
+   * For slotctl and other operator clients without the keys: the codec server that opens and
+   * seals payloads for them (what `npm start` prints; its token in CODEC_SERVER_TOKEN, or in
+   * the URL's path as the Web UI's endpoint holds it). Ignored when the keys are set.
+   */
+  SLOTS_CODEC_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL like http://127.0.0.1:8234' })
+    .optional(),
   /** `Host` values the codec server answers, comma-separated host:port. @default "127.0.0.1:<CODEC_PORT>,localhost:<CODEC_PORT>" */
   CODEC_ALLOWED_HOSTS: z.string().optional(),
   /** Origins (the Web UI's) allowed to call the codec server, comma-separated. @default "http://127.0.0.1:<TEMPORAL_UI_PORT>,http://localhost:<TEMPORAL_UI_PORT>" */
@@ -98,7 +106,7 @@ export const ConfigSchema = z.object({
 });
 
 /** Variables whose values are never repeated in an error. */
-const SECRET_VARIABLES = ['TEMPORAL_API_KEY', 'SLOTS_ENCRYPTION_KEYS', 'CODEC_SERVER_TOKEN'];
+const SECRET_VARIABLES = ['TEMPORAL_API_KEY', 'SLOTS_ENCRYPTION_KEYS', 'CODEC_SERVER_TOKEN', 'SLOTS_CODEC_URL'];
 
 export interface Config {
   readonly temporalAddress: string | undefined;
@@ -122,6 +130,8 @@ export interface Config {
     readonly uiOrigins: readonly string[];
     readonly enableEncode: boolean;
   };
+  /** SLOTS_CODEC_URL (may hold the codec token in its path: never log it). */
+  readonly codecUrl: string | undefined;
   readonly loginEnvPassthrough: readonly string[];
   readonly logLevel: z.infer<typeof ConfigSchema>['LOG_LEVEL'];
 }
@@ -258,6 +268,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiOrigins: c.CODEC_UI_ORIGINS ? list(c.CODEC_UI_ORIGINS) : [`http://127.0.0.1:${c.TEMPORAL_UI_PORT}`, `http://localhost:${c.TEMPORAL_UI_PORT}`],
       enableEncode: c.CODEC_ENABLE_ENCODE === 'true',
     },
+    codecUrl: c.SLOTS_CODEC_URL,
     loginEnvPassthrough: c.LOGIN_ENV_PASSTHROUGH.split(',').map((s) => s.trim()).filter(Boolean),
     logLevel: c.LOG_LEVEL,
   };
