@@ -316,6 +316,22 @@ export class CodecServerError extends Error {
   }
 }
 
+/**
+ * `npm start` restarted a process it supervises (the Temporal dev server, the codec server) and
+ * it did not come back within its attempts; `npm start` then exits non-zero with this message,
+ * which quotes the process's last words. Operator: read them (a full disk, a port taken, a
+ * corrupt state file), fix it, run `npm start` again.
+ */
+export class SupervisorGaveUpError extends Error {
+  override readonly name = 'SupervisorGaveUpError';
+  constructor(
+    readonly process: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** The Temporal binaries cannot be found or built (no Go, Java or Maven). The message says what to install. */
 export class TemporalSetupError extends Error {
   override readonly name = 'TemporalSetupError';

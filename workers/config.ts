@@ -101,6 +101,8 @@ export const ConfigSchema = z.object({
    * there costs memory; one evicted is replayed from history when it wakes. @default the SDK's (by memory)
    */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
+  /** Restarts in a row `npm start` tries for a dev server or codec server that ended, before it exits 1 with the reason. @default 5 */
+  SUPERVISOR_MAX_RESTARTS: z.coerce.number().int().min(0).max(100).default(5),
   /** @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -130,6 +132,8 @@ export interface Config {
     readonly uiOrigins: readonly string[];
     readonly enableEncode: boolean;
   };
+  /** How often `npm start` restarts what it supervises before giving up. */
+  readonly supervisorMaxRestarts: number;
   /** SLOTS_CODEC_URL (may hold the codec token in its path: never log it). */
   readonly codecUrl: string | undefined;
   readonly loginEnvPassthrough: readonly string[];
@@ -269,6 +273,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       enableEncode: c.CODEC_ENABLE_ENCODE === 'true',
     },
     codecUrl: c.SLOTS_CODEC_URL,
+    supervisorMaxRestarts: c.SUPERVISOR_MAX_RESTARTS,
     loginEnvPassthrough: c.LOGIN_ENV_PASSTHROUGH.split(',').map((s) => s.trim()).filter(Boolean),
     logLevel: c.LOG_LEVEL,
   };
