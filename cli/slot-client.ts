@@ -129,6 +129,8 @@ export class SlotClient {
         workflowId: slotWorkflowId(slotId),
         taskQueue: this.taskQueue,
         args: [input],
+        // The Web UI's list and page show it; the live state is in the current details and status.
+        staticSummary: `Slot ${slotId}: ${opts.provider} login on host ${opts.host}`,
         typedSearchAttributes: [
           { key: SlotIdKey, value: slotId },
           { key: SlotProviderKey, value: opts.provider },

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import type { SlotStatus, SubmitCodeResult } from '../common/messages';
 import type { Phase } from '../common/slot';
 import { ConfigError, loadConfig, temporalAddress, temporalConnectionOptions, type Config } from '../workers/config';
-import { slotDataConverter } from '../workers/encryption';
+import { CodecServerError, operatorDataConverter, PayloadKeyMissingError } from '../workers/codec-client';
 import { parseProviderConfig, providerNames } from '../providers';
 import { ProviderConfigError, TemporalTransportError } from '../common/failures';
 import { migrateSlots, type SlotMigration } from './migrate';
@@ -209,13 +209,19 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
   const tracing =
     config.tracing.otlpEndpoint || config.tracing.zipkinEndpoint ? (await import('../workers/tracing')).startTracing(config.tracing) : undefined;
   let client: SlotClient | undefined;
+  // The code travels in an update payload: sealed like everything else, with the keys or by the codec server.
+  const operator = operatorDataConverter({
+    encryptionKeys: config.encryptionKeys,
+    codecUrl: config.codecUrl,
+    codecToken: config.codec.bearerToken,
+    namespace: config.namespace,
+  });
   const connect = async (): Promise<SlotClient> =>
     (client ??= await SlotClient.connect({
       ...temporalConnectionOptions(config),
       namespace: config.namespace,
       taskQueue: config.taskQueue,
-      // The code travels in an update payload: sealed like everything else when keys are set.
-      dataConverter: slotDataConverter(config.encryptionKeys),
+      dataConverter: operator.dataConverter,
       ...(tracing ? { interceptors: tracing.clientInterceptors() } : {}),
     }));
   let exitCode: number = EXIT.ok;
@@ -309,6 +315,9 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       // A code piped from a file or `echo` ends in a newline that is not part of it.
       const code = codeArg ?? raw.replace(/\r?\n$/, '');
       const slots = await connect();
+      // Without a way to seal it, the code would reach history in clear: first make sure the slot does not encrypt
+      // (its status answer is sealed if it does, and opening it fails naming the variable to set).
+      if (operator.codec === 'none') await slots.status(slot);
       const result = await slots.submitCode(slot, code);
       if (opts.wait) await waitForLogin(slots, slot, Number(opts.timeout) * 1000);
       else show({ kind: 'done', slotId: slot, message: `${describeAnswer(result)}; follow with: slotctl status ${slot}` });
@@ -377,6 +386,14 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       return EXIT.notFound;
     }
     if (err instanceof CodeRejectedError || err instanceof SlotExistsError) {
+      io.err(`slotctl: ${message}`);
+      return EXIT.failed;
+    }
+    if (err instanceof PayloadKeyMissingError) {
+      io.err(`slotctl: ${message}`);
+      return EXIT.usage;
+    }
+    if (err instanceof CodecServerError) {
       io.err(`slotctl: ${message}`);
       return EXIT.failed;
     }

@@ -290,6 +290,48 @@ export class PayloadDecryptionError extends Error {
   }
 }
 
+/**
+ * A payload is encrypted and this process has neither the keys nor a codec server to open it
+ * (thrown by slotctl's data converter instead of the SDK's "Unknown encoding"). Operator: set
+ * SLOTS_ENCRYPTION_KEYS (or _FILE), or SLOTS_CODEC_URL and CODEC_SERVER_TOKEN.
+ */
+export class PayloadKeyMissingError extends Error {
+  override readonly name = 'PayloadKeyMissingError';
+}
+
+/**
+ * The codec server named by SLOTS_CODEC_URL cannot be reached, refused the request (token,
+ * `/encode` disabled) or answered something that is not payloads. The message names the
+ * variable to fix and never holds the token.
+ */
+export class CodecServerError extends Error {
+  override readonly name = 'CodecServerError';
+  constructor(
+    message: string,
+    readonly url: string,
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * `npm start` restarted a process it supervises (the Temporal dev server, the codec server) and
+ * it did not come back within its attempts; `npm start` then exits non-zero with this message,
+ * which quotes the process's last words. Operator: read them (a full disk, a port taken, a
+ * corrupt state file), fix it, run `npm start` again.
+ */
+export class SupervisorGaveUpError extends Error {
+  override readonly name = 'SupervisorGaveUpError';
+  constructor(
+    readonly process: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** The Temporal binaries cannot be found or built (no Go, Java or Maven). The message says what to install. */
 export class TemporalSetupError extends Error {
   override readonly name = 'TemporalSetupError';

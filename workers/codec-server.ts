@@ -34,6 +34,8 @@ export interface CodecServerOptions {
 
 export interface CodecServer {
   readonly url: string;
+  /** Resolves with why the server stopped listening when it stops without `close()` (for `npm start`'s supervisor). */
+  readonly ended: Promise<string>;
   close(): Promise<void>;
 }
 
@@ -154,12 +156,21 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
     server.once('error', reject);
     server.listen(opts.port ?? 0, bindHost, resolve);
   });
+  let closing = false;
+  const ended = new Promise<string>((resolve) => {
+    server.once('error', (err) => resolve(`error: ${err.message}`));
+    server.once('close', () => {
+      if (!closing) resolve('stopped listening');
+    });
+  });
   const { port } = server.address() as AddressInfo;
   allowedHosts = new Set((opts.allowedHosts ?? [`127.0.0.1:${port}`, `localhost:${port}`, `${bindHost}:${port}`]).map((h) => h.toLowerCase()));
   return {
     url: `http://${bindHost}:${port}`,
+    ended,
     close: () =>
       new Promise((resolve) => {
+        closing = true;
         server.close(() => resolve());
         // Browsers keep connections alive; do not wait for them to time out.
         server.closeAllConnections();

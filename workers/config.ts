@@ -106,6 +106,14 @@ export const ConfigSchema = z.object({
     .min(16, 'must be at least 16 characters')
     .regex(CODEC_TOKEN_PATTERN, 'must be 16-512 letters, digits or ._~+=- (openssl rand -hex 32)')
     .optional(),
+  /**
+   * For slotctl and other operator clients without the keys: the codec server that opens and
+   * seals payloads for them (what `npm start` prints; its token in CODEC_SERVER_TOKEN, or in
+   * the URL's path as the Web UI's endpoint holds it). Ignored when the keys are set.
+   */
+  SLOTS_CODEC_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL like http://127.0.0.1:8234' })
+    .optional(),
   /** `Host` values the codec server answers, comma-separated host:port. @default "127.0.0.1:<CODEC_PORT>,localhost:<CODEC_PORT>" */
   CODEC_ALLOWED_HOSTS: z.string().optional(),
   /** Origins (the Web UI's) allowed to call the codec server, comma-separated. @default "http://127.0.0.1:<TEMPORAL_UI_PORT>,http://localhost:<TEMPORAL_UI_PORT>" */
@@ -134,12 +142,14 @@ export const ConfigSchema = z.object({
   OTEL_EXPORTER_ZIPKIN_ENDPOINT: z.url('must be a URL').optional(),
   /** `service.name` of this process's spans. @default "slot-provisioner" */
   OTEL_SERVICE_NAME: z.string().min(1).default('slot-provisioner'),
+  /** Restarts in a row `npm start` tries for a dev server or codec server that ended, before it exits 1 with the reason. @default 5 */
+  SUPERVISOR_MAX_RESTARTS: z.coerce.number().int().min(0).max(100).default(5),
   /** @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
 /** Variables whose values are never repeated in an error. */
-const SECRET_VARIABLES = ['TEMPORAL_API_KEY', 'SLOTS_ENCRYPTION_KEYS', 'CODEC_SERVER_TOKEN'];
+const SECRET_VARIABLES = ['TEMPORAL_API_KEY', 'SLOTS_ENCRYPTION_KEYS', 'CODEC_SERVER_TOKEN', 'SLOTS_CODEC_URL'];
 
 export interface Config {
   readonly temporalAddress: string | undefined;
@@ -165,6 +175,10 @@ export interface Config {
     readonly uiOrigins: readonly string[];
     readonly enableEncode: boolean;
   };
+  /** How often `npm start` restarts what it supervises before giving up. */
+  readonly supervisorMaxRestarts: number;
+  /** SLOTS_CODEC_URL (may hold the codec token in its path: never log it). */
+  readonly codecUrl: string | undefined;
   readonly loginEnvPassthrough: readonly string[];
   /** `port` undefined: the entry point's default (off for the worker, on for `npm start`). */
   readonly metrics: { readonly port: number | 'off' | undefined; readonly host: string; readonly temporalPort: number | undefined };
@@ -308,6 +322,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiOrigins: c.CODEC_UI_ORIGINS ? list(c.CODEC_UI_ORIGINS) : [`http://127.0.0.1:${c.TEMPORAL_UI_PORT}`, `http://localhost:${c.TEMPORAL_UI_PORT}`],
       enableEncode: c.CODEC_ENABLE_ENCODE === 'true',
     },
+    codecUrl: c.SLOTS_CODEC_URL,
+    supervisorMaxRestarts: c.SUPERVISOR_MAX_RESTARTS,
     loginEnvPassthrough: c.LOGIN_ENV_PASSTHROUGH.split(',').map((s) => s.trim()).filter(Boolean),
     metrics: { port: c.METRICS_PORT, host: c.METRICS_HOST, temporalPort: c.TEMPORAL_METRICS_PORT },
     tracing: { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT, zipkinEndpoint: c.OTEL_EXPORTER_ZIPKIN_ENDPOINT, serviceName: c.OTEL_SERVICE_NAME },

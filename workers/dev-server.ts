@@ -29,7 +29,7 @@ export interface DevServer {
 }
 
 /** Fails early, naming the port, instead of letting the server die with a bind error in its log. */
-async function assertPortFree(ip: string, port: number, variable: string): Promise<void> {
+export async function assertPortFree(ip: string, port: number, variable: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const probe = createServer();
     probe.once('error', (err: NodeJS.ErrnoException) =>

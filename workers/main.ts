@@ -1,58 +1,103 @@
 // `npm start`: the embedded default. Starts a local Temporal dev server (SQLite
-// under DATA_DIR, Web UI) and a worker; with TEMPORAL_ADDRESS, only the worker.
+// under DATA_DIR, Web UI) and a worker, and supervises what it started: a dev server
+// or codec server that ends is started again; one that cannot come back ends `npm start`.
 import { ConfigError, loadConfigOrExit, type Config } from './config';
 import { startCodecServer, type CodecServer } from './codec-server';
 import { startDevServer, type DevServer } from './dev-server';
+import { startDevServerProcess, type DevServerRun } from './dev-server-process';
 import { AesGcmPayloadCodec } from './encryption';
 import { createLogger, installRuntimeLogger } from './logger';
+import { supervise, SupervisorGaveUpError, type Supervision } from './supervisor';
 import { obtainTemporalCli } from './temporal-binaries';
 import { runWorker } from './worker';
 import { DEFAULT_METRICS_PORT, metricsPlan } from './metrics';
 
-async function main(loaded: Config): Promise<void> {
+/** The operator's console: one line each, plain words. */
+const say = (line: string): void => void process.stderr.write(`[npm start] ${line}\n`);
+
+async function main(loaded: Config): Promise<number> {
   // Metrics are on unless METRICS_PORT=off: `npm start` is what an operator runs and watches.
   const config: Config = { ...loaded, metrics: { ...loaded.metrics, port: loaded.metrics.port ?? DEFAULT_METRICS_PORT } };
   const metrics = metricsPlan(config.metrics);
   const log = createLogger(config.logLevel);
   installRuntimeLogger(log, metrics?.coreBindAddress);
-  let server: DevServer | undefined;
-  let codec: CodecServer | undefined;
+  let unsupervised: DevServer | undefined;
+  let server: Supervision<DevServerRun> | undefined;
+  let codec: Supervision<CodecServer & { stop(): Promise<void> }> | undefined;
   if (config.encryptionKeys) {
     // The UI runs in the operator's browser and asks this server to decode what it shows.
     // It holds the keys: it needs a token (ConfigError naming CODEC_SERVER_TOKEN without one).
-    codec = await startCodecServer({
-      codec: new AesGcmPayloadCodec(config.encryptionKeys),
-      corsOrigins: config.codec.uiOrigins,
-      host: config.devServer.ip,
-      port: config.codec.port,
-      bearerToken: config.codec.bearerToken ?? '',
-      enableEncode: config.codec.enableEncode,
-      ...(config.codec.allowedHosts ? { allowedHosts: config.codec.allowedHosts } : {}),
+    const keys = config.encryptionKeys;
+    codec = await supervise({
+      name: 'codec server',
+      say,
+      maxAttempts: config.supervisorMaxRestarts,
+      start: async () => {
+        const started = await startCodecServer({
+          codec: new AesGcmPayloadCodec(keys),
+          corsOrigins: config.codec.uiOrigins,
+          host: config.devServer.ip,
+          port: config.codec.port,
+          bearerToken: config.codec.bearerToken ?? '',
+          enableEncode: config.codec.enableEncode,
+          ...(config.codec.allowedHosts ? { allowedHosts: config.codec.allowedHosts } : {}),
+        });
+        return { ...started, stop: () => started.close() };
+      },
     });
-    log.info({ url: codec.url }, 'codec server for the Web UI');
+    log.info({ url: codec.current().url }, 'codec server for the Web UI');
   }
+  const codecUrl = codec?.current().url;
+  let address: string | undefined;
+  let uiUrl: string | undefined;
   if (!config.temporalAddress) {
     const executable = await obtainTemporalCli();
     log.info({ executable: executable.type === 'existing-path' ? executable.path : 'SDK download', source: executable.source }, 'starting the Temporal dev server');
-    server = await startDevServer({
-      executable,
-      ip: config.devServer.ip,
-      port: config.devServer.port,
-      uiPort: config.devServer.uiPort,
-      dbFile: config.devServer.dbFile,
-      namespace: config.namespace,
-      // The UI cannot send a fixed Authorization header: the token rides in the endpoint's path.
-      ...(codec && config.codec.bearerToken ? { uiCodecEndpoint: `${codec.url}/${config.codec.bearerToken}` } : {}),
-    });
+    // The UI cannot send a fixed Authorization header: the token rides in the endpoint's path.
+    const uiCodecEndpoint = codecUrl && config.codec.bearerToken ? `${codecUrl}/${config.codec.bearerToken}` : undefined;
+    if (executable.type === 'existing-path') {
+      const { path } = executable;
+      server = await supervise({
+        name: 'Temporal dev server',
+        say,
+        maxAttempts: config.supervisorMaxRestarts,
+        start: () =>
+          startDevServerProcess({
+            path,
+            ip: config.devServer.ip,
+            port: config.devServer.port,
+            uiPort: config.devServer.uiPort,
+            dbFile: config.devServer.dbFile,
+            namespace: config.namespace,
+            ...(uiCodecEndpoint ? { uiCodecEndpoint } : {}),
+          }),
+        onRestarted: (run) => say(`Temporal dev server (pid ${run.pid}) serves ${run.address} again, state from ${config.devServer.dbFile}; the worker reconnects by itself`),
+      });
+      address = server.current().address;
+    } else {
+      // The SDK's download runs inside the SDK, which reports no exit: it cannot be supervised.
+      unsupervised = await startDevServer({
+        executable,
+        ip: config.devServer.ip,
+        port: config.devServer.port,
+        uiPort: config.devServer.uiPort,
+        dbFile: config.devServer.dbFile,
+        namespace: config.namespace,
+        ...(uiCodecEndpoint ? { uiCodecEndpoint } : {}),
+      });
+      address = unsupervised.address;
+      say('the Temporal dev server is the SDK download: it is not restarted if it dies (set TEMPORAL_CLI, or install Go, for a supervised one)');
+    }
+    uiUrl = `http://${config.devServer.ip === '0.0.0.0' ? 'localhost' : config.devServer.ip}:${config.devServer.uiPort}`;
     process.stderr.write(
       [
         '',
-        `  Temporal server   ${server.address}  (state in ${config.devServer.dbFile})`,
-        `  Web UI            ${server.uiUrl}`,
+        `  Temporal server   ${address}  (${server ? `pid ${server.current().pid}, ` : ''}state in ${config.devServer.dbFile})`,
+        `  Web UI            ${uiUrl}`,
         `  Slots             ${config.slotsDir}  (host ${config.slotHost})`,
         `  Metrics           ${metrics ? `http://${metrics.host}:${metrics.port}/metrics  (Prometheus; the SDK core's included)` : 'off (METRICS_PORT=off)'}`,
         `  Traces            ${[config.tracing.otlpEndpoint && `OTLP ${config.tracing.otlpEndpoint}`, config.tracing.zipkinEndpoint && `Zipkin ${config.tracing.zipkinEndpoint}`].filter(Boolean).join(', ') || 'off (set OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_ZIPKIN_ENDPOINT)'}`,
-        `  Payloads          ${codec ? `encrypted (key "${config.encryptionKeys?.[0]?.id}"); the UI decodes them through ${codec.url}` : 'not encrypted (set SLOTS_ENCRYPTION_KEYS)'}`,
+        `  Payloads          ${codec ? `encrypted (key "${config.encryptionKeys?.[0]?.id}"); the UI decodes them through ${codecUrl}` : 'not encrypted (set SLOTS_ENCRYPTION_KEYS)'}`,
         '',
         '  Provision a slot:  npx slotctl provision my-slot --provider claude --wait',
         '  Watch slots:       npx slotctl status',
@@ -61,20 +106,41 @@ async function main(loaded: Config): Promise<void> {
       ].join('\n') + '\n',
     );
   }
-  try {
-    await runWorker(config, log, server?.env.nativeConnection);
-  } finally {
-    await codec?.close();
-    if (server) {
-      await server.stop();
-      log.info('Temporal dev server stopped');
-    }
+  // A shutdown has begun (Ctrl-C reaches the dev server too): what ends now is not restarted.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      server?.stopRestarting();
+      codec?.stopRestarting();
+    });
   }
+  let exitCode = 0;
+  try {
+    const worker = runWorker(config, log, unsupervised?.env.nativeConnection);
+    const gaveUp = Promise.race([server?.failed, codec?.failed].filter((p): p is Promise<never> => p !== undefined));
+    const outcome = await Promise.race([worker.then(() => undefined), gaveUp.catch((err: unknown) => err)]);
+    if (outcome instanceof SupervisorGaveUpError) {
+      say(`stopping: ${outcome.message}`);
+      exitCode = 1;
+      // The worker stops as on Ctrl-C (the SDK shuts down on SIGTERM), closing every login CLI it started.
+      process.kill(process.pid, 'SIGTERM');
+      const settled = await Promise.race([worker.then(() => true, () => true), new Promise<false>((r) => setTimeout(() => r(false), 20_000))]);
+      if (!settled) say('the worker did not stop within 20 s; exiting anyway');
+    } else if (outcome !== undefined) {
+      throw outcome;
+    }
+  } finally {
+    await codec?.stop();
+    await server?.stop();
+    if (unsupervised) await unsupervised.stop();
+    if (server || unsupervised) log.info('Temporal dev server stopped');
+  }
+  return exitCode;
 }
 
-await main(loadConfigOrExit()).catch((err: unknown) => {
+const code = await main(loadConfigOrExit()).catch((err: unknown) => {
   // A configuration found wrong at start (the codec server's token): its message, exit code 2.
   if (!(err instanceof ConfigError)) throw err;
   process.stderr.write(`${err.message}\n`);
-  process.exit(2);
+  return 2;
 });
+process.exit(code);

@@ -6,6 +6,7 @@ import { codeProblem, type Outcome, type SlotStatus, type SubmitCodeResult } fro
 import { SlotExpiresAtKey, SlotPhaseKey, SlotPromptKey } from '../common/search-attributes';
 import type { LoginPrompt, Phase } from '../common/slot';
 import type { CarriedState, Pending, SlotInput } from '../common/slot-input';
+import { slotDetails } from './slot-details';
 
 /** The login attempt whose CLI is on screen now: the only one a code can be typed into. */
 export interface LiveLogin {
@@ -114,6 +115,8 @@ export class Slot {
   setTransientPhase(phase: Extract<Phase, 'refreshing' | 'verifying'>): void {
     this.phase = phase;
     this.prompt = undefined;
+    // Not a command (no history event): the page always says the phase.
+    setCurrentDetails(this.details());
   }
 
   publish(): void {
@@ -131,20 +134,7 @@ export class Slot {
 
   /** The Web UI's workflow page: what the slot is doing and what the operator should do (markdown, never a secret). */
   details(): string {
-    const { slotId, provider, host } = this.input;
-    const lines = [`**Slot \`${slotId}\`** · ${provider} on \`${host}\` · **${this.phase}**`];
-    if (this.prompt) {
-      lines.push('', `**Open:** ${this.prompt.completeUrl ?? this.prompt.url}`);
-      if (this.prompt.userCode) lines.push(`**User code:** \`${this.prompt.userCode}\``);
-      lines.push('', this.prompt.instructions, '', `Answer before ${new Date(this.prompt.expiresAt).toISOString()}.`);
-      if (this.prompt.interaction === 'paste-code') lines.push('In the Web UI: Signal → `submitCode` with `{"code": "…"}`.');
-    } else if (this.phase === 'needs-relogin') {
-      lines.push('', `A person is needed: \`slotctl relogin ${slotId}\` (or signal \`relogin\`).`);
-    }
-    if (this.expiresAt !== undefined) lines.push('', `Token expires ${new Date(this.expiresAt).toISOString()}.`);
-    if (this.lastOutcome) lines.push('', `Last: ${this.lastOutcome.message}`);
-    if (this.lastError) lines.push('', `Problem: ${this.lastError}`);
-    return lines.join('\n');
+    return slotDetails(this.status());
   }
 
   record(kind: Outcome['kind'], message: string): void {
