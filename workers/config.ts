@@ -93,6 +93,16 @@ export const ConfigSchema = z.object({
    * there costs memory; one evicted is replayed from history when it wakes. @default the SDK's (by memory)
    */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
+  /**
+   * Where the agent token service listens (workers/agent-token-service.ts): `host:port`, or `off`.
+   * Loopback by default: agents on this host (or containers given host networking) reach it. @default "127.0.0.1:7311"
+   */
+  AGENT_TOKEN_SERVICE: z
+    .string()
+    .regex(/^(off|[A-Za-z0-9.-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5})$/, 'must be host:port (127.0.0.1:7311) or off')
+    .default('127.0.0.1:7311'),
+  /** The URL agents are told to use for the token service, when they reach it under another name (a container's host gateway). @default "http://<AGENT_TOKEN_SERVICE>" */
+  AGENT_TOKEN_SERVICE_URL: z.url('must be a URL').optional(),
   /** @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -123,6 +133,8 @@ export interface Config {
     readonly enableEncode: boolean;
   };
   readonly loginEnvPassthrough: readonly string[];
+  /** Undefined when AGENT_TOKEN_SERVICE=off. */
+  readonly agentTokenService: { readonly host: string; readonly port: number; readonly url: string | undefined } | undefined;
   readonly logLevel: z.infer<typeof ConfigSchema>['LOG_LEVEL'];
 }
 
@@ -259,8 +271,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       enableEncode: c.CODEC_ENABLE_ENCODE === 'true',
     },
     loginEnvPassthrough: c.LOGIN_ENV_PASSTHROUGH.split(',').map((s) => s.trim()).filter(Boolean),
+    agentTokenService: agentTokenServiceOf(c),
     logLevel: c.LOG_LEVEL,
   };
+}
+
+function agentTokenServiceOf(c: ParsedEnv): Config['agentTokenService'] {
+  if (c.AGENT_TOKEN_SERVICE === 'off') return undefined;
+  const at = c.AGENT_TOKEN_SERVICE.lastIndexOf(':');
+  const port = Number(c.AGENT_TOKEN_SERVICE.slice(at + 1));
+  if (port < 1 || port > 65535) throw new ConfigError([`AGENT_TOKEN_SERVICE=${JSON.stringify(c.AGENT_TOKEN_SERVICE)}: the port must be 1-65535`]);
+  return { host: c.AGENT_TOKEN_SERVICE.slice(0, at).replace(/^\[|\]$/g, ''), port, url: c.AGENT_TOKEN_SERVICE_URL };
 }
 
 /** The address clients and workers dial. */
