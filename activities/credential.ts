@@ -2,7 +2,8 @@
 // is newer than the login, parses with the provider's schema, and is private.
 import { ApplicationFailure } from '@temporalio/activity';
 import { rm } from 'node:fs/promises';
-import { FailureType, ProviderConfigError, UnknownProviderError } from '../common/failures';
+import { CredentialStoreError, FailureType, ProviderConfigError, UnknownProviderError } from '../common/failures';
+import { rotateAgentSecret } from './agent-files';
 import { getProvider } from '../providers';
 import type { CredentialFacts, Provider } from '../providers/provider';
 import { makeSecretFilePrivate, readSecretFile, slotHome } from './credential-store';
@@ -71,6 +72,11 @@ export function createCredentialActivities(deps: { readonly slotsDir: string }) 
       const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).slice(0, 5);
       throw invalid(`${file} does not look like a ${provider.displayName} credential: ${fields.join('; ')}`);
     }
+    // A new login: agents of the old one lose access to the token service.
+    await rotateAgentSecret(home).catch((err: unknown) => {
+      if (err instanceof CredentialStoreError) throw invalid(`the login succeeded but the agent secret could not be renewed: ${err.message}`);
+      throw err;
+    });
     return { file, modifiedAt, ...provider.credential.facts(parsed.data) };
   }
 

@@ -7,7 +7,10 @@ import { createRefreshActivities } from './refresh';
 import { createRevokeActivities } from './revoke';
 import { createNotifyActivities, type NotifyDeps } from './notify';
 
-export type ActivityDeps = LoginActivityDeps;
+export type ActivityDeps = LoginActivityDeps & {
+  /** The worker's agent token service, named in the agents' env and files (see workers/agent-token-service.ts). */
+  readonly agentTokenServiceUrl?: string;
+};
 
 /**
  * Activities that touch a slot's files or start its login: registered on the slot

@@ -19,6 +19,7 @@ import {
   updateJsonFileAtomic,
   writeSecretFileAtomic,
 } from './credential-store';
+import { hostAgentPlace, writeAgentFiles } from './agent-files';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
 import { checkSlotRequest } from './slot-record';
 import { withSlotLock } from './slot-lock';
@@ -44,6 +45,8 @@ export interface RefreshActivityDeps {
   readonly maxBodyBytes?: number;
   /** How often a refresh heartbeats (at least three times per heartbeat timeout). @default 2000 */
   readonly heartbeatMs?: number;
+  /** The worker's agent token service (`http://127.0.0.1:7311`), named in the agents' env and files; none when off. */
+  readonly agentTokenServiceUrl?: string;
   /** Tests only: called right after the token answer is spooled, before the credential is written (a crash there). */
   readonly afterSpool?: () => void;
 }
@@ -175,7 +178,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
       Context.current().log.warn('discarded a stale refresh spool', { slotId, file: REFRESH_SPOOL_FILE, reason }),
     );
     if (recovered) {
-      await writeAgentEnv(provider, slot, recovered.parsed, secrets);
+      await writeAgentEnv(provider, slot, recovered.parsed, secrets, deps.agentTokenServiceUrl);
       const facts = provider.credential.facts(recovered.parsed);
       const withRefresh: CredentialFacts = { ...facts, lastRefresh: facts.lastRefresh ?? recovered.receivedAt };
       Context.current().log.info('applied the token answer an earlier refresh attempt spooled', { slotId, file: REFRESH_SPOOL_FILE });
@@ -188,7 +191,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
     // The workflow wakes at a jittered time up to jitterMs early: that counts as due.
     if (!force && dueAt !== undefined && now < dueAt - schedule.jitterMs) {
       // A refresh whose env-file write failed left the credential fresh: catch up here.
-      await writeAgentEnv(provider, slot, credential.parsed, secrets);
+      await writeAgentEnv(provider, slot, credential.parsed, secrets, deps.agentTokenServiceUrl);
       return result('fresh', facts, nextRefreshAt(dueAt, schedule, now));
     }
 
@@ -208,7 +211,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
     const tokens: TokenAnswer = verdict.tokens;
     secrets.addLeaves(tokens);
     const written = await storeRotation(provider, slot.home, tokens, now, requestFingerprint(request.body), secrets);
-    await writeAgentEnv(provider, slot, written.parsed, secrets);
+    await writeAgentEnv(provider, slot, written.parsed, secrets, deps.agentTokenServiceUrl);
     const refreshed = provider.credential.facts(written.parsed);
     const withRefresh: CredentialFacts = { ...refreshed, lastRefresh: refreshed.lastRefresh ?? now };
     return result('refreshed', withRefresh, nextRefreshAt(dueTime(withRefresh, schedule), schedule, now));
@@ -470,21 +473,27 @@ async function removeSpool(home: string): Promise<boolean> {
 }
 
 /** Rewrites the agents' env file when its content differs, atomically and 0600. */
-async function writeAgentEnv(provider: Provider, slot: SlotPaths, credential: unknown, secrets: Secrets): Promise<void> {
+async function writeAgentEnv(provider: Provider, slot: SlotPaths, credential: unknown, secrets: Secrets, tokenServiceUrl: string | undefined): Promise<void> {
   const file = provider.agent.envFile;
+  const place = hostAgentPlace(slot, tokenServiceUrl);
   let text: string;
   try {
-    text = formatEnvFile(provider.agent.env(credential, slot));
+    text = formatEnvFile(provider.agent.env(credential, slot, place));
   } catch (err) {
     throw misconfigured(secrets.scrub(`cannot write ${file}: ${err instanceof EnvFileError ? err.message : 'the provider gave no usable variables'}`));
   }
   try {
     const current = await readSecretFile(slot.home, file);
-    if (current.ok && current.text === text && (current.stat.mode & 0o077) === 0) return;
-    await writeSecretFileAtomic(slot.home, file, text);
+    if (!(current.ok && current.text === text && (current.stat.mode & 0o077) === 0)) await writeSecretFileAtomic(slot.home, file, text);
   } catch (err) {
     if (err instanceof CredentialStoreError) throw transient(secrets.scrub(`the agent env file could not be written: ${err.message}`));
     throw err;
+  }
+  try {
+    await writeAgentFiles(provider, slot, credential, place);
+  } catch (err) {
+    if (err instanceof CredentialStoreError) throw transient(secrets.scrub(`the agent files could not be written: ${err.message}`));
+    throw misconfigured(secrets.scrub(`cannot write the agent files of ${provider.displayName}: the credential does not give them`));
   }
 }
 

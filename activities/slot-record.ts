@@ -130,3 +130,19 @@ function configDifferences(pinned: unknown, asked: unknown, path: string): strin
 
 /** A workflow id or URL chosen by someone else, made safe to repeat: one line, bounded. */
 const quoted = (value: string): string => JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value);
+
+/**
+ * The provider and configuration this host recorded for slot <id>, for the worker's
+ * own services (the agent token service); undefined when there is no usable record.
+ */
+export async function readSlotRecord(slotsDir: string, slotId: string): Promise<{ provider: string; providerConfig: unknown } | undefined> {
+  if (slotIdProblem(slotId)) return undefined;
+  const read = await readSecretFile(slotHome(slotsDir, slotId), SLOT_RECORD_FILE, { requirePrivate: true });
+  if (!read.ok) return undefined;
+  try {
+    const record = SlotRecord.parse(JSON.parse(read.text));
+    return record.slotId === slotId ? { provider: record.provider, providerConfig: record.providerConfig } : undefined;
+  } catch {
+    return undefined;
+  }
+}

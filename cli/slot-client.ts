@@ -18,8 +18,12 @@ import {
 import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey, SlotPromptKey } from '../common/search-attributes';
 import { Phase, SlotId } from '../common/schemas';
 import { SHARED_TASK_QUEUE, slotWorkflowId, type Phase as PhaseName } from '../common/slot';
-import { parseProviderConfig, providerNames } from '../providers';
-import { CodeRejectedError, ProviderConfigError, SlotExistsError, SlotInputError, SlotNotFoundError, TemporalTransportError } from '../common/failures';
+import { getProvider, parseProviderConfig, providerNames } from '../providers';
+import { agentPlan, type AgentPlan, type AgentPlanOptions } from '../providers/agent-plan';
+import type { Provider } from '../providers/provider';
+import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
+import { join } from 'node:path';
+import { CodeRejectedError, ProviderConfigError, SlotExistsError, SlotInputError, SlotNotFoundError, TemporalTransportError, UnknownProviderError } from '../common/failures';
 import { explainTlsFailure } from '../workers/tls-handshake';
 import type { SlotInput } from '../common/slot-input';
 
@@ -176,6 +180,45 @@ export class SlotClient {
         stale: `no worker answered (${timedOut ? 'timed out' : 'no worker polling'}); phase from search attributes${attrs.get(SlotPromptKey) ? `, prompt: ${attrs.get(SlotPromptKey)}` : ''}`,
       };
     }
+  }
+
+  /**
+   * The agent provision plan of a slot: from its provider (and configuration, as the
+   * slot workflow's input holds it) and where its files are. Holds no secret and reads
+   * no file: `slotsDir` is the slot host's (SLOTS_DIR there).
+   */
+  async agentPlan(slotId: string, opts: { slotsDir: string } & AgentPlanOptions): Promise<AgentPlan> {
+    const id = parseSlotId(slotId);
+    const input = await this.slotInputOf(id);
+    let provider: Provider;
+    try {
+      provider = getProvider(input.provider, input.providerConfig);
+    } catch (err) {
+      if (err instanceof ProviderConfigError || err instanceof UnknownProviderError) throw new SlotInputError(`slot ${id}: ${err.message}`);
+      throw err;
+    }
+    if (!provider.agent.plan) throw new SlotInputError(`slot ${id}: ${provider.displayName} has no agent plan`);
+    return agentPlan(provider, { slotId: id, home: join(opts.slotsDir, id) }, opts);
+  }
+
+  /** The provider and its configuration from the input of the slot's current run (decoded with this client's keys). */
+  private async slotInputOf(slotId: string): Promise<{ provider: string; providerConfig?: unknown }> {
+    let payloads: Parameters<typeof decodeFromPayloadsAtIndex>[2];
+    try {
+      const page = await this.client.workflowService.getWorkflowExecutionHistory({
+        namespace: this.client.options.namespace,
+        execution: { workflowId: slotWorkflowId(slotId) },
+        maximumPageSize: 1,
+      });
+      payloads = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
+    } catch (err) {
+      if ((err as { code?: number }).code === 5) throw new SlotNotFoundError(slotId);
+      throw err;
+    }
+    const input: unknown = payloads?.length ? await decodeFromPayloadsAtIndex(this.client.options.loadedDataConverter, 0, payloads) : undefined;
+    const provider = (input as { provider?: unknown } | undefined)?.provider;
+    if (typeof input !== 'object' || input === null || typeof provider !== 'string') throw new SlotInputError(`slot ${slotId}: its workflow input names no provider`);
+    return { provider, providerConfig: (input as { providerConfig?: unknown }).providerConfig };
   }
 
   /**

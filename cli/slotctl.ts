@@ -2,7 +2,9 @@
 // Exit codes: 0 done · 1 the operation failed (code refused, login failed)
 // · 2 bad input · 3 slot not found or server unreachable.
 import { Command, CommanderError, Option } from 'commander';
-import { readFile } from 'node:fs/promises';
+import { constants as fsc } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
+import { agentPlanEnvFile, type AgentPlan } from '../providers/agent-plan';
 import type { SlotStatus, SubmitCodeResult } from '../common/messages';
 import type { Phase } from '../common/slot';
 import { ConfigError, loadConfig, temporalAddress, temporalConnectionOptions, type Config } from '../workers/config';
@@ -40,7 +42,8 @@ type Rendered =
   | { kind: 'status'; status: SlotStatus }
   | { kind: 'list'; slots: SlotSummary[] }
   | { kind: 'done'; message: string; slotId: string }
-  | { kind: 'migrate'; dryRun: boolean; slots: SlotMigration[] };
+  | { kind: 'migrate'; dryRun: boolean; slots: SlotMigration[] }
+  | { kind: 'agent-plan'; plan: AgentPlan; wroteEnv?: string };
 
 interface ProviderConfigFlags {
   config?: string;
@@ -120,6 +123,38 @@ function human(view: Rendered): string {
     case 'migrate':
       if (view.slots.length === 0) return 'no slot runs slot workflow v1; nothing to migrate';
       return view.slots.map(migrationLine).join('\n');
+    case 'agent-plan':
+      return agentPlanLines(view.plan, view.wroteEnv).join('\n');
+  }
+}
+
+/** The plan for a person: the mechanism, what to mount, set, hide and route. */
+function agentPlanLines(plan: AgentPlan, wroteEnv: string | undefined): string[] {
+  return [
+    `slot      ${plan.slotId} (${plan.provider})`,
+    `how       ${plan.mechanism}`,
+    ...plan.mounts.map((m) => `mount     ${m.hostPath} -> ${m.agentPath} (${m.readOnly ? 'read-only' : 'read-write'}): ${m.holds}`),
+    ...Object.entries(plan.env).map(([k, v]) => `env       ${k}=${v}${plan.placeholders.includes(k) ? '  (placeholder)' : ''}`),
+    ...(plan.hiddenEnv.length ? [`hide      ${plan.hiddenEnv.join(', ')}`] : []),
+    ...plan.egress.map((r) => `egress    ${r.host} ${r.authScheme} from ${r.tokenSource}${r.tlsPassThrough ? ', TLS passed through' : ''}: ${r.purpose}`),
+    ...plan.warnings.map((w) => `warning   ${w}`),
+    ...(wroteEnv ? [`wrote     ${wroteEnv}`] : []),
+  ];
+}
+
+/** A new file (0600, replaced whole, never through a symlink) holding the plan's env. */
+async function writePlanEnv(file: string, plan: AgentPlan): Promise<void> {
+  let handle;
+  try {
+    handle = await open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    throw new SlotInputError(`--write-env ${file}: cannot write it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    await handle.chmod(0o600);
+    await handle.writeFile(agentPlanEnvFile(plan));
+  } finally {
+    await handle.close();
   }
 }
 
@@ -152,6 +187,8 @@ function json(view: Rendered): string {
       const failed = view.slots.filter((m) => m.outcome === 'failed').length;
       return JSON.stringify({ ok: failed === 0, dryRun: view.dryRun, failed, slots: view.slots }, null, 2);
     }
+    case 'agent-plan':
+      return JSON.stringify(view.plan, null, 2);
   }
 }
 
@@ -352,6 +389,27 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       parseSlotId(slot);
       await (await connect()).retire(slot, { removeFiles: Boolean(opts.removeFiles) });
       show({ kind: 'done', slotId: slot, message: `retirement requested${opts.removeFiles ? ' (files will be removed)' : ''}` });
+    });
+
+  program
+    .command('agent-plan <slot>')
+    .description("what an agent using the slot needs: env, placeholders, hidden names, egress routes, the directory to mount (no secrets)")
+    .option('--slots-dir <dir>', "the slot host's SLOTS_DIR", config.slotsDir)
+    .option('--mount-at <dir>', "where the agent sees the slot's agent directory (a container path); default: its host path")
+    .option('--write-env <file>', "also write the plan's env to <file> (0600), for `docker run --env-file` or a shell")
+    .addOption(jsonOption)
+    .action(async (slot: string, opts: { json?: boolean; slotsDir: string; mountAt?: string; writeEnv?: string }) => {
+      asJson = Boolean(opts.json);
+      parseSlotId(slot);
+      if (opts.mountAt !== undefined && !opts.mountAt.startsWith('/')) throw new SlotInputError(`--mount-at ${opts.mountAt}: must be an absolute path`);
+      const service = config.agentTokenService;
+      const plan = await (await connect()).agentPlan(slot, {
+        slotsDir: opts.slotsDir,
+        ...(opts.mountAt ? { mountAt: opts.mountAt } : {}),
+        ...(service ? { tokenServiceUrl: service.url ?? `http://${service.host.includes(':') ? `[${service.host}]` : service.host}:${service.port}` } : {}),
+      });
+      if (opts.writeEnv) await writePlanEnv(opts.writeEnv, plan);
+      show({ kind: 'agent-plan', plan, ...(opts.writeEnv ? { wroteEnv: opts.writeEnv } : {}) });
     });
 
   program

@@ -2,11 +2,14 @@
 // `<code>#<state>` at a masked prompt; success writes `.credentials.json`.
 import { z } from 'zod';
 import { clampExpiresIn, oauthClassifier, plausibleExpiresAt } from './oauth';
+import { AGENT_PLACEHOLDER, agentDirOf } from './agent-dir';
 import type { Provider } from './provider';
 import { binary, escapeRegExp, findLine, lastWords } from './screen-text';
 import { extractUrl } from './screen-url';
 
 const CONFIG_DIR = '.claude';
+/** The agent's CLAUDE_CONFIG_DIR, inside the agent directory. */
+const AGENT_CLAUDE_DIR = 'claude';
 
 export const ClaudeCredentials = z.object({
   claudeAiOauth: z
@@ -118,8 +121,46 @@ export const claude: Provider = {
     schedule: { beforeExpiryMs: 60 * MINUTE, jitterMs: 5 * MINUTE },
   },
   agent: {
-    // Agents get the access token only: they never hold (or race on) the refresh token.
+    // The access token only, never the refresh token. A running `claude` re-reads
+    // `.credentials.json` in its CLAUDE_CONFIG_DIR when the server answers 401
+    // ("recovered from disk", 2.1.x), so the copy the slot rewrites after each refresh keeps it working.
     envFile: '.agent.env',
-    env: (credential) => ({ CLAUDE_CODE_OAUTH_TOKEN: ClaudeCredentials.parse(credential).claudeAiOauth.accessToken }),
+    env: (credential, slot, place) => ({
+      CLAUDE_CODE_OAUTH_TOKEN: ClaudeCredentials.parse(credential).claudeAiOauth.accessToken,
+      CLAUDE_CONFIG_DIR: `${agentDirOf(slot, place)}/${AGENT_CLAUDE_DIR}`,
+    }),
+    files(credential) {
+      const oauth = ClaudeCredentials.parse(credential).claudeAiOauth;
+      // No refreshToken key: the CLI then never tries to refresh by itself.
+      const copy = {
+        claudeAiOauth: {
+          accessToken: oauth.accessToken,
+          expiresAt: oauth.expiresAt,
+          scopes: oauth.scopes,
+          ...(oauth.subscriptionType ? { subscriptionType: oauth.subscriptionType } : {}),
+        },
+      };
+      return [{ path: `${AGENT_CLAUDE_DIR}/.credentials.json`, text: `${JSON.stringify(copy, null, 2)}\n` }];
+    },
+    tokens(credential) {
+      const oauth = ClaudeCredentials.parse(credential).claudeAiOauth;
+      return { accessToken: oauth.accessToken, expiresAt: oauth.expiresAt };
+    },
+    plan: (place) => ({
+      mechanism:
+        `claude is started with a placeholder CLAUDE_CODE_OAUTH_TOKEN; on a 401 it re-reads ${place.agentDir}/${AGENT_CLAUDE_DIR}/.credentials.json, ` +
+        'which the slot rewrites (access token only) after every refresh, and retries with the token it finds there',
+      env: {
+        CLAUDE_CONFIG_DIR: `${place.agentDir}/${AGENT_CLAUDE_DIR}`,
+        CLAUDE_CODE_OAUTH_TOKEN: AGENT_PLACEHOLDER,
+        DISABLE_AUTOUPDATER: '1',
+      },
+      placeholders: ['CLAUDE_CODE_OAUTH_TOKEN'],
+      hiddenEnv: ['CLAUDE_CODE_OAUTH_TOKEN'],
+      egress: [
+        { host: 'api.anthropic.com', authScheme: 'bearer', tokenSource: 'agent-files', tlsPassThrough: true, purpose: 'the Messages API, with the access token from the agent directory' },
+      ],
+      needsTokenService: false,
+    }),
   },
 };

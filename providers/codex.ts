@@ -2,11 +2,14 @@
 // one-time code, then polls until the operator approves; success writes `auth.json`.
 import { z } from 'zod';
 import { oauthClassifier, plausibleExpiresAt } from './oauth';
+import { agentDirOf } from './agent-dir';
 import type { Provider } from './provider';
 import { binary, findLine, lastWords } from './screen-text';
 import { extractUrl } from './screen-url';
 
 const HOME_DIR = '.codex';
+/** The agent's CODEX_HOME, inside the agent directory: never the slot's own. */
+const AGENT_CODEX_DIR = 'codex';
 /** Codex device codes expire after 15 minutes; waiting longer would show the operator a dead code. */
 const DEVICE_CODE_TTL_MS = 15 * 60_000;
 
@@ -134,8 +137,53 @@ export const codex: Provider = {
     schedule: { beforeExpiryMs: 60 * MINUTE, maxAgeMs: CLI_STALE_AFTER_MS, jitterMs: 5 * MINUTE },
   },
   agent: {
-    // Codex has no access-token-only variable for ChatGPT logins: agents share the slot's CODEX_HOME.
+    // The agent's own CODEX_HOME holds the current access and id tokens and, as its
+    // refresh token, the slot's agent secret. Codex re-reads auth.json on a 401, then
+    // refreshes through CODEX_REFRESH_TOKEN_URL_OVERRIDE: the worker's token service
+    // answers with the slot's current tokens. The real refresh token never leaves the slot.
     envFile: '.agent.env',
-    env: (_credential, slot) => ({ CODEX_HOME: `${slot.home}/${HOME_DIR}` }),
+    env: (_credential, slot, place) => ({
+      CODEX_HOME: `${agentDirOf(slot, place)}/${AGENT_CODEX_DIR}`,
+      ...(place?.tokenServiceUrl ? { CODEX_REFRESH_TOKEN_URL_OVERRIDE: `${place.tokenServiceUrl}/oauth/token` } : {}),
+    }),
+    files(credential, place) {
+      const auth = CodexAuth.parse(credential);
+      const copy = {
+        auth_mode: auth.auth_mode ?? 'chatgpt',
+        OPENAI_API_KEY: null,
+        tokens: {
+          id_token: auth.tokens.id_token,
+          access_token: auth.tokens.access_token,
+          refresh_token: place.secret,
+          ...(auth.tokens.account_id ? { account_id: auth.tokens.account_id } : {}),
+        },
+        last_refresh: auth.last_refresh ?? new Date().toISOString(),
+      };
+      return [{ path: `${AGENT_CODEX_DIR}/auth.json`, text: `${JSON.stringify(copy, null, 2)}\n` }];
+    },
+    tokens(credential) {
+      const auth = CodexAuth.parse(credential);
+      const expiresAt = jwtExpiry(auth.tokens.access_token);
+      return { accessToken: auth.tokens.access_token, idToken: auth.tokens.id_token, ...(expiresAt !== undefined ? { expiresAt } : {}) };
+    },
+    plan: (place) => ({
+      mechanism:
+        `codex runs with CODEX_HOME=${place.agentDir}/${AGENT_CODEX_DIR}, whose auth.json the slot rewrites after every refresh with the current access token ` +
+        "and the slot's agent secret in place of the refresh token; codex re-reads it on a 401 and refreshes through " +
+        'CODEX_REFRESH_TOKEN_URL_OVERRIDE, which the worker answers with the slot\'s current tokens',
+      env: {
+        CODEX_HOME: `${place.agentDir}/${AGENT_CODEX_DIR}`,
+        ...(place.tokenServiceUrl ? { CODEX_REFRESH_TOKEN_URL_OVERRIDE: `${place.tokenServiceUrl}/oauth/token` } : {}),
+      },
+      placeholders: [],
+      hiddenEnv: [],
+      egress: [
+        { host: 'chatgpt.com', authScheme: 'bearer', tokenSource: 'agent-files', tlsPassThrough: true, purpose: 'the Codex backend, with the access token from auth.json' },
+        ...(place.tokenServiceUrl
+          ? [{ host: new URL(place.tokenServiceUrl).host, authScheme: 'bearer' as const, tokenSource: 'agent-secret' as const, tlsPassThrough: false, purpose: "codex's refresh, answered by the worker's token service" }]
+          : []),
+      ],
+      needsTokenService: true,
+    }),
   },
 };

@@ -6,7 +6,17 @@ import { endpointAllowList, endpointUrlProblem } from './oauth-http';
 import { discoverServer } from './oauth-discovery';
 import { clampExpiresIn, classifyDevicePoll, oauthClassifier, plausibleExpiresAt } from './oauth';
 import { ProviderEndpointError } from '../common/failures';
+import { AGENT_SECRET_NAME, agentDirOf } from './agent-dir';
 import type { Provider, ProviderFactory, TokenAnswer } from './provider';
+
+/** The agent's copy of the access token, relative to the agent directory. */
+const AGENT_TOKEN_FILE = 'oidc/access_token';
+
+/** Where an agent finds its token: the file, and the token service with the secret to show it. */
+const agentEnv = (agentDir: string, tokenServiceUrl: string | undefined): Record<string, string> => ({
+  OAUTH_ACCESS_TOKEN_FILE: `${agentDir}/${AGENT_TOKEN_FILE}`,
+  ...(tokenServiceUrl ? { OAUTH_ACCESS_TOKEN_URL: `${tokenServiceUrl}/access-token`, OAUTH_AGENT_SECRET_FILE: `${agentDir}/${AGENT_SECRET_NAME}` } : {}),
+});
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const MINUTE = 60_000;
@@ -219,9 +229,30 @@ function forSlot(config: OidcDeviceConfig): Provider {
       schedule: { beforeExpiryMs: 5 * MINUTE, jitterMs: MINUTE },
     },
     agent: {
-      // Agents get the access token only: they never hold (or race on) the refresh token.
+      // The access token only, never the refresh token: in a file rewritten atomically after
+      // every refresh (re-read before each use), or from the worker's token service on demand.
       envFile: '.agent.env',
-      env: (credential) => ({ OAUTH_ACCESS_TOKEN: OAuthJsonTokens.parse(credential).access_token }),
+      env: (credential, slot, place) => ({
+        OAUTH_ACCESS_TOKEN: OAuthJsonTokens.parse(credential).access_token,
+        ...agentEnv(agentDirOf(slot, place), place?.tokenServiceUrl),
+      }),
+      files: (credential) => [{ path: AGENT_TOKEN_FILE, text: OAuthJsonTokens.parse(credential).access_token }],
+      tokens(credential) {
+        const tokens = OAuthJsonTokens.parse(credential);
+        return { accessToken: tokens.access_token, ...(tokens.expires_at !== undefined ? { expiresAt: tokens.expires_at * 1000 } : {}) };
+      },
+      plan: (place) => ({
+        mechanism:
+          `the agent reads its access token from ${place.agentDir}/${AGENT_TOKEN_FILE} before each use (the slot replaces the file atomically after every refresh)` +
+          (place.tokenServiceUrl ? ', or asks OAUTH_ACCESS_TOKEN_URL with its agent secret as the bearer token' : ''),
+        env: agentEnv(place.agentDir, place.tokenServiceUrl),
+        placeholders: [],
+        hiddenEnv: ['OAUTH_ACCESS_TOKEN'],
+        egress: place.tokenServiceUrl
+          ? [{ host: new URL(place.tokenServiceUrl).host, authScheme: 'bearer', tokenSource: 'agent-secret', tlsPassThrough: false, purpose: 'the current access token, from the worker\'s token service' }]
+          : [],
+        needsTokenService: false,
+      }),
     },
     revoke: {
       endpoint: async (env) => (await endpoints(env)).revocation,

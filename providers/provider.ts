@@ -189,11 +189,70 @@ export interface RefreshSpec {
 export interface AgentSpec {
   /**
    * Variables for an env file in the slot (rewritten after every refresh), from the
-   * credential (the parsed credential file) and where the slot lives.
+   * credential (the parsed credential file) and where the slot lives. Real values
+   * (an access token at most, never a refresh token): the host's own copy for runtimes on it.
    */
-  env(credential: unknown, slot: SlotPaths): Record<string, string>;
+  env(credential: unknown, slot: SlotPaths, place?: AgentPlace): Record<string, string>;
   /** Name of that env file, relative to the slot home. */
   readonly envFile: string;
+  /**
+   * Files under the agent directory, rewritten atomically after every refresh: what a
+   * running agent process re-reads to keep authenticating. Never the refresh token;
+   * `place.secret` (the slot's agent secret) stands in where the CLI wants one.
+   */
+  files?(credential: unknown, place: AgentPlace & { readonly secret: string }): readonly AgentFile[];
+  /** The tokens an agent may hold, for the worker's token service; undefined: the service does not serve this provider. */
+  tokens?(credential: unknown): AgentTokens;
+  /** The agent provision plan: nothing in it is secret (paths, names, placeholders). */
+  plan?(place: AgentPlace): AgentPlanBody;
+}
+
+/** Where an agent's files are and how it reaches the worker's token service. Not secret. */
+export interface AgentPlace {
+  /** The agent directory as the agent sees it (a mount, or the host path itself). */
+  readonly agentDir: string;
+  /** The token service's base URL for this slot (`http://127.0.0.1:7311/slots/<id>`), when the worker runs one. */
+  readonly tokenServiceUrl?: string;
+}
+
+/** One file of the agent directory; `path` is relative to it. */
+export interface AgentFile {
+  readonly path: string;
+  readonly text: string;
+}
+
+/** What the token service may hand an agent of this slot. */
+export interface AgentTokens {
+  readonly accessToken: string;
+  readonly idToken?: string;
+  /** Epoch ms. */
+  readonly expiresAt?: number;
+}
+
+/** A route an agent's traffic takes, and which credential it carries. */
+export interface AgentEgressRoute {
+  readonly host: string;
+  /** `bearer`: `Authorization: Bearer <access token>`. */
+  readonly authScheme: 'bearer';
+  /** Where the credential on the route comes from: the agent's own files/env, or the agent secret (token service). */
+  readonly tokenSource: 'agent-files' | 'agent-secret';
+  /** The agent speaks TLS end to end; an egress proxy must pass it through, not terminate it. */
+  readonly tlsPassThrough: boolean;
+  readonly purpose: string;
+}
+
+/** The provider's part of an agent provision plan. */
+export interface AgentPlanBody {
+  /** One sentence: how an agent keeps authenticating after the slot refreshes. */
+  readonly mechanism: string;
+  /** Non-secret values; a name in `placeholders` holds a stand-in the agent replaces by itself. */
+  readonly env: Readonly<Record<string, string>>;
+  readonly placeholders: readonly string[];
+  /** Names a runtime must not log or show (they hold tokens in the host's env file). */
+  readonly hiddenEnv: readonly string[];
+  readonly egress: readonly AgentEgressRoute[];
+  /** The token service is needed (the agent cannot keep working past a refresh without it). */
+  readonly needsTokenService: boolean;
 }
 
 /** Token revocation (RFC 7009), used when a slot is retired. */

@@ -144,6 +144,16 @@ export const ConfigSchema = z.object({
   OTEL_SERVICE_NAME: z.string().min(1).default('slot-provisioner'),
   /** Restarts in a row `npm start` tries for a dev server or codec server that ended, before it exits 1 with the reason. @default 5 */
   SUPERVISOR_MAX_RESTARTS: z.coerce.number().int().min(0).max(100).default(5),
+  /**
+   * Where the agent token service listens (workers/agent-token-service.ts): `host:port`, or `off`.
+   * Loopback by default: agents on this host (or containers given host networking) reach it. @default "127.0.0.1:7311"
+   */
+  AGENT_TOKEN_SERVICE: z
+    .string()
+    .regex(/^(off|[A-Za-z0-9.-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5})$/, 'must be host:port (127.0.0.1:7311) or off')
+    .default('127.0.0.1:7311'),
+  /** The URL agents are told to use for the token service, when they reach it under another name (a container's host gateway). @default "http://<AGENT_TOKEN_SERVICE>" */
+  AGENT_TOKEN_SERVICE_URL: z.url('must be a URL').optional(),
   /** @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -183,6 +193,8 @@ export interface Config {
   /** `port` undefined: the entry point's default (off for the worker, on for `npm start`). */
   readonly metrics: { readonly port: number | 'off' | undefined; readonly host: string; readonly temporalPort: number | undefined };
   readonly tracing: { readonly otlpEndpoint: string | undefined; readonly zipkinEndpoint: string | undefined; readonly serviceName: string };
+  /** Undefined when AGENT_TOKEN_SERVICE=off. */
+  readonly agentTokenService: { readonly host: string; readonly port: number; readonly url: string | undefined } | undefined;
   readonly logLevel: z.infer<typeof ConfigSchema>['LOG_LEVEL'];
 }
 
@@ -327,8 +339,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     loginEnvPassthrough: c.LOGIN_ENV_PASSTHROUGH.split(',').map((s) => s.trim()).filter(Boolean),
     metrics: { port: c.METRICS_PORT, host: c.METRICS_HOST, temporalPort: c.TEMPORAL_METRICS_PORT },
     tracing: { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT, zipkinEndpoint: c.OTEL_EXPORTER_ZIPKIN_ENDPOINT, serviceName: c.OTEL_SERVICE_NAME },
+    agentTokenService: agentTokenServiceOf(c),
     logLevel: c.LOG_LEVEL,
   };
+}
+
+function agentTokenServiceOf(c: ParsedEnv): Config['agentTokenService'] {
+  if (c.AGENT_TOKEN_SERVICE === 'off') return undefined;
+  const at = c.AGENT_TOKEN_SERVICE.lastIndexOf(':');
+  const port = Number(c.AGENT_TOKEN_SERVICE.slice(at + 1));
+  if (port < 1 || port > 65535) throw new ConfigError([`AGENT_TOKEN_SERVICE=${JSON.stringify(c.AGENT_TOKEN_SERVICE)}: the port must be 1-65535`]);
+  return { host: c.AGENT_TOKEN_SERVICE.slice(0, at).replace(/^\[|\]$/g, ''), port, url: c.AGENT_TOKEN_SERVICE_URL };
 }
 
 /** The address clients and workers dial. */

@@ -2,6 +2,8 @@
 // host's login and credential activities on `slots.<host>`, and the activities that
 // reach the PTYs this process holds on its own queue `slots.<host>.<workerId>`.
 import { Client, Connection } from '@temporalio/client';
+import { startAgentTokenService } from './agent-token-service';
+import { refreshNowSignal } from '../common/messages';
 // CommonJS: Node's ESM loader cannot see its named exports.
 import proto from '@temporalio/proto';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
@@ -12,7 +14,7 @@ import type { Logger as PinoLogger } from 'pino';
 import { createHostActivities, createSessionActivities, createSharedActivities } from '../activities/index';
 import { LoginSessions } from '../activities/login-session';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
-import { SHARED_TASK_QUEUE, hostTaskQueue, sessionTaskQueue } from '../common/slot';
+import { SHARED_TASK_QUEUE, hostTaskQueue, sessionTaskQueue, slotWorkflowId } from '../common/slot';
 import type { DataConverter } from '@temporalio/common';
 import { TemporalTransportError } from '../common/failures';
 import { DEFAULT_MAX_CACHED_WORKFLOWS, loadConfigOrExit, temporalAddress, temporalConnectionOptions, type Config } from './config';
@@ -73,6 +75,8 @@ export interface SlotWorkerOptions {
   readonly metrics?: SlotMetrics;
   /** Traces workflows and activities; a `workflowBundle` must then be built with WORKFLOW_TRACING_MODULE. */
   readonly tracing?: SlotTracing;
+  /** The agent token service's URL, written into agents' env and files; unset: none runs. */
+  readonly agentTokenServiceUrl?: string;
 }
 
 export const WORKER_ROLES = ['workflows', 'host'] as const;
@@ -106,6 +110,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     envPassthrough: opts.envPassthrough ?? [],
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
     ...(opts.minPollIntervalMs !== undefined ? { minPollIntervalMs: opts.minPollIntervalMs } : {}),
+    ...(opts.agentTokenServiceUrl ? { agentTokenServiceUrl: opts.agentTokenServiceUrl } : {}),
   };
   const roles = new Set<WorkerRole>(opts.roles ?? WORKER_ROLES);
   if (roles.size === 0) throw new RangeError('a worker needs at least one role: workflows, host');
@@ -252,7 +257,10 @@ export async function runWorker(
     },
   });
   log.debug({ bundleFile, built, ms: Date.now() - started }, built ? 'workflow bundle built and cached' : 'workflow bundle from the cache');
+  // The token service answers from this host's slot files: only a process serving the host runs it.
+  const tokenService = config.roles.includes('host') ? await startConfiguredTokenService(config, log) : undefined;
   const workers = await createSlotWorkers({
+    ...(tokenService ? { agentTokenServiceUrl: tokenService.advertised } : {}),
     workflowBundle,
     connection: conn,
     namespace: config.namespace,
@@ -277,6 +285,7 @@ export async function runWorker(
   } finally {
     await observed?.close();
     await tracing?.shutdown();
+    await tokenService?.close();
   }
   log.info('worker stopped; every login CLI it started is closed');
 }
@@ -297,6 +306,40 @@ async function startObservability(config: Config, log: PinoLogger): Promise<{ me
       await connection.close();
     },
   };
+}
+
+/**
+ * The agent token service of this host (AGENT_TOKEN_SERVICE), asking slots to refresh
+ * through a Temporal client. Another worker process of the host holding the port
+ * serves the same files: this one then runs without, and says so.
+ */
+async function startConfiguredTokenService(config: Config, log: PinoLogger): Promise<{ advertised: string; close(): Promise<void> } | undefined> {
+  const wanted = config.agentTokenService;
+  if (!wanted) return undefined;
+  const connection = await Connection.connect(temporalConnectionOptions(config));
+  const client = new Client({ connection, namespace: config.namespace, dataConverter: slotDataConverter(config.encryptionKeys) });
+  try {
+    const service = await startAgentTokenService({
+      slotsDir: config.slotsDir,
+      host: wanted.host,
+      port: wanted.port,
+      log,
+      requestRefresh: (slotId) => client.workflow.getHandle(slotWorkflowId(slotId)).signal(refreshNowSignal),
+    });
+    log.info({ url: service.url }, 'agent token service listening');
+    return {
+      advertised: wanted.url ?? service.url,
+      close: async () => {
+        await service.close();
+        await connection.close();
+      },
+    };
+  } catch (err) {
+    await connection.close();
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    log.warn({ host: wanted.host, port: wanted.port }, 'agent token service port in use (another worker of this host serves it); agents are told its URL');
+    return { advertised: wanted.url ?? `http://${wanted.host}:${wanted.port}`, close: async () => undefined };
+  }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -186,8 +186,12 @@ describe('refreshCredential: Claude', () => {
       },
     });
     expect(await modeOf(CLAUDE_FILE)).toBe(0o600);
-    expect(await agentEnv()).toEqual({ CLAUDE_CODE_OAUTH_TOKEN: grant.accessToken });
+    expect(await agentEnv()).toEqual({ CLAUDE_CODE_OAUTH_TOKEN: grant.accessToken, CLAUDE_CONFIG_DIR: join(home, 'agent', 'claude') });
     expect(await modeOf('.agent.env')).toBe(0o600);
+    // What a running claude re-reads on a 401: the new access token, no refresh token at all.
+    const agentCopy = await readJson('agent/claude/.credentials.json');
+    expect(agentCopy.claudeAiOauth).toEqual({ accessToken: grant.accessToken, expiresAt: NOW + 8 * HOUR, scopes: ['user:inference', 'user:profile'], subscriptionType: 'max' });
+    expect(await modeOf('agent/claude/.credentials.json')).toBe(0o600);
     expect(server.accessTokenValid(grant.accessToken)).toBe(true);
 
     expect(result).toMatchObject({ kind: 'refreshed', expiresAt: NOW + 8 * HOUR, lastRefresh: NOW, account: 'max subscription' });
@@ -209,7 +213,7 @@ describe('refreshCredential: Claude', () => {
     expect(result).toMatchObject({ kind: 'fresh', expiresAt: NOW + 10 * HOUR });
     expect(result.nextRefreshAt).toBeLessThanOrEqual(NOW + 9 * HOUR);
     expect(result.nextRefreshAt).toBeGreaterThanOrEqual(NOW + 9 * HOUR - 5 * MINUTE);
-    expect(await agentEnv()).toEqual({ CLAUDE_CODE_OAUTH_TOKEN: issued.accessToken });
+    expect(await agentEnv()).toEqual({ CLAUDE_CODE_OAUTH_TOKEN: issued.accessToken, CLAUDE_CONFIG_DIR: join(home, 'agent', 'claude') });
   });
 
   it('refreshes a fresh credential when forced', async () => {
@@ -261,7 +265,7 @@ describe('refreshCredential: Claude', () => {
     expect(server.presentedTwice()).toEqual([]);
     const file = await readJson(CLAUDE_FILE);
     expect(file.claudeAiOauth).toMatchObject({ accessToken: grant.accessToken, refreshToken: grant.refreshToken });
-    expect(await agentEnv()).toEqual({ CLAUDE_CODE_OAUTH_TOKEN: grant.accessToken });
+    expect(await agentEnv()).toEqual({ CLAUDE_CODE_OAUTH_TOKEN: grant.accessToken, CLAUDE_CONFIG_DIR: join(home, 'agent', 'claude') });
   });
 });
 
@@ -319,7 +323,12 @@ describe('refreshCredential: Codex', () => {
     });
     expect(after.tokens?.id_token).not.toBe(before.tokens.id_token);
     expect(await modeOf(CODEX_FILE)).toBe(0o600);
-    expect(await agentEnv()).toEqual({ CODEX_HOME: join(home, '.codex') });
+    expect(await agentEnv()).toEqual({ CODEX_HOME: join(home, 'agent', 'codex') });
+    // The agent's own CODEX_HOME: the current access token, and the agent secret where the refresh token was.
+    const agentAuth = await readJson('agent/codex/auth.json');
+    expect(agentAuth.tokens).toMatchObject({ access_token: after.tokens?.access_token, refresh_token: expect.stringMatching(/^slot-agent-/) });
+    expect(JSON.stringify(agentAuth)).not.toContain(String(after.tokens?.refresh_token));
+    expect(await modeOf('agent/codex/auth.json')).toBe(0o600);
     // The test server's access tokens are opaque (no JWT expiry): the 8-day limit schedules the next one.
     expect(result).toMatchObject({ kind: 'refreshed', lastRefresh: NOW, account: 'chatgpt login' });
     expect(result.nextRefreshAt).toBeLessThanOrEqual(NOW + 8 * DAY);
@@ -558,7 +567,7 @@ describe('refreshCredential: cancellation', () => {
     expect(grant.rotations).toBe(1);
     const written = await readJson(CLAUDE_FILE);
     expect(written.claudeAiOauth!.refreshToken).toBe(grant.refreshToken);
-    expect(await agentEnv()).toEqual({ CLAUDE_CODE_OAUTH_TOKEN: grant.accessToken });
+    expect(await agentEnv()).toEqual({ CLAUDE_CODE_OAUTH_TOKEN: grant.accessToken, CLAUDE_CONFIG_DIR: join(home, 'agent', 'claude') });
     expect((await readJson(SLOT_STATUS_FILE)).phase).toBe('active');
 
     // Nothing happens after it returned: no second request, no second write.
