@@ -7,14 +7,15 @@ import { delimiter, join } from 'node:path';
 import { FailureType, ProviderConfigError, UnknownProviderError } from '../common/failures';
 import type { LoginPrompt } from '../common/slot';
 import { getProvider } from '../providers';
-import type { Provider, PtyLoginSpec, ScreenVerdict } from '../providers/provider';
+import type { Provider, PtyLoginSpec, ScreenSnapshot, ScreenVerdict } from '../providers/provider';
 import { ensureSlotDir, ensureSlotHome, resolveInSlot } from './credential-store';
 import { startDeviceLogin, type DeviceLoginDeps, type DeviceLoginStarted } from './device-login';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
 import { checkSlotRequest } from './slot-record';
 import { LoginSession, type LoginSessions, type SessionExit } from './login-session';
 import { loginEnvironment } from './login-environment';
-import { lastWords } from '../providers/screen-text';
+import { lastWords, screenForOperator } from '../providers/screen-text';
+import { readUrl } from '../providers/screen-url';
 
 export interface LoginActivityDeps extends Pick<DeviceLoginDeps, 'minPollIntervalMs'> {
   readonly slotsDir: string;
@@ -68,6 +69,26 @@ export type LoginOutcome =
 function ptyLogin(provider: Provider): PtyLoginSpec {
   if (provider.login.kind !== 'pty') throw new Error(`${provider.displayName} does not log in with a CLI`);
   return provider.login;
+}
+
+/**
+ * At the prompt deadline: a login URL on the screen that never became whole. It is
+ * not published (an operator would open a link without its state); the screen goes
+ * with the failure so that a person can see what the CLI drew.
+ */
+function unreadableUrl(provider: Provider, login: PtyLoginSpec, screen: ScreenSnapshot): ApplicationFailure | undefined {
+  if (!login.promptUrl) return undefined;
+  const read = readUrl(screen, login.promptUrl, { final: true });
+  if (read.kind !== 'incomplete') return undefined;
+  const shown = screenForOperator(screen);
+  return ApplicationFailure.create({
+    message:
+      `${provider.displayName} showed a login URL that could not be read whole within ${login.timeouts.promptMs / 1000} s ` +
+      `(missing: ${read.missing.join(', ')}), so none was published. The screen as drawn:\n${shown}`,
+    type: FailureType.loginUrlUnreadable,
+    nonRetryable: true,
+    details: [{ screen: shown, missing: read.missing }],
+  });
 }
 
 /** node-pty reports a missing program only as output of the dead child; look first. */
@@ -160,6 +181,8 @@ export function createLoginActivities(deps: LoginActivityDeps) {
             details: [{ exitCode: exit.exitCode }],
           });
         }
+        const unreadable = unreadableUrl(provider, login, session.snapshot());
+        if (unreadable) throw unreadable;
         throw ApplicationFailure.create({
           message: `${provider.displayName} showed no login URL within ${login.timeouts.promptMs / 1000} s`,
           type: FailureType.loginPromptTimeout,

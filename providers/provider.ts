@@ -30,6 +30,14 @@ export interface ScreenPrompt {
   readonly userCode?: string;
 }
 
+/** What a provider expects of its login URL: how it begins and what makes it whole (read by providers/screen-url.ts). */
+export interface UrlShape {
+  /** Tested against each whole candidate URL; anchor it with `^`. */
+  readonly start: RegExp;
+  /** What this parsed URL still lacks (names of parameters, "path" …); empty when it is whole. */
+  missing(url: URL): readonly string[];
+}
+
 /** How a CLI answered once the operator acted. */
 export type ScreenVerdict =
   | { readonly kind: 'rejected'; readonly message: string }
@@ -55,6 +63,11 @@ export interface PtyLoginSpec {
   command(slot: SlotPaths, env: NodeJS.ProcessEnv): LoginCommand;
   /** Finds the prompt on the screen; undefined until it is complete (a URL may still be arriving). */
   readPrompt(screen: ScreenSnapshot): ScreenPrompt | undefined;
+  /**
+   * When the login URL is whole. A URL seen on the screen at the prompt deadline but
+   * never whole fails the login saying so, with the screen for the operator.
+   */
+  readonly promptUrl?: UrlShape;
   /**
    * Reads the CLI's verdict from the screen text printed after `since` (the
    * number of logical lines present before the operator acted). Undefined while
