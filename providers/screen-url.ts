@@ -87,6 +87,20 @@ export function readUrl(snapshot: ScreenSnapshot, shape: UrlShape, options: { fi
   return seen;
 }
 
+/**
+ * The run of URL characters that begins where `start` matches (first match on the
+ * screen), joined over the rows the layout says it continues on (the longest reading):
+ * for printed values with no structure to check, such as a token.
+ */
+export function readHardWrapped(snapshot: ScreenSnapshot, start: RegExp): string | undefined {
+  const pattern = new RegExp(start.source, start.flags.replace(/[gy]/g, ''));
+  for (let i = 0; i < snapshot.lines.length; i++) {
+    const at = (snapshot.lines[i] as string).search(pattern);
+    if (at !== -1) return layoutReadings(snapshot.lines, i, at).texts.at(-1);
+  }
+  return undefined;
+}
+
 const parseUrl = (text: string): URL | undefined => {
   try {
     return new URL(text);
