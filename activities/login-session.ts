@@ -37,6 +37,8 @@ export class LoginSession {
     readonly provider: string,
     private readonly pty: IPty,
     private readonly screen: TerminalScreen,
+    /** The slot home the CLI runs in. */
+    readonly home: string,
   ) {
     this.span = tracer.startSpan('pty session', {
       attributes: { 'slot.id': slotId, 'slot.provider': provider, 'login.id': id, 'process.pid': pty.pid, 'pty.cols': PTY_COLS, 'pty.rows': PTY_ROWS },
@@ -73,7 +75,7 @@ export class LoginSession {
       screen.dispose();
       throw err;
     }
-    return new LoginSession(id, slotId, provider, pty, screen);
+    return new LoginSession(id, slotId, provider, pty, screen, cwd);
   }
 
   get pid(): number {
@@ -116,6 +118,11 @@ export class LoginSession {
       this.listeners.add(check);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /** Forgets what the terminal shows (and its scrollback): after a CLI printed a secret there. */
+  clearScreen(): void {
+    this.screen.clear();
   }
 
   /** Types text as keystrokes. Claude's prompt does not enable bracketed paste, so no paste markers. */

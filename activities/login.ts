@@ -7,14 +7,15 @@ import { delimiter, join } from 'node:path';
 import { FailureType, ProviderConfigError, UnknownProviderError } from '../common/failures';
 import type { LoginPrompt } from '../common/slot';
 import { getProvider } from '../providers';
-import type { Provider, PtyLoginSpec, ScreenVerdict } from '../providers/provider';
-import { ensureSlotDir, ensureSlotHome, resolveInSlot } from './credential-store';
+import type { Provider, PtyLoginSpec, ScreenPrompt, ScreenSnapshot, ScreenVerdict } from '../providers/provider';
+import { ensureSlotDir, ensureSlotHome, resolveInSlot, writeSecretFileAtomic } from './credential-store';
 import { startDeviceLogin, type DeviceLoginDeps, type DeviceLoginStarted } from './device-login';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
 import { checkSlotRequest } from './slot-record';
 import { LoginSession, type LoginSessions, type SessionExit } from './login-session';
 import { loginEnvironment } from './login-environment';
-import { lastWords } from '../providers/screen-text';
+import { lastWords, screenForOperator } from '../providers/screen-text';
+import { readUrl } from '../providers/screen-url';
 
 export interface LoginActivityDeps extends Pick<DeviceLoginDeps, 'minPollIntervalMs'> {
   readonly slotsDir: string;
@@ -60,7 +61,13 @@ export interface PtyLoginStarted {
 
 /** How the CLI ended, or answered a code. `message` quotes the CLI, which never prints tokens at these points. */
 export type LoginOutcome =
-  | { readonly kind: ScreenVerdict['kind']; readonly message: string; readonly exitCode?: number }
+  | {
+      readonly kind: ScreenVerdict['kind'];
+      readonly message: string;
+      readonly exitCode?: number;
+      /** After a rejection, the same CLI asks again with this new prompt (new URL and state): it replaces the old one. */
+      readonly prompt?: LoginPrompt;
+    }
   | { readonly kind: 'exited'; readonly message: string; readonly exitCode: number }
   | { readonly kind: 'hung'; readonly message: string };
 
@@ -68,6 +75,38 @@ export type LoginOutcome =
 function ptyLogin(provider: Provider): PtyLoginSpec {
   if (provider.login.kind !== 'pty') throw new Error(`${provider.displayName} does not log in with a CLI`);
   return provider.login;
+}
+
+/** What the operator is shown for a prompt read off the screen. */
+function promptOf(login: PtyLoginSpec, found: ScreenPrompt, expiresAt: number): LoginPrompt {
+  return {
+    url: found.url,
+    ...(found.userCode ? { userCode: found.userCode } : {}),
+    interaction: login.interaction,
+    expiresAt,
+    instructions: login.instructions(found),
+    ...(login.codeFormat ? { codeFormat: login.codeFormat(found) } : {}),
+  };
+}
+
+/**
+ * At the prompt deadline: a login URL on the screen that never became whole. It is
+ * not published (an operator would open a link without its state); the screen goes
+ * with the failure so that a person can see what the CLI drew.
+ */
+function unreadableUrl(provider: Provider, login: PtyLoginSpec, screen: ScreenSnapshot): ApplicationFailure | undefined {
+  if (!login.promptUrl) return undefined;
+  const read = readUrl(screen, login.promptUrl, { final: true });
+  if (read.kind !== 'incomplete') return undefined;
+  const shown = screenForOperator(screen);
+  return ApplicationFailure.create({
+    message:
+      `${provider.displayName} showed a login URL that could not be read whole within ${login.timeouts.promptMs / 1000} s ` +
+      `(missing: ${read.missing.join(', ')}), so none was published. The screen as drawn:\n${shown}`,
+    type: FailureType.loginUrlUnreadable,
+    nonRetryable: true,
+    details: [{ screen: shown, missing: read.missing }],
+  });
 }
 
 /** node-pty reports a missing program only as output of the dead child; look first. */
@@ -160,20 +199,15 @@ export function createLoginActivities(deps: LoginActivityDeps) {
             details: [{ exitCode: exit.exitCode }],
           });
         }
+        const unreadable = unreadableUrl(provider, login, session.snapshot());
+        if (unreadable) throw unreadable;
         throw ApplicationFailure.create({
           message: `${provider.displayName} showed no login URL within ${login.timeouts.promptMs / 1000} s`,
           type: FailureType.loginPromptTimeout,
           nonRetryable: true,
         });
       }
-      const prompt: LoginPrompt = {
-        url: found.url,
-        ...(found.userCode ? { userCode: found.userCode } : {}),
-        interaction: login.interaction,
-        expiresAt: startedAt + login.timeouts.operatorMs,
-        instructions: login.instructions(found),
-        ...(login.codeFormat ? { codeFormat: login.codeFormat(found) } : {}),
-      };
+      const prompt = promptOf(login, found, startedAt + login.timeouts.operatorMs);
       started = {
         kind: 'pty',
         sessionQueue: deps.sessionQueue,
@@ -235,7 +269,9 @@ export function createLoginSessionActivities(deps: Pick<LoginActivityDeps, 'sess
     const login = ptyLogin(provider);
     if (session.exit) return outcomeOfExit(provider, session, session.exit);
     // The CLI answers on the prompt's own line (the prompt ends without a newline).
-    const since = Math.max(0, session.snapshot().lines.length - 1);
+    const before = session.snapshot();
+    const since = Math.max(0, before.lines.length - 1);
+    const promptBefore = login.readPrompt(before);
     session.codeTypedAtLine = since;
     // Keystrokes, not a paste: the prompt does not enable bracketed paste.
     session.type(input.code);
@@ -245,7 +281,9 @@ export function createLoginSessionActivities(deps: Pick<LoginActivityDeps, 'sess
       session.waitFor((screen) => login.readVerdict(screen, since), login.timeouts.verdictMs),
       heartbeatEvery(heartbeatMs),
     );
+    if (verdict?.kind === 'rejected' && login.retryKeys) return retryAfterRejection(session, login, verdict, promptBefore);
     if (verdict && verdict.kind !== 'succeeded') return verdict;
+    if (verdict && login.credentialFromScreen) return storePrintedCredential(session, provider, login, verdict);
     if (verdict) {
       // Success is said before the CLI finishes writing; give it time to exit.
       const exit = await Promise.race([session.exited, sleep(login.timeouts.verdictMs)]);
@@ -258,6 +296,42 @@ export function createLoginSessionActivities(deps: Pick<LoginActivityDeps, 'sess
       kind: 'hung',
       message: `${provider.displayName} gave no answer within ${login.timeouts.verdictMs / 1000} s after the code was typed`,
     };
+  }
+
+  /**
+   * The CLI offers to ask again: press its key and wait for the new prompt (a new URL
+   * and state), which the operator is shown instead of the old one. No new prompt in
+   * time: the CLI is treated as hung (the workflow restarts it).
+   */
+  async function retryAfterRejection(session: LoginSession, login: PtyLoginSpec, verdict: ScreenVerdict, old: ScreenPrompt | undefined): Promise<LoginOutcome> {
+    const keys = login.retryKeys?.(session.snapshot());
+    if (!keys) return verdict;
+    session.type(keys);
+    const next = await withHeartbeat(
+      session.waitFor((screen) => {
+        const found = login.readPrompt(screen);
+        return found && found.url !== old?.url ? found : undefined;
+      }, login.timeouts.promptMs),
+      heartbeatEvery(heartbeatMs),
+    );
+    if (!next) return { kind: 'hung', message: `${verdict.message}; after the retry key the CLI showed no new login URL within ${login.timeouts.promptMs / 1000} s` };
+    session.codeTypedAtLine = undefined;
+    return { ...verdict, message: `${verdict.message} (the CLI asked again: a new login URL replaces the old one)`, prompt: promptOf(login, next, Date.now() + login.timeouts.operatorMs) };
+  }
+
+  /**
+   * The CLI printed the credential (setup-token): read it off the screen, write it 0600
+   * to the provider's file, then forget the screen. Nothing returned holds it.
+   */
+  async function storePrintedCredential(session: LoginSession, provider: Provider, login: PtyLoginSpec, verdict: ScreenVerdict): Promise<LoginOutcome> {
+    const content = login.credentialFromScreen?.(session.snapshot(), Date.now());
+    session.clearScreen();
+    const parsed = content === undefined ? undefined : provider.credential.schema.safeParse(content);
+    if (!parsed?.success) {
+      return { kind: 'failed', message: `${provider.displayName} said it succeeded, but no credential could be read off its screen; nothing was stored` };
+    }
+    await writeSecretFileAtomic(session.home, provider.credential.file, `${JSON.stringify(parsed.data, null, 2)}\n`);
+    return { kind: 'succeeded', message: verdict.message };
   }
 
   async function closeLogin(input: { loginId: string }): Promise<{ closed: boolean }> {

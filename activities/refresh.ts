@@ -81,6 +81,8 @@ export interface RefreshResult {
   readonly account?: string;
   /** Which attempt of the activity this was (1 unless the retry policy retried a transient failure). */
   readonly attempts: number;
+  /** For a credential that is never refreshed: a notice the operator must get now (it expires soon). Never a token. */
+  readonly notice?: string;
 }
 
 export interface WriteSlotStatusInput {
@@ -187,6 +189,11 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
 
     const credential = await readCredential(provider, slot.home, secrets);
     const facts = provider.credential.facts(credential.parsed);
+    // A credential that lives a fixed time is only looked at: no token endpoint is ever called.
+    if (provider.refresh.fixedLifetime) {
+      await writeAgentEnv(provider, slot, credential.parsed, secrets);
+      return checkLifetime(provider, provider.refresh.fixedLifetime, slot, facts, now);
+    }
     const dueAt = dueTime(facts, schedule);
     // The workflow wakes at a jittered time up to jitterMs early: that counts as due.
     if (!force && dueAt !== undefined && now < dueAt - schedule.jitterMs) {
@@ -284,6 +291,58 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
 }
 
 export type RefreshActivities = ReturnType<typeof createRefreshActivities>;
+
+/** Which expiry notices were given for which expiry: a new token (another `expiresAt`) starts over. */
+export const EXPIRY_NOTICES_FILE = '.expiry-notices.json';
+const ExpiryNotices = z.object({ expiresAt: z.number(), sent: z.array(z.number()) });
+const DAY_MS = 24 * 60 * 60_000;
+
+/**
+ * A fixed-lifetime credential: past its expiry a permanent failure (a login is needed);
+ * inside a notice window not yet announced, a notice (once per window, recorded on the
+ * host); the next check at the next window or at expiry.
+ */
+async function checkLifetime(
+  provider: Provider,
+  lifetime: NonNullable<Provider['refresh']['fixedLifetime']>,
+  slot: SlotPaths,
+  facts: CredentialFacts,
+  now: number,
+): Promise<Omit<RefreshResult, 'attempts'>> {
+  const expiresAt = facts.expiresAt;
+  if (expiresAt === undefined) return result('fresh', facts, now + DAY_MS);
+  if (now >= expiresAt) {
+    throw ApplicationFailure.create({
+      message: `the ${provider.displayName} token expired at ${new Date(expiresAt).toISOString()}; it cannot be refreshed, a new login is needed`,
+      type: FailureType.refreshPermanent,
+      nonRetryable: true,
+      details: [{ provider: provider.name, expiresAt }],
+    });
+  }
+  const windows = [...lifetime.noticesBeforeExpiryMs].sort((a, b) => b - a);
+  const entered = windows.filter((before) => now >= expiresAt - before);
+  const read = await readSecretFile(slot.home, EXPIRY_NOTICES_FILE);
+  let recorded: ReturnType<typeof ExpiryNotices.safeParse> | undefined;
+  try {
+    recorded = read.ok ? ExpiryNotices.safeParse(JSON.parse(read.text)) : undefined;
+  } catch {
+    recorded = undefined; // torn: the notices are given again, which is better than never
+  }
+  const sent = recorded?.success && recorded.data.expiresAt === expiresAt ? recorded.data.sent : [];
+  const current = entered.at(-1);
+  let notice: string | undefined;
+  if (current !== undefined && !sent.includes(current)) {
+    const days = Math.max(1, Math.round((expiresAt - now) / DAY_MS));
+    notice =
+      `the ${provider.displayName} token of slot ${slot.slotId} expires in ${days} day${days === 1 ? '' : 's'} ` +
+      `(${new Date(expiresAt).toISOString()}) and cannot be refreshed: log in again before then with \`slotctl relogin ${slot.slotId}\``;
+    // Every window already entered counts as announced: a 30-day notice never follows a 7-day one.
+    await writeSecretFileAtomic(slot.home, EXPIRY_NOTICES_FILE, `${JSON.stringify({ expiresAt, sent: [...new Set([...sent, ...entered])] })}\n`);
+  }
+  const upcoming = windows.map((before) => expiresAt - before).filter((at) => at > now);
+  const next = Math.max(Math.min(...upcoming, expiresAt), now + MIN_NEXT_REFRESH_MS);
+  return { ...result('fresh', facts, next), ...(notice ? { notice } : {}) };
+}
 
 const transient = (message: string, retryAfterMs?: number, details?: unknown[]): ApplicationFailure =>
   ApplicationFailure.create({

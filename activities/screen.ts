@@ -112,6 +112,14 @@ export class TerminalScreen {
     return { lines, text: lines.join('\n'), links: [...this.links], cols: this.terminal.cols };
   }
 
+  /** Resets the terminal: screen, scrollback and links gone (a CLI printed a secret). */
+  clear(): void {
+    if (this.disposed) return;
+    this.terminal.reset();
+    this.terminal.clear();
+    this.links.length = 0;
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

@@ -12,6 +12,13 @@ export const FailureType = {
   /** The CLI showed no login URL in time. Operator: relogin; if it repeats, check the host's network. */
   loginPromptTimeout: 'LoginPromptTimeout',
   /**
+   * The CLI showed a login URL that could not be read whole before the prompt deadline
+   * (drawn in a way the reader cannot join, or cut): it was not published. The failure
+   * carries the screen. Operator: read the URL off the attached screen only if you can
+   * see it whole; relogin; report the layout.
+   */
+  loginUrlUnreadable: 'LoginUrlUnreadable',
+  /**
    * The PTY session (or the device login's state) is not on the worker asked: the
    * process holding it died or the login was replaced. The slot starts a fresh login.
    */

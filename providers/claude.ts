@@ -3,9 +3,9 @@
 import { z } from 'zod';
 import { clampExpiresIn, oauthClassifier, plausibleExpiresAt } from './oauth';
 import { AGENT_PLACEHOLDER, agentDirOf } from './agent-dir';
-import type { Provider } from './provider';
+import type { Provider, UrlShape } from './provider';
 import { binary, escapeRegExp, findLine, lastWords } from './screen-text';
-import { extractUrl } from './screen-url';
+import { readUrl } from './screen-url';
 
 const CONFIG_DIR = '.claude';
 /** The agent's CLAUDE_CONFIG_DIR, inside the agent directory. */
@@ -30,6 +30,27 @@ const CLIENT_ID = '9d1c250a-e61b-44d9-88ed-5944d1962f5e';
 const MINUTE = 60_000;
 
 const AUTHORIZE_URL = /^https:\/\/[a-z0-9.-]+\/(?:cai\/)?oauth\/authorize\?/;
+/** PKCE S256 challenges are 43 base64url characters (RFC 7636 §4.2); Claude Code's state is 32 random bytes, the same. */
+const BASE64URL_43 = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Claude's authorize URL is whole when it carries its client, where to send the
+ * code, the PKCE challenge and the state, each in the form the CLI makes them:
+ * a row cut or a word run on cannot pass. A newer CLI that changes the forms makes
+ * the login fail saying the URL could not be read, never publish a wrong link.
+ */
+export const CLAUDE_AUTHORIZE_URL: UrlShape = {
+  start: AUTHORIZE_URL,
+  missing(url) {
+    const p = url.searchParams;
+    const lacking: string[] = [];
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(p.get('client_id') ?? '')) lacking.push('client_id');
+    if (!/^https:\/\/[^\s]+\/callback$/.test(p.get('redirect_uri') ?? '')) lacking.push('redirect_uri');
+    if (!BASE64URL_43.test(p.get('code_challenge') ?? '')) lacking.push('code_challenge');
+    if (!BASE64URL_43.test(p.get('state') ?? '')) lacking.push('state');
+    return lacking;
+  },
+};
 
 export const claude: Provider = {
   name: 'claude',
@@ -52,11 +73,12 @@ export const claude: Provider = {
         BROWSER: 'true',
       },
     }),
+    promptUrl: CLAUDE_AUTHORIZE_URL,
     readPrompt(screen) {
-      // The URL is complete once the paste prompt follows it.
+      // The URL is drawn before the paste prompt; once that shows, nothing more of it is coming.
       if (!findLine(screen, /Paste code here/)) return undefined;
-      const url = extractUrl(screen, AUTHORIZE_URL);
-      return url ? { url } : undefined;
+      const read = readUrl(screen, CLAUDE_AUTHORIZE_URL, { final: true });
+      return read.kind === 'complete' ? { url: read.url } : undefined;
     },
     readVerdict(screen, since) {
       const invalid = findLine(screen, /(Invalid code[^\n]*|OAuth error:[^\n]*)/, since);

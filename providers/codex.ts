@@ -3,9 +3,9 @@
 import { z } from 'zod';
 import { oauthClassifier, plausibleExpiresAt } from './oauth';
 import { agentDirOf } from './agent-dir';
-import type { Provider } from './provider';
+import type { Provider, UrlShape } from './provider';
 import { binary, findLine, lastWords } from './screen-text';
-import { extractUrl } from './screen-url';
+import { readUrl } from './screen-url';
 
 const HOME_DIR = '.codex';
 /** The agent's CODEX_HOME, inside the agent directory: never the slot's own. */
@@ -41,6 +41,21 @@ const DEVICE_URL = /^https:\/\/[a-z0-9.-]+(?::\d+)?\/[^\s]*device/;
 // Codex prints codes like `ABCD-12345`; it is shown to the operator, so it is no secret.
 const USER_CODE = /\b([A-Z0-9]{4,5}-[A-Z0-9]{4,6})\b/;
 
+/**
+ * The verification page is whole when its path ends in `/device` (a row cut short or a
+ * word run on changes the last segment); a `user_code` in the query must be a whole code.
+ */
+export const CODEX_DEVICE_URL: UrlShape = {
+  start: DEVICE_URL,
+  missing(url) {
+    const lacking: string[] = [];
+    if (!/\/device\/?$/.test(url.pathname)) lacking.push('the path ending in /device');
+    const code = url.searchParams.get('user_code');
+    if (code !== null && !/^[A-Z0-9]{4,5}-[A-Z0-9]{4,6}$/.test(code)) lacking.push('user_code');
+    return lacking;
+  },
+};
+
 /** JWT payloads are base64url JSON; we read only the expiry, never log the token. */
 function jwtExpiry(token: string): number | undefined {
   const payload = token.split('.')[1];
@@ -66,10 +81,11 @@ export const codex: Provider = {
       dirs: [HOME_DIR],
       env: { CODEX_HOME: `${slot.home}/${HOME_DIR}` },
     }),
+    promptUrl: CODEX_DEVICE_URL,
     readPrompt(screen) {
-      const url = extractUrl(screen, DEVICE_URL);
+      const read = readUrl(screen, CODEX_DEVICE_URL);
       const userCode = findLine(screen, USER_CODE)?.[1];
-      return url && userCode ? { url, userCode } : undefined;
+      return read.kind === 'complete' && userCode ? { url: read.url, userCode } : undefined;
     },
     readVerdict(screen, since) {
       const failed = findLine(screen, /(Error logging in:.*)/, since);

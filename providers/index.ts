@@ -2,12 +2,13 @@
 // configured per slot are built here from the slot's (validated) configuration.
 import type { z } from 'zod';
 import { claude } from './claude';
+import { claudeSetupToken } from './claude-setup-token';
 import { codex } from './codex';
 import { oidcDevice } from './oidc-device';
 import { ProviderConfigError, UnknownProviderError } from '../common/failures';
 import type { Provider, ProviderFactory } from './provider';
 
-const registry: ReadonlyMap<string, Provider | ProviderFactory> = new Map([claude, codex, oidcDevice].map((p) => [p.name, p]));
+const registry: ReadonlyMap<string, Provider | ProviderFactory> = new Map([claude, claudeSetupToken, codex, oidcDevice].map((p) => [p.name, p]));
 
 export const providerNames = (): string[] => [...registry.keys()];
 

@@ -30,6 +30,14 @@ export interface ScreenPrompt {
   readonly userCode?: string;
 }
 
+/** What a provider expects of its login URL: how it begins and what makes it whole (read by providers/screen-url.ts). */
+export interface UrlShape {
+  /** Tested against each whole candidate URL; anchor it with `^`. */
+  readonly start: RegExp;
+  /** What this parsed URL still lacks (names of parameters, "path" …); empty when it is whole. */
+  missing(url: URL): readonly string[];
+}
+
 /** How a CLI answered once the operator acted. */
 export type ScreenVerdict =
   | { readonly kind: 'rejected'; readonly message: string }
@@ -56,6 +64,11 @@ export interface PtyLoginSpec {
   /** Finds the prompt on the screen; undefined until it is complete (a URL may still be arriving). */
   readPrompt(screen: ScreenSnapshot): ScreenPrompt | undefined;
   /**
+   * When the login URL is whole. A URL seen on the screen at the prompt deadline but
+   * never whole fails the login saying so, with the screen for the operator.
+   */
+  readonly promptUrl?: UrlShape;
+  /**
    * Reads the CLI's verdict from the screen text printed after `since` (the
    * number of logical lines present before the operator acted). Undefined while
    * the CLI has said nothing conclusive.
@@ -67,6 +80,19 @@ export interface PtyLoginSpec {
   codeFormat?(prompt: ScreenPrompt): { readonly pattern: string; readonly description: string };
   /** The CLI does not recover after a rejected code (Claude hangs): restart it for a new URL. */
   readonly restartAfterRejection: boolean;
+  /**
+   * After a rejected code, the keys that make this CLI ask again, when its screen offers
+   * that (setup-token: Enter at `Press Enter to retry.`); it then shows a new prompt,
+   * which replaces the old one. Undefined: the CLI takes another code as it is.
+   */
+  retryKeys?(screen: ScreenSnapshot): string | undefined;
+  /**
+   * For a CLI that prints its credential instead of writing a file (setup-token): the
+   * credential file's content read off the screen once the verdict is `succeeded`, or
+   * undefined when it cannot be read. The generic activity writes it (0600) and clears
+   * the screen; this CLI is not waited for to exit. Never called for other CLIs.
+   */
+  credentialFromScreen?(screen: ScreenSnapshot, now: number): unknown;
   /** One sentence telling the operator what to do with the prompt. */
   instructions(prompt: ScreenPrompt): string;
   readonly timeouts: {
@@ -183,6 +209,16 @@ export interface RefreshSpec {
    */
   apply(current: unknown, tokens: TokenAnswer, now: number): unknown;
   readonly schedule: RefreshSchedule;
+  /**
+   * Set for a credential that is never refreshed (a long-lived token): no token endpoint
+   * is called (`endpoint`, `request`, `classify`, `apply` are unused). The refresh step
+   * only checks the file: it wakes at each notice and at expiry, and an expired
+   * credential is a permanent failure (the slot needs a login).
+   */
+  readonly fixedLifetime?: {
+    /** Operator notices this long before `expiresAt`, longest first (e.g. 30, 7 and 1 days). */
+    readonly noticesBeforeExpiryMs: readonly number[];
+  };
 }
 
 /** What agents using a slot need, so runtimes ask the provider instead of special-casing it. */

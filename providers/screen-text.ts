@@ -23,3 +23,17 @@ export const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|
 
 /** `<NAME>_BIN` from the worker's environment, or the command on PATH. */
 export const binary = (env: NodeJS.ProcessEnv, variable: string, fallback: string): string => env[variable] || fallback;
+
+/** Token shapes a screen must not carry into a failure: Claude keys and OAuth tokens, JWTs, Codex refresh tokens. */
+const TOKEN_SHAPES = [/\bsk-ant-[\w-]{8,}/g, /\beyJ[\w-]{8,}\.[\w-]{8,}(?:\.[\w-]*)?/g, /\brt_[\w.-]{16,}/g];
+
+/**
+ * The screen as an operator may see it in a failure: the last `maxLines` non-empty
+ * lines, token-shaped strings replaced. Only for screens read before any code was
+ * typed (a prompt screen holds no secret; this is the second lock).
+ */
+export function screenForOperator(screen: ScreenSnapshot, maxLines = 30): string {
+  let text = screen.lines.filter((line) => line.trim().length > 0).slice(-maxLines).join('\n');
+  for (const shape of TOKEN_SHAPES) text = text.replace(shape, '[redacted]');
+  return text;
+}

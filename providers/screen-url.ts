@@ -1,7 +1,7 @@
 // Finds a login URL in what the terminal shows, the way a person would: soft-wrapped
 // by the terminal, hard-wrapped by the CLI, or announced out of band (OSC 8 / OSC 52).
 // Pure text reading, so providers can use it; the terminal itself is activities/screen.ts.
-import type { ScreenSnapshot } from './provider';
+import type { ScreenSnapshot, UrlShape } from './provider';
 
 /**
  * The first URL on the screen that begins with `start` (a prefix, or a regex
@@ -31,6 +31,127 @@ export function extractUrl(snapshot: ScreenSnapshot, start: string | RegExp, opt
   }
   return undefined;
 }
+
+/** A login URL as read off the screen: whole, seen but not readable whole, or not there. */
+export type UrlReading =
+  | { readonly kind: 'complete'; readonly url: string }
+  | { readonly kind: 'incomplete'; readonly url: string; readonly missing: readonly string[] }
+  | { readonly kind: 'absent' };
+
+/**
+ * Reads the login URL the way a person would, and only when it is whole.
+ *
+ * A CLI may break the URL into rows itself, at the terminal width or narrower (a box,
+ * a padded panel), with colours and cursor moves per row: the terminal renders those,
+ * and rows are then joined when the URL's run on one row ends at the same right edge
+ * as the first row's, followed by nothing but padding or a border, and the next row
+ * holds nothing but URL characters at a left edge no further right than the URL began.
+ * Every reading the layout allows (each number of rows joined) is checked against the
+ * provider's `shape`; the URL is published only when exactly one is whole. A URL that
+ * runs into the end of the output (it may still be arriving) is incomplete unless `final`.
+ */
+export function readUrl(snapshot: ScreenSnapshot, shape: UrlShape, options: { final?: boolean } = {}): UrlReading {
+  const matches = anchoredTester(shape.start);
+  for (const link of snapshot.links) {
+    const parsed = parseUrl(link);
+    if (matches(link) && parsed && shape.missing(parsed).length === 0) return { kind: 'complete', url: link };
+  }
+
+  let seen: UrlReading = { kind: 'absent' };
+  const lines = snapshot.lines;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    for (const m of line.matchAll(/[A-Za-z][A-Za-z0-9+.-]*:\/\//g)) {
+      const readings = layoutReadings(lines, i, m.index);
+      const candidates = readings.texts.map(trimTrailingPunctuation).filter(matches);
+      if (candidates.length === 0) continue;
+      const longest = candidates[candidates.length - 1] as string;
+      if (readings.reachesEnd && !options.final) return { kind: 'incomplete', url: longest, missing: ['the rest of the URL (it may still be arriving)'] };
+      const whole = [...new Set(candidates.filter((url) => {
+        const parsed = parseUrl(url);
+        return parsed !== undefined && shape.missing(parsed).length === 0;
+      }))];
+      if (whole.length === 1) return { kind: 'complete', url: whole[0] as string };
+      if (seen.kind === 'absent') {
+        const parsed = parseUrl(longest);
+        seen = {
+          kind: 'incomplete',
+          url: longest,
+          missing: whole.length > 1
+            ? [`a single reading (the rows can be joined ${whole.length} ways)`]
+            : parsed ? shape.missing(parsed) : ['a URL that parses'],
+        };
+      }
+    }
+  }
+  return seen;
+}
+
+/**
+ * The run of URL characters that begins where `start` matches (first match on the
+ * screen), joined over the rows the layout says it continues on (the longest reading):
+ * for printed values with no structure to check, such as a token.
+ */
+export function readHardWrapped(snapshot: ScreenSnapshot, start: RegExp): string | undefined {
+  const pattern = new RegExp(start.source, start.flags.replace(/[gy]/g, ''));
+  for (let i = 0; i < snapshot.lines.length; i++) {
+    const at = (snapshot.lines[i] as string).search(pattern);
+    if (at !== -1) return layoutReadings(snapshot.lines, i, at).texts.at(-1);
+  }
+  return undefined;
+}
+
+const parseUrl = (text: string): URL | undefined => {
+  try {
+    return new URL(text);
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * The URL beginning at `begin` on line `first`, joined over 0, 1, 2 … following rows
+ * as the layout allows, shortest first; `reachesEnd` when the last reading runs into
+ * the last line of the output.
+ */
+function layoutReadings(lines: readonly string[], first: number, begin: number): { texts: string[]; reachesEnd: boolean } {
+  const line = lines[first] as string;
+  let end = begin;
+  while (end < line.length && isUrlChar(line.charCodeAt(end))) end++;
+  let text = line.slice(begin, end);
+  const texts = [text];
+  // Only padding or a border may follow a row the URL continues from.
+  if (!onlyDecoration(line.slice(end))) return { texts, reachesEnd: false };
+  const startColumn = cellWidth(line.slice(0, begin));
+  const rightEdge = cellWidth(line.slice(0, end));
+  let leftEdge: number | undefined;
+  let last = first;
+  for (let j = first + 1; j < lines.length; j++) {
+    const row = lines[j] as string;
+    let from = 0;
+    while (from < row.length && isDecoration(row.charCodeAt(from))) from++;
+    let to = from;
+    while (to < row.length && isUrlChar(row.charCodeAt(to))) to++;
+    if (to === from || !onlyDecoration(row.slice(to))) break;
+    const column = cellWidth(row.slice(0, from));
+    const rowEnd = cellWidth(row.slice(0, to));
+    if (column > startColumn || (leftEdge !== undefined && column !== leftEdge) || rowEnd > rightEdge) break;
+    leftEdge = column;
+    text += row.slice(from, to);
+    texts.push(text);
+    last = j;
+    // A row that stops short of the edge is the URL's last.
+    if (rowEnd < rightEdge) break;
+  }
+  return { texts, reachesEnd: last === lines.length - 1 };
+}
+
+/** Padding and borders around a panel: spaces, box drawing, block elements, `|`. */
+const isDecoration = (code: number): boolean => code === 0x20 || code === 0x09 || code === 0x7c || (code >= 0x2500 && code <= 0x259f);
+const onlyDecoration = (text: string): boolean => {
+  for (let k = 0; k < text.length; k++) if (!isDecoration(text.charCodeAt(k))) return false;
+  return true;
+};
 
 function anchoredTester(pattern: RegExp): (url: string) => boolean {
   // A global or sticky regex carries state between calls; a fresh copy without them does not.

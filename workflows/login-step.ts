@@ -132,8 +132,10 @@ async function ptyAttempt(
       // Claude hangs after a bad code: only a new CLI (and URL) can take another.
       if (started.restartAfterRejection || outcome.kind === 'hung') return { restart: outcome.message };
       slot.lastError = outcome.message;
+      // The CLI asked again with a new URL and state: codes are checked against that one from now on.
+      if (outcome.prompt) live.prompt = { ...outcome.prompt, expiresAt: deadline };
       live.typing = false;
-      slot.setPhase('awaiting-operator', prompt);
+      slot.setPhase('awaiting-operator', live.prompt);
     }
   } finally {
     // From here no code can reach this CLI: the next one (if any) has another id.

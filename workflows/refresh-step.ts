@@ -85,6 +85,11 @@ export async function refreshStep(
       );
     }
     slot.setPhase('active');
+    // A credential that cannot be refreshed expires soon: the operator hears it once per notice.
+    if (r.notice) {
+      slot.record('info', r.notice);
+      await askOperator(r.notice);
+    }
     return;
   }
   const err = settled.failed;

@@ -12,7 +12,8 @@ import { slotDetails } from './slot-details';
 export interface LiveLogin {
   /** The attempt id, which is also the PTY session's id on the host. */
   readonly id: string;
-  readonly prompt: LoginPrompt;
+  /** Replaced when the same CLI asks again after a rejected code (a new URL and state). */
+  prompt: LoginPrompt;
   /** A code is being typed or answered; another is refused until the CLI has spoken. */
   typing: boolean;
   /** Types a code into this attempt's CLI; set by the login step. */

@@ -28,12 +28,12 @@ afterEach(async () => {
   await rm(slotsDir, { recursive: true, force: true });
 });
 
-function activities(unclaimedSessionMs: number) {
+function activities(unclaimedSessionMs: number, fixtureEnv: Record<string, string> = {}) {
   const deps = {
     slotsDir,
     sessions,
     sessionQueue: SESSION_QUEUE,
-    env: { ...process.env, CLAUDE_BIN: join(FIXTURE_BIN, 'claude'), FIXTURE_SPEED: '0.2' },
+    env: { ...process.env, CLAUDE_BIN: join(FIXTURE_BIN, 'claude'), FIXTURE_SPEED: '0.2', ...fixtureEnv },
     envPassthrough: ['FIXTURE_*'],
     heartbeatMs: 200,
     unclaimedSessionMs,
@@ -80,4 +80,31 @@ describe('startLogin for a PTY login', () => {
     expect(failure).toMatchObject({ type: 'LoginSessionLost', nonRetryable: true });
     expect((failure as Error).message).not.toContain('c#s');
   });
+});
+
+describe('startLogin when the CLI draws its URL in a narrow box', () => {
+  it('publishes the whole URL, rows joined across the box, colours and borders gone', async () => {
+    const started = await startClaudeLogin(activities(60_000, { FIXTURE_CLAUDE_MODE: 'boxed' }), 'slot-boxed');
+    const url = new URL(started.prompt.url);
+    expect(url.origin + url.pathname).toBe('https://claude.com/cai/oauth/authorize');
+    expect(url.searchParams.get('client_id')).toBe('9d1c250a-e61b-44d9-88ed-5944d1962f5e');
+    expect(url.searchParams.get('redirect_uri')).toBe('https://platform.claude.com/oauth/code/callback');
+    expect(url.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(url.searchParams.get('state')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(started.prompt.url).not.toMatch(/[│\s]/);
+    // The code check uses this URL's state, not the generic fallback.
+    expect(started.prompt.codeFormat?.pattern).toContain(url.searchParams.get('state')?.slice(0, 10));
+  });
+
+  it('publishes nothing when the box shows the URL cut short: at the prompt deadline the login fails saying so, with the screen', async () => {
+    const failure = await startClaudeLogin(activities(60_000, { FIXTURE_CLAUDE_MODE: 'boxed-cut' }), 'slot-cut').catch((err: unknown) => err);
+    expect(failure).toMatchObject({ type: 'LoginUrlUnreadable', nonRetryable: true });
+    const message = (failure as Error).message;
+    expect(message).toMatch(/showed a login URL that could not be read whole within 30 s \(missing: redirect_uri, code_challenge, state\), so none was published/);
+    // The screen as drawn is attached for the operator: the box and the cut URL's first row.
+    expect(message).toContain('│ https://claude.com/cai/oauth/authorize?code=true&client_ │');
+    expect(message).toContain('Paste code here if prompted >');
+    expect((failure as { details?: unknown[] }).details?.[0]).toMatchObject({ missing: ['redirect_uri', 'code_challenge', 'state'] });
+    await expectNoProcesses(slotsDir, 'slot-cut');
+  }, 60_000);
 });
