@@ -583,7 +583,7 @@ class Secrets {
 const TOKEN_LIKE = [/eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}/, /sk-ant-[A-Za-z0-9_-]{4,}/, /(?<![A-Za-z0-9_-])rt_[A-Za-z0-9_-]{16,}/];
 
 /** The path of the first key or string value that looks like a token, or undefined. */
-function tokenLikeField(value: unknown, at: string, depth = 0): string | undefined {
+export function tokenLikeField(value: unknown, at: string, depth = 0): string | undefined {
   if (depth > 32) return undefined;
   if (typeof value === 'string') return TOKEN_LIKE.some((p) => p.test(value)) ? at : undefined;
   if (Array.isArray(value)) {

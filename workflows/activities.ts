@@ -80,3 +80,15 @@ export function fileActivities(host: string, waitMs = 600_000) {
 export function sharedActivities() {
   return proxyActivities<SharedActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5, initialInterval: '2 seconds' } });
 }
+
+/**
+ * Delivers a notice (webhook): retried with exponential backoff for up to an hour; the
+ * notice's event id is the same on every attempt, so receivers deduplicate.
+ */
+export function noticeActivity() {
+  return proxyActivities<SharedActivities>({
+    startToCloseTimeout: '30 seconds',
+    scheduleToCloseTimeout: '1 hour',
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+  }).sendNotice;
+}
