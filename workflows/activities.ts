@@ -92,3 +92,8 @@ export function noticeActivity() {
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes' },
   }).sendNotice;
 }
+
+/** A pool's census of its slots (their status queries); a lease waits for it, so it is short and retried briefly. */
+export function poolActivities() {
+  return proxyActivities<SharedActivities>({ startToCloseTimeout: '20 seconds', retry: { maximumAttempts: 3, initialInterval: '1 second' } });
+}
