@@ -6,6 +6,7 @@ import { createLoginActivities, createLoginSessionActivities, type LoginActivity
 import { createRefreshActivities } from './refresh';
 import { createRevokeActivities } from './revoke';
 import { createNotifyActivities, type NotifyDeps } from './notify';
+import { createPoolActivities } from './pool';
 
 export type ActivityDeps = LoginActivityDeps & {
   /** The worker's agent token service, named in the agents' env and files (see workers/agent-token-service.ts). */
@@ -40,7 +41,7 @@ export type SessionActivities = ReturnType<typeof createSessionActivities>;
 
 /** Activities with no host: registered on the shared queue, next to the workflows. */
 export function createSharedActivities(deps: NotifyDeps) {
-  return { ...createNotifyActivities(deps) };
+  return { ...createNotifyActivities(deps), ...createPoolActivities() };
 }
 
 export type SharedActivities = ReturnType<typeof createSharedActivities>;

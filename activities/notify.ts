@@ -3,6 +3,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import { FailureType } from '../common/failures';
+import { noticeBody, type Notice, type NoticeBody } from '../common/notices';
+import { tokenLikeField } from './refresh';
 
 export interface OperatorNotice {
   readonly slotId: string;
@@ -20,6 +22,9 @@ export interface NotifyDeps {
   /** @default 10000 */
   readonly timeoutMs?: number;
 }
+
+/** Event ids this process delivered: a retry of an attempt whose answer was lost is not sent twice. */
+const DELIVERED_MEMORY = 10_000;
 
 export function createNotifyActivities(deps: NotifyDeps) {
   async function notifyOperator(notice: OperatorNotice): Promise<{ delivered: 'log' | 'webhook' }> {
@@ -46,5 +51,47 @@ export function createNotifyActivities(deps: NotifyDeps) {
     }
     return { delivered: 'webhook' };
   }
-  return { notifyOperator };
+  const delivered = new Set<string>();
+
+  /** POSTs one notice (webhook format v1, `Idempotency-Key: <eventId>`); a failure is retried by the caller's policy. */
+  async function sendNotice(notice: Notice): Promise<{ delivered: 'log' | 'webhook' | 'already' }> {
+    const body = safeBody(notice);
+    if (delivered.has(body.eventId)) return { delivered: 'already' };
+    deps.log.info({ event: 'notice', kind: body.kind, eventId: body.eventId, slotId: body.slotId, pool: body.pool }, body.text);
+    if (!deps.webhookUrl) return { delivered: 'log' };
+    let response: Response;
+    try {
+      response = await fetch(deps.webhookUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': body.eventId },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(deps.timeoutMs ?? 10_000),
+      });
+    } catch (err) {
+      throw ApplicationFailure.retryable(`notice webhook unreachable: ${(err as Error).message}`, FailureType.notifyFailed);
+    }
+    await response.body?.cancel();
+    if (!response.ok) {
+      const retryAfter = Number(response.headers.get('retry-after'));
+      throw ApplicationFailure.create({
+        message: `notice webhook answered HTTP ${response.status}`,
+        type: FailureType.notifyFailed,
+        nonRetryable: response.status >= 400 && response.status < 500 && response.status !== 429 && response.status !== 408,
+        ...(Number.isFinite(retryAfter) && retryAfter > 0 ? { nextRetryDelay: Math.min(retryAfter, 600) * 1000 } : {}),
+      });
+    }
+    delivered.add(body.eventId);
+    if (delivered.size > DELIVERED_MEMORY) delivered.delete(delivered.values().next().value as string);
+    return { delivered: 'webhook' };
+  }
+  return { notifyOperator, sendNotice };
+}
+
+/** The body to send; a reason that looks like it holds a token is withheld (the slot's status has it). */
+function safeBody(notice: Notice): NoticeBody {
+  const body = noticeBody(notice);
+  if (tokenLikeField(body, 'notice') === undefined) return body;
+  const { action, ...rest } = notice;
+  const command = action?.command !== undefined && tokenLikeField(action.command, 'command') === undefined ? { action: { command: action.command } } : {};
+  return noticeBody({ ...rest, reason: 'details withheld (they looked like a token); see the slot status', ...command });
 }

@@ -191,7 +191,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
     const facts = provider.credential.facts(credential.parsed);
     // A credential that lives a fixed time is only looked at: no token endpoint is ever called.
     if (provider.refresh.fixedLifetime) {
-      await writeAgentEnv(provider, slot, credential.parsed, secrets);
+      await writeAgentEnv(provider, slot, credential.parsed, secrets, deps.agentTokenServiceUrl);
       return checkLifetime(provider, provider.refresh.fixedLifetime, slot, facts, now);
     }
     const dueAt = dueTime(facts, schedule);
@@ -651,7 +651,7 @@ class Secrets {
 const TOKEN_LIKE = [/eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}/, /sk-ant-[A-Za-z0-9_-]{4,}/, /(?<![A-Za-z0-9_-])rt_[A-Za-z0-9_-]{16,}/];
 
 /** The path of the first key or string value that looks like a token, or undefined. */
-function tokenLikeField(value: unknown, at: string, depth = 0): string | undefined {
+export function tokenLikeField(value: unknown, at: string, depth = 0): string | undefined {
   if (depth > 32) return undefined;
   if (typeof value === 'string') return TOKEN_LIKE.some((p) => p.test(value)) ? at : undefined;
   if (Array.isArray(value)) {

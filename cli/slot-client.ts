@@ -239,8 +239,8 @@ export class SlotClient {
   }
 
   /** Every slot the server knows, newest first, from search attributes. */
-  async list(opts: { includeClosed?: boolean; limit?: number } = {}): Promise<SlotSummary[]> {
-    const query = `WorkflowType = 'slotWorkflow'${opts.includeClosed ? '' : ` AND ExecutionStatus = 'Running'`}`;
+  async list(opts: { includeClosed?: boolean; limit?: number; /** A whole visibility query instead (cli/bulk.ts builds one). */ query?: string } = {}): Promise<SlotSummary[]> {
+    const query = opts.query ?? `WorkflowType = 'slotWorkflow'${opts.includeClosed ? '' : ` AND ExecutionStatus = 'Running'`}`;
     const rows: SlotSummary[] = [];
     for await (const wf of this.client.workflow.list({ query })) {
       const attrs = wf.typedSearchAttributes;

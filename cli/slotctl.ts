@@ -12,6 +12,7 @@ import { CodecServerError, operatorDataConverter, PayloadKeyMissingError } from 
 import { parseProviderConfig, providerNames } from '../providers';
 import { ProviderConfigError, TemporalTransportError } from '../common/failures';
 import { migrateSlots, type SlotMigration } from './migrate';
+import { confirmed, DEFAULT_BULK_CONCURRENCY, runBulk, selectSlots, summarize, type BulkAction, type BulkSlotResult, type BulkSummary } from './bulk';
 import { CodeRejectedError, parseSlotId, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
@@ -43,7 +44,8 @@ type Rendered =
   | { kind: 'list'; slots: SlotSummary[] }
   | { kind: 'done'; message: string; slotId: string }
   | { kind: 'migrate'; dryRun: boolean; slots: SlotMigration[] }
-  | { kind: 'agent-plan'; plan: AgentPlan; wroteEnv?: string };
+  | { kind: 'agent-plan'; plan: AgentPlan; wroteEnv?: string }
+  | { kind: 'bulk'; summary: BulkSummary };
 
 interface ProviderConfigFlags {
   config?: string;
@@ -125,6 +127,8 @@ function human(view: Rendered): string {
       return view.slots.map(migrationLine).join('\n');
     case 'agent-plan':
       return agentPlanLines(view.plan, view.wroteEnv).join('\n');
+    case 'bulk':
+      return bulkLines(view.summary);
   }
 }
 
@@ -158,6 +162,15 @@ async function writePlanEnv(file: string, plan: AgentPlan): Promise<void> {
   }
 }
 
+/** A dry run lists the slots; a run lists the failures, then counts. */
+function bulkLines(b: BulkSummary): string {
+  if (b.slots.length === 0) return `no running slot matches ${JSON.stringify(b.where)}; nothing to ${b.action}`;
+  const slot = (s: BulkSlotResult): string => `${s.slotId} (${s.provider} on ${s.host}, ${s.phase})`;
+  if (b.dryRun) return [`would ${b.action} ${b.slots.length} slot${b.slots.length === 1 ? '' : 's'}:`, ...b.slots.map((s) => `  ${slot(s)}`)].join('\n');
+  const failures = b.slots.filter((s) => s.outcome === 'failed').map((s) => `${slot(s)}: FAILED: ${s.error ?? 'unknown error'}`);
+  return [...failures, `${b.action}: ${b.done} done, ${b.failed} failed`].join('\n');
+}
+
 /** One line per slot: what happened, then what the operator should know. */
 function migrationLine(m: SlotMigration): string {
   const then = (note: string | undefined): string => (note ? `; ${note}` : '');
@@ -189,6 +202,8 @@ function json(view: Rendered): string {
     }
     case 'agent-plan':
       return JSON.stringify(view.plan, null, 2);
+    case 'bulk':
+      return JSON.stringify({ ok: view.summary.failed === 0, ...view.summary }, null, 2);
   }
 }
 
@@ -209,6 +224,30 @@ const processIo: Io = {
     return Buffer.concat(chunks).toString('utf8');
   },
 };
+
+interface BulkFlags {
+  where?: string;
+  dryRun?: boolean;
+  yes?: boolean;
+  concurrency: string;
+}
+
+/** One answer line: typed at a terminal, or piped in (`echo y | slotctl … --where …`). */
+async function readAnswer(io: Io): Promise<string> {
+  if (!io.stdinIsTTY) return io.readStdin();
+  const stdin = process.stdin;
+  stdin.resume();
+  try {
+    let line = '';
+    for await (const chunk of stdin) {
+      line += (chunk as Buffer).toString('utf8');
+      if (line.includes('\n')) break;
+    }
+    return line;
+  } finally {
+    stdin.pause();
+  }
+}
 
 /** Reads a code typed at a terminal without echoing it. */
 async function readCodeFromTerminal(io: Io): Promise<string> {
@@ -362,33 +401,80 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       if (!opts.wait && result.answer !== 'succeeded' && result.answer !== 'exited') exitCode = EXIT.failed;
     });
 
+  /** `--where`: the slots a visibility query selects, listed (--dry-run) or sent the action after a confirmation. */
+  const bulk = async (action: BulkAction, opts: BulkFlags & { removeFiles?: boolean }): Promise<void> => {
+    const where = opts.where as string;
+    const slots = await connect();
+    const targets = await selectSlots(slots, where);
+    const planned = targets.map((t): BulkSlotResult => ({ slotId: t.slotId, provider: t.provider, host: t.host, phase: t.phase, outcome: 'planned' }));
+    if (opts.dryRun || targets.length === 0) return show({ kind: 'bulk', summary: summarize(action, where, true, planned) });
+    if (!opts.yes) {
+      io.err(`${action} ${targets.length} slot${targets.length === 1 ? '' : 's'} (${targets.slice(0, 5).map((t) => t.slotId).join(', ')}${targets.length > 5 ? ', …' : ''})? [y/N]`);
+      if (!confirmed(await readAnswer(io))) {
+        io.err('slotctl: not confirmed; nothing was done (pass --yes to skip the question)');
+        exitCode = EXIT.failed;
+        return;
+      }
+    }
+    const results = await runBulk(slots, action, targets, {
+      concurrency: Number(opts.concurrency),
+      ...(action === 'retire' ? { retire: { removeFiles: Boolean(opts.removeFiles) } } : {}),
+      // Progress goes to stderr: in --json mode stdout carries only the summary.
+      onResult: (r, finished, total) => io.err(`[${finished}/${total}] ${action} ${r.slotId}: ${r.outcome === 'done' ? 'done' : `FAILED: ${r.error ?? ''}`}`),
+    });
+    const summary = summarize(action, where, false, results);
+    show({ kind: 'bulk', summary });
+    if (summary.failed > 0) exitCode = EXIT.failed;
+  };
+  const bulkOptions = (command: Command): Command =>
+    command
+      .option('--where <query>', "every running slot this visibility query selects, e.g. \"SlotProvider='codex' AND SlotPhase='active'\"")
+      .option('--dry-run', 'with --where: list the slots, change nothing')
+      .option('--yes', 'with --where: do not ask for confirmation')
+      .option('--concurrency <n>', 'with --where: slots messaged at a time', String(DEFAULT_BULK_CONCURRENCY));
+  /** One slot, or --where; never both, never neither. */
+  const oneOrWhere = (slot: string | undefined, opts: BulkFlags): boolean => {
+    if (slot !== undefined && opts.where !== undefined) throw new SlotInputError('give a slot or --where, not both');
+    if (slot === undefined && opts.where === undefined) throw new SlotInputError('give a slot, or --where "<visibility query>" for many');
+    if (slot === undefined) return true;
+    if (opts.dryRun || opts.yes) throw new SlotInputError('--dry-run and --yes go with --where');
+    parseSlotId(slot);
+    return false;
+  };
+
+  program
+    .command('cancel <slot>')
+    .description('cancel the login in progress')
+    .addOption(jsonOption)
+    .action(async (slot: string, opts: { json?: boolean }) => {
+      asJson = Boolean(opts.json);
+      parseSlotId(slot);
+      await (await connect()).cancelLogin(slot);
+      show({ kind: 'done', slotId: slot, message: `login cancellation requested; follow with: slotctl status ${slot}` });
+    });
+
   for (const [name, description, run, message] of [
-    ['cancel', 'cancel the login in progress', (s: SlotClient, id: string) => s.cancelLogin(id), 'login cancellation requested'],
     ['relogin', 'start a new login (new URL)', (s: SlotClient, id: string) => s.relogin(id), 'new login requested'],
     ['refresh', 'refresh the credential now', (s: SlotClient, id: string) => s.refreshNow(id), 'refresh requested'],
   ] as const) {
-    program
-      .command(`${name} <slot>`)
-      .description(description)
+    bulkOptions(program.command(`${name} [slot]`).description(`${description}; --where for every slot a query selects`))
       .addOption(jsonOption)
-      .action(async (slot: string, opts: { json?: boolean }) => {
+      .action(async (slot: string | undefined, opts: BulkFlags & { json?: boolean }) => {
         asJson = Boolean(opts.json);
-        parseSlotId(slot);
-        await run(await connect(), slot);
-        show({ kind: 'done', slotId: slot, message: `${message}; follow with: slotctl status ${slot}` });
+        if (oneOrWhere(slot, opts)) return bulk(name, opts);
+        await run(await connect(), slot as string);
+        show({ kind: 'done', slotId: slot as string, message: `${message}; follow with: slotctl status ${slot as string}` });
       });
   }
 
-  program
-    .command('retire <slot>')
-    .description('end the slot; its files are kept unless --remove-files')
+  bulkOptions(program.command('retire [slot]').description('end the slot (--where: every slot a query selects); its files are kept unless --remove-files'))
     .option('--remove-files', "delete the slot's home directory, credentials included")
     .addOption(jsonOption)
-    .action(async (slot: string, opts: { json?: boolean; removeFiles?: boolean }) => {
+    .action(async (slot: string | undefined, opts: BulkFlags & { json?: boolean; removeFiles?: boolean }) => {
       asJson = Boolean(opts.json);
-      parseSlotId(slot);
-      await (await connect()).retire(slot, { removeFiles: Boolean(opts.removeFiles) });
-      show({ kind: 'done', slotId: slot, message: `retirement requested${opts.removeFiles ? ' (files will be removed)' : ''}` });
+      if (oneOrWhere(slot, opts)) return bulk('retire', opts);
+      await (await connect()).retire(slot as string, { removeFiles: Boolean(opts.removeFiles) });
+      show({ kind: 'done', slotId: slot as string, message: `retirement requested${opts.removeFiles ? ' (files will be removed)' : ''}` });
     });
 
   program

@@ -78,6 +78,12 @@ export const FailureType = {
   // ── operator messages ──
   /** An update's input was refused by its validator (a bad code, no login waiting). Operator: read the reason. */
   codeRejected: 'CodeRejected',
+
+  // ── pools ──
+  /** A pool had no active slot that is not cooling down (or every one holds its most leases). Runtime: wait and lease again; operator: see `slotctl pool status`. */
+  poolExhausted: 'PoolExhausted',
+  /** A pool refused a message: bad input, an unknown or expired lease, a slot not in the pool. Nothing changed. */
+  poolRequestRefused: 'PoolRequestRefused',
 } as const;
 
 export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
@@ -347,4 +353,24 @@ export class TemporalSetupError extends Error {
 /** Prometheus, promtool or the Zipkin server cannot be found or installed (tests of metrics and traces). The message says what to install. */
 export class ObservabilitySetupError extends Error {
   override readonly name = 'ObservabilitySetupError';
+}
+
+/** The pool does not exist. Operator: create it with `slotctl pool create`. */
+export class PoolNotFoundError extends Error {
+  override readonly name = 'PoolNotFoundError';
+  constructor(readonly pool: string) {
+    super(`pool ${pool} does not exist; create it with: slotctl pool create ${pool} --provider <name>`);
+  }
+}
+
+/** A pool refused a request (exhausted, unknown lease, bad input); the message is the pool's. */
+export class PoolRequestError extends Error {
+  override readonly name = 'PoolRequestError';
+  constructor(
+    message: string,
+    /** `PoolExhausted` or `PoolRequestRefused`. */
+    readonly type: string | undefined,
+  ) {
+    super(message);
+  }
 }

@@ -10,5 +10,10 @@ export const SlotIdKey = defineSearchAttributeKey('SlotId', SearchAttributeType.
 export const SlotPromptKey = defineSearchAttributeKey('SlotPrompt', SearchAttributeType.TEXT);
 export const SlotExpiresAtKey = defineSearchAttributeKey('SlotExpiresAt', SearchAttributeType.DATETIME);
 
+/** Pools (`pool:<name>`): their name, provider and how many slots could be leased at the last census. */
+export const PoolNameKey = defineSearchAttributeKey('PoolName', SearchAttributeType.KEYWORD);
+export const PoolProviderKey = defineSearchAttributeKey('PoolProvider', SearchAttributeType.KEYWORD);
+export const PoolAvailableKey = defineSearchAttributeKey('PoolAvailable', SearchAttributeType.INT);
+
 /** Every key the project registers with a server (dev server flags, compose set-up, tests). */
-export const ALL_SEARCH_ATTRIBUTES = [SlotPhaseKey, SlotProviderKey, SlotHostKey, SlotIdKey, SlotPromptKey, SlotExpiresAtKey] as const;
+export const ALL_SEARCH_ATTRIBUTES = [SlotPhaseKey, SlotProviderKey, SlotHostKey, SlotIdKey, SlotPromptKey, SlotExpiresAtKey, PoolNameKey, PoolProviderKey, PoolAvailableKey] as const;

@@ -191,6 +191,7 @@ export async function registerSearchAttributes(connection: Connection, namespace
     TEXT: IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
     KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    INT: IndexedValueType.INDEXED_VALUE_TYPE_INT,
   };
   await connection.operatorService.addSearchAttributes({
     namespace,

@@ -80,3 +80,20 @@ export function fileActivities(host: string, waitMs = 600_000) {
 export function sharedActivities() {
   return proxyActivities<SharedActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5, initialInterval: '2 seconds' } });
 }
+
+/**
+ * Delivers a notice (webhook): retried with exponential backoff for up to an hour; the
+ * notice's event id is the same on every attempt, so receivers deduplicate.
+ */
+export function noticeActivity() {
+  return proxyActivities<SharedActivities>({
+    startToCloseTimeout: '30 seconds',
+    scheduleToCloseTimeout: '1 hour',
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+  }).sendNotice;
+}
+
+/** A pool's census of its slots (their status queries); a lease waits for it, so it is short and retried briefly. */
+export function poolActivities() {
+  return proxyActivities<SharedActivities>({ startToCloseTimeout: '20 seconds', retry: { maximumAttempts: 3, initialInterval: '1 second' } });
+}

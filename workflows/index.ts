@@ -1,2 +1,3 @@
 // The workflows a worker registers (Temporal bundles this file and its imports).
 export { slotWorkflow } from './slot';
+export { poolWorkflow } from './pool';

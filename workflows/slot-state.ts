@@ -41,6 +41,8 @@ export class Slot {
   /** A login is in progress (a refresh needs no flag: nothing refers to it). */
   step: 'login' | undefined;
   live: LiveLogin | undefined;
+  /** Told after every publish, with the phase published before (notices, workflows/notices.ts). */
+  observer: ((before: string | undefined) => void) | undefined;
   private published: Published;
 
   constructor(readonly input: SlotInput) {
@@ -129,8 +131,10 @@ export class Slot {
       ...(next.expiresAt !== this.published.expiresAt ? [{ key: SlotExpiresAtKey, value: this.expiresAt !== undefined ? new Date(this.expiresAt) : null }] : []),
     ];
     if (changes.length > 0) upsertSearchAttributes(changes);
+    const before = this.published.phase;
     this.published = next;
     setCurrentDetails(this.details());
+    this.observer?.(before);
   }
 
   /** The Web UI's workflow page: what the slot is doing and what the operator should do (markdown, never a secret). */

@@ -8,6 +8,7 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   setHandler,
   upsertMemo,
   workflowInfo,
@@ -32,6 +33,12 @@ import { fileActivities, sharedActivities } from './activities';
 import { runLogin } from './login-step';
 import { inScope, refreshStep } from './refresh-step';
 import { Slot } from './slot-state';
+import { Notices, slotNoticeObserver } from './notices';
+
+/** Runs recorded before notices existed ask the operator only on needs-relogin, and keep doing so on replay. */
+const NOTICES_PATCH = 'operator-notices';
+/** How long continue-as-new and the end wait for notices still being delivered. */
+const NOTICE_SETTLE_MS = 60_000;
 
 export type { SlotInput, CarriedState, LoginOptions, RefreshBackoff } from '../common/slot-input';
 
@@ -41,9 +48,14 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   const files = fileActivities(input.host, input.hostWaitMs);
   const { notifyOperator } = sharedActivities();
   installHandlers(slot);
+  // Every event that needs or informs a person is a notice, sent from the slot's phase changes.
+  const notices = patched(NOTICES_PATCH) ? new Notices() : undefined;
+  if (notices) slot.observer = slotNoticeObserver(slot, notices);
 
   /** Tells operators once per event that a slot needs them; never blocks the slot on a dead webhook. */
   const askOperator = async (reason: string): Promise<void> => {
+    // With notices, `needs-relogin` was announced when it was published.
+    if (notices) return;
     try {
       await notifyOperator({ slotId: input.slotId, provider: input.provider, host: input.host, phase: slot.phase, reason });
     } catch {
@@ -87,12 +99,14 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
     if (!slot.pending.retire && (info.continueAsNewSuggested || info.historyLength >= (input.maxHistoryEvents ?? 2000))) {
       // Requests taken meanwhile travel with the state (`carry` holds `pending`).
       await condition(allHandlersFinished);
+      await notices?.settle(NOTICE_SETTLE_MS);
       await continueAsNew<typeof slotWorkflow>({ ...input, carried: slot.carry() });
     }
   }
 
   await retire(slot, files, saveStatus);
   await condition(allHandlersFinished);
+  await notices?.settle(NOTICE_SETTLE_MS);
   return slot.status();
 }
 

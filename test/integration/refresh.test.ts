@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { SlotClient } from '../../cli/slot-client';
 import type { SlotStatus } from '../../common/messages';
@@ -26,7 +26,7 @@ let running: Promise<void>;
 let slots: SlotClient;
 let hostName: string;
 let webhook: Server;
-const notices: Array<{ slotId: string; reason: string }> = [];
+const notices: Array<{ slotId: string; reason: string; kind: string }> = [];
 /** Slots of the running test: retired after it, so their timers and requests cannot disturb the next. */
 const provisioned: string[] = [];
 
@@ -38,7 +38,7 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (chunk: Buffer) => (body += chunk.toString()));
     req.on('end', () => {
-      notices.push(JSON.parse(body) as { slotId: string; reason: string });
+      notices.push(JSON.parse(body) as (typeof notices)[number]);
       res.end('ok');
     });
   });
@@ -170,9 +170,10 @@ describe('scheduled refresh', () => {
     expect(server.pendingFaults()).toBe(0);
     expect(server.grant(issued.grantId)?.rotations).toBe(1);
     expect(server.presentedTwice()).toEqual([]);
-    expect(notices.filter((n) => n.slotId === slotId)).toEqual([]);
     // Six failed attempts and the seventh that rotated: each one a single presentation.
     expect(server.requests.filter((r) => r.refreshToken === issued.refreshToken)).toHaveLength(7);
+    // Nobody was asked to act; they were told it degraded and that it recovered, once each.
+    await vi.waitFor(() => expect(notices.filter((n) => n.slotId === slotId).map((n) => n.kind)).toEqual(['degraded', 'recovered']), { timeout: 10_000 });
   });
 
   it('retire keeps or removes the slot files as the operator chose', async () => {

@@ -1,0 +1,81 @@
+// The notice activity against a real HTTP receiver on 127.0.0.1: the webhook format,
+// one delivery per event id in a process, 4xx not retried, a token-looking reason withheld.
+import { createServer, type Server } from 'node:http';
+import { ApplicationFailure } from '@temporalio/common';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createNotifyActivities } from '../../activities/notify';
+import type { Notice, NoticeBody } from '../../common/notices';
+
+describe('sendNotice', () => {
+  let server: Server;
+  let url: string;
+  const posts: Array<{ body: NoticeBody; key: string | undefined }> = [];
+  let answer = 200;
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c: Buffer) => (raw += c.toString()));
+      req.on('end', () => {
+        posts.push({ body: JSON.parse(raw) as NoticeBody, key: req.headers['idempotency-key'] as string | undefined });
+        res.statusCode = answer;
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`;
+  });
+  afterAll(() => void server.close());
+
+  const notice = (eventId: string, reason = 'open the URL'): Notice => ({
+    eventId,
+    kind: 'awaiting-operator',
+    at: Date.UTC(2026, 0, 2, 3, 4, 5),
+    provider: 'claude',
+    slotId: 'alpha',
+    host: 'h1',
+    phase: 'awaiting-operator',
+    reason,
+    action: { url: 'https://claude.com/cai/oauth/authorize?state=abc', interaction: 'paste-code', command: 'slotctl submit-code alpha', until: Date.UTC(2026, 0, 2, 3, 14, 5) },
+  });
+
+  it('posts the v1 body with a Slack text, once per event id', async () => {
+    const { sendNotice } = createNotifyActivities({ log: pino({ level: 'silent' }), webhookUrl: url });
+    posts.length = 0;
+    expect(await sendNotice(notice('slot:alpha/run/1'))).toEqual({ delivered: 'webhook' });
+    // A retry of an attempt whose answer was lost: the same event is not posted again.
+    expect(await sendNotice(notice('slot:alpha/run/1'))).toEqual({ delivered: 'already' });
+    expect(posts).toHaveLength(1);
+    const [post] = posts;
+    expect(post?.key).toBe('slot:alpha/run/1');
+    expect(post?.body).toMatchObject({ version: 1, eventId: 'slot:alpha/run/1', kind: 'awaiting-operator', at: '2026-01-02T03:04:05.000Z', slotId: 'alpha' });
+    expect(post?.body.text).toBe(
+      ':key: Slot `alpha` (claude on h1) is waiting for a login: open https://claude.com/cai/oauth/authorize?state=abc, sign in, copy the code, then run `slotctl submit-code alpha` and paste it. Answer before 2026-01-02T03:14:05.000Z.',
+    );
+  });
+
+  it('a 4xx is final, a 5xx is retried, and neither counts as delivered', async () => {
+    const { sendNotice } = createNotifyActivities({ log: pino({ level: 'silent' }), webhookUrl: url });
+    answer = 404;
+    const refused = await sendNotice(notice('e-404')).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ApplicationFailure);
+    expect((refused as ApplicationFailure).nonRetryable).toBe(true);
+    expect((refused as ApplicationFailure).message).toBe('notice webhook answered HTTP 404');
+    answer = 503;
+    const busy = await sendNotice(notice('e-503')).catch((e: unknown) => e);
+    expect((busy as ApplicationFailure).nonRetryable).toBe(false);
+    answer = 200;
+    expect(await sendNotice(notice('e-503'))).toEqual({ delivered: 'webhook' });
+  });
+
+  it('withholds a reason that looks like a token', async () => {
+    const { sendNotice } = createNotifyActivities({ log: pino({ level: 'silent' }), webhookUrl: url });
+    posts.length = 0;
+    await sendNotice(notice('e-token', 'the file held sk-ant-ort01-LEAKED-0123456789'));
+    const raw = JSON.stringify(posts);
+    expect(raw).not.toContain('LEAKED');
+    expect(posts[0]?.body.reason).toMatch(/withheld/);
+    expect(posts[0]?.body.action).toEqual({ command: 'slotctl submit-code alpha' });
+  });
+});

@@ -1,0 +1,215 @@
+// The entity workflow `pool:<name>`: leases the slots of one provider to runtimes and
+// rotates away from rate-limited ones. Each slot stays the authority over its phase:
+// the pool asks the slots (their `status` query, through one census activity) before
+// a lease when its last answer is older than `censusMaxAgeMs`, and every few minutes
+// for the dashboard; it keeps only its own facts (leases, cooldowns, auth reports).
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  setHandler,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { FailureType } from '../common/failures';
+import { refreshNowSignal } from '../common/messages';
+import {
+  addSlotsUpdate,
+  cooldownEnd,
+  leaseInputProblem,
+  leaseRefProblem,
+  leaseUpdate,
+  MAX_POOL_SLOTS,
+  poolStatusQuery,
+  rateLimitedProblem,
+  releaseProblem,
+  releaseUpdate,
+  removeSlotsUpdate,
+  renewUpdate,
+  reportAuthFailureUpdate,
+  reportRateLimitedUpdate,
+  slotListProblem,
+  type LeaseGrant,
+  type PoolInput,
+  type PoolStatus,
+} from '../common/pool';
+import { slotWorkflowId } from '../common/slot';
+import { poolActivities } from './activities';
+import { Notices } from './notices';
+import { Pool } from './pool-state';
+
+const DEFAULT_LEASE_TTL_MS = 600_000;
+const DEFAULT_CENSUS_MAX_AGE_MS = 2000;
+/** The dashboard's census when nobody leases. */
+const CENSUS_EVERY_MS = 5 * 60_000;
+
+const refuse = (message: string): ApplicationFailure => ApplicationFailure.nonRetryable(message, FailureType.poolRequestRefused);
+const check = (problem: string | undefined): void => {
+  if (problem) throw refuse(problem);
+};
+
+export async function poolWorkflow(input: PoolInput): Promise<PoolStatus> {
+  const pool = new Pool(input);
+  const notices = new Notices();
+  const { slotCensus } = poolActivities();
+  const name = input.pool;
+  let wake = false;
+
+  // One census at a time; leases arriving meanwhile share it.
+  let running: Promise<void> | undefined;
+  const runCensus = async (): Promise<void> => {
+    const slotIds = [...pool.members.keys()];
+    pool.setCensus(slotIds.length > 0 ? await slotCensus({ slotIds }) : [], Date.now());
+  };
+  const census = async (maxAgeMs: number): Promise<void> => {
+    if (!running) {
+      if (pool.censusAt !== undefined && Date.now() - pool.censusAt <= maxAgeMs) return;
+      // `finally` runs after the assignment, even when the census finished at once.
+      running = runCensus().finally(() => void (running = undefined));
+    }
+    await running;
+    pool.publish(Date.now());
+  };
+
+  const leaseOf = (leaseId: string) => {
+    const found = pool.findLease(leaseId, Date.now());
+    if (!found) throw refuse(`lease ${leaseId} is not held in pool ${name}: it expired, was released, or never existed; lease again`);
+    return found;
+  };
+
+  setHandler(poolStatusQuery, () => pool.status(Date.now()), { description: 'Slots, which can be leased and why not, leases held, cooldowns. Never a token.' });
+
+  setHandler(
+    leaseUpdate,
+    async (given): Promise<LeaseGrant> => {
+      // `temporal workflow update execute` may send no input at all.
+      const request = given ?? {};
+      try {
+        await census(input.censusMaxAgeMs ?? DEFAULT_CENSUS_MAX_AGE_MS);
+      } catch {
+        throw refuse(`pool ${name} could not ask its slots for their phase; try again`);
+      }
+      const now = Date.now();
+      pool.prune(now);
+      const member = pool.pick(now);
+      if (!member) {
+        const reason = pool.explain(now);
+        if (!pool.exhausted) {
+          pool.exhausted = true;
+          notices.emit('pool-exhausted', { pool: name, provider: input.provider, reason, action: { command: `slotctl pool status ${name}` } });
+        }
+        throw ApplicationFailure.nonRetryable(`pool ${name} has no slot to lease: ${reason}`, FailureType.poolExhausted);
+      }
+      pool.exhausted = false;
+      const ttl = request.ttlMs ?? input.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+      const lease = { leaseId: uuid4(), slotId: member.slotId, ...(request.holder ? { holder: request.holder } : {}), leasedAt: now, expiresAt: now + ttl };
+      member.leases.push(lease);
+      member.lastLeasedAt = now;
+      pool.leasesGranted += 1;
+      member.lastLeaseSeq = pool.leasesGranted;
+      pool.publish(now);
+      // agentPlan: where the slot's agent plan goes once slots publish one.
+      return { leaseId: lease.leaseId, slotId: member.slotId, provider: input.provider, host: pool.census.get(member.slotId)?.host ?? 'unknown', expiresAt: lease.expiresAt };
+    },
+    { validator: (request) => check(leaseInputProblem(request)), description: 'Lease a slot: {"holder": "runner-1", "ttlMs": 600000} (both optional). Answers the slot id, lease id and expiry.' },
+  );
+
+  setHandler(
+    renewUpdate,
+    (ref): LeaseGrant => {
+      const { member, lease } = leaseOf(ref.leaseId);
+      lease.expiresAt = Date.now() + (ref.ttlMs ?? input.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS);
+      return { leaseId: lease.leaseId, slotId: member.slotId, provider: input.provider, host: pool.census.get(member.slotId)?.host ?? 'unknown', expiresAt: lease.expiresAt };
+    },
+    { validator: (ref) => check(leaseRefProblem(ref) ?? (ref.ttlMs === undefined ? undefined : leaseInputProblem({ ttlMs: ref.ttlMs }))), description: 'Extend a lease: {"leaseId": "…"}.' },
+  );
+
+  setHandler(
+    releaseUpdate,
+    (ref) => {
+      const { member } = leaseOf(ref.leaseId);
+      pool.endLease(member, ref.leaseId);
+      if (ref.resetAt !== undefined) member.resetAt = ref.resetAt;
+      pool.publish(Date.now());
+    },
+    { validator: (ref) => check(releaseProblem(ref)), description: 'Give a lease back: {"leaseId": "…", "resetAt": <epoch ms of the quota reset, optional>}.' },
+  );
+
+  setHandler(
+    reportRateLimitedUpdate,
+    (report) => {
+      const { member } = leaseOf(report.leaseId);
+      const now = Date.now();
+      pool.endLease(member, report.leaseId);
+      member.coolUntil = cooldownEnd(now, report);
+      member.resetAt = member.coolUntil;
+      pool.publish(now);
+      return { coolUntil: member.coolUntil };
+    },
+    { validator: (report) => check(rateLimitedProblem(report)), description: 'The slot answered 429: {"leaseId": "…", "resetAt": <epoch ms>} or {"retryAfterSec": 60}. Ends the lease; the slot rests until then.' },
+  );
+
+  setHandler(
+    reportAuthFailureUpdate,
+    async (ref) => {
+      const { member } = leaseOf(ref.leaseId);
+      pool.endLease(member, ref.leaseId);
+      member.authFailedAt = Date.now();
+      pool.publish(Date.now());
+      // The slot decides: a refresh fixes it, or it goes needs-relogin and asks a person.
+      await getExternalWorkflowHandle(slotWorkflowId(member.slotId)).signal(refreshNowSignal).catch(() => undefined);
+    },
+    { validator: (ref) => check(leaseRefProblem(ref)), description: 'The provider refused the slot\'s token: {"leaseId": "…"}. Ends the lease and asks the slot to refresh; it is out of rotation until it has.' },
+  );
+
+  setHandler(
+    addSlotsUpdate,
+    ({ slots }) => {
+      for (const slotId of slots) if (!pool.members.has(slotId)) pool.members.set(slotId, { slotId, leases: [] });
+      // Asked at the next lease.
+      pool.censusAt = undefined;
+      wake = true;
+      return [...pool.members.keys()];
+    },
+    {
+      validator: (req) => {
+        check(slotListProblem(req));
+        if (new Set([...pool.members.keys(), ...req.slots]).size > MAX_POOL_SLOTS) throw refuse(`a pool holds at most ${MAX_POOL_SLOTS} slots`);
+      },
+      description: 'Add slots: {"slots": ["a", "b"]}. They must be slots of the pool\'s provider.',
+    },
+  );
+
+  setHandler(
+    removeSlotsUpdate,
+    ({ slots }) => {
+      for (const slotId of slots) pool.members.delete(slotId);
+      pool.publish(Date.now());
+      return [...pool.members.keys()];
+    },
+    {
+      validator: (req) => {
+        check(slotListProblem(req));
+        const unknown = req.slots.filter((s: string) => !pool.members.has(s));
+        if (unknown.length > 0) throw refuse(`not in pool ${name}: ${unknown.join(', ')}`);
+      },
+      description: 'Remove slots: {"slots": ["a"]}. Their leases end.',
+    },
+  );
+
+  for (;;) {
+    const long = (): boolean => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= (input.maxHistoryEvents ?? 2000);
+    await condition(() => wake || long(), CENSUS_EVERY_MS);
+    wake = false;
+    await census(0).catch(() => undefined);
+    if (long()) {
+      await condition(allHandlersFinished);
+      await notices.settle(60_000);
+      pool.prune(Date.now());
+      const { slots: _initial, ...rest } = input;
+      await continueAsNew<typeof poolWorkflow>({ ...rest, carried: pool.carry() });
+    }
+  }
+}
