@@ -102,6 +102,7 @@ async function runSize(parent: Rig, requested: number, n: number, capped: string
     const before = await memoryOf(worker.pid);
     if (tokens.requests.length !== 0) throw new Error(`adoption made ${tokens.requests.length} token requests; the seeded credentials should have been fresh`);
 
+    const db1 = await databaseBytes();
     // A refreshed slot's token expires 8 h after its refresh, later than any seeded one (seeded before t0): visibility counts them.
     const t0 = Date.now();
     const refreshedQuery = `${activeSlotsQuery(host)} AND SlotExpiresAt >= '${new Date(t0 + 8 * HOUR).toISOString()}'`;
@@ -126,7 +127,6 @@ async function runSize(parent: Rig, requested: number, n: number, capped: string
     const observedDoneMs = Date.now() - t0;
     const cpu1 = { worker: await cpuSecondsOf(worker.pid), server: serverPid ? await cpuSecondsOf(serverPid) : undefined, driver: process.cpuUsage(cpu0.driver) };
     const rssSamples = rss.stop();
-    const db1 = await databaseBytes();
 
     // Exact times from the server: every slot's refreshNow cycle, read from its history.
     const cycles = await refreshCycles(client, fleet.slotIds);
