@@ -3,7 +3,7 @@
 // PostgreSQL) and the Zipkin server (an executable jar from Maven Central, cached).
 import { execFile, spawn } from 'node:child_process';
 import { access, constants, mkdir, readdir, rename, rm } from 'node:fs/promises';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ObservabilitySetupError } from '../common/failures';
@@ -120,4 +120,11 @@ export async function obtainZipkin(opts: { env?: NodeJS.ProcessEnv; fetch?: bool
   const jar = await cached();
   if (!jar) throw new ObservabilitySetupError('Maven finished but no zipkin-server-*-exec.jar was copied');
   return { jar, java };
+}
+
+// `npm run setup:observability`: obtain both ahead of the tests and say where they are.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const [prometheus, zipkin] = await Promise.all([obtainPrometheus(), obtainZipkin()]);
+  defaultLog(`prometheus ${prometheus.version}: ${prometheus.prometheus}, promtool: ${prometheus.promtool}`);
+  defaultLog(`zipkin: ${zipkin.jar} (run with ${zipkin.java} -jar)`);
 }
