@@ -69,9 +69,13 @@ export async function obtainPrometheus(opts: { env?: NodeJS.ProcessEnv; install?
     }
     log('installing prometheus (and promtool) from apt…');
     const aptEnv = { ...env, DEBIAN_FRONTEND: 'noninteractive' };
-    const install = ['install', '-y', '--no-install-recommends', 'prometheus'];
-    await run('apt-get', install, aptEnv).catch(async () => {
-      await run('apt-get', ['update'], aptEnv);
+    // Two test files may ask at once: the second waits for dpkg's lock instead of failing.
+    const wait = ['-o', 'DPkg::Lock::Timeout=300'];
+    const install = [...wait, 'install', '-y', '--no-install-recommends', 'prometheus'];
+    await run('apt-get', install, aptEnv).catch(async (err: unknown) => {
+      if ((await onPath('prometheus', env.PATH)) && (await onPath('promtool', env.PATH))) return;
+      log(`apt-get install failed (${(err as Error).message.split('\n')[0]}); updating the package lists and trying again…`);
+      await run('apt-get', [...wait, 'update'], aptEnv);
       await run('apt-get', install, aptEnv);
     });
     // The package starts a daemon of its own on :9090 where it can; ours runs elsewhere.
