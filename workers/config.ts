@@ -137,9 +137,9 @@ export const ConfigSchema = z.object({
   /** Loopback port where the SDK core serves its metrics for /metrics to include. @default METRICS_PORT + 1 */
   TEMPORAL_METRICS_PORT: port.optional(),
   /** OTLP/HTTP endpoint for traces (base URL, `http://collector:4318`; spans go to `/v1/traces`). Unset: no OTLP export. */
-  OTEL_EXPORTER_OTLP_ENDPOINT: z.url('must be a URL').optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   /** Zipkin span intake (`http://zipkin:9411/api/v2/spans`). Unset: no Zipkin export. */
-  OTEL_EXPORTER_ZIPKIN_ENDPOINT: z.url('must be a URL').optional(),
+  OTEL_EXPORTER_ZIPKIN_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   /** `service.name` of this process's spans. @default "slot-provisioner" */
   OTEL_SERVICE_NAME: z.string().min(1).default('slot-provisioner'),
   /** Restarts in a row `npm start` tries for a dev server or codec server that ended, before it exits 1 with the reason. @default 5 */

@@ -3,7 +3,7 @@
 // PostgreSQL) and the Zipkin server (an executable jar from Maven Central, cached).
 import { execFile, spawn } from 'node:child_process';
 import { access, constants, mkdir, readdir, rename, rm } from 'node:fs/promises';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ObservabilitySetupError } from '../common/failures';
@@ -69,9 +69,13 @@ export async function obtainPrometheus(opts: { env?: NodeJS.ProcessEnv; install?
     }
     log('installing prometheus (and promtool) from apt…');
     const aptEnv = { ...env, DEBIAN_FRONTEND: 'noninteractive' };
-    const install = ['install', '-y', '--no-install-recommends', 'prometheus'];
-    await run('apt-get', install, aptEnv).catch(async () => {
-      await run('apt-get', ['update'], aptEnv);
+    // Two test files may ask at once: the second waits for dpkg's lock instead of failing.
+    const wait = ['-o', 'DPkg::Lock::Timeout=300'];
+    const install = [...wait, 'install', '-y', '--no-install-recommends', 'prometheus'];
+    await run('apt-get', install, aptEnv).catch(async (err: unknown) => {
+      if ((await onPath('prometheus', env.PATH)) && (await onPath('promtool', env.PATH))) return;
+      log(`apt-get install failed (${(err as Error).message.split('\n')[0]}); updating the package lists and trying again…`);
+      await run('apt-get', [...wait, 'update'], aptEnv);
       await run('apt-get', install, aptEnv);
     });
     // The package starts a daemon of its own on :9090 where it can; ours runs elsewhere.
@@ -120,4 +124,11 @@ export async function obtainZipkin(opts: { env?: NodeJS.ProcessEnv; fetch?: bool
   const jar = await cached();
   if (!jar) throw new ObservabilitySetupError('Maven finished but no zipkin-server-*-exec.jar was copied');
   return { jar, java };
+}
+
+// `npm run setup:observability`: obtain both ahead of the tests and say where they are.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const [prometheus, zipkin] = await Promise.all([obtainPrometheus(), obtainZipkin()]);
+  defaultLog(`prometheus ${prometheus.version}: ${prometheus.prometheus}, promtool: ${prometheus.promtool}`);
+  defaultLog(`zipkin: ${zipkin.jar} (run with ${zipkin.java} -jar)`);
 }

@@ -79,7 +79,8 @@ describe.skipIf(!tools.ok)(`metrics scraped by a real Prometheus${tools.ok ? '' 
   }
   const is = (want: number) => (v: number | undefined) => v === want;
 
-  it('counts the slot by phase, its login, the wait for the operator, its refreshes and its expiry, as Prometheus stores them', async () => {
+  // A whole lifecycle read through scrapes a second apart: not a timing target.
+  it('counts the slot by phase, its login, the wait for the operator, its refreshes and its expiry, as Prometheus stores them', { timeout: 240_000 }, async () => {
     const slotId = uniqueName('metrics');
     const sel = `provider="claude"`;
     const slot = `slot="${slotId}"`;

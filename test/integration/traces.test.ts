@@ -110,7 +110,8 @@ describe.skipIf(!zipkinOk.ok)(`traces in a real Zipkin${zipkinOk.ok ? '' : ` (sk
     throw new Error(`the provision trace of ${slotId} did not complete in Zipkin: ${JSON.stringify(last.map((s) => `${s.localEndpoint?.serviceName}/${s.name}`))}`);
   }
 
-  it('carries one trace from slotctl through the slot workflow to its activities, the PTY session and the token request', async () => {
+  // Five slotctl processes and a login: minutes on a loaded machine, not a timing target.
+  it('carries one trace from slotctl through the slot workflow to its activities, the PTY session and the token request', { timeout: 240_000 }, async () => {
     const slotId = uniqueName('traced');
     const issued = server.issue({ tokens: { accessToken: PLANTED.accessToken, refreshToken: PLANTED.refreshToken } });
     await slotctl('provision', slotId, '--provider', 'claude', '--host', host);

@@ -6,6 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { workflowBundle } from '../harness';
+import { WORKFLOWS_PATH } from '../../workers/worker';
+import { cachedWorkflowBundle } from '../../workers/workflow-bundle';
+import { WORKFLOW_TRACING_MODULE } from '../../workers/tracing';
 import { HISTORIES_DIR, SCENARIOS, V1_HISTORIES_DIR } from './histories';
 
 const jsonFiles = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
@@ -60,5 +63,21 @@ describe('the workflow bundle', () => {
     const { code } = await workflowBundle();
     expect(code).not.toMatch(/node_modules\/zod\//);
     expect(code.length).toBeLessThan(4_000_000);
+  });
+});
+
+describe('with the tracing interceptors in the bundle (OTEL_EXPORTER_* set), the recorded histories still replay', () => {
+  let traced: Promise<WorkflowBundle> | undefined;
+  // The workflow side of @temporalio/interceptors-opentelemetry adds spans, never commands.
+  const tracedBundle = (): Promise<WorkflowBundle> =>
+    (traced ??= cachedWorkflowBundle({
+      workflowsPath: WORKFLOWS_PATH,
+      workflowInterceptorModules: [WORKFLOW_TRACING_MODULE],
+      logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: (m) => console.error(m) },
+    }).then((c) => c.bundle));
+  it.each(files)('%s', async (file) => {
+    const bundle = await tracedBundle();
+    expect(bundle.code).toContain('OpenTelemetryInboundInterceptor');
+    await replay(bundle, HISTORIES_DIR, file);
   });
 });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ConfigError, ConfigSchema, loadConfig, temporalAddress, temporalConnectionOptions } from '../../workers/config';
 import { PROJECT_ROOT } from '../../workers/temporal-binaries';
+import { DEFAULT_METRICS_PORT, metricsPlan } from '../../workers/metrics';
 
 describe('configuration', () => {
   it('has the documented defaults', () => {
@@ -44,6 +45,33 @@ describe('configuration', () => {
     expect(() => loadConfig({ TEMPORAL_ADDRESS: 'temporal.example' })).toThrow(/TEMPORAL_ADDRESS="temporal.example": must be host:port/);
     expect(loadConfig({ TEMPORAL_ADDRESS: '' }).temporalAddress).toBeUndefined();
     expect(() => loadConfig({ TEMPORAL_PORT: '7000', TEMPORAL_UI_PORT: '7000' })).toThrow(/must differ/);
+  });
+});
+
+describe('metrics and traces', () => {
+  it('are off for the worker unless METRICS_PORT is set, on for `npm start` by default, and off with METRICS_PORT=off', () => {
+    expect(metricsPlan(loadConfig({}).metrics)).toBeUndefined();
+    expect(metricsPlan(loadConfig({}).metrics, DEFAULT_METRICS_PORT)).toEqual({ host: '127.0.0.1', port: 9464, coreBindAddress: '127.0.0.1:9465', coreUrl: 'http://127.0.0.1:9465/metrics' });
+    expect(metricsPlan(loadConfig({ METRICS_PORT: 'off' }).metrics, DEFAULT_METRICS_PORT)).toBeUndefined();
+    expect(metricsPlan(loadConfig({ METRICS_PORT: '9100', TEMPORAL_METRICS_PORT: '9200', METRICS_HOST: '0.0.0.0' }).metrics)).toMatchObject({ host: '0.0.0.0', port: 9100, coreBindAddress: '127.0.0.1:9200' });
+    const tracing = loadConfig({ OTEL_EXPORTER_ZIPKIN_ENDPOINT: 'http://127.0.0.1:9411/api/v2/spans' }).tracing;
+    expect(tracing).toEqual({ otlpEndpoint: undefined, zipkinEndpoint: 'http://127.0.0.1:9411/api/v2/spans', serviceName: 'slot-provisioner' });
+  });
+
+  it('names a bad metrics port, a core port equal to it, and an endpoint that is not a URL', () => {
+    const problems = (env: NodeJS.ProcessEnv): string => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        return (err as ConfigError).problems.join('\n');
+      }
+      return '';
+    };
+    expect(problems({ METRICS_PORT: 'on' })).toMatch(/METRICS_PORT="on": must be a port \(1-65535\) or off/);
+    expect(problems({ METRICS_PORT: '9464', TEMPORAL_METRICS_PORT: '9464' })).toMatch(/TEMPORAL_METRICS_PORT=9464: must differ from METRICS_PORT/);
+    const endpoints = problems({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318', OTEL_EXPORTER_ZIPKIN_ENDPOINT: 'zipkin' });
+    expect(endpoints).toMatch(/OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318": must be an http\(s\) URL/);
+    expect(endpoints).toMatch(/OTEL_EXPORTER_ZIPKIN_ENDPOINT="zipkin": must be an http\(s\) URL/);
   });
 });
 
@@ -166,6 +194,9 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(workflowsEnv).filter((name) => !known.includes(name))).toEqual([]);
     expect(loadConfig(workflowsEnv).roles).toEqual(['workflows']);
     expect(loadConfig(workflowsEnv).temporalAddress).toBe('temporal:7233');
+    // Metrics are on, reachable from this host only.
+    expect(metricsPlan(config.metrics)).toMatchObject({ host: '0.0.0.0', port: 9464, coreBindAddress: '127.0.0.1:9465' });
+    expect(worker?.ports).toEqual(['127.0.0.1:9464:9464']);
 
     const dockerfile = await readFile(`${PROJECT_ROOT}/Dockerfile`, 'utf8');
     expect(dockerfile).toMatch(/workers\/worker\.ts/);
