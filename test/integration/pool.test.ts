@@ -5,6 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { PoolClient, PoolRequestError } from '../../cli/pool-client';
+import { slotctl } from '../../cli/slotctl';
 import { SlotClient } from '../../cli/slot-client';
 import type { LeaseGrant } from '../../common/pool';
 import { uniqueName } from '../harness';
@@ -168,5 +169,35 @@ describe('pools', () => {
     await expect(pools.lease(pool, { ttlMs: -5 })).rejects.toThrow(/ttlMs must be a whole number of ms/);
     expect(await pools.add(pool, [slot as string])).toEqual([slot]);
     expect((await pools.lease(pool)).slotId).toBe(slot);
+  });
+
+  it('slotctl pool create|add|remove|status|lease', async () => {
+    const [s0, s1] = await threeSlots('cli');
+    const pool = uniqueName('cli');
+    const env = { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), SLOTS_TASK_QUEUE: rig.workers.sharedTaskQueue };
+    const run = async (...argv: string[]): Promise<{ code: number; out: string; err: string }> => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await slotctl(argv, { out: (t) => out.push(t), err: (t) => err.push(t), readStdin: async () => '', stdinIsTTY: false }, env);
+      return { code, out: out.join('\n'), err: err.join('\n') };
+    };
+    expect((await run('pool', 'create', pool, '--provider', 'claude', '--slot', s0 as string, '--max-leases-per-slot', '1')).code).toBe(0);
+    expect((await run('pool', 'add', pool, s1 as string)).out).toBe(`pool ${pool} now has 2 slots: ${s0}, ${s1}`);
+    const leased = await run('pool', 'lease', pool, '--holder', 'ci', '--json');
+    expect(leased.code).toBe(0);
+    const grant = JSON.parse(leased.out) as LeaseGrant;
+    expect([s0, s1]).toContain(grant.slotId);
+    const status = await run('pool', 'status', pool);
+    expect(status.out).toMatch(new RegExp(`available 1 of 2; 1 lease held`));
+    expect(status.out).toMatch(new RegExp(`${grant.slotId}\\s+active\\s+1\\s+no: holds 1 lease`));
+    expect((await run('pool', 'remove', pool, grant.slotId)).code).toBe(0);
+    expect((await run('pool', 'lease', pool)).code).toBe(0);
+    const none = await run('pool', 'lease', pool);
+    expect(none.code).toBe(1);
+    expect(none.err).toMatch(/has no slot to lease/);
+    const missing = await run('pool', 'status', 'no-such-pool');
+    expect(missing.code).toBe(3);
+    const bad = await run('pool', 'create', uniqueName('x'), '--provider', 'claude', '--policy', 'random');
+    expect(bad.code).toBe(2);
   });
 });
