@@ -2,11 +2,13 @@
 // once, 429s with reset times, leases that expire, and a slot whose token is revoked
 // leaving the rotation (needs-relogin) and coming back after its relogin.
 import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { PoolClient, PoolRequestError } from '../../cli/pool-client';
 import { slotctl } from '../../cli/slotctl';
 import { SlotClient } from '../../cli/slot-client';
+import type { NoticeBody } from '../../common/notices';
 import type { LeaseGrant } from '../../common/pool';
 import { uniqueName } from '../harness';
 import { startTokenServer, type IssuedTokens, type TokenServer } from '../peers/token-server';
@@ -20,6 +22,8 @@ describe('pools', () => {
   let rig: SlotRig;
   let pools: PoolClient;
   const grants = new Map<string, IssuedTokens>();
+  let webhook: Server;
+  const notices: NoticeBody[] = [];
 
   /** Three active slots, adopted from credentials the token server issued. */
   const threeSlots = async (prefix: string): Promise<string[]> => {
@@ -40,16 +44,29 @@ describe('pools', () => {
 
   beforeAll(async () => {
     server = await startTokenServer({ defaultClientId: CLAUDE_CLIENT_ID, accessTtlSec: 8 * 3600 });
-    rig = await startSlotRig({
-      CLAUDE_TOKEN_URL: server.claudeTokenUrl,
-      FIXTURE_CLAUDE_ACCESS_TOKEN: FIXTURE_TOKENS.accessToken,
-      FIXTURE_CLAUDE_REFRESH_TOKEN: FIXTURE_TOKENS.refreshToken,
+    webhook = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c: Buffer) => (raw += c.toString()));
+      req.on('end', () => {
+        notices.push(JSON.parse(raw) as NoticeBody);
+        res.end();
+      });
     });
+    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    rig = await startSlotRig(
+      {
+        CLAUDE_TOKEN_URL: server.claudeTokenUrl,
+        FIXTURE_CLAUDE_ACCESS_TOKEN: FIXTURE_TOKENS.accessToken,
+        FIXTURE_CLAUDE_REFRESH_TOKEN: FIXTURE_TOKENS.refreshToken,
+      },
+      { notifyWebhookUrl: `http://127.0.0.1:${(webhook.address() as { port: number }).port}/hook` },
+    );
     pools = new PoolClient(rig.slots);
   });
   afterAll(async () => {
     await rig?.close();
     await server?.close();
+    webhook?.close();
   });
 
   it('twenty clients lease at once: every lease granted, spread over the three slots', async () => {
@@ -105,6 +122,10 @@ describe('pools', () => {
     const onlyC = await pools.lease(pool, { ttlMs: 1500 });
     expect(onlyC.slotId).toBe(c.slotId);
     await expect(pools.lease(pool)).rejects.toThrow(/has no slot to lease/);
+    await expect(pools.lease(pool)).rejects.toThrow(/has no slot to lease/);
+    // One notice per run of refusals: the first refusal, and the one after a lease succeeded; not the repeat.
+    await vi.waitFor(() => expect(notices.filter((n) => n.pool === pool).map((n) => n.kind)).toEqual(['pool-exhausted', 'pool-exhausted']), { timeout: 10_000 });
+    expect(notices.find((n) => n.pool === pool)?.text).toMatch(new RegExp(`Pool \`${pool}\` \\(claude\\) has no slot to lease: .*See \`slotctl pool status ${pool}\``));
 
     // Not renewed: the lease expires and c is free again; after its reset, a is back.
     await new Promise((r) => setTimeout(r, Math.max(resetAt - Date.now(), 1600) + 200));
