@@ -10,7 +10,8 @@ import type { Phase } from '../common/slot';
 import { ConfigError, loadConfig, temporalAddress, temporalConnectionOptions, type Config } from '../workers/config';
 import { CodecServerError, operatorDataConverter, PayloadKeyMissingError } from '../workers/codec-client';
 import { parseProviderConfig, providerNames } from '../providers';
-import { ProviderConfigError, TemporalTransportError } from '../common/failures';
+import { PoolNotFoundError, PoolRequestError, ProviderConfigError, TemporalTransportError } from '../common/failures';
+import { addPoolCommands } from './pool-commands';
 import { migrateSlots, type SlotMigration } from './migrate';
 import { confirmed, DEFAULT_BULK_CONCURRENCY, runBulk, selectSlots, summarize, type BulkAction, type BulkSlotResult, type BulkSummary } from './bulk';
 import { CodeRejectedError, parseSlotId, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
@@ -515,6 +516,8 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       if (slots.some((m) => m.outcome === 'failed')) exitCode = EXIT.failed;
     });
 
+  addPoolCommands(program, { connect, out: (text) => io.out(text) });
+
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;
@@ -525,11 +528,11 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       io.err(`slotctl: ${message}`);
       return EXIT.usage;
     }
-    if (err instanceof SlotNotFoundError) {
+    if (err instanceof SlotNotFoundError || err instanceof PoolNotFoundError) {
       io.err(`slotctl: ${message}`);
       return EXIT.notFound;
     }
-    if (err instanceof CodeRejectedError || err instanceof SlotExistsError) {
+    if (err instanceof CodeRejectedError || err instanceof SlotExistsError || err instanceof PoolRequestError) {
       io.err(`slotctl: ${message}`);
       return EXIT.failed;
     }

@@ -2,10 +2,13 @@
 // once, 429s with reset times, leases that expire, and a slot whose token is revoked
 // leaving the rotation (needs-relogin) and coming back after its relogin.
 import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { PoolClient, PoolRequestError } from '../../cli/pool-client';
+import { slotctl } from '../../cli/slotctl';
 import { SlotClient } from '../../cli/slot-client';
+import type { NoticeBody } from '../../common/notices';
 import type { LeaseGrant } from '../../common/pool';
 import { uniqueName } from '../harness';
 import { startTokenServer, type IssuedTokens, type TokenServer } from '../peers/token-server';
@@ -19,6 +22,8 @@ describe('pools', () => {
   let rig: SlotRig;
   let pools: PoolClient;
   const grants = new Map<string, IssuedTokens>();
+  let webhook: Server;
+  const notices: NoticeBody[] = [];
 
   /** Three active slots, adopted from credentials the token server issued. */
   const threeSlots = async (prefix: string): Promise<string[]> => {
@@ -39,16 +44,29 @@ describe('pools', () => {
 
   beforeAll(async () => {
     server = await startTokenServer({ defaultClientId: CLAUDE_CLIENT_ID, accessTtlSec: 8 * 3600 });
-    rig = await startSlotRig({
-      CLAUDE_TOKEN_URL: server.claudeTokenUrl,
-      FIXTURE_CLAUDE_ACCESS_TOKEN: FIXTURE_TOKENS.accessToken,
-      FIXTURE_CLAUDE_REFRESH_TOKEN: FIXTURE_TOKENS.refreshToken,
+    webhook = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c: Buffer) => (raw += c.toString()));
+      req.on('end', () => {
+        notices.push(JSON.parse(raw) as NoticeBody);
+        res.end();
+      });
     });
+    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    rig = await startSlotRig(
+      {
+        CLAUDE_TOKEN_URL: server.claudeTokenUrl,
+        FIXTURE_CLAUDE_ACCESS_TOKEN: FIXTURE_TOKENS.accessToken,
+        FIXTURE_CLAUDE_REFRESH_TOKEN: FIXTURE_TOKENS.refreshToken,
+      },
+      { notifyWebhookUrl: `http://127.0.0.1:${(webhook.address() as { port: number }).port}/hook` },
+    );
     pools = new PoolClient(rig.slots);
   });
   afterAll(async () => {
     await rig?.close();
     await server?.close();
+    webhook?.close();
   });
 
   it('twenty clients lease at once: every lease granted, spread over the three slots', async () => {
@@ -104,6 +122,10 @@ describe('pools', () => {
     const onlyC = await pools.lease(pool, { ttlMs: 1500 });
     expect(onlyC.slotId).toBe(c.slotId);
     await expect(pools.lease(pool)).rejects.toThrow(/has no slot to lease/);
+    await expect(pools.lease(pool)).rejects.toThrow(/has no slot to lease/);
+    // One notice per run of refusals: the first refusal, and the one after a lease succeeded; not the repeat.
+    await vi.waitFor(() => expect(notices.filter((n) => n.pool === pool).map((n) => n.kind)).toEqual(['pool-exhausted', 'pool-exhausted']), { timeout: 10_000 });
+    expect(notices.find((n) => n.pool === pool)?.text).toMatch(new RegExp(`Pool \`${pool}\` \\(claude\\) has no slot to lease: .*See \`slotctl pool status ${pool}\``));
 
     // Not renewed: the lease expires and c is free again; after its reset, a is back.
     await new Promise((r) => setTimeout(r, Math.max(resetAt - Date.now(), 1600) + 200));
@@ -168,5 +190,35 @@ describe('pools', () => {
     await expect(pools.lease(pool, { ttlMs: -5 })).rejects.toThrow(/ttlMs must be a whole number of ms/);
     expect(await pools.add(pool, [slot as string])).toEqual([slot]);
     expect((await pools.lease(pool)).slotId).toBe(slot);
+  });
+
+  it('slotctl pool create|add|remove|status|lease', async () => {
+    const [s0, s1] = await threeSlots('cli');
+    const pool = uniqueName('cli');
+    const env = { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), SLOTS_TASK_QUEUE: rig.workers.sharedTaskQueue };
+    const run = async (...argv: string[]): Promise<{ code: number; out: string; err: string }> => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await slotctl(argv, { out: (t) => out.push(t), err: (t) => err.push(t), readStdin: async () => '', stdinIsTTY: false }, env);
+      return { code, out: out.join('\n'), err: err.join('\n') };
+    };
+    expect((await run('pool', 'create', pool, '--provider', 'claude', '--slot', s0 as string, '--max-leases-per-slot', '1')).code).toBe(0);
+    expect((await run('pool', 'add', pool, s1 as string)).out).toBe(`pool ${pool} now has 2 slots: ${s0}, ${s1}`);
+    const leased = await run('pool', 'lease', pool, '--holder', 'ci', '--json');
+    expect(leased.code).toBe(0);
+    const grant = JSON.parse(leased.out) as LeaseGrant;
+    expect([s0, s1]).toContain(grant.slotId);
+    const status = await run('pool', 'status', pool);
+    expect(status.out).toMatch(new RegExp(`available 1 of 2; 1 lease held`));
+    expect(status.out).toMatch(new RegExp(`${grant.slotId}\\s+active\\s+1\\s+no: holds 1 lease`));
+    expect((await run('pool', 'remove', pool, grant.slotId)).code).toBe(0);
+    expect((await run('pool', 'lease', pool)).code).toBe(0);
+    const none = await run('pool', 'lease', pool);
+    expect(none.code).toBe(1);
+    expect(none.err).toMatch(/has no slot to lease/);
+    const missing = await run('pool', 'status', 'no-such-pool');
+    expect(missing.code).toBe(3);
+    const bad = await run('pool', 'create', uniqueName('x'), '--provider', 'claude', '--policy', 'random');
+    expect(bad.code).toBe(2);
   });
 });
