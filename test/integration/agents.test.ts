@@ -33,6 +33,7 @@ const CODEX_ID_CLAIMS = { email: 'agent@example.com', 'https://api.openai.com/au
 
 let codexServer: TokenServer;
 let claudeServer: TokenServer;
+let oidcServer: TokenServer;
 let slotsDir: string;
 let workers: RunningWorkers;
 let slots: SlotClient;
@@ -59,6 +60,7 @@ const jwt = (claims: Record<string, unknown>): string =>
 beforeAll(async () => {
   codexServer = await startTokenServer({ defaultClientId: CODEX_CLIENT, errorStyle: 'openai', idToken: true, jwtAccessTokens: true, idTokenClaims: CODEX_ID_CLAIMS, accessTtlSec: 8 * 3600 });
   claudeServer = await startTokenServer({ defaultClientId: CLAUDE_CLIENT, accessTtlSec: 8 * 3600 });
+  oidcServer = await startTokenServer({ defaultClientId: 'agents', accessTtlSec: 3600 });
   api = await startModelApi((token) => current.has(token));
   slotsDir = await mkdtemp(join(tmpdir(), 'slots-agents-'));
   const { client, connection } = await devServerClient();
@@ -97,14 +99,15 @@ afterAll(async () => {
   await api?.close();
   await codexServer?.close();
   await claudeServer?.close();
+  await oidcServer?.close();
   if (slotsDir) await rm(slotsDir, { recursive: true, force: true });
 });
 
 /** Adopts a credential the provider's CLI would have written, and waits until the slot is active. */
-async function adoptSlot(provider: 'codex' | 'claude', file: string, content: unknown): Promise<string> {
+async function adoptSlot(provider: 'codex' | 'claude' | 'oidc-device', file: string, content: unknown, providerConfig?: unknown): Promise<string> {
   const slotId = uniqueName(`agent-${provider}`);
   await writeSecretFileAtomic(await ensureSlotHome(slotsDir, slotId), file, JSON.stringify(content));
-  await slots.provision({ slotId, provider, host: workers.hostName, adoptExisting: true });
+  await slots.provision({ slotId, provider, host: workers.hostName, adoptExisting: true, ...(providerConfig ? { providerConfig } : {}) });
   cleanups.push(() => slots.retire(slotId));
   await until(slotId, (s) => s.phase === 'active' && s.lastOutcome?.kind === 'refresh-succeeded');
   return slotId;
@@ -372,4 +375,61 @@ describe.skipIf(!REAL_CLAUDE_BIN && !CI)('a real claude agent on a slot (REAL_CL
     expect(claudeServer.presentedTwice()).toEqual([]);
     await expectNoRefreshTokenInView(slotId, await agentView([agentDir, agent.home], agent.child.pid), refreshTokensOf(claudeServer, issued.grantId, issued));
   }, 180_000);
+});
+
+/**
+ * An oidc-device agent: one long-lived process that, for every line on stdin, reads its
+ * token file afresh and calls the resource server with it, then asks the token service
+ * (its agent secret as the bearer) and calls with that token too. It prints the statuses.
+ */
+const OIDC_AGENT = `
+const { readFileSync } = require('node:fs');
+const call = (token) => fetch(process.env.RESOURCE_URL, { method: 'POST', headers: { authorization: 'Bearer ' + token } }).then((r) => r.status);
+require('node:readline').createInterface({ input: process.stdin }).on('line', async () => {
+  const fromFile = await call(readFileSync(process.env.OAUTH_ACCESS_TOKEN_FILE, 'utf8'));
+  const secret = readFileSync(process.env.OAUTH_AGENT_SECRET_FILE, 'utf8').trim();
+  const asked = await fetch(process.env.OAUTH_ACCESS_TOKEN_URL, { headers: { authorization: 'Bearer ' + secret } });
+  const fromService = asked.ok ? await call(await asked.text()) : asked.status;
+  console.log(JSON.stringify({ fromFile, fromService }));
+});
+`;
+
+describe('an oidc-device agent on a slot', () => {
+  it('reads its token file and asks the token service, and keeps working across two refreshes without a refresh token', async () => {
+    const issued = oidcServer.issue({ clientId: 'agents' });
+    const slotId = await adoptSlot(
+      'oidc-device',
+      '.oidc/tokens.json',
+      { access_token: issued.accessToken, refresh_token: issued.refreshToken, token_type: 'Bearer', expires_at: Math.floor(Date.now() / 1000) + 3600, last_refresh: new Date().toISOString() },
+      { endpoints: { device_authorization_endpoint: `${oidcServer.url}/device`, token_endpoint: `${oidcServer.url}/oauth/token` }, clientId: 'agents' },
+    );
+    current.add(issued.accessToken);
+    const grant = () => oidcServer.grant(issued.grantId)!;
+
+    // The configuration comes from the slot workflow's input: the plan needs no file of the host.
+    const plan = await slots.agentPlan(slotId, { slotsDir, tokenServiceUrl: service.url });
+    const agentDir = join(slotsDir, slotId, 'agent');
+    expect(plan.env).toEqual({
+      OAUTH_ACCESS_TOKEN_FILE: join(agentDir, 'oidc', 'access_token'),
+      OAUTH_ACCESS_TOKEN_URL: `${service.url}/slots/${slotId}/access-token`,
+      OAUTH_AGENT_SECRET_FILE: join(agentDir, 'secret'),
+    });
+    const agent = await startAgent(process.execPath, ['-e', OIDC_AGENT], plan, { RESOURCE_URL: `${api.url}/v1/responses` });
+    const ask = async (): Promise<Record<string, unknown>> => {
+      const answer = agent.io.next((m) => 'fromFile' in m, 'an answer from the oidc agent', 20_000);
+      agent.child.stdin.write('go\n');
+      return answer;
+    };
+
+    expect(await ask()).toEqual({ fromFile: 200, fromService: 200 });
+    await refreshSlot(slotId, grant);
+    expect(await ask()).toEqual({ fromFile: 200, fromService: 200 });
+    await refreshSlot(slotId, grant);
+    expect(await ask()).toEqual({ fromFile: 200, fromService: 200 });
+    expect(agent.child.exitCode).toBeNull();
+
+    expect(oidcServer.requests.filter((r) => r.examined)).toHaveLength(2);
+    expect(oidcServer.presentedTwice()).toEqual([]);
+    await expectNoRefreshTokenInView(slotId, await agentView([agentDir, agent.home], agent.child.pid), refreshTokensOf(oidcServer, issued.grantId, issued));
+  }, 60_000);
 });
