@@ -7,12 +7,13 @@
 // The real-CLI parts run when REAL_CODEX_BIN / REAL_CLAUDE_BIN are set (test/real-clis.sh);
 // with CI set, a missing CLI fails them instead of skipping.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../workers/logger';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { EXIT, slotctl } from '../../cli/slotctl';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { SlotClient } from '../../cli/slot-client';
 import { refreshNowSignal } from '../../common/messages';
@@ -414,6 +415,25 @@ describe('an oidc-device agent on a slot', () => {
       OAUTH_ACCESS_TOKEN_URL: `${service.url}/slots/${slotId}/access-token`,
       OAUTH_AGENT_SECRET_FILE: join(agentDir, 'secret'),
     });
+    // The operator's way to the same plan: slotctl, one JSON document, and an env file for a runtime.
+    const envFile = join(slotsDir, `${slotId}.env`);
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t), readStdin: async () => '', stdinIsTTY: false };
+    const ctlEnv = { TEMPORAL_ADDRESS: inject('temporalAddress'), SLOTS_TASK_QUEUE: workers.sharedTaskQueue, SLOTS_DIR: slotsDir, AGENT_TOKEN_SERVICE_URL: service.url };
+    expect(await slotctl(['agent-plan', slotId, '--json', '--write-env', envFile], io, ctlEnv), err.join('\n')).toBe(EXIT.ok);
+    expect(out).toHaveLength(1);
+    expect(JSON.parse(out[0] ?? '')).toEqual(JSON.parse(JSON.stringify(plan)));
+    expect((await stat(envFile)).mode & 0o777).toBe(0o600);
+    expect(await readFile(envFile, 'utf8')).toContain(`OAUTH_ACCESS_TOKEN_FILE=${plan.env.OAUTH_ACCESS_TOKEN_FILE}\n`);
+    out.length = 0;
+    expect(await slotctl(['agent-plan', slotId, '--mount-at', '/agent'], io, ctlEnv)).toBe(EXIT.ok);
+    expect(out.join('\n')).toContain(`mount     ${agentDir} -> /agent (read-write)`);
+    expect(out.join('\n')).toContain('env       OAUTH_ACCESS_TOKEN_FILE=/agent/oidc/access_token');
+    expect(await slotctl(['agent-plan', slotId, '--mount-at', 'relative'], io, ctlEnv)).toBe(EXIT.usage);
+    expect(err.at(-1)).toMatch(/--mount-at relative: must be an absolute path/);
+    expect(await slotctl(['agent-plan', 'no-such-slot-x'], io, ctlEnv)).toBe(EXIT.notFound);
+
     const agent = await startAgent(process.execPath, ['-e', OIDC_AGENT], plan, { RESOURCE_URL: `${api.url}/v1/responses` });
     const ask = async (): Promise<Record<string, unknown>> => {
       const answer = agent.io.next((m) => 'fromFile' in m, 'an answer from the oidc agent', 20_000);
