@@ -196,7 +196,7 @@ export const codex: Provider = {
       egress: [
         { host: 'chatgpt.com', authScheme: 'bearer', tokenSource: 'agent-files', tlsPassThrough: true, purpose: 'the Codex backend, with the access token from auth.json' },
         ...(place.tokenServiceUrl
-          ? [{ host: new URL(place.tokenServiceUrl).host, authScheme: 'bearer' as const, tokenSource: 'agent-secret' as const, tlsPassThrough: false, purpose: "codex's refresh, answered by the worker's token service" }]
+          ? [{ host: new URL(place.tokenServiceUrl).host, authScheme: 'oauth-refresh' as const, tokenSource: 'agent-secret' as const, tlsPassThrough: false, purpose: "codex's refresh, answered by the worker's token service" }]
           : []),
       ],
       needsTokenService: true,

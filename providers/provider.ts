@@ -268,8 +268,8 @@ export interface AgentTokens {
 /** A route an agent's traffic takes, and which credential it carries. */
 export interface AgentEgressRoute {
   readonly host: string;
-  /** `bearer`: `Authorization: Bearer <access token>`. */
-  readonly authScheme: 'bearer';
+  /** `bearer`: `Authorization: Bearer <token>`; `oauth-refresh`: an OAuth refresh request carrying the agent secret as its refresh token. */
+  readonly authScheme: 'bearer' | 'oauth-refresh';
   /** Where the credential on the route comes from: the agent's own files/env, or the agent secret (token service). */
   readonly tokenSource: 'agent-files' | 'agent-secret';
   /** The agent speaks TLS end to end; an egress proxy must pass it through, not terminate it. */

@@ -23,6 +23,8 @@ export function fixtureWorkerEnv(opts: { temporalAddress: string; host: string; 
     FIXTURE_INPUT_LOG: `${opts.slotsDir}/.input.log`,
     LOGIN_ENV_PASSTHROUGH: 'FIXTURE_*',
     LOG_LEVEL: 'warn',
+    // Worker processes of a test run would race for the token service's default port.
+    AGENT_TOKEN_SERVICE: 'off',
   };
 }
 /** TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY in the Temporal API. */

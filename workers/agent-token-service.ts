@@ -117,7 +117,8 @@ export async function startAgentTokenService(opts: AgentTokenServiceOptions): Pr
   async function answer(req: IncomingMessage, body: string): Promise<Answer> {
     const match = ROUTE.exec(new URL(req.url ?? '/', 'http://service').pathname);
     if (!match) return oauthError(404, 'invalid_request', 'unknown path');
-    const slotId = decodeURIComponent(match[1]!);
+    // Slot ids need no escapes: a path that has any (or a malformed one) names no slot.
+    const slotId = match[1]!;
     const route = match[2]!;
     if (slotIdProblem(slotId)) return oauthError(404, 'invalid_request', 'invalid slot id');
     if (overLimit(slotId)) return oauthError(429, 'slow_down', 'too many requests for this slot', 60);

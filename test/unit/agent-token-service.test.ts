@@ -173,6 +173,7 @@ describe('agent token service', () => {
     expect(await wrongGrant.json()).toMatchObject({ error: 'unsupported_grant_type' });
     expect((await fetch(`${s.url}/slots/slot-a/oauth/token`)).status).toBe(405);
     expect((await fetch(`${s.url}/slots/..%2Fetc/oauth/token`, { method: 'POST', body: '{}' })).status).toBe(404);
+    expect((await fetch(`${s.url}/slots/%E0%A4%A/oauth/token`, { method: 'POST', body: '{}' })).status).toBe(404);
     expect((await fetch(`${s.url}/elsewhere`)).status).toBe(404);
   });
 });
