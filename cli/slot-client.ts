@@ -242,20 +242,27 @@ export class SlotClient {
   async list(opts: { includeClosed?: boolean; limit?: number; /** A whole visibility query instead (cli/bulk.ts builds one). */ query?: string } = {}): Promise<SlotSummary[]> {
     const query = opts.query ?? `WorkflowType = 'slotWorkflow'${opts.includeClosed ? '' : ` AND ExecutionStatus = 'Running'`}`;
     const rows: SlotSummary[] = [];
-    for await (const wf of this.client.workflow.list({ query })) {
-      const attrs = wf.typedSearchAttributes;
-      const phase = Phase.safeParse(attrs.get(SlotPhaseKey));
-      const prompt = attrs.get(SlotPromptKey);
-      rows.push({
-        slotId: attrs.get(SlotIdKey) ?? wf.workflowId.replace(/^slot:/, ''),
-        provider: attrs.get(SlotProviderKey) ?? 'unknown',
-        host: attrs.get(SlotHostKey) ?? 'unknown',
-        phase: phase.success ? phase.data : 'unknown',
-        ...(prompt ? { prompt } : {}),
-        running: wf.status.name === 'RUNNING',
-      });
-      if (rows.length >= (opts.limit ?? 1000)) break;
-    }
+    // Raw pages: search attributes are never encoded, so the list needs no payload key (the
+    // SDK's iterator decodes every memo, and one slot sealed with another key would fail it).
+    let nextPageToken: Uint8Array | undefined;
+    do {
+      const page = await this.client.workflowService.listWorkflowExecutions({ namespace: this.client.options.namespace, query, pageSize: 200, ...(nextPageToken ? { nextPageToken } : {}) });
+      for (const wf of page.executions ?? []) {
+        const attrs = decodeTypedSearchAttributes(wf.searchAttributes?.indexedFields);
+        const phase = Phase.safeParse(attrs.get(SlotPhaseKey));
+        const prompt = attrs.get(SlotPromptKey);
+        rows.push({
+          slotId: attrs.get(SlotIdKey) ?? (wf.execution?.workflowId ?? '').replace(/^slot:/, ''),
+          provider: attrs.get(SlotProviderKey) ?? 'unknown',
+          host: attrs.get(SlotHostKey) ?? 'unknown',
+          phase: phase.success ? phase.data : 'unknown',
+          ...(prompt ? { prompt } : {}),
+          running: wf.status === 1 /* WORKFLOW_EXECUTION_STATUS_RUNNING */,
+        });
+        if (rows.length >= (opts.limit ?? 1000)) return rows;
+      }
+      nextPageToken = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : undefined;
+    } while (nextPageToken);
     return rows;
   }
 

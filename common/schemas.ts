@@ -1,7 +1,9 @@
 // zod schemas for the Node side's boundaries (CLI arguments, files, client
 // input), built on the zod-free definitions that workflows share.
 import { z } from 'zod';
-import { PHASES, slotIdProblem } from './slot';
+import { MAX_CODE_LENGTH, type Outcome as OutcomeType, type RetireInput as RetireInputType, type SlotStatus as SlotStatusType, type SubmitCodeInput as SubmitCodeInputType, type SubmitCodeResult as SubmitCodeResultType } from './messages';
+import { PHASES, slotIdProblem, type LoginPrompt as LoginPromptType } from './slot';
+import type { CarriedState as CarriedStateType, SlotInput as SlotInputType } from './slot-input';
 
 export const SlotId = z.string().superRefine((value, ctx) => {
   const problem = slotIdProblem(value);
@@ -9,3 +11,126 @@ export const SlotId = z.string().superRefine((value, ctx) => {
 });
 
 export const Phase = z.enum(PHASES);
+
+// ── The slot workflow's contract, for services in any language ──
+// The workflow's input, its messages and its status as zod schemas, from which
+// schema/*.json is generated (`npm run schema`); the type checks at the end fail
+// when one of them drifts from the TypeScript types the workflow uses.
+
+const ms = (what: string): z.ZodNumber => z.number().int().min(0).describe(`${what}, in milliseconds`);
+const epochMs = (what: string): z.ZodNumber => z.number().describe(`${what}, epoch milliseconds`);
+
+/** The slot id as JSON Schema can say it (the same rule as `slotIdProblem`). */
+export const SlotIdContract = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/)
+  .describe('lowercase letters, digits and dashes, starting and ending with a letter or digit; the workflow id is `slot:<slotId>`');
+
+export const LoginPromptSchema = z
+  .object({
+    url: z.string().describe('the URL the operator opens'),
+    userCode: z.string().optional().describe('device flows: the code to enter on that page'),
+    completeUrl: z.string().optional().describe('device flows: the URL with the user code in it'),
+    interaction: z.enum(['paste-code', 'device-approval']).describe('paste-code: submit the code the page shows (submitCode); device-approval: approve in the browser, nothing to submit'),
+    expiresAt: epochMs('when the operator is no longer awaited'),
+    instructions: z.string().describe('what the operator should do, in one sentence'),
+    codeFormat: z.object({ pattern: z.string(), description: z.string() }).optional().describe('paste-code: the shape a code must have (a regular expression and its words)'),
+  })
+  .describe('what an operator needs to act on a login; never secret');
+
+export const OutcomeSchema = z.object({
+  at: epochMs('when'),
+  kind: z.enum(['login-succeeded', 'login-failed', 'code-rejected', 'code-not-used', 'login-restarted', 'refresh-succeeded', 'refresh-failed', 'degraded', 'info']),
+  message: z.string(),
+});
+
+export const SlotStatusSchema = z
+  .object({
+    slotId: z.string(),
+    provider: z.string(),
+    host: z.string(),
+    phase: Phase,
+    prompt: LoginPromptSchema.optional().describe('present while an operator is awaited'),
+    expiresAt: epochMs('when the access token expires').optional(),
+    lastRefresh: epochMs('the last refresh').optional(),
+    nextRefreshAt: epochMs('the next refresh').optional(),
+    account: z.string().optional(),
+    lastOutcome: OutcomeSchema.optional(),
+    lastError: z.string().optional().describe("the CLI's own words about the last rejected code, or why a message was not used"),
+    logins: z.number().int().min(0),
+    refreshes: z.number().int().min(0),
+    consecutiveFailures: z.number().int().min(0),
+    pending: z.array(z.enum(['relogin', 'refresh', 'retire'])).readonly().optional().describe('requests taken and not yet acted on'),
+    stale: z.string().optional().describe('set by clients when no worker answered and the status came from search attributes'),
+  })
+  .describe('the answer of the `status` query; never a token or a code');
+
+const CarriedStateSchema = SlotStatusSchema.pick({
+  phase: true, expiresAt: true, lastRefresh: true, nextRefreshAt: true, account: true, lastOutcome: true, lastError: true, logins: true, refreshes: true, consecutiveFailures: true,
+})
+  .extend({
+    runs: z.number().int().min(1),
+    pending: z.object({ login: z.boolean(), refresh: z.boolean(), retire: z.union([z.object({ removeFiles: z.boolean() }), z.undefined()]) }).optional(),
+  })
+  .describe('internal: state carried over continue-as-new; a service starting a slot never sets it');
+
+export const SlotInputSchema = z
+  .object({
+    slotId: SlotIdContract,
+    provider: z.string().describe('claude, codex, oidc-device, …'),
+    providerConfig: z.unknown().optional().describe("the provider's configuration for this slot (oidc-device: issuer or endpoints, clientId, scopes); not secret"),
+    host: z.string().describe("the host whose worker holds the slot's files and runs its CLIs (its SLOT_HOST)"),
+    login: z
+      .object({
+        maxBadCodes: z.number().int().min(1).optional().describe('codes an operator may get wrong before the login gives up (default 3)'),
+        maxRestarts: z.number().int().min(0).optional().describe('CLI restarts before the login gives up (default 3)'),
+        operatorTimeoutMs: ms("overrides the provider's operator deadline (may only shorten it)").optional(),
+        heartbeatTimeoutMs: ms('heartbeat timeout of the PTY watcher (default 15 s)').optional(),
+      })
+      .optional(),
+    refresh: z
+      .object({
+        beforeExpiryMs: ms('refresh this long before the access token expires').optional(),
+        maxAgeMs: ms('refresh when the last refresh is older than this').optional(),
+        jitterMs: ms('up to this much earlier, at random').optional(),
+        backoff: z.object({ initialMs: ms('first retry delay (default 5000)').optional(), maxMs: ms('longest retry delay (default 300000)').optional() }).optional(),
+      })
+      .optional()
+      .describe("overrides of the provider's refresh schedule"),
+    onPermanentFailure: z.enum(['login', 'wait']).optional().describe('after a permanent refresh failure: a new login at once (default), or wait for relogin'),
+    degradedWithinMs: ms('while refreshes fail, show degraded once the token expires within this (default 30 minutes)').optional(),
+    hostWaitMs: ms("how long status, revocation and file removal wait for the slot's host (default 10 minutes)").optional(),
+    maxHistoryEvents: z.number().int().min(1).optional().describe('continue-as-new once the history has this many events (default 2000)'),
+    adoptExisting: z.boolean().optional().describe('start from the credential already in the slot instead of a new login'),
+    carried: CarriedStateSchema.optional(),
+  })
+  .describe('the input of workflow type `slotWorkflow`, id `slot:<slotId>`, on the deployment\'s shared task queue');
+
+export const SubmitCodeInputSchema = z.object({
+  code: z.string().min(1).max(MAX_CODE_LENGTH).describe('the code the login page showed; no control characters, no surrounding spaces'),
+});
+
+export const SubmitCodeResultSchema = z.object({
+  accepted: z.literal(true),
+  login: z.string().describe('the login attempt the code was typed into'),
+  answer: z.enum(['succeeded', 'rejected', 'failed', 'exited', 'hung', 'lost', 'cancelled']).describe("what the CLI made of the code: succeeded (verified next), rejected (try again), …"),
+  message: z.string().describe("the CLI's words (never the code)"),
+});
+
+export const RetireInputSchema = z.object({
+  removeFiles: z.boolean().optional().describe("remove the slot's files (credentials included) when retiring (default false)"),
+});
+
+// Drift between the schemas and the types the workflow uses fails the type check here.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const agree = <T extends true>(_: T): void => undefined;
+agree<Same<z.infer<typeof LoginPromptSchema>, LoginPromptType>>(true);
+agree<Same<z.infer<typeof OutcomeSchema>, OutcomeType>>(true);
+agree<Same<z.infer<typeof SlotStatusSchema>, SlotStatusType>>(true);
+agree<Same<z.infer<typeof CarriedStateSchema>, CarriedStateType>>(true);
+agree<Same<z.infer<typeof SlotInputSchema>, SlotInputType>>(true);
+agree<Same<z.infer<typeof SubmitCodeInputSchema>, SubmitCodeInputType>>(true);
+agree<Same<z.infer<typeof SubmitCodeResultSchema>, SubmitCodeResultType>>(true);
+agree<Same<z.infer<typeof RetireInputSchema>, RetireInputType>>(true);

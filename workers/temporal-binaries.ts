@@ -42,6 +42,37 @@ async function onPath(name: string, pathEnv = process.env.PATH ?? ''): Promise<s
   return undefined;
 }
 
+/** How often a build step that runs long says it is still at work. */
+export const PROGRESS_EVERY_MS = 30_000;
+
+/**
+ * Runs a build step, streaming its output as progress lines; whatever the step prints (or
+ * does not: Go is silent while it compiles), a line with the elapsed time comes at least
+ * every `progressEveryMs`.
+ */
+export function runBuildStep(
+  command: string,
+  args: string[],
+  opts: { cwd: string; env?: NodeJS.ProcessEnv; log: Log; what: string; progressEveryMs?: number },
+): Promise<void> {
+  const started = Date.now();
+  const every = opts.progressEveryMs ?? PROGRESS_EVERY_MS;
+  let lastSaid = started;
+  const log: Log = (line) => {
+    lastSaid = Date.now();
+    opts.log(line);
+  };
+  const elapsed = (): string => {
+    const s = Math.round((Date.now() - started) / 1000);
+    return s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
+  };
+  // Checked often, said only after `every` of silence: a chatty step is not doubled, a silent one is never silent long.
+  const ticker = setInterval(() => {
+    if (Date.now() - lastSaid >= every) log(`… still ${opts.what}: ${elapsed()} elapsed`);
+  }, Math.max(50, Math.min(every / 4, 5000)));
+  return run(command, args, { ...opts, log: (line) => log(`${line} (${elapsed()})`) }).finally(() => clearInterval(ticker));
+}
+
 /** Runs a build step, streaming its output as progress lines. */
 function run(command: string, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; log: Log }): Promise<void> {
   return new Promise((resolvePromise, reject) => {
@@ -94,12 +125,14 @@ export async function obtainTemporalCli(opts: { env?: NodeJS.ProcessEnv; build?:
   const staging = join(TEMPORAL_DIR, `bin.tmp-${process.pid}`);
   await mkdir(staging, { recursive: true });
   try {
-    await run(go, ['install', TEMPORAL_CLI_MODULE], {
+    let downloads = 0;
+    await runBuildStep(go, ['install', TEMPORAL_CLI_MODULE], {
       cwd: PROJECT_ROOT,
       env: { ...env, GOBIN: staging, GOFLAGS: `${env.GOFLAGS ?? ''} -mod=mod`.trim() },
+      what: 'building the temporal CLI with go install (about 8 minutes on 2 cores the first time)',
       log: (line) => {
         // `go install` lists every module it downloads; one line in ten is progress enough.
-        if (!line.includes('go: downloading') || Math.random() < 0.1) log(line);
+        if (!line.includes('go: downloading') || ++downloads % 10 === 1) log(line);
       },
     });
     await mkdir(join(TEMPORAL_DIR, 'bin'), { recursive: true });
@@ -143,10 +176,11 @@ export async function obtainTestServer(opts: { env?: NodeJS.ProcessEnv; build?: 
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
   try {
-    await run(mvn, ['-B', '-q', '-f', TEST_SERVER_POM, 'dependency:copy-dependencies', `-DoutputDirectory=${join(staging, 'lib')}`], {
+    await runBuildStep(mvn, ['-B', '-q', '-f', TEST_SERVER_POM, 'dependency:copy-dependencies', `-DoutputDirectory=${join(staging, 'lib')}`], {
       cwd: staging,
       env,
       log,
+      what: 'fetching the time-skipping test server with Maven',
     });
     const jars = await readdir(join(staging, 'lib'));
     if (!jars.some((jar) => jar.startsWith('temporal-test-server'))) {

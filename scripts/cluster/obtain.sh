@@ -27,6 +27,17 @@ cannot() {
   log "$*"; exit 1
 }
 started=$(date +%s)
+# Long steps write to $LOG only: a line every PROGRESS_EVERY seconds says they are alive.
+PROGRESS_EVERY="${PROGRESS_EVERY:-30}"
+progress_pid=""
+progress_start() {
+  local what="$1" since
+  since=$(date +%s)
+  ( while sleep "$PROGRESS_EVERY"; do log "… still $what: $(( $(date +%s) - since ))s elapsed (details in $LOG)"; done ) &
+  progress_pid=$!
+}
+progress_stop() { [ -n "$progress_pid" ] && kill "$progress_pid" 2>/dev/null; wait "$progress_pid" 2>/dev/null || true; progress_pid=""; }
+trap progress_stop EXIT
 
 # 1. PostgreSQL
 find_initdb() { ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n1 || true; }
@@ -34,7 +45,9 @@ if [ -z "$(find_initdb)" ]; then
   if [ "$(id -u)" != 0 ]; then cannot "initdb not found and not root: install Debian's postgresql package yourself"; fi
   log "installing postgresql from apt"
   export DEBIAN_FRONTEND=noninteractive
+  progress_start "installing postgresql"
   apt-get install -y postgresql >>"$LOG" 2>&1 || { apt-get update >>"$LOG" 2>&1 && apt-get install -y postgresql >>"$LOG" 2>&1; }
+  progress_stop
   # the package starts a cluster of its own on 5432; we run our own instance, so stop it
   (command -v pg_ctlcluster >/dev/null && for c in $(ls /etc/postgresql 2>/dev/null); do pg_ctlcluster "$c" main stop 2>/dev/null || true; done) || true
 fi
@@ -51,9 +64,11 @@ else
   log "building temporal-server + temporal-sql-tool $TEMPORAL_SERVER_VERSION with $(go version | cut -d' ' -f3) (several minutes cold)"
   tmpbin="$(mktemp -d "$OUT/gobin.XXXXXX")"
   export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+  progress_start "building temporal-server $TEMPORAL_SERVER_VERSION"
   ( GOBIN="$tmpbin" go install "go.temporal.io/server/cmd/server@$TEMPORAL_SERVER_VERSION" \
                                 "go.temporal.io/server/cmd/tools/sql@$TEMPORAL_SERVER_VERSION" ) >>"$LOG" 2>&1 \
-    || { rm -rf "$tmpbin"; cannot "go install of temporal-server failed (see $LOG)"; }
+    || { progress_stop; rm -rf "$tmpbin"; cannot "go install of temporal-server failed (see $LOG)"; }
+  progress_stop
   mv "$tmpbin/server" "$BIN/temporal-server"
   mv "$tmpbin/sql" "$BIN/temporal-sql-tool"
   rm -rf "$tmpbin"
@@ -66,7 +81,9 @@ if [ -d "$SCHEMA/temporal/versioned" ] && [ -d "$SCHEMA/visibility/versioned" ];
   log "schema $TEMPORAL_SERVER_VERSION present"
 else
   moddir="$(go env GOMODCACHE)/go.temporal.io/server@$TEMPORAL_SERVER_VERSION"
+  progress_start "downloading the go.temporal.io/server module"
   [ -d "$moddir" ] || go mod download "go.temporal.io/server@$TEMPORAL_SERVER_VERSION" >>"$LOG" 2>&1
+  progress_stop
   src="$moddir/schema/postgresql/v12"
   [ -d "$src/temporal/versioned" ] || { log "schema not found under $src"; exit 1; }
   mkdir -p "$SCHEMA"

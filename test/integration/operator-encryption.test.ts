@@ -50,6 +50,7 @@ describe('slotctl with payload encryption', () => {
   let plain: Client;
   let closeConnection: () => Promise<void>;
   let base: NodeJS.ProcessEnv;
+  const started: string[] = [];
 
   beforeAll(async () => {
     slotsDir = await mkdtemp(join(tmpdir(), 'slots-encrypted-'));
@@ -72,6 +73,8 @@ describe('slotctl with payload encryption', () => {
   });
 
   afterAll(async () => {
+    // Sealed slots left running would be listed (and their memos not opened) by every other test of the run.
+    for (const id of started) await plain.workflow.getHandle(slotWorkflowId(id)).terminate('test over').catch(() => undefined);
     await workers?.stop();
     await codec?.close();
     await readOnlyCodec?.close();
@@ -81,6 +84,7 @@ describe('slotctl with payload encryption', () => {
 
   it('provisions, shows the prompt and submits the code through the codec server, without the keys', async () => {
     const slotId = uniqueName('codec');
+    started.push(slotId);
     const env = { ...base, SLOTS_CODEC_URL: codec.url, CODEC_SERVER_TOKEN: TOKEN };
     const provisioned = await runSlotctl(['provision', slotId, '--provider', 'claude', '--json'], env);
     expect(provisioned.stderr).toBe('');
@@ -115,6 +119,7 @@ describe('slotctl with payload encryption', () => {
 
   it('without keys or a codec server, names the variables to set and never sends the code in clear', async () => {
     const slotId = uniqueName('keyless');
+    started.push(slotId);
     await sealed.provision({ slotId, provider: 'claude', host: workers.hostName });
     const prompt = await waitForPrompt(sealed, slotId);
 
@@ -140,6 +145,7 @@ describe('slotctl with payload encryption', () => {
 
   it('says what is wrong with the codec server: the token, /encode disabled, nobody listening', async () => {
     const slotId = uniqueName('codec-bad');
+    started.push(slotId);
     await sealed.provision({ slotId, provider: 'claude', host: workers.hostName });
     await waitForPrompt(sealed, slotId);
 
@@ -151,7 +157,9 @@ describe('slotctl with payload encryption', () => {
     // Reading works through a codec server that only decodes; sending needs /encode.
     const env = { ...base, SLOTS_CODEC_URL: readOnlyCodec.url, CODEC_SERVER_TOKEN: TOKEN };
     expect((await runSlotctl(['status', slotId], env)).stdout).toMatch(/phase\s+awaiting-operator/);
-    const provision = await runSlotctl(['provision', uniqueName('codec-ro'), '--provider', 'claude'], env);
+    const readOnlySlot = uniqueName('codec-ro');
+    started.push(readOnlySlot);
+    const provision = await runSlotctl(['provision', readOnlySlot, '--provider', 'claude'], env);
     expect(provision.code).toBe(1);
     expect(provision.stderr).toMatch(/does not encode .*CODEC_ENABLE_ENCODE=true on it, or SLOTS_ENCRYPTION_KEYS here/);
 
