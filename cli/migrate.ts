@@ -5,6 +5,7 @@ import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowExecuti
 import { fromPayloadsAtIndex, WorkflowNotFoundError, type Payload } from '@temporalio/common';
 // CommonJS: Node's ESM loader cannot see its named exports.
 import proto from '@temporalio/proto';
+import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes';
 import { z } from 'zod';
 import { SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey } from '../common/search-attributes';
 import { SLOT_WORKFLOW_VERSION, slotWorkflowId } from '../common/slot';
@@ -112,15 +113,49 @@ function candidateOf(slotId: string, description: WorkflowExecutionDescription):
   return { slotId, runId: description.runId, running: description.status.name === 'RUNNING', phase, description };
 }
 
+/**
+ * Running slot workflows from raw visibility pages: the SDK's iterator decodes every
+ * memo and stops at the first one sealed with a key this client lacks; here such a
+ * slot is reported, and the others are still found.
+ */
+async function* runningSlotRuns(client: Client): AsyncGenerator<{ workflowId: string; runId: string; slotId: string; memo: Record<string, unknown> | Error }> {
+  const query = `WorkflowType = 'slotWorkflow' AND ExecutionStatus = 'Running'`;
+  let nextPageToken: Uint8Array | undefined;
+  do {
+    const page = await client.workflowService.listWorkflowExecutions({ namespace: client.options.namespace, query, pageSize: 200, ...(nextPageToken ? { nextPageToken } : {}) });
+    for (const wf of page.executions ?? []) {
+      const workflowId = wf.execution?.workflowId ?? '';
+      const slotId = decodeTypedSearchAttributes(wf.searchAttributes?.indexedFields).get(SlotIdKey) ?? workflowId.replace(/^slot:/, '');
+      const memo = await decodeMemo(client, wf.memo?.fields ?? {}).catch((err: unknown) => err as Error);
+      yield { workflowId, runId: wf.execution?.runId ?? '', slotId, memo };
+    }
+    nextPageToken = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : undefined;
+  } while (nextPageToken);
+}
+
+async function decodeMemo(client: Client, fields: Record<string, Payload>): Promise<Record<string, unknown>> {
+  const { payloadCodecs, payloadConverter } = client.options.loadedDataConverter;
+  const out: Record<string, unknown> = {};
+  for (const [key, payload] of Object.entries(fields)) {
+    let decoded = [payload];
+    for (const codec of [...payloadCodecs].reverse()) decoded = await codec.decode(decoded);
+    out[key] = fromPayloadsAtIndex(payloadConverter, 0, decoded);
+  }
+  return out;
+}
+
 async function findRunningV1(client: Client): Promise<Array<Candidate | SlotMigration>> {
   const found: Array<Candidate | SlotMigration> = [];
-  for await (const wf of client.workflow.list({ query: `WorkflowType = 'slotWorkflow' AND ExecutionStatus = 'Running'` })) {
+  for await (const wf of runningSlotRuns(client)) {
+    if (wf.memo instanceof Error) {
+      found.push({ outcome: 'failed', slotId: wf.slotId, from: wf.runId, error: `cannot read its memo (${wf.memo.message}); run slotctl migrate with the payload keys (SLOTS_ENCRYPTION_KEYS) or SLOTS_CODEC_URL` });
+      continue;
+    }
     if (isV2(wf.memo)) continue;
-    const slotId = wf.typedSearchAttributes.get(SlotIdKey) ?? wf.workflowId.replace(/^slot:/, '');
     // Visibility lags: the run itself says whether it is still v1 and running.
     const description = await describeRun(client, wf.workflowId, wf.runId).catch((err: unknown) => err as Error);
-    if (description instanceof Error) found.push({ outcome: 'failed', slotId, from: wf.runId, error: `cannot describe it: ${description.message}` });
-    else if (description && description.status.name === 'RUNNING' && !isV2(description.memo)) found.push(candidateOf(slotId, description));
+    if (description instanceof Error) found.push({ outcome: 'failed', slotId: wf.slotId, from: wf.runId, error: `cannot describe it: ${description.message}` });
+    else if (description && description.status.name === 'RUNNING' && !isV2(description.memo)) found.push(candidateOf(wf.slotId, description));
   }
   return found;
 }
