@@ -19,6 +19,7 @@ import {
   updateJsonFileAtomic,
   writeSecretFileAtomic,
 } from './credential-store';
+import { takeHandedOverCredential } from './adoption';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
 import { checkSlotRequest } from './slot-record';
 import { withSlotLock } from './slot-lock';
@@ -171,6 +172,11 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
     await cleanupStaleTempFiles(slot.home, file).catch(() => undefined);
     await cleanupStaleTempFiles(slot.home, provider.agent.envFile).catch(() => undefined);
     await cleanupStaleTempFiles(slot.home, REFRESH_SPOOL_FILE).catch(() => undefined);
+
+    // A credential an operator handed over on this host (slotctl provision --adopt): it becomes the slot's file.
+    const adoption = await takeHandedOverCredential(deps.slotsDir, slot, provider, now);
+    if (adoption.kind === 'adopted') Context.current().log.info('took the credential handed over on this host into the slot', { slotId, file });
+    else if (adoption.kind === 'discarded') Context.current().log.warn('discarded a handed-over credential', { slotId, reason: adoption.reason });
 
     // A rotation an earlier attempt received but did not store: its refresh token is the live one.
     const recovered = await applySpool(provider, slot.home, secrets, (reason) =>

@@ -4,7 +4,8 @@
 // token that agents get and that no history, status or query ever holds.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { slotctl } from '../../cli/slotctl';
 import { slotWorkflowId } from '../../common/slot';
 import { uniqueName } from '../harness';
 import { claudeCode, expectNoProcesses, processesOfSlot, startSlotRig, stateOf, waitForPhase, waitForPrompt, type SlotRig } from '../slot-fixtures';
@@ -70,5 +71,37 @@ describe('claude-setup-token slot', () => {
     }
     // The history did carry the operator's codes (it is searched for real).
     expect(places.history.includes('not-the-code#')).toBe(true);
+  }, 60_000);
+
+  it('slotctl provision --adopt takes a token from stdin on the slot host: active, no login, the token only in the slot', async () => {
+    const slotId = uniqueName('st-adopt');
+    const adopted = `sk-ant-oat01-${'ADOPTEDtoken'.repeat(7)}-yyAA`;
+    const env = { TEMPORAL_ADDRESS: inject('temporalAddress'), SLOTS_TASK_QUEUE: rig.workers.sharedTaskQueue, SLOT_HOST: rig.workers.hostName, SLOTS_DIR: rig.slotsDir };
+    const out: string[] = [];
+    const run = (argv: string[], stdin: string) =>
+      slotctl(argv, { out: (t) => out.push(t), err: (t) => out.push(t), readStdin: async () => stdin, stdinIsTTY: false }, env);
+
+    // Not a token: refused before anything is created, without echoing the input.
+    expect(await run(['provision', slotId, '--provider', 'claude-setup-token', '--adopt'], 'my-secret-paste\n')).toBe(2);
+    expect(out.join('\n')).toMatch(/expected one Claude long-lived token \(sk-ant-oat01-…/);
+    expect(out.join('\n')).not.toContain('my-secret-paste');
+
+    expect(await run(['provision', slotId, '--provider', 'claude-setup-token', '--adopt', '--json'], `${adopted}\n`)).toBe(0);
+    const active = await waitForPhase(rig.slots, slotId, ['active', 'needs-relogin', 'awaiting-operator']);
+    expect(active.phase).toBe('active');
+    expect(active.logins).toBe(0);
+    expect(active.account).toBe('long-lived token (adopted)');
+    const home = join(rig.slotsDir, slotId);
+    expect((await stat(join(home, '.claude', 'setup-token.json'))).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(await readFile(join(home, '.claude', 'setup-token.json'), 'utf8'))).toMatchObject({ oauthToken: adopted, source: 'adopted' });
+    expect(await readFile(join(home, '.agent.env'), 'utf8')).toContain(`CLAUDE_CODE_OAUTH_TOKEN=${adopted}`);
+    // Taken out of the inbox.
+    await expect(stat(join(rig.slotsDir, '.adopt-inbox', `${slotId}.json`))).rejects.toThrow(/ENOENT/);
+
+    const history = await rig.slots.client.workflow.getHandle(slotWorkflowId(slotId)).fetchHistory();
+    const text = JSON.stringify(history, (key, v: unknown) => (key === 'data' && typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : v));
+    expect(text.includes('adoptExisting')).toBe(true);
+    expect(text.includes('ADOPTEDtoken')).toBe(false);
+    expect(out.join('\n').includes('ADOPTEDtoken')).toBe(false);
   }, 60_000);
 });
