@@ -315,7 +315,6 @@ export function createLoginSessionActivities(deps: Pick<LoginActivityDeps, 'sess
       heartbeatEvery(heartbeatMs),
     );
     if (!next) return { kind: 'hung', message: `${verdict.message}; after the retry key the CLI showed no new login URL within ${login.timeouts.promptMs / 1000} s` };
-    session.codeTypedAtLine = undefined;
     return { ...verdict, message: `${verdict.message} (the CLI asked again: a new login URL replaces the old one)`, prompt: promptOf(login, next, Date.now() + login.timeouts.operatorMs) };
   }
 

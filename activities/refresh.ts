@@ -20,6 +20,7 @@ import {
   writeSecretFileAtomic,
 } from './credential-store';
 import { hostAgentPlace, writeAgentFiles } from './agent-files';
+import { takeHandedOverCredential } from './adoption';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
 import { checkSlotRequest } from './slot-record';
 import { withSlotLock } from './slot-lock';
@@ -175,6 +176,11 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
     await cleanupStaleTempFiles(slot.home, provider.agent.envFile).catch(() => undefined);
     await cleanupStaleTempFiles(slot.home, REFRESH_SPOOL_FILE).catch(() => undefined);
 
+    // A credential an operator handed over on this host (slotctl provision --adopt): it becomes the slot's file.
+    const adoption = await takeHandedOverCredential(deps.slotsDir, slot, provider, now);
+    if (adoption.kind === 'adopted') Context.current().log.info('took the credential handed over on this host into the slot', { slotId, file });
+    else if (adoption.kind === 'discarded') Context.current().log.warn('discarded a handed-over credential', { slotId, reason: adoption.reason });
+
     // A rotation an earlier attempt received but did not store: its refresh token is the live one.
     const recovered = await applySpool(provider, slot.home, secrets, (reason) =>
       Context.current().log.warn('discarded a stale refresh spool', { slotId, file: REFRESH_SPOOL_FILE, reason }),
@@ -296,6 +302,11 @@ export type RefreshActivities = ReturnType<typeof createRefreshActivities>;
 export const EXPIRY_NOTICES_FILE = '.expiry-notices.json';
 const ExpiryNotices = z.object({ expiresAt: z.number(), sent: z.array(z.number()) });
 const DAY_MS = 24 * 60 * 60_000;
+const HOUR_MS = 60 * 60_000;
+
+const plural = (n: number, unit: string): string => `${n} ${unit}${n === 1 ? '' : 's'}`;
+const timeLeft = (ms: number): string =>
+  ms >= DAY_MS ? plural(Math.round(ms / DAY_MS), 'day') : ms >= HOUR_MS ? plural(Math.round(ms / HOUR_MS), 'hour') : 'less than an hour';
 
 /**
  * A fixed-lifetime credential: past its expiry a permanent failure (a login is needed);
@@ -332,9 +343,8 @@ async function checkLifetime(
   const current = entered.at(-1);
   let notice: string | undefined;
   if (current !== undefined && !sent.includes(current)) {
-    const days = Math.max(1, Math.round((expiresAt - now) / DAY_MS));
     notice =
-      `the ${provider.displayName} token of slot ${slot.slotId} expires in ${days} day${days === 1 ? '' : 's'} ` +
+      `the ${provider.displayName} token of slot ${slot.slotId} expires in ${timeLeft(expiresAt - now)} ` +
       `(${new Date(expiresAt).toISOString()}) and cannot be refreshed: log in again before then with \`slotctl relogin ${slot.slotId}\``;
     // Every window already entered counts as announced: a 30-day notice never follows a 7-day one.
     await writeSecretFileAtomic(slot.home, EXPIRY_NOTICES_FILE, `${JSON.stringify({ expiresAt, sent: [...new Set([...sent, ...entered])] })}\n`);

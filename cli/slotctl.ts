@@ -9,7 +9,8 @@ import type { SlotStatus, SubmitCodeResult } from '../common/messages';
 import type { Phase } from '../common/slot';
 import { ConfigError, loadConfig, temporalAddress, temporalConnectionOptions, type Config } from '../workers/config';
 import { CodecServerError, operatorDataConverter, PayloadKeyMissingError } from '../workers/codec-client';
-import { parseProviderConfig, providerNames } from '../providers';
+import { getProvider, parseProviderConfig, providerNames } from '../providers';
+import { handOverOnThisHost } from '../workers/credential-handover';
 import { PoolNotFoundError, PoolRequestError, ProviderConfigError, TemporalTransportError } from '../common/failures';
 import { addPoolCommands } from './pool-commands';
 import { migrateSlots, type SlotMigration } from './migrate';
@@ -339,7 +340,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     .description('create a slot and start its login')
     .requiredOption('--provider <name>', 'the provider: claude, codex, …')
     .option('--host <name>', 'the host whose worker holds the slot', config.slotHost)
-    .option('--adopt', 'use the credential already in the slot instead of logging in')
+    .option('--adopt', 'use the credential already in the slot instead of logging in (claude-setup-token: the token, read from stdin on the slot\'s host)')
     .option('--config <file>', "the provider's configuration for this slot, a JSON file (oidc-device: issuer or endpoints, clientId, scopes, tokens)")
     .option('--issuer <url>', 'oidc-device: the OAuth / OpenID Connect issuer (its endpoints are discovered)')
     .option('--client-id <id>', 'oidc-device: the OAuth client id (a public client allowed the device flow)')
@@ -354,6 +355,8 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
         throw new SlotInputError(`unknown provider ${JSON.stringify(opts.provider)}; known providers: ${providerNames().join(', ')}`);
       }
       const providerConfig = await providerConfigOf(opts.provider, opts);
+      // A provider whose credential is a token an operator holds takes it on stdin, on the slot's host.
+      if (opts.adopt) await handOverFromStdin(slot, opts.provider, providerConfig);
       const slots = await connect();
       await slots.provision({
         slotId: slot,
@@ -365,6 +368,24 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       if (opts.wait) await waitForLogin(slots, slot, Number(opts.timeout) * 1000);
       else show({ kind: 'status', status: await slots.status(slot) });
     });
+
+  /**
+   * `--adopt` for a provider that declares `fromOperatorInput`: the token is read from
+   * stdin (hidden at a terminal) and left in this host's adoption inbox for the slot's
+   * host activity. It never goes to Temporal, so no workflow history holds it.
+   */
+  async function handOverFromStdin(slot: string, providerName: string, providerConfig: unknown): Promise<void> {
+    const provider = getProvider(providerName, providerConfig);
+    if (!provider.credential.fromOperatorInput) return;
+    const text = io.stdinIsTTY ? await readCodeFromTerminal(io) : await io.readStdin();
+    let credential: unknown;
+    try {
+      credential = provider.credential.fromOperatorInput(text, Date.now());
+    } catch (err) {
+      throw new SlotInputError(`--adopt for ${provider.displayName}: ${(err as Error).message}`);
+    }
+    await handOverOnThisHost(config.slotsDir, slot, provider.name, credential);
+  }
 
   program
     .command('status [slot]')

@@ -107,6 +107,14 @@ export const claudeSetupToken: Provider = {
       expiresAt: parsed.expiresAt,
       account: parsed.source === 'adopted' ? 'long-lived token (adopted)' : 'long-lived token',
     }),
+    // An adopted token's issue date is unknown: it is taken as issued now (a year, unless it fails sooner).
+    fromOperatorInput(text, now) {
+      const token = text.trim();
+      if (!OAUTH_TOKEN.test(token)) {
+        throw new Error(`expected one Claude long-lived token (sk-ant-oat01-…, as \`claude setup-token\` prints it) on stdin; got ${token.length} characters that are not one`);
+      }
+      return setupTokenFile(token, now, 'adopted');
+    },
   },
   refresh: {
     endpoint: noEndpoint,

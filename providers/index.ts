@@ -8,7 +8,7 @@ import { oidcDevice } from './oidc-device';
 import { ProviderConfigError, UnknownProviderError } from '../common/failures';
 import type { Provider, ProviderFactory } from './provider';
 
-const registry: ReadonlyMap<string, Provider | ProviderFactory> = new Map([claude, claudeSetupToken, codex, oidcDevice].map((p) => [p.name, p]));
+const registry: ReadonlyMap<string, Provider | ProviderFactory> = new Map([claude, codex, oidcDevice, claudeSetupToken].map((p) => [p.name, p]));
 
 export const providerNames = (): string[] => [...registry.keys()];
 

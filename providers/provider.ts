@@ -168,6 +168,12 @@ export interface CredentialSpec<S extends z.ZodType = z.ZodType> {
   readonly file: string;
   readonly schema: S;
   facts(parsed: z.infer<S>): CredentialFacts;
+  /**
+   * A credential an operator can hand over as text (`slotctl provision --adopt`, on
+   * stdin, on the slot's host): the file content for it. Throws an Error whose message
+   * names the problem and never quotes the text. Undefined: adoption takes the file on disk.
+   */
+  fromOperatorInput?(text: string, now: number): z.infer<S>;
 }
 
 /** The provider's reading of a token endpoint's answer. Reasons never contain a token. */

@@ -138,7 +138,7 @@ describe('claude-setup-token refresh: never a token request, notices at 30, 7 an
       expect((await refresh(expiresAt - 29 * DAY)).notice).toBeUndefined();
       expect((await refresh(expiresAt - 7 * DAY)).notice).toMatch(/expires in 7 days/);
       const at1 = await refresh(expiresAt - DAY + 60_000);
-      expect(at1.notice).toMatch(/expires in 1 day /);
+      expect(at1.notice).toMatch(/expires in 24 hours /);
       expect(at1.nextRefreshAt).toBe(expiresAt);
 
       const expired = await refresh(expiresAt).catch((err: unknown) => err);
