@@ -1,4 +1,4 @@
-// `npm run bench`: the four benchmarks, one after the other, each in a process
+// `npm run bench`: the benchmarks (the four of issue 7 and the worker's start-up), one after the other, each in a process
 // of its own with its own Temporal server and worker. Each prints one JSON
 // document on stdout; progress goes to stderr. Exits non-zero if any failed.
 import { spawn } from 'node:child_process';
@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { PROJECT_ROOT } from './rig';
 import { note } from './report';
 
-const ALL = ['latency', 'fleet', 'idle', 'logins'] as const;
+const ALL = ['latency', 'fleet', 'idle', 'logins', 'worker-start'] as const;
 const only = (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
 const chosen = only.length > 0 ? ALL.filter((name) => only.includes(name)) : [...ALL];
 

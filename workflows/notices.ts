@@ -74,19 +74,3 @@ export function slotNoticeObserver(slot: Slot, notices: Notices): (before: strin
     }
   };
 }
-
-/**
- * For providers whose credential cannot be refreshed (a setup-token): call once when its
- * expiry comes near; the reason says when and what to do.
- */
-export function setupTokenExpiringNotice(slot: Slot, notices: Notices, expiresAt: number, command: string): void {
-  const { slotId, provider, host } = slot.input;
-  notices.emit('setup-token-expiring', {
-    slotId,
-    provider,
-    host,
-    phase: slot.phase,
-    reason: `the setup-token expires ${new Date(expiresAt).toISOString()} and cannot be refreshed; a person must make a new one.`,
-    action: { command, until: expiresAt },
-  });
-}

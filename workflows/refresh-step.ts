@@ -27,7 +27,7 @@ const isDeadline = (err: unknown): boolean =>
 export async function refreshStep(
   slot: Slot,
   force: boolean,
-  askOperator: (reason: string) => Promise<void>,
+  askOperator: (reason: string, kind?: 'setup-token-expiring') => Promise<void>,
   phaseWhileRunning: Extract<Phase, 'refreshing' | 'verifying'> = 'refreshing',
 ): Promise<void> {
   const { slotId, provider, providerConfig, host } = slot.input;
@@ -88,7 +88,7 @@ export async function refreshStep(
     // A credential that cannot be refreshed expires soon: the operator hears it once per notice.
     if (r.notice) {
       slot.record('info', r.notice);
-      await askOperator(r.notice);
+      await askOperator(r.notice, 'setup-token-expiring');
     }
     return;
   }

@@ -53,9 +53,12 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   if (notices) slot.observer = slotNoticeObserver(slot, notices);
 
   /** Tells operators once per event that a slot needs them; never blocks the slot on a dead webhook. */
-  const askOperator = async (reason: string): Promise<void> => {
-    // With notices, `needs-relogin` was announced when it was published.
-    if (notices) return;
+  const askOperator = async (reason: string, kind?: 'setup-token-expiring'): Promise<void> => {
+    // With notices, `needs-relogin` was announced when it was published; an expiry warning is no phase change.
+    if (notices) {
+      if (kind) notices.emit(kind, { slotId: input.slotId, provider: input.provider, host: input.host, phase: slot.phase, reason, action: { command: `slotctl relogin ${input.slotId}`, ...(slot.expiresAt !== undefined ? { until: slot.expiresAt } : {}) } });
+      return;
+    }
     try {
       await notifyOperator({ slotId: input.slotId, provider: input.provider, host: input.host, phase: slot.phase, reason });
     } catch {

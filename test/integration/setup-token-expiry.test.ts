@@ -1,5 +1,5 @@
 // A setup-token slot near and at its expiry, on the real dev server: the operator is
-// told once through the webhook (notifyOperator), and at expiry the slot needs a login
+// told once through the webhook (a setup-token-expiring notice), and at expiry the slot needs a login
 // and starts one, without ever asking a token endpoint.
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ describe('claude-setup-token expiry', () => {
   let webhook: Server;
   let tokenRequests = 0;
   let tokenServer: Server;
-  const notices: Array<{ slotId: string; phase: string; reason: string }> = [];
+  const notices: Array<{ slotId: string; kind: string; phase: string; reason: string }> = [];
   beforeAll(async () => {
     webhook = createServer((req, res) => {
       let body = '';
@@ -56,6 +56,7 @@ describe('claude-setup-token expiry', () => {
     expect(active.nextRefreshAt).toBeGreaterThanOrEqual(expiresAt);
     await expect.poll(() => notices.filter((n) => n.slotId === slotId).length, { timeout: 10_000 }).toBe(1);
     expect(notices.find((n) => n.slotId === slotId)).toMatchObject({
+      kind: 'setup-token-expiring',
       phase: 'active',
       reason: expect.stringMatching(/expires in less than an hour .* cannot be refreshed: log in again before then with `slotctl relogin/),
     });
@@ -64,9 +65,10 @@ describe('claude-setup-token expiry', () => {
     // At expiry: needs-relogin, the operator is told, and a login starts by itself.
     const relogin = await waitForPhase(rig.slots, slotId, ['awaiting-operator'], 120_000);
     expect(relogin.prompt?.url).toMatch(/^https:\/\/claude\.com\/cai\/oauth\/authorize\?/);
-    const mine = notices.filter((n) => n.slotId === slotId);
-    expect(mine).toHaveLength(2);
-    expect(mine[1]).toMatchObject({ phase: 'needs-relogin', reason: expect.stringMatching(/token expired at .*a new login is needed/) });
+    const mine = (): typeof notices => notices.filter((n) => n.slotId === slotId);
+    // One notice per event: the warning, the expiry, and the new login's URL waiting for a person.
+    await expect.poll(() => mine().map((n) => n.kind), { timeout: 10_000 }).toEqual(['setup-token-expiring', 'needs-relogin', 'awaiting-operator']);
+    expect(mine()[1]).toMatchObject({ phase: 'needs-relogin', reason: expect.stringMatching(/token expired at .*a new login is needed/) });
     expect(tokenRequests).toBe(0);
     expect(JSON.stringify(notices)).not.toContain('sk-ant');
     await rig.slots.retire(slotId);
