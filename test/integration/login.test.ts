@@ -128,7 +128,7 @@ describe('Claude login', () => {
       await expect(rig.slots.provision({ slotId: bad, provider: 'claude', host: 'h' })).rejects.toThrow(SlotInputError);
     }
     await expect(rig.slots.provision({ slotId: 'ok-slot', provider: 'gemini', host: 'h' })).rejects.toThrow(
-      /unknown provider "gemini"; known providers: claude, claude-setup-token, codex, oidc-device/,
+      /unknown provider "gemini"; known providers: claude, codex, oidc-device, claude-setup-token/,
     );
   });
 

@@ -225,7 +225,7 @@ describe('slotctl (in process)', () => {
 
     const provider = await runSlotctl(['provision', uniqueName('ctl-gem'), '--provider', 'gemini'], env);
     expect(provider.code).toBe(2);
-    expect(provider.stderr).toMatch(/unknown provider "gemini"; known providers: claude, claude-setup-token, codex, oidc-device/);
+    expect(provider.stderr).toMatch(/unknown provider "gemini"; known providers: claude, codex, oidc-device, claude-setup-token/);
 
     const missing = await runSlotctl(['status', 'nosuchslot', '--json'], env);
     expect(missing.code).toBe(3);

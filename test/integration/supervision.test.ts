@@ -31,7 +31,8 @@ async function freePort(): Promise<number> {
 function npmStart(env: Record<string, string>): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, ...env },
+    // Metrics off: npm start's default port (9464) is one port per machine, and tests run side by side.
+    env: { ...process.env, METRICS_PORT: 'off', ...env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
