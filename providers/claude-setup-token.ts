@@ -3,10 +3,10 @@
 // of writing a file. Nothing refreshes it; the slot warns before it expires.
 import { z } from 'zod';
 import { ProviderEndpointError } from '../common/failures';
-import { CLAUDE_AUTHORIZE_URL, claude } from './claude';
+import { claude, claudeCommand } from './claude';
 import type { Provider, PtyLoginSpec } from './provider';
-import { binary, findLine, lastWords } from './screen-text';
-import { readHardWrapped, readUrl } from './screen-url';
+import { findLine, lastWords } from './screen-text';
+import { readHardWrapped } from './screen-url';
 
 const CONFIG_DIR = '.claude';
 const DAY = 24 * 60 * 60_000;
@@ -50,25 +50,8 @@ const noEndpoint = (): never => {
 
 const login: PtyLoginSpec = {
   ...(claude.login as PtyLoginSpec),
-  command: (slot, env) => ({
-    command: binary(env, 'CLAUDE_BIN', 'claude'),
-    args: ['setup-token'],
-    dirs: [CONFIG_DIR],
-    env: {
-      CLAUDE_CONFIG_DIR: `${slot.home}/${CONFIG_DIR}`,
-      DISABLE_AUTOUPDATER: '1',
-      DISABLE_TELEMETRY: '1',
-      DISABLE_ERROR_REPORTING: '1',
-      BROWSER: 'true',
-    },
-  }),
-  promptUrl: CLAUDE_AUTHORIZE_URL,
-  readPrompt(screen) {
-    // The full-screen UI draws the URL, then the paste prompt: nothing more of the URL is coming.
-    if (!findLine(screen, /Paste code here/)) return undefined;
-    const read = readUrl(screen, CLAUDE_AUTHORIZE_URL, { final: true });
-    return read.kind === 'complete' ? { url: read.url } : undefined;
-  },
+  // The same URL shape and paste prompt as `claude auth login` (its readPrompt): only the command differs.
+  command: claudeCommand(['setup-token']),
   // The full-screen UI redraws above the prompt line: its answers are read anywhere on the screen,
   // which held none of them when the code was typed.
   readVerdict(screen) {

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { clampExpiresIn, oauthClassifier, plausibleExpiresAt } from './oauth';
 import { AGENT_PLACEHOLDER, agentDirOf } from './agent-dir';
-import type { Provider, UrlShape } from './provider';
+import type { Provider, PtyLoginSpec, UrlShape } from './provider';
 import { binary, escapeRegExp, findLine, lastWords } from './screen-text';
 import { readUrl } from './screen-url';
 
@@ -52,27 +52,32 @@ export const CLAUDE_AUTHORIZE_URL: UrlShape = {
   },
 };
 
+/** `claude <args>` under the PTY, configured in the slot's home: every Claude login runs it so. */
+export function claudeCommand(args: readonly string[]): PtyLoginSpec['command'] {
+  return (slot, env) => ({
+    command: binary(env, 'CLAUDE_BIN', 'claude'),
+    args,
+    // Created by us, 0700, so the CLI does not create it world-readable.
+    dirs: [CONFIG_DIR],
+    env: {
+      CLAUDE_CONFIG_DIR: `${slot.home}/${CONFIG_DIR}`,
+      // Without this the CLI reinstalls itself globally with npm mid-login.
+      DISABLE_AUTOUPDATER: '1',
+      DISABLE_TELEMETRY: '1',
+      DISABLE_ERROR_REPORTING: '1',
+      // No browser on a slot host: the URL on screen is the way in.
+      BROWSER: 'true',
+    },
+  });
+}
+
 export const claude: Provider = {
   name: 'claude',
   displayName: 'Claude Code',
   login: {
     kind: 'pty',
     interaction: 'paste-code',
-    command: (slot, env) => ({
-      command: binary(env, 'CLAUDE_BIN', 'claude'),
-      args: ['auth', 'login'],
-      // Created by us, 0700, so the CLI does not create it world-readable.
-      dirs: [CONFIG_DIR],
-      env: {
-        CLAUDE_CONFIG_DIR: `${slot.home}/${CONFIG_DIR}`,
-        // Without this the CLI reinstalls itself globally with npm mid-login.
-        DISABLE_AUTOUPDATER: '1',
-        DISABLE_TELEMETRY: '1',
-        DISABLE_ERROR_REPORTING: '1',
-        // No browser on a slot host: the URL on screen is the way in.
-        BROWSER: 'true',
-      },
-    }),
+    command: claudeCommand(['auth', 'login']),
     promptUrl: CLAUDE_AUTHORIZE_URL,
     readPrompt(screen) {
       // The URL is drawn before the paste prompt; once that shows, nothing more of it is coming.
