@@ -49,16 +49,36 @@ export class LoginSession {
         this.span.setAttributes({ 'process.exit_code': exitCode, 'process.signal': signal ?? 0, 'pty.code_typed': this.codeWrittenAt !== undefined });
         if (exitCode !== 0 && !signal) this.span.setStatus({ code: SpanStatusCode.ERROR, message: `exited with code ${exitCode}` });
         this.span.end();
-        // Let the emulator finish parsing the last output before anyone reads the verdict.
-        void this.pending.then(() => {
+        // Let the emulator finish parsing the last output before anyone reads the verdict. The
+        // exit can be reported before the last bytes the CLI wrote have been read from the PTY
+        // (a CLI that prints its error and exits at once): wait until the output is quiet.
+        void this.outputSettled().then(() => {
           this.notify();
           resolve(this.exitInfo as SessionExit);
         });
       });
     });
     pty.onData((data) => {
+      this.lastDataAt = Date.now();
       this.pending = this.pending.then(() => screen.write(data)).then(() => this.notify());
     });
+  }
+
+  private lastDataAt = 0;
+
+  /** Resolves once the output has been parsed and none arrived for QUIET_MS since the exit and the last bytes (at most SETTLE_MAX_MS). */
+  private async outputSettled(): Promise<void> {
+    const QUIET_MS = 50;
+    const SETTLE_MAX_MS = 500;
+    const exitAt = Date.now();
+    const until = exitAt + SETTLE_MAX_MS;
+    for (;;) {
+      await this.pending;
+      // Quiet since the exit too: bytes still in the PTY arrive after it.
+      const quietFor = Date.now() - Math.max(this.lastDataAt, exitAt);
+      if (quietFor >= QUIET_MS || Date.now() >= until) return;
+      await new Promise((resolve) => setTimeout(resolve, QUIET_MS - quietFor));
+    }
   }
 
   static start(id: string, slotId: string, provider: string, command: LoginCommand, cwd: string): LoginSession {
