@@ -18,7 +18,6 @@ import {
   type LeaseGrant,
   type LeaseInput,
   type PoolInput,
-  type PoolPolicy,
   type PoolStatus,
   type RateLimitedInput,
   type ReleaseInput,
@@ -29,19 +28,8 @@ import { parseSlotId, type SlotClient } from './slot-client';
 
 export { PoolNotFoundError, PoolRequestError };
 
-export interface CreatePoolOptions {
-  readonly pool: string;
-  readonly provider: string;
-  /** @default "least-recently-leased" */
-  readonly policy?: PoolPolicy;
-  readonly slots?: readonly string[];
-  /** @default 600000 */
-  readonly leaseTtlMs?: number;
-  /** @default 0 (unlimited) */
-  readonly maxLeasesPerSlot?: number;
-  /** @default 2000 */
-  readonly censusMaxAgeMs?: number;
-}
+/** What a pool starts with: its workflow input, less what the workflow carries for itself. */
+export type CreatePoolOptions = Pick<PoolInput, 'pool' | 'provider' | 'policy' | 'slots' | 'leaseTtlMs' | 'maxLeasesPerSlot' | 'censusMaxAgeMs'>;
 
 export function parsePoolName(value: string): string {
   const problem = poolNameProblem(value);

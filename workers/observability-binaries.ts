@@ -3,11 +3,11 @@
 // PostgreSQL) and the Zipkin server (an executable jar from Maven Central, cached).
 import { execFile, spawn } from 'node:child_process';
 import { access, constants, mkdir, readdir, rename, rm } from 'node:fs/promises';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ObservabilitySetupError } from '../common/failures';
-import { PROJECT_ROOT } from './temporal-binaries';
+import { onPath as onPathIn, PROJECT_ROOT } from './temporal-binaries';
 
 export { ObservabilitySetupError };
 
@@ -18,21 +18,8 @@ const ZIPKIN_POM = join(dirname(fileURLToPath(import.meta.url)), 'zipkin-server.
 type Log = (line: string) => void;
 const defaultLog: Log = (line) => process.stderr.write(`[observability-setup] ${line}\n`);
 
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function onPath(name: string, pathEnv = process.env.PATH ?? ''): Promise<string | undefined> {
-  for (const dir of [...pathEnv.split(delimiter), '/usr/bin', '/usr/sbin']) {
-    if (dir && (await isExecutable(join(dir, name)))) return join(dir, name);
-  }
-  return undefined;
-}
+/** Debian's prometheus lives in /usr/bin; /usr/sbin is not on every PATH. */
+const onPath = (name: string, pathEnv?: string): Promise<string | undefined> => onPathIn(name, pathEnv, ['/usr/bin', '/usr/sbin']);
 
 /** Runs a command to its end; the failure quotes the end of its output. */
 function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {

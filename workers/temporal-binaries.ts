@@ -26,7 +26,7 @@ export { TemporalSetupError };
 type Log = (line: string) => void;
 const defaultLog: Log = (line) => process.stderr.write(`[temporal-setup] ${line}\n`);
 
-async function isExecutable(path: string): Promise<boolean> {
+export async function isExecutable(path: string): Promise<boolean> {
   try {
     await access(path, constants.X_OK);
     return true;
@@ -35,8 +35,9 @@ async function isExecutable(path: string): Promise<boolean> {
   }
 }
 
-async function onPath(name: string, pathEnv = process.env.PATH ?? ''): Promise<string | undefined> {
-  for (const dir of pathEnv.split(delimiter)) {
+/** The first executable `name` on `pathEnv`, then in `alsoIn` (a package's sbin, not on every PATH). */
+export async function onPath(name: string, pathEnv = process.env.PATH ?? '', alsoIn: readonly string[] = []): Promise<string | undefined> {
+  for (const dir of [...pathEnv.split(delimiter), ...alsoIn]) {
     if (dir && (await isExecutable(join(dir, name)))) return join(dir, name);
   }
   return undefined;
