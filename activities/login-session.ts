@@ -2,6 +2,7 @@
 // emulator. Sessions live in the worker's memory between the two login
 // activities; a session whose worker died is simply gone, and the workflow restarts.
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { closeSync, constants, openSync } from 'node:fs';
 import { spawn, type IPty } from 'node-pty';
 import type { LoginCommand, ScreenSnapshot } from '../providers/provider';
 import { TerminalScreen } from './screen';
@@ -39,6 +40,8 @@ export class LoginSession {
     private readonly screen: TerminalScreen,
     /** The slot home the CLI runs in. */
     readonly home: string,
+    /** Our descriptor of the terminal's slave side, held until the CLI exited (`holdTerminal`). */
+    private readonly terminalHold: { fd: number | undefined },
   ) {
     this.span = tracer.startSpan('pty session', {
       attributes: { 'slot.id': slotId, 'slot.provider': provider, 'login.id': id, 'process.pid': pty.pid, 'pty.cols': PTY_COLS, 'pty.rows': PTY_ROWS },
@@ -49,35 +52,25 @@ export class LoginSession {
         this.span.setAttributes({ 'process.exit_code': exitCode, 'process.signal': signal ?? 0, 'pty.code_typed': this.codeWrittenAt !== undefined });
         if (exitCode !== 0 && !signal) this.span.setStatus({ code: SpanStatusCode.ERROR, message: `exited with code ${exitCode}` });
         this.span.end();
-        // Let the emulator finish parsing the last output before anyone reads the verdict. The
-        // exit can be reported before the last bytes the CLI wrote have been read from the PTY
-        // (a CLI that prints its error and exits at once): wait until the output is quiet.
-        void this.outputSettled().then(() => {
+        // Our end of the terminal is let go only now: every byte the CLI wrote has been read (see `holdTerminal`).
+        releaseTerminal(this.terminalHold);
+        // Let the emulator finish parsing the last output before anyone reads the verdict.
+        void this.outputParsed().then(() => {
           this.notify();
           resolve(this.exitInfo as SessionExit);
         });
       });
     });
     pty.onData((data) => {
-      this.lastDataAt = Date.now();
       this.pending = this.pending.then(() => screen.write(data)).then(() => this.notify());
     });
   }
 
-  private lastDataAt = 0;
-
-  /** Resolves once the output has been parsed and none arrived for QUIET_MS since the exit and the last bytes (at most SETTLE_MAX_MS). */
-  private async outputSettled(): Promise<void> {
-    const QUIET_MS = 50;
-    const SETTLE_MAX_MS = 500;
-    const exitAt = Date.now();
-    const until = exitAt + SETTLE_MAX_MS;
-    for (;;) {
-      await this.pending;
-      // Quiet since the exit too: bytes still in the PTY arrive after it.
-      const quietFor = Date.now() - Math.max(this.lastDataAt, exitAt);
-      if (quietFor >= QUIET_MS || Date.now() >= until) return;
-      await new Promise((resolve) => setTimeout(resolve, QUIET_MS - quietFor));
+  /** Resolves once every chunk read from the PTY has been written to the emulator. */
+  private async outputParsed(): Promise<void> {
+    for (let last: Promise<void> | undefined; last !== this.pending; ) {
+      last = this.pending;
+      await last;
     }
   }
 
@@ -95,7 +88,7 @@ export class LoginSession {
       screen.dispose();
       throw err;
     }
-    return new LoginSession(id, slotId, provider, pty, screen, cwd);
+    return new LoginSession(id, slotId, provider, pty, screen, cwd, holdTerminal(pty));
   }
 
   get pid(): number {
@@ -160,6 +153,7 @@ export class LoginSession {
     }
     // A CLI may leave daemons in its group even after it exited itself (Codex does).
     signalGroup(this.pty.pid, 'SIGKILL');
+    releaseTerminal(this.terminalHold);
     this.screen.dispose();
     this.listeners.clear();
   }
@@ -175,6 +169,36 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
     process.kill(-pid, signal);
   } catch {
     // ESRCH: the group is already gone.
+  }
+}
+
+/**
+ * Opens the terminal's slave side in this process, so that the CLI's exit does not close it.
+ * On Linux a CLI that writes more than the PTY buffer (4 KiB) and exits at once loses its
+ * last output when the slave closes before the master has read it (node-pty #72, #726): an
+ * error printed just before the exit never reached the screen (seen with the real codex).
+ * With our descriptor open the master reads to the end; node-pty then reports the exit once
+ * its reader has gone quiet (its socket-destroy timeout), and we let go of the terminal.
+ */
+function holdTerminal(pty: IPty): { fd: number | undefined } {
+  const name = (pty as IPty & { readonly ptsName?: unknown }).ptsName;
+  if (typeof name !== 'string' || !name.startsWith('/dev/')) return { fd: undefined };
+  try {
+    return { fd: openSync(name, constants.O_RDWR | constants.O_NOCTTY) };
+  } catch {
+    // Not a Unix PTY, or already gone: the CLI's exit closes the terminal as before.
+    return { fd: undefined };
+  }
+}
+
+function releaseTerminal(hold: { fd: number | undefined }): void {
+  if (hold.fd === undefined) return;
+  const fd = hold.fd;
+  hold.fd = undefined;
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
   }
 }
 
