@@ -22,6 +22,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Bumped when the build's options change. */
 const BUILD_FORMAT = 1;
+/** The code is compiled for the Node that runs it: another major version compiles again. */
+const NODE_MAJOR = process.versions.node.split('.')[0];
 /** Per checkout: the compiled code holds this checkout's absolute source URLs. */
 const CACHE_DIR = join(ROOT, '.cache', 'compiled', `${basename(ROOT)}-${createHash('sha256').update(ROOT).digest('hex').slice(0, 10)}`);
 const say = (line) => void process.stderr.write(`[compiled] ${line}\n`);
@@ -34,7 +36,7 @@ const manifestOf = (entry) => join(CACHE_DIR, `${nameOf(entry)}.json`);
 /** The compiled entry file when every input it was built from is unchanged, else undefined. */
 async function fresh(entry) {
   const manifest = await readFile(manifestOf(entry), 'utf8').then(JSON.parse, () => undefined);
-  if (!manifest || manifest.format !== BUILD_FORMAT || manifest.entry !== entry || typeof manifest.dir !== 'string') return undefined;
+  if (!manifest || manifest.format !== BUILD_FORMAT || manifest.entry !== entry || manifest.node !== NODE_MAJOR || typeof manifest.dir !== 'string') return undefined;
   for (const [file, hash] of Object.entries(manifest.inputs)) {
     const now = await readFile(join(ROOT, file)).then(sha, () => undefined);
     if (now !== hash) return undefined;
@@ -64,7 +66,7 @@ async function build(entry) {
     packages: 'external',
     platform: 'node',
     format: 'esm',
-    target: `node${process.versions.node.split('.')[0]}`,
+    target: `node${NODE_MAJOR}`,
     outExtension: { '.js': '.mjs' },
     keepNames: true,
     write: false,
@@ -82,7 +84,7 @@ async function build(entry) {
   await mkdir(temp, { recursive: true });
   await Promise.all(result.outputFiles.map((f) => writeFile(f.path, f.contents)));
   await rename(temp, join(CACHE_DIR, dir)).catch(() => rm(temp, { recursive: true, force: true }));
-  await writeFile(`${temp}.json`, JSON.stringify({ format: BUILD_FORMAT, entry, dir, inputs }));
+  await writeFile(`${temp}.json`, JSON.stringify({ format: BUILD_FORMAT, node: NODE_MAJOR, entry, dir, inputs }));
   await rename(`${temp}.json`, manifestOf(entry));
   await removeStale(entry, dir);
   return join(CACHE_DIR, dir, 'entry.mjs');
@@ -99,11 +101,14 @@ async function removeStale(entry, current) {
 }
 
 /** The compiled entry, built when stale; undefined (after saying why) when it cannot be built. */
-export async function compiled(entry) {
+async function compiled(entry, fallback) {
   try {
     return (await fresh(entry)) ?? (await build(entry));
   } catch (err) {
-    say(`could not compile ${relative(ROOT, entry)} (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); running it through tsx`);
+    // esbuild's own errors name the file and line.
+    const first = err?.errors?.[0];
+    const why = first ? `${first.location ? `${first.location.file}:${first.location.line}: ` : ''}${first.text}` : err instanceof Error ? err.message.split('\n')[0] : String(err);
+    say(`could not compile ${relative(ROOT, entry)} (${why})${fallback}`);
     return undefined;
   }
 }
@@ -112,12 +117,12 @@ const args = process.argv.slice(2);
 if (args[0] === '--build') {
   const entries = args.slice(1).map((a) => resolve(ROOT, a));
   const started = Date.now();
-  const built = await Promise.all(entries.map(compiled));
+  const built = await Promise.all(entries.map((e) => compiled(e, '')));
   if (built.some((b) => b === undefined)) process.exitCode = 1;
   else say(`${entries.map((e) => relative(ROOT, e)).join(', ')} ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${CACHE_DIR})`);
 } else if (args[0] && !args[0].startsWith('-')) {
   const entry = resolve(ROOT, args[0]);
-  const file = await compiled(entry);
+  const file = await compiled(entry, '; running it through tsx');
   // The entry sees itself as the script being run, as under `tsx <entry>`.
   process.argv.splice(1, 2, entry);
   if (file) {
