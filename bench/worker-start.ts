@@ -8,7 +8,9 @@
 // once and cached), `tsx` how it ran before (TypeScript transpiled at every start). Besides
 // the wall time, the process's own CPU time at the moment it polls (user + system, all its
 // threads, from /proc): on a shared machine the wall time follows the neighbours, this does not.
-// BENCH_WORKER_MODES=compiled runs only one of them.
+// BENCH_WORKER_MODES=compiled runs only one of them. BENCH_WORKER_BASELINE_DIR=<another checkout>
+// (`git archive <commit> | tar -x -C dir`, with its node_modules) adds mode `baseline`: that
+// checkout's worker as its own `npm run worker` ran it (tsx), for a before/after on one machine.
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -28,10 +30,14 @@ const starts = param('BENCH_WORKER_STARTS', 5);
 const LAUNCHES = {
   compiled: ['bin/run-compiled.mjs', 'workers/worker.ts'],
   tsx: ['--import', 'tsx', 'workers/worker.ts'],
+  baseline: ['--import', 'tsx', 'workers/worker.ts'],
 } as const;
 type Mode = keyof typeof LAUNCHES;
-const modes = (process.env.BENCH_WORKER_MODES ?? 'compiled,tsx').split(',').map((m) => m.trim()) as Mode[];
-for (const m of modes) if (!(m in LAUNCHES)) throw new Error(`BENCH_WORKER_MODES: unknown mode ${JSON.stringify(m)} (compiled, tsx)`);
+const baselineDir = process.env.BENCH_WORKER_BASELINE_DIR;
+const modes = (process.env.BENCH_WORKER_MODES ?? `compiled,tsx${baselineDir ? ',baseline' : ''}`).split(',').map((m) => m.trim()) as Mode[];
+for (const m of modes) if (!(m in LAUNCHES)) throw new Error(`BENCH_WORKER_MODES: unknown mode ${JSON.stringify(m)} (compiled, tsx, baseline)`);
+if (modes.includes('baseline') && !baselineDir) throw new Error('mode baseline needs BENCH_WORKER_BASELINE_DIR (a checkout of the commit to compare with)');
+const cwdOf = (mode: Mode): string => (mode === 'baseline' ? (baselineDir as string) : PROJECT_ROOT);
 
 /** CPU time of a live process and all its threads so far, ms (Linux; undefined elsewhere). */
 async function cpuMsOf(pid: number): Promise<number | undefined> {
@@ -58,7 +64,7 @@ async function startOnce(mode: Mode, i: number): Promise<void> {
   const queue = `bench-start-shared-${mode}-${i + 1}`;
   const begun = Date.now();
   const child = spawn(process.execPath, [...LAUNCHES[mode]], {
-    cwd: PROJECT_ROOT,
+    cwd: cwdOf(mode),
     env: { ...process.env, TEMPORAL_ADDRESS: server.address, SLOT_HOST: host, SLOTS_TASK_QUEUE: queue, SLOTS_DIR: slotsDir, LOG_LEVEL: 'debug', METRICS_PORT: 'off' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -113,7 +119,7 @@ emit({
   loadAverage: { atStart, atEnd: loadavg() },
   parameters: {
     starts,
-    modes: Object.fromEntries(modes.map((m) => [m, `node ${LAUNCHES[m].join(' ')}`])),
+    modes: Object.fromEntries(modes.map((m) => [m, `node ${LAUNCHES[m].join(' ')}${m === 'baseline' ? ` in ${baselineDir}` : ''}`])),
     order: 'alternating, one warm-up start per mode first (not measured)',
     measuredFrom: 'spawn of the worker process',
     measuredTo: "the server lists the process's poller on both queues (describeTaskQueue, polled every 25 ms)",
