@@ -18,7 +18,7 @@ function human(view: PoolView): string {
       const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]?.length ?? 0)));
       return [
         `pool      ${s.pool} (${s.provider}, ${s.policy})`,
-        `available ${s.available} of ${s.slots.length}; ${s.leases.length} lease${s.leases.length === 1 ? '' : 's'} held; ${s.leasesGranted} granted; slots asked ${when(s.censusAt)}`,
+        `available ${s.available} of ${s.slots.length}; ${s.leases.length} lease${s.leases.length === 1 ? '' : 's'} held; ${s.leasesGranted} granted, ${s.leasesRefused ?? 0} refused; slots asked ${when(s.censusAt)}`,
         '',
         ...rows.map((r) => r.map((cell, i) => (i < 3 ? cell.padEnd(widths[i] ?? 0) : cell)).join('  ')),
       ].join('\n');

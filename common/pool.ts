@@ -66,6 +66,8 @@ export interface Lease {
 export interface PoolCarried {
   readonly members: readonly PoolMember[];
   readonly leases: number;
+  /** Refused lease requests; absent in what runs before it was counted carried. */
+  readonly refused?: number;
   readonly runs: number;
 }
 
@@ -136,6 +138,8 @@ export interface PoolStatus {
   readonly leases: readonly Lease[];
   readonly censusAt?: number;
   readonly leasesGranted: number;
+  /** Leases refused because no slot could be leased (or the slots could not be asked), across runs. */
+  readonly leasesRefused: number;
 }
 
 /** A lease is an update: the caller needs the slot's id back, and a refusal ("exhausted") at once. */

@@ -72,13 +72,18 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string | u
   return size > limit ? undefined : Buffer.concat(chunks).toString('utf8');
 }
 
-export async function startCodecServer(opts: CodecServerOptions): Promise<CodecServer> {
-  if (typeof opts.bearerToken !== 'string' || !CODEC_TOKEN_PATTERN.test(opts.bearerToken)) {
+/** The token a codec server requires; a ConfigError naming CODEC_SERVER_TOKEN when it is missing or malformed. */
+export function assertCodecToken(token: string | undefined): string {
+  if (typeof token !== 'string' || !CODEC_TOKEN_PATTERN.test(token)) {
     throw new ConfigError([
-      `CODEC_SERVER_TOKEN: ${opts.bearerToken ? 'must be' : 'required when SLOTS_ENCRYPTION_KEYS is set (the codec server holds the keys):'} 16-512 letters, digits or ._~+=- (openssl rand -hex 32)`,
+      `CODEC_SERVER_TOKEN: ${token ? 'must be' : 'required when SLOTS_ENCRYPTION_KEYS is set (the codec server holds the keys):'} 16-512 letters, digits or ._~+=- (openssl rand -hex 32)`,
     ]);
   }
-  const token = opts.bearerToken;
+  return token;
+}
+
+export async function startCodecServer(opts: CodecServerOptions): Promise<CodecServer> {
+  const token = assertCodecToken(opts.bearerToken);
   const limit = opts.maxBodyBytes ?? 1024 * 1024;
   const bindHost = opts.host ?? '127.0.0.1';
   let allowedHosts: ReadonlySet<string> = new Set();

@@ -2,10 +2,9 @@
 // under DATA_DIR, Web UI) and a worker, and supervises what it started: a dev server
 // or codec server that ends is started again; one that cannot come back ends `npm start`.
 import { ConfigError, loadConfigOrExit, type Config } from './config';
-import { startCodecServer, type CodecServer } from './codec-server';
+import { startCodecServerProcess, type CodecServerRun } from './codec-server-process';
 import { startDevServer, type DevServer } from './dev-server';
 import { startDevServerProcess, type DevServerRun } from './dev-server-process';
-import { AesGcmPayloadCodec } from './encryption';
 import { createLogger, installRuntimeLogger } from './logger';
 import { supervise, SupervisorGaveUpError, type Supervision } from './supervisor';
 import { obtainTemporalCli } from './temporal-binaries';
@@ -23,29 +22,19 @@ async function main(loaded: Config): Promise<number> {
   installRuntimeLogger(log, metrics?.coreBindAddress);
   let unsupervised: DevServer | undefined;
   let server: Supervision<DevServerRun> | undefined;
-  let codec: Supervision<CodecServer & { stop(): Promise<void> }> | undefined;
+  let codec: Supervision<CodecServerRun> | undefined;
   if (config.encryptionKeys) {
     // The UI runs in the operator's browser and asks this server to decode what it shows.
     // It holds the keys: it needs a token (ConfigError naming CODEC_SERVER_TOKEN without one).
-    const keys = config.encryptionKeys;
+    // A process of its own (workers/codec-server-process.ts): when it ends it is started again on the same port.
     codec = await supervise({
       name: 'codec server',
       say,
       maxAttempts: config.supervisorMaxRestarts,
-      start: async () => {
-        const started = await startCodecServer({
-          codec: new AesGcmPayloadCodec(keys),
-          corsOrigins: config.codec.uiOrigins,
-          host: config.devServer.ip,
-          port: config.codec.port,
-          bearerToken: config.codec.bearerToken ?? '',
-          enableEncode: config.codec.enableEncode,
-          ...(config.codec.allowedHosts ? { allowedHosts: config.codec.allowedHosts } : {}),
-        });
-        return { ...started, stop: () => started.close() };
-      },
+      start: () => startCodecServerProcess({ token: config.codec.bearerToken }),
+      onRestarted: (run) => say(`codec server (pid ${run.pid}) serves ${run.url} again; the Web UI decodes through it as before`),
     });
-    log.info({ url: codec.current().url }, 'codec server for the Web UI');
+    log.info({ url: codec.current().url, pid: codec.current().pid }, 'codec server for the Web UI');
   }
   const codecUrl = codec?.current().url;
   let address: string | undefined;
@@ -97,11 +86,23 @@ async function main(loaded: Config): Promise<number> {
         `  Slots             ${config.slotsDir}  (host ${config.slotHost})`,
         `  Metrics           ${metrics ? `http://${metrics.host}:${metrics.port}/metrics  (Prometheus; the SDK core's included)` : 'off (METRICS_PORT=off)'}`,
         `  Traces            ${[config.tracing.otlpEndpoint && `OTLP ${config.tracing.otlpEndpoint}`, config.tracing.zipkinEndpoint && `Zipkin ${config.tracing.zipkinEndpoint}`].filter(Boolean).join(', ') || 'off (set OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_ZIPKIN_ENDPOINT)'}`,
-        `  Payloads          ${codec ? `encrypted (key "${config.encryptionKeys?.[0]?.id}"); the UI decodes them through ${codecUrl}` : 'not encrypted (set SLOTS_ENCRYPTION_KEYS)'}`,
+        `  Payloads          ${codec ? `encrypted (key "${config.encryptionKeys?.[0]?.id}"); the UI decodes them through ${codecUrl} (codec server pid ${codec.current().pid})` : 'not encrypted (set SLOTS_ENCRYPTION_KEYS)'}`,
         '',
         '  Provision a slot:  npx slotctl provision my-slot --provider claude --wait',
         '  Watch slots:       npx slotctl status',
         '  Stop:              Ctrl-C',
+        '',
+      ].join('\n') + '\n',
+    );
+  }
+  if (config.temporalAddress) {
+    // No server of ours to show, but where the metrics and the codec server are is still news.
+    process.stderr.write(
+      [
+        '',
+        `  Temporal server   ${config.temporalAddress}  (TEMPORAL_ADDRESS; not started by npm start)`,
+        `  Metrics           ${metrics ? `http://${metrics.host}:${metrics.port}/metrics  (Prometheus; the SDK core's included)` : 'off (METRICS_PORT=off)'}`,
+        ...(codec ? [`  Codec server      ${codecUrl}  (pid ${codec.current().pid})`] : []),
         '',
       ].join('\n') + '\n',
     );

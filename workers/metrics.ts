@@ -11,6 +11,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { FailureType, PERMANENT_REFRESH_FAILURES } from '../common/failures';
 import { providerNames } from '../providers';
 import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey } from '../common/search-attributes';
+import { poolStatusQuery, type PoolStatus } from '../common/pool';
 
 /** The `outcome` label of refreshes_total. */
 const REFRESH_OUTCOMES = ['success', 'transient', 'permanent', 'error'] as const;
@@ -58,6 +59,15 @@ export class SlotMetrics {
   readonly timeToPrompt: Histogram<'provider'>;
   readonly timeToActive: Histogram<'provider'>;
   readonly operatorWait: Histogram<'provider' | 'interaction'>;
+  // Pools: each running pool's own answer to its status query, at scrape time (see poolRows).
+  readonly poolSlots: Gauge<'pool' | 'provider' | 'state'>;
+  readonly poolLeases: Gauge<'pool' | 'provider'>;
+  readonly poolLeasesGranted: Counter<'pool' | 'provider'>;
+  readonly poolLeasesRefused: Counter<'pool' | 'provider'>;
+  readonly poolCooldownSeconds: Gauge<'pool' | 'provider'>;
+  readonly poolListingErrors: Counter;
+  private poolListing: { at: number; rows: PoolRow[] } | undefined;
+  private poolsInFlight: Promise<PoolRow[]> | undefined;
 
   constructor(private readonly opts: SlotMetricsOptions) {
     this.now = opts.now ?? Date.now;
@@ -76,6 +86,15 @@ export class SlotMetrics {
     this.timeToPrompt = new Histogram({ name: `${p}login_time_to_prompt_seconds`, help: 'From starting a login (CLI or device flow) to the prompt an operator can act on', labelNames: ['provider'], buckets: [0.5, 1, 2, 5, 10, 20, 30, 60, 120], registers });
     this.timeToActive = new Histogram({ name: `${p}login_time_to_active_seconds`, help: 'From starting the login that succeeded to its credential verified', labelNames: ['provider'], buckets: [5, 15, 30, 60, 120, 300, 600, 1800, 3600], registers });
     this.operatorWait = new Histogram({ name: `${p}operator_wait_seconds`, help: 'From the prompt shown to the operator answering it (a code typed, a device approved)', labelNames: ['provider', 'interaction'], buckets: [10, 30, 60, 120, 300, 600, 900, 1800, 3600], registers });
+    // Pools (when there are any): one listing and one status query per pool fill all of these.
+    const collectPools = async (): Promise<void> => this.fillFromPools();
+    const poolLabels = ['pool', 'provider'] as const;
+    this.poolSlots = new Gauge({ name: `${p}pool_slots`, help: 'Slots of each pool by state: available (can be leased now), leased (holds as many leases as it may), cooling-down (rate-limited until its reset), out (not active, not answering, or an auth failure reported)', labelNames: ['pool', 'provider', 'state'], registers, collect: collectPools });
+    this.poolLeases = new Gauge({ name: `${p}pool_leases`, help: 'Leases held in each pool now', labelNames: poolLabels, registers, collect: collectPools });
+    this.poolLeasesGranted = new Counter({ name: `${p}pool_leases_granted_total`, help: "Leases each pool granted (the pool's own count, kept across continue-as-new)", labelNames: poolLabels, registers, collect: collectPools });
+    this.poolLeasesRefused = new Counter({ name: `${p}pool_leases_refused_total`, help: 'Lease requests each pool refused for want of a slot (pool-exhausted) or because its slots could not be asked', labelNames: poolLabels, registers, collect: collectPools });
+    this.poolCooldownSeconds = new Gauge({ name: `${p}pool_cooldown_seconds`, help: "Seconds until the last of each pool's cooling-down slots may be leased again (0: none cooling down)", labelNames: poolLabels, registers, collect: collectPools });
+    this.poolListingErrors = new Counter({ name: `${p}pool_listing_errors_total`, help: 'Scrapes whose listing of the pools or one of their status queries failed (that pool is left out of the scrape)', registers });
     // Series exist from the start at 0: a counter first seen at 1 shows no increase() to alert on.
     for (const provider of providerNames()) {
       for (const outcome of REFRESH_OUTCOMES) this.refreshes.inc({ provider, outcome }, 0);
@@ -118,6 +137,56 @@ export class SlotMetrics {
         this.expiryTimestamp.set({ slot, provider, host }, expiresAt / 1000);
         this.secondsToExpiry.set({ slot, provider, host }, Math.round((expiresAt - now) / 1000));
       }
+    }
+  }
+
+  /** The running pools and their status, at most every LISTING_TTL_MS. */
+  private async poolRows(): Promise<PoolRow[]> {
+    if (this.poolListing && this.now() - this.poolListing.at < LISTING_TTL_MS) return this.poolListing.rows;
+    this.poolsInFlight ??= this.listPools().finally(() => (this.poolsInFlight = undefined));
+    const rows = await this.poolsInFlight;
+    this.poolListing = { at: this.now(), rows };
+    return rows;
+  }
+
+  private async listPools(): Promise<PoolRow[]> {
+    const { client, taskQueue } = this.opts;
+    const ids: string[] = [];
+    for await (const wf of client.workflow.list({ query: `WorkflowType = 'poolWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'` })) {
+      if (ids.length >= MAX_POOLS) break;
+      ids.push(wf.workflowId);
+    }
+    const rows = await Promise.all(
+      ids.map(async (workflowId) => {
+        try {
+          const status: unknown = await client.connection.withDeadline(this.now() + POOL_QUERY_TIMEOUT_MS, () => client.workflow.getHandle(workflowId).query(poolStatusQuery));
+          return poolRowOf(status, this.now());
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    const answered = rows.filter((r): r is PoolRow => r !== undefined);
+    if (answered.length < ids.length) this.poolListingErrors.inc();
+    return answered;
+  }
+
+  private async fillFromPools(): Promise<void> {
+    let rows: PoolRow[];
+    try {
+      rows = await withTimeout(this.poolRows(), LISTING_TIMEOUT_MS);
+    } catch {
+      this.poolListingErrors.inc();
+      return;
+    }
+    for (const m of [this.poolSlots, this.poolLeases, this.poolLeasesGranted, this.poolLeasesRefused, this.poolCooldownSeconds]) m.reset();
+    for (const row of rows) {
+      const labels = { pool: row.pool, provider: row.provider };
+      for (const [state, n] of Object.entries(row.slots)) this.poolSlots.set({ ...labels, state }, n);
+      this.poolLeases.set(labels, row.leases);
+      this.poolLeasesGranted.inc(labels, row.granted);
+      this.poolLeasesRefused.inc(labels, row.refused);
+      this.poolCooldownSeconds.set(labels, row.cooldownSeconds);
     }
   }
 
@@ -245,6 +314,41 @@ function rowOf(wf: WorkflowExecutionInfo): SlotRow {
     provider: sa.get(SlotProviderKey) ?? 'unknown',
     host: sa.get(SlotHostKey) ?? 'unknown',
     expiresAt: sa.get(SlotExpiresAtKey)?.getTime(),
+  };
+}
+
+type PoolRow = { pool: string; provider: string; slots: Record<(typeof POOL_SLOT_STATES)[number], number>; leases: number; granted: number; refused: number; cooldownSeconds: number };
+
+/** The `state` label of pool_slots. */
+const POOL_SLOT_STATES = ['available', 'leased', 'cooling-down', 'out'] as const;
+/** Pools asked per scrape; a deployment has a handful. */
+const MAX_POOLS = 500;
+const POOL_QUERY_TIMEOUT_MS = 3000;
+
+const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
+
+/** A pool's status answer (another workflow's: checked field by field), reduced to what is exported. */
+function poolRowOf(answer: unknown, now: number): PoolRow | undefined {
+  const s = (typeof answer === 'object' && answer !== null ? answer : {}) as Partial<Record<keyof PoolStatus, unknown>>;
+  if (typeof s.pool !== 'string' || typeof s.provider !== 'string' || !Array.isArray(s.slots)) return undefined;
+  const slots = Object.fromEntries(POOL_SLOT_STATES.map((state) => [state, 0])) as PoolRow['slots'];
+  let coolUntil = now;
+  for (const slot of s.slots as Array<Record<string, unknown>>) {
+    const cooling = typeof slot.coolUntil === 'number' && slot.coolUntil > now;
+    if (cooling) coolUntil = Math.max(coolUntil, slot.coolUntil as number);
+    if (slot.eligible === true) slots.available += 1;
+    else if (cooling) slots['cooling-down'] += 1;
+    else if (count(slot.leases) > 0) slots.leased += 1;
+    else slots.out += 1;
+  }
+  return {
+    pool: s.pool,
+    provider: s.provider,
+    slots,
+    leases: Array.isArray(s.leases) ? s.leases.length : 0,
+    granted: count(s.leasesGranted),
+    refused: count(s.leasesRefused),
+    cooldownSeconds: Math.round((coolUntil - now) / 1000),
   };
 }
 

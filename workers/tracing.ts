@@ -16,10 +16,8 @@ import { ZipkinExporter } from '@opentelemetry/exporter-zipkin';
 import { Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { createRequire } from 'node:module';
 
-/** Bundled into the workflow code when tracing is on: the workflow side of the interceptors. */
-export const WORKFLOW_TRACING_MODULE = createRequire(import.meta.url).resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
+export { WORKFLOW_TRACING_MODULE } from './workflow-tracing-module';
 
 export interface TracingConfig {
   /** OTLP/HTTP base URL (`…:4318`); spans go to `<it>/v1/traces`. */

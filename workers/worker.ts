@@ -23,7 +23,8 @@ import { createLogger, installRuntimeLogger } from './logger';
 import { explainTlsFailure } from './tls-handshake';
 import { cachedWorkflowBundle } from './workflow-bundle';
 import { metricsPlan, SlotMetrics, startMetricsServer, type MetricsServer } from './metrics';
-import { startTracing, WORKFLOW_TRACING_MODULE, type SlotTracing } from './tracing';
+import type { SlotTracing } from './tracing';
+import { WORKFLOW_TRACING_MODULE } from './workflow-tracing-module';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -227,17 +228,25 @@ export async function runWorker(
 ): Promise<void> {
   const address = temporalAddress(config);
   let conn: NativeConnection;
+  // Both at once: each waits a round trip or two on the server.
+  const connecting = connection ? Promise.resolve(connection) : NativeConnection.connect(temporalConnectionOptions(config));
+  connecting.catch(() => undefined);
   try {
-    await ensureSearchAttributes(config, log);
-    conn = connection ?? (await NativeConnection.connect(temporalConnectionOptions(config)));
+    await ensureSearchAttributes(config, log).catch(async (err: unknown) => {
+      if (!connection) await connecting.then((c) => c.close(), () => undefined);
+      throw err;
+    });
+    conn = await connecting;
   } catch (err) {
     // The gRPC errors do not say which side of a TLS handshake refused what; the handshake on its own does.
     const reason = await explainTlsFailure(address, temporalConnectionOptions(config).tls);
     throw reason ? new TemporalTransportError(address, reason, { cause: err }) : err;
   }
   const dataConverter = slotDataConverter(config.encryptionKeys);
-  const tracing = startTracing(config.tracing);
-  const observed = await startObservability(config, log);
+  // OpenTelemetry and its exporters load only when an endpoint is configured (a few hundred ms at start).
+  const tracing = config.tracing.otlpEndpoint || config.tracing.zipkinEndpoint ? (await import('./tracing')).startTracing(config.tracing) : undefined;
+  const observing = startObservability(config, log);
+  observing.catch(() => undefined);
   // Built once per set of sources and cached (.cache/workflow-bundles): a restart polls in
   // a second instead of webpacking for several. Webpack's report goes to debug.
   const started = Date.now();
@@ -258,6 +267,7 @@ export async function runWorker(
     },
   });
   log.debug({ bundleFile, built, ms: Date.now() - started }, built ? 'workflow bundle built and cached' : 'workflow bundle from the cache');
+  const observed = await observing;
   // The token service answers from this host's slot files: only a process serving the host runs it.
   const tokenService = config.roles.includes('host') ? await startConfiguredTokenService(config, log) : undefined;
   const workers = await createSlotWorkers({

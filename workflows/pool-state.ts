@@ -21,6 +21,8 @@ export class Pool {
   census = new Map<string, CensusEntry>();
   censusAt: number | undefined;
   leasesGranted = 0;
+  /** Lease requests answered "no slot" (pool-exhausted, or the slots could not be asked). */
+  leasesRefused = 0;
   runs = 1;
   /** A `pool-exhausted` notice went out and no lease succeeded since: the next refusal is the same event. */
   exhausted = false;
@@ -31,6 +33,7 @@ export class Pool {
     if (carried) {
       for (const m of carried.members) this.members.set(m.slotId, { ...m, leases: m.leases.map((l) => ({ ...l })) });
       this.leasesGranted = carried.leases;
+      this.leasesRefused = carried.refused ?? 0;
       this.runs = carried.runs + 1;
     } else {
       for (const slotId of input.slots ?? []) this.members.set(slotId, { slotId, leases: [] });
@@ -43,7 +46,7 @@ export class Pool {
   }
 
   carry(): PoolCarried {
-    return { members: [...this.members.values()].map((m) => ({ ...m, leases: [...m.leases] })), leases: this.leasesGranted, runs: this.runs };
+    return { members: [...this.members.values()].map((m) => ({ ...m, leases: [...m.leases] })), leases: this.leasesGranted, refused: this.leasesRefused, runs: this.runs };
   }
 
   /** Takes the slots' answers; an auth failure is forgiven once its slot has acted since (refreshed, logged in). */
@@ -124,6 +127,7 @@ export class Pool {
       leases: [...this.members.values()].flatMap((m) => m.leases.filter((l) => l.expiresAt > now)),
       ...(this.censusAt !== undefined ? { censusAt: this.censusAt } : {}),
       leasesGranted: this.leasesGranted,
+      leasesRefused: this.leasesRefused,
     };
   }
 

@@ -89,12 +89,14 @@ export async function poolWorkflow(input: PoolInput): Promise<PoolStatus> {
       try {
         await census(input.censusMaxAgeMs ?? DEFAULT_CENSUS_MAX_AGE_MS);
       } catch {
+        pool.leasesRefused += 1;
         throw refuse(`pool ${name} could not ask its slots for their phase; try again`);
       }
       const now = Date.now();
       pool.prune(now);
       const member = pool.pick(now);
       if (!member) {
+        pool.leasesRefused += 1;
         const reason = pool.explain(now);
         if (!pool.exhausted) {
           pool.exhausted = true;

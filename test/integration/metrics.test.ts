@@ -1,12 +1,15 @@
 // The worker's Prometheus endpoint, scraped by a real Prometheus: a slot logged in
 // with the fixture CLI, a code submitted, refreshed (once after a 503), then refused
-// for good. The figures Prometheus stores are the ones that lifecycle must produce.
+// for good. The figures Prometheus stores are the ones that lifecycle must produce. A pool
+// of two slots grants two leases, refuses a third and cools a rate-limited slot down.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
+import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
+import { PoolClient, PoolRequestError } from '../../cli/pool-client';
 import { SlotClient } from '../../cli/slot-client';
 import { devServerClient, uniqueName } from '../harness';
 import { availableOrSkip, freePort, prometheusBinaries, startPrometheus } from '../peers/observability';
@@ -146,10 +149,10 @@ describe.skipIf(!tools.ok)(`metrics scraped by a real Prometheus${tools.ok ? '' 
     // The example rules load and evaluate against these series without error.
     const rules = (await (await fetch(`${prometheus.url}/api/v1/rules`)).json()) as { data: { groups: Array<{ rules: Array<{ name: string; health: string }> }> } };
     const loaded = rules.data.groups.flatMap((g) => g.rules);
-    expect(loaded.map((r) => r.name).sort()).toEqual(['SlotNeedsPerson', 'SlotRefreshFailures', 'SlotTokenExpiringSoon']);
+    expect(loaded.map((r) => r.name).sort()).toEqual(['PoolLeasesRefused', 'SlotNeedsPerson', 'SlotRefreshFailures', 'SlotTokenExpiringSoon']);
     await eventually('count(ALERTS{alertname="SlotRefreshFailures",outcome="permanent"})', is(1));
     await eventually('count(ALERTS{alertname="SlotRefreshFailures",outcome="transient"})', is(1));
-    expect(((await (await fetch(`${prometheus.url}/api/v1/rules`)).json()) as typeof rules).data.groups.flatMap((g) => g.rules).map((r) => r.health)).toEqual(['ok', 'ok', 'ok']);
+    expect(((await (await fetch(`${prometheus.url}/api/v1/rules`)).json()) as typeof rules).data.groups.flatMap((g) => g.rules).map((r) => r.health)).toEqual(['ok', 'ok', 'ok', 'ok']);
 
     // What the endpoint says never holds a token or a code.
     const text = await (await fetch(metricsUrl)).text();
@@ -160,5 +163,59 @@ describe.skipIf(!tools.ok)(`metrics scraped by a real Prometheus${tools.ok ? '' 
     }
     await slots.retire(slotId);
     await eventually(`slot_provisioner_slot_phase{${slot}}`, (v) => v === undefined);
+  });
+  it('counts a pool\'s leases granted and refused, its slots by state and its cooldown, as Prometheus stores them', { timeout: 240_000 }, async () => {
+    // Two active Claude slots, adopted from credentials the token server issued.
+    const ids = [uniqueName('pooled0'), uniqueName('pooled1')];
+    for (const slotId of ids) {
+      const issued = server.issue();
+      await writeSecretFileAtomic(
+        await ensureSlotHome(slotsDir, slotId),
+        '.claude/.credentials.json',
+        JSON.stringify({ claudeAiOauth: { accessToken: issued.accessToken, refreshToken: issued.refreshToken, expiresAt: Date.now() + 8 * 3600_000, scopes: [] } }),
+      );
+      await slots.provision({ slotId, provider: 'claude', host, adoptExisting: true });
+    }
+    for (const slotId of ids) expect((await waitForPhase(slots, slotId, ['active', 'needs-relogin'])).phase).toBe('active');
+    const pools = new PoolClient(slots);
+    const pool = uniqueName('mpool');
+    const sel = `pool="${pool}",provider="claude"`;
+    await pools.create({ pool, provider: 'claude', slots: ids, maxLeasesPerSlot: 1 });
+    await pools.status(pool);
+    // Before any lease the pool has not asked its slots (it does at the first lease): both are out,
+    // and the counters are there at 0 (so that increase() sees the first refusal).
+    await eventually(`slot_provisioner_pool_slots{${sel},state="out"}`, is(2));
+    await eventually(`slot_provisioner_pool_leases_refused_total{${sel}}`, is(0));
+    expect(await prometheus.query(`slot_provisioner_pool_slots{${sel},state="available"}`)).toMatchObject([{ value: 0 }]);
+    expect(await prometheus.query(`slot_provisioner_pool_leases_granted_total{${sel}}`)).toMatchObject([{ value: 0 }]);
+
+    const first = await pools.lease(pool, { holder: 'runner-1' });
+    const second = await pools.lease(pool, { holder: 'runner-2' });
+    expect(new Set([first.slotId, second.slotId])).toEqual(new Set(ids));
+    const refused = await pools.lease(pool, { holder: 'runner-3' }).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(PoolRequestError);
+    expect((refused as PoolRequestError).type).toBe('PoolExhausted');
+    await eventually(`slot_provisioner_pool_leases_granted_total{${sel}}`, is(2));
+    await eventually(`slot_provisioner_pool_leases_refused_total{${sel}}`, is(1));
+    await eventually(`slot_provisioner_pool_leases{${sel}}`, is(2));
+    await eventually(`slot_provisioner_pool_slots{${sel},state="leased"}`, is(2));
+    await eventually(`slot_provisioner_pool_slots{${sel},state="available"}`, is(0));
+    await eventually(`count(ALERTS{alertname="PoolLeasesRefused",pool="${pool}"})`, is(1));
+
+    // The first runner meets a 429: its slot rests for an hour, the lease ends.
+    await pools.reportRateLimited(pool, { leaseId: first.leaseId, retryAfterSec: 3600 });
+    await eventually(`slot_provisioner_pool_slots{${sel},state="cooling-down"}`, is(1));
+    await eventually(`slot_provisioner_pool_leases{${sel}}`, is(1));
+    const cooldown = await eventually(`slot_provisioner_pool_cooldown_seconds{${sel}}`, (v) => v !== undefined && v > 0);
+    expect(cooldown).toBeGreaterThan(3500);
+    expect(cooldown).toBeLessThanOrEqual(3600);
+    // The second gives its lease back: its slot is available again; the counts stay.
+    await pools.release(pool, { leaseId: second.leaseId });
+    await eventually(`slot_provisioner_pool_slots{${sel},state="available"}`, is(1));
+    expect(await prometheus.query(`slot_provisioner_pool_leases_granted_total{${sel}}`)).toMatchObject([{ value: 2 }]);
+
+    await Promise.all(ids.map((slotId) => slots.retire(slotId)));
+    await slots.client.workflow.getHandle(`pool:${pool}`).terminate('test over');
+    await eventually(`slot_provisioner_pool_leases{${sel}}`, (v) => v === undefined);
   });
 });

@@ -1,14 +1,18 @@
 // `npm start` (workers/main.ts, as a real process) looks after the dev server it
 // started: killed with SIGKILL in the middle of a login, the server comes back on the
 // same SQLite file and port, the worker reconnects and the login goes on to `active`;
-// a server that cannot come back ends `npm start` with exit code 1 and the reason.
+// a server that cannot come back ends `npm start` with exit code 1 and the reason. The
+// codec server it runs for the Web UI (a child process of its own) is looked after the same way.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SlotClient } from '../../cli/slot-client';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { AesGcmPayloadCodec, parseEncryptionKeys } from '../../workers/encryption';
 import { obtainTemporalCli, PROJECT_ROOT } from '../../workers/temporal-binaries';
 import { uniqueName } from '../harness';
 import { claudeCode, FIXTURE_BIN, waitForPhase, waitForPrompt } from '../slot-fixtures';
@@ -27,9 +31,9 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** `npm start` as the operator runs it, in a process group of its own (killed whole at the end). */
+/** `npm start` as the operator runs it (its script: the compiled entry), in a process group of its own (killed whole at the end). */
 function npmStart(env: Record<string, string>): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+  const child = spawn(process.execPath, ['bin/run-compiled.mjs', 'workers/main.ts'], {
     cwd: PROJECT_ROOT,
     // Metrics off: npm start's default port (9464) is one port per machine, and tests run side by side.
     env: { ...process.env, METRICS_PORT: 'off', ...env },
@@ -147,5 +151,80 @@ describe('npm start supervises the dev server', () => {
     expect(code).toBe(1);
     expect(proc.output()).toMatch(/Temporal dev server ended \(killed by SIGKILL.*\) and did not come back after 2 restarts/);
     expect(proc.output()).toMatch(/no space left on device/);
+  }, 180_000);
+  /** Keys and a token for `npm start`, and what the Web UI does with them: POST sealed payloads to `<codec>/<token>/decode`. */
+  function codecSetup(codecPort: number): { env: Record<string, string>; decode(payloads: Payload[]): Promise<{ status: number; texts: unknown[] }>; seal(text: string): Promise<Payload[]> } {
+    const key = `k1:${randomBytes(32).toString('base64')}`;
+    const token = randomBytes(20).toString('hex');
+    const codec = new AesGcmPayloadCodec(parseEncryptionKeys(key));
+    const b64 = (bytes: Uint8Array | null | undefined): string => Buffer.from(bytes ?? new Uint8Array()).toString('base64');
+    return {
+      env: { SLOTS_ENCRYPTION_KEYS: key, CODEC_SERVER_TOKEN: token, CODEC_PORT: String(codecPort) },
+      seal: (text) => codec.encode([defaultPayloadConverter.toPayload(text)]),
+      async decode(payloads) {
+        const body = JSON.stringify({ payloads: payloads.map((p) => ({ metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(p.data) })) });
+        const res = await fetch(`http://127.0.0.1:${codecPort}/${token}/decode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        if (res.status !== 200) return { status: res.status, texts: [] };
+        const answer = (await res.json()) as { payloads: Array<{ metadata: Record<string, string>; data: string }> };
+        const texts = answer.payloads.map((p) =>
+          defaultPayloadConverter.fromPayload({ metadata: Object.fromEntries(Object.entries(p.metadata).map(([k, v]) => [k, Buffer.from(v, 'base64')])), data: Buffer.from(p.data, 'base64') }),
+        );
+        return { status: res.status, texts };
+      },
+    };
+  }
+
+  const codecPid = (proc: WorkerProcess): number | undefined => {
+    const pid = /decodes them through http:\/\/127\.0\.0\.1:\d+ \(codec server pid (\d+)\)/.exec(proc.output())?.[1];
+    return pid ? Number(pid) : undefined;
+  };
+
+  it('restarts a codec server that was killed; the Web UI decodes through the same address again', async (ctx) => {
+    if (!temporal) return ctx.skip();
+    const codecPort = await freePort();
+    const codec = codecSetup(codecPort);
+    const { proc } = await start(codec.env);
+    const first = await until('codec server pid', () => codecPid(proc), proc);
+    const sealed = await codec.seal('open https://claude.ai/oauth/authorize?code=true');
+    expect(await codec.decode(sealed)).toEqual({ status: 200, texts: ['open https://claude.ai/oauth/authorize?code=true'] });
+
+    process.kill(first, 'SIGKILL');
+    await until('restart line', () => (/\[npm start\] codec server ended \(killed by SIGKILL\); restarting in \d/.test(proc.output()) ? true : undefined), proc);
+    const again = new RegExp(`\\[npm start\\] codec server \\(pid (\\d+)\\) serves http://127\\.0\\.0\\.1:${codecPort} again`);
+    const second = Number(await until('codec server back', () => again.exec(proc.output())?.[1], proc, 90_000));
+    expect(second).not.toBe(first);
+    expect(await codec.decode(sealed)).toEqual({ status: 200, texts: ['open https://claude.ai/oauth/authorize?code=true'] });
+    expect(proc.child.exitCode).toBeNull();
+    // The first process is gone for good, and nothing but npm start's own child serves the port.
+    expect(() => process.kill(first, 0)).toThrow();
+  }, 240_000);
+
+  it('exits 1 with the reason when the codec server cannot come back (its port taken)', async (ctx) => {
+    if (!temporal) return ctx.skip();
+    const codecPort = await freePort();
+    const codec = codecSetup(codecPort);
+    const { proc } = await start({ ...codec.env, SUPERVISOR_MAX_RESTARTS: '1' });
+    const pid = await until('codec server pid', () => codecPid(proc), proc);
+    process.kill(pid, 'SIGKILL');
+    // Another program takes the port the Web UI was told, before the restart (after 1 s).
+    const squatter: Server = createServer();
+    for (let tries = 0; ; tries++) {
+      const bound = await new Promise<boolean>((resolve) => {
+        squatter.once('error', () => resolve(false));
+        squatter.listen(codecPort, '127.0.0.1', () => resolve(true));
+      });
+      if (bound) break;
+      // The killed process's socket closes as it dies: a few ms.
+      if (tries > 100) throw new Error(`port ${codecPort} stayed taken after the codec server was killed`);
+      await sleep(10);
+    }
+    try {
+      expect(await exitOf(proc.child)).toBe(1);
+      expect(proc.output()).toMatch(/codec server ended \(killed by SIGKILL\) and did not come back after 1 restarts/);
+      expect(proc.output()).toMatch(/EADDRINUSE|address already in use/);
+      expect(proc.output()).toMatch(/\[npm start\] stopping: /);
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
   }, 180_000);
 });

@@ -13,12 +13,12 @@ const tools = await availableOrSkip('promtool (Debian package prometheus)', prom
 describe.skipIf(!tools.ok)(`the example alert rules${tools.ok ? '' : ` (skipped: ${tools.reason})`}`, () => {
   const promtool = tools.ok ? tools.value.promtool : '';
 
-  it('pass promtool check rules: three rules, each with a summary', async () => {
+  it('pass promtool check rules: four rules, each with a summary', async () => {
     const { stdout } = await promisify(execFile)(promtool, ['check', 'rules', RULES]);
-    expect(stdout).toContain('SUCCESS: 3 rules found');
+    expect(stdout).toContain('SUCCESS: 4 rules found');
   });
 
-  it('fire at the right moments in promtool test rules (a person needed for 15 minutes, refresh failures, expiry within 1 hour)', async () => {
+  it('fire at the right moments in promtool test rules (a person needed for 15 minutes, refresh failures, expiry within 1 hour, a pool refusing leases)', async () => {
     const run = await promisify(execFile)(promtool, ['test', 'rules', RULE_TESTS]).then(
       (r) => ({ ok: true, out: r.stdout + r.stderr }),
       (err: { stdout?: string; stderr?: string }) => ({ ok: false, out: `${err.stdout ?? ''}${err.stderr ?? ''}` }),

@@ -33,7 +33,7 @@ describe('build steps show progress', () => {
     expect(lines.join('\n')).toContain('go: module not found');
   });
 
-  it('npm run setup:temporal names both servers and prebuilds the workflow bundles', async () => {
+  it('npm run setup:temporal names both servers and prebuilds the workflow bundles and the compiled entry points', async () => {
     const run = await new Promise<{ code: number; out: string }>((resolve) => {
       execFile('npm', ['run', '--silent', 'setup:temporal'], { cwd: PROJECT_ROOT, timeout: 900_000 }, (error, stdout, stderr) =>
         resolve({ code: error ? Number(error.code ?? 1) : 0, out: `${stdout}\n${stderr}` }),
@@ -43,5 +43,7 @@ describe('build steps show progress', () => {
     expect(run.out).toMatch(/temporal CLI: \S+/);
     expect(run.out).toMatch(/time-skipping test server: \S+/);
     expect(run.out).toMatch(/\[workflow-bundle\] (built \d workflow bundle\(s\)|workflow bundles already built) in [\d.]+ s \(.*workflows-[0-9a-f]{24}\.js, .*workflows-[0-9a-f]{24}\.js\)/);
+    // And the compiled entry points `npm start` and `npm run worker` run (bin/run-compiled.mjs).
+    expect(run.out).toMatch(/\[compiled\] workers\/main\.ts, workers\/worker\.ts, workers\/codec-server-process\.ts ready in [\d.]+ s/);
   }, 900_000);
 });
