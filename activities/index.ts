@@ -7,10 +7,13 @@ import { createRefreshActivities } from './refresh';
 import { createRevokeActivities } from './revoke';
 import { createNotifyActivities, type NotifyDeps } from './notify';
 import { createPoolActivities } from './pool';
+import { createBackupActivities, type CredentialBackup } from './credential-backup';
 
 export type ActivityDeps = LoginActivityDeps & {
   /** The worker's agent token service, named in the agents' env and files (see workers/agent-token-service.ts). */
   readonly agentTokenServiceUrl?: string;
+  /** The credential backup store and keys of this host (SLOT_BACKUP_URL); none: no backups, no restores. */
+  readonly backup?: CredentialBackup;
 };
 
 /**
@@ -23,7 +26,8 @@ export function createHostActivities(deps: ActivityDeps) {
   const { verifyCredential, removeSlotFiles } = createCredentialActivities(deps);
   const { refreshCredential, writeSlotStatus } = createRefreshActivities(deps);
   const { revokeCredential } = createRevokeActivities(deps);
-  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential };
+  const { backupCredential, restoreCredential } = createBackupActivities(deps);
+  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential, backupCredential, restoreCredential };
 }
 
 export type HostActivities = ReturnType<typeof createHostActivities>;
