@@ -59,7 +59,7 @@ export async function startPostgres(database = 'slots'): Promise<Postgres> {
   await writeFile(pwFile, `${PASSWORD}\n`, { mode: 0o644 });
   const port = await freePort();
   const pg = (name: string): string => join(bin, name);
-  let [cmd, args] = asPostgres(pg('initdb'), ['-D', data, '-U', USER, `--pwfile=${pwFile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync']);
+  const [cmd, args] = asPostgres(pg('initdb'), ['-D', data, '-U', USER, `--pwfile=${pwFile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync']);
   run(cmd, args);
   let running = false;
   const startServer = (): void => {

@@ -117,9 +117,10 @@ export async function refreshStep(
       } finally {
         slot.restoring = false;
       }
+      if (slot.phase === 'active') slot.record('refresh-succeeded', `${restore.message}; a refresh proved it; next refresh ${new Date(slot.nextRefreshAt ?? Date.now()).toISOString()}`);
       return;
     }
-    if (restore.note) reason = `${reason.replace(/\.$/, '')}; ${restore.note}`;
+    if (!restore.restored && restore.note) reason = `${reason.replace(/\.$/, '')}; ${restore.note}`;
   }
   slot.consecutiveFailures += 1;
   slot.lastError = reason;

@@ -30,7 +30,7 @@ function backupActivities(host: string, waitMs: number) {
  * once. True when restored (the caller proves it with a forced refresh); false when the
  * host has no backup store, no usable backup exists, or the restore was refused (`note` says why).
  */
-export async function restoreAfterLoss(slot: Slot, lost: string): Promise<{ restored: boolean; note?: string }> {
+export async function restoreAfterLoss(slot: Slot, lost: string): Promise<{ restored: true; message: string } | { restored: false; note?: string }> {
   const { slotId, provider, providerConfig, host } = slot.input;
   let result: RestoreResult;
   try {
@@ -40,8 +40,9 @@ export async function restoreAfterLoss(slot: Slot, lost: string): Promise<{ rest
   }
   if (result.kind === 'off') return { restored: false };
   if (result.kind === 'refused') return { restored: false, note: `no backup was restored: ${result.reason}` };
-  slot.record('info', `the credential was lost (${lost.replace(/\.$/, '')}); restored backup generation ${result.generation} taken ${iso(result.createdAt)} on host ${result.fromHost}; proving it with a refresh`);
-  return { restored: true };
+  const message = `the credential was lost (${lost.replace(/\.$/, '')}); restored backup generation ${result.generation} taken ${iso(result.createdAt)} on host ${result.fromHost}`;
+  slot.record('info', `${message}; proving it with a refresh`);
+  return { restored: true, message };
 }
 
 /** Status and record of a move, as it goes. */
