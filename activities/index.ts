@@ -8,6 +8,7 @@ import { createRevokeActivities } from './revoke';
 import { createNotifyActivities, type NotifyDeps } from './notify';
 import { createPoolActivities } from './pool';
 import { createBackupActivities, type CredentialBackup } from './credential-backup';
+import { createAgentPlanActivities } from './slot-agent-plan';
 
 export type ActivityDeps = LoginActivityDeps & {
   /** The worker's agent token service, named in the agents' env and files (see workers/agent-token-service.ts). */
@@ -27,7 +28,8 @@ export function createHostActivities(deps: ActivityDeps) {
   const { refreshCredential, writeSlotStatus } = createRefreshActivities(deps);
   const { revokeCredential } = createRevokeActivities(deps);
   const { backupCredential, restoreCredential } = createBackupActivities(deps);
-  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential, backupCredential, restoreCredential };
+  const { slotAgentPlan } = createAgentPlanActivities(deps);
+  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential, backupCredential, restoreCredential, slotAgentPlan };
 }
 
 export type HostActivities = ReturnType<typeof createHostActivities>;
