@@ -114,6 +114,8 @@ function human(view: Rendered): string {
       if (s.nextRefreshAt !== undefined) lines.push(`next      ${when(s.nextRefreshAt)}`);
       if (s.account) lines.push(`account   ${s.account}`);
       if (s.lastOutcome) lines.push(`last      ${when(s.lastOutcome.at)} ${s.lastOutcome.kind}: ${s.lastOutcome.message}`);
+      if (s.backup) lines.push(`backup    ${when(s.backup.at)} ${s.backup.ok ? 'ok' : 'FAILING'}: ${s.backup.message}`);
+      if (s.move) lines.push(`move      ${when(s.move.at)} ${s.move.state}: ${s.move.message}`);
       return lines.join('\n');
     }
     case 'list': {

@@ -50,8 +50,8 @@ export async function refreshStep(
     schedule,
     // Written to slot-status.json by the activity with the refreshed facts: no second activity per cycle.
     status: { ...slot.status(), phase: 'active' },
-    // The last write-through failed: this cycle backs up even a credential that is not due.
-    ...(slot.backup?.ok === false ? { backupDue: true } : {}),
+    // No backup yet (an adopted credential) or the last write-through failed: this cycle backs up even a credential that is not due.
+    ...(slot.backup?.ok !== true ? { backupDue: true } : {}),
   };
   const degradedAt = (slot.expiresAt ?? Date.now()) - (slot.input.degradedWithinMs ?? DEFAULT_DEGRADED_WITHIN_MS);
 

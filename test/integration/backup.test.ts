@@ -77,7 +77,9 @@ describe.skipIf(skip)('credential backup on PostgreSQL', () => {
     );
     provisioned.push(slotId);
     await slots.provision({ slotId, provider: 'claude', host: workers.hostName, adoptExisting: true, options: { hostWaitMs: 20_000 } });
-    await until(slotId, (s) => s.phase === 'active', 'active after adoption');
+    const adopted = await until(slotId, (s) => s.phase === 'active', 'active after adoption');
+    // The adopted credential is backed up by the first check, before any refresh.
+    expect(adopted.backup).toMatchObject({ ok: true, generation: 1 });
     return { slotId, grantId: tokens.grantId };
   }
 
@@ -102,12 +104,12 @@ describe.skipIf(skip)('credential backup on PostgreSQL', () => {
   it('backs up every refresh, and restores a deleted slot directory from the newest backup, proven by a refresh', { timeout: 180_000 }, async () => {
     const { slotId, grantId } = await adoptedSlot();
     const first = await refreshed(slotId);
-    expect(first.backup).toMatchObject({ ok: true, generation: 1 });
+    expect(first.backup).toMatchObject({ ok: true, generation: 2 });
     const second = await refreshed(slotId);
     expect(second.phase).toBe('active');
-    expect(second.backup).toMatchObject({ ok: true, generation: 2 });
+    expect(second.backup).toMatchObject({ ok: true, generation: 3 });
     expect(second.backup?.message).toContain('PostgreSQL at 127.0.0.1');
-    expect(generations(slotId)).toEqual([1, 2]);
+    expect(generations(slotId)).toEqual([1, 2, 3]);
     const newestBeforeLoss = (await readCredential(slotId)).claudeAiOauth.refreshToken;
     expect(server.grant(grantId)?.refreshToken).toBe(newestBeforeLoss);
 
@@ -118,7 +120,7 @@ describe.skipIf(skip)('credential backup on PostgreSQL', () => {
     expect(restored.phase).toBe('active');
     expect(restored.logins).toBe(0);
     expect(restored.lastOutcome?.kind).toBe('refresh-succeeded');
-    expect(restored.lastOutcome?.message).toMatch(/the credential was lost \(no Claude Code credential to refresh.*restored backup generation 2 .*a refresh proved it/);
+    expect(restored.lastOutcome?.message).toMatch(/the credential was lost \(no Claude Code credential to refresh.*restored backup generation 3 .*a refresh proved it/);
     // The restored refresh token was the newest one: the server rotated it (a spent one would have killed the grant).
     const proof = server.requests.slice(presentedBefore).filter((r) => r.examined);
     expect(proof.map((r) => [r.refreshToken, r.outcome])).toEqual([[newestBeforeLoss, 'rotated']]);
@@ -126,8 +128,8 @@ describe.skipIf(skip)('credential backup on PostgreSQL', () => {
     expect(after.claudeAiOauth.refreshToken).toBe(server.grant(grantId)?.refreshToken);
     expect(server.grant(grantId)?.alive).toBe(true);
     // The proof's rotation was written through as well.
-    expect(restored.backup).toMatchObject({ ok: true, generation: 3 });
-    expect(generations(slotId)).toEqual([1, 2, 3]);
+    expect(restored.backup).toMatchObject({ ok: true, generation: 4 });
+    expect(generations(slotId)).toEqual([1, 2, 3, 4]);
   });
 
   it('stores ciphertext only: no token, in any encoding, is in the table', { timeout: 120_000 }, async () => {

@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { SLOT_RECORD_FILE } from '../../activities/slot-record';
 import { SlotClient } from '../../cli/slot-client';
+import { slotctl } from '../../cli/slotctl';
+import type { MoveState } from '../../common/backup';
 import type { SlotStatus } from '../../common/messages';
 import { SlotHostKey } from '../../common/search-attributes';
 import { slotWorkflowId } from '../../common/slot';
@@ -78,6 +80,15 @@ describe.skipIf(skip)('moving a slot between two worker processes', () => {
     return until(slotId, (s) => s.refreshes > before && s.phase === 'active', 'a refresh');
   }
 
+  /** `slotctl move <slot> --to-host <host> --json`, as an operator runs it: exit code and its one JSON document. */
+  async function slotctlMove(slotId: string, toHost: string): Promise<{ code: number; answer: MoveState & { ok: boolean } }> {
+    const out: string[] = [];
+    const env = { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), SLOTS_TASK_QUEUE: sharedQueue, SLOTS_ENCRYPTION_KEYS: KEYS };
+    const code = await slotctl(['move', slotId, '--to-host', toHost, '--timeout', '180', '--json'], { out: (t) => out.push(t), err: () => undefined, readStdin: async () => '', stdinIsTTY: false }, env);
+    expect(out).toHaveLength(1);
+    return { code, answer: JSON.parse(out[0] as string) as MoveState & { ok: boolean } };
+  }
+
   const credentialText = (side: 'a' | 'b', expiresAt: number, tokens = server.issue()): string =>
     JSON.stringify({ claudeAiOauth: { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresAt, scopes: ['user:inference'], subscriptionType: 'max' } });
 
@@ -96,8 +107,9 @@ describe.skipIf(skip)('moving a slot between two worker processes', () => {
 
   it('moves a slot to the other host with no login: restored and refreshed there, the old copy removed', { timeout: 240_000 }, async () => {
     const { slotId, grantId } = await slotOnA();
-    const moved = await slots.move(slotId, hosts.b, { timeoutMs: 180_000 });
-    expect(moved).toMatchObject({ state: 'moved', from: hosts.a, to: hosts.b });
+    const { code, answer: moved } = await slotctlMove(slotId, hosts.b);
+    expect(code).toBe(0);
+    expect(moved).toMatchObject({ ok: true, state: 'moved', from: hosts.a, to: hosts.b });
     expect(moved.message).toContain(`a fresh backup was taken on ${hosts.a}`);
     expect(moved.message).toContain(`the files on ${hosts.a} were removed`);
 
@@ -130,8 +142,9 @@ describe.skipIf(skip)('moving a slot between two worker processes', () => {
     await writeSecretFileAtomic(await ensureSlotHome(dirs.b, slotId), CREDENTIAL, newer);
     // Host A is gone: no fresh backup can be taken, the stored one is all there is.
     await stopWorkerProcess(workers.a as WorkerProcess);
-    const state = await slots.move(slotId, hosts.b, { timeoutMs: 180_000 });
-    expect(state).toMatchObject({ state: 'refused', from: hosts.a, to: hosts.b });
+    const { code, answer: state } = await slotctlMove(slotId, hosts.b);
+    expect(code).toBe(1);
+    expect(state).toMatchObject({ ok: false, state: 'refused', from: hosts.a, to: hosts.b });
     expect(state.message).toContain(`host ${hosts.a} did not answer`);
     expect(state.message).toMatch(/backup generation \d+ .* is older than the \.claude\/\.credentials\.json on host .*: a backup older than a rotation is never restored over a newer file/);
     expect(await readFile(join(dirs.b, slotId, CREDENTIAL), 'utf8')).toBe(newer);
