@@ -118,6 +118,7 @@ export async function refreshStep(
         slot.restoring = false;
       }
       if (slot.phase === 'active') slot.record('refresh-succeeded', `${restore.message}; a refresh proved it; next refresh ${new Date(slot.nextRefreshAt ?? Date.now()).toISOString()}`);
+      else if (slot.phase === 'needs-relogin' && slot.lastOutcome?.kind === 'refresh-failed') slot.record('refresh-failed', `${restore.message}, but it did not prove good: ${slot.lastOutcome.message}`);
       return;
     }
     if (!restore.restored && restore.note) reason = `${reason.replace(/\.$/, '')}; ${restore.note}`;

@@ -67,7 +67,7 @@ describe.skipIf(skip)('credential backup on PostgreSQL', () => {
   });
 
   /** A Claude credential as the CLI writes it, with tokens the server issued; the slot adopts it. */
-  async function adoptedSlot(): Promise<{ slotId: string; grantId: string }> {
+  async function adoptedSlot(options: { onPermanentFailure?: 'login' | 'wait' } = {}): Promise<{ slotId: string; grantId: string }> {
     const slotId = uniqueName('bk');
     const tokens = server.issue();
     await writeSecretFileAtomic(
@@ -76,7 +76,7 @@ describe.skipIf(skip)('credential backup on PostgreSQL', () => {
       JSON.stringify({ claudeAiOauth: { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresAt: Date.now() + 8 * 3600_000, scopes: ['user:inference'], subscriptionType: 'max' } }),
     );
     provisioned.push(slotId);
-    await slots.provision({ slotId, provider: 'claude', host: workers.hostName, adoptExisting: true, options: { hostWaitMs: 20_000 } });
+    await slots.provision({ slotId, provider: 'claude', host: workers.hostName, adoptExisting: true, options: { hostWaitMs: 20_000, ...options } });
     const adopted = await until(slotId, (s) => s.phase === 'active', 'active after adoption');
     // The adopted credential is backed up by the first check, before any refresh.
     expect(adopted.backup).toMatchObject({ ok: true, generation: 1 });
@@ -130,6 +130,21 @@ describe.skipIf(skip)('credential backup on PostgreSQL', () => {
     // The proof's rotation was written through as well.
     expect(restored.backup).toMatchObject({ ok: true, generation: 4 });
     expect(generations(slotId)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('a restored backup that does not refresh leaves the slot needing a login, saying so; it is restored only once', { timeout: 120_000 }, async () => {
+    const { slotId } = await adoptedSlot({ onPermanentFailure: 'wait' });
+    await refreshed(slotId);
+    // The account's session is revoked at the provider: the backup's refresh token is dead too.
+    expect(server.revoke((await readCredential(slotId)).claudeAiOauth.refreshToken)).toBe(true);
+    await rm(join(slotsDir, slotId), { recursive: true, force: true });
+    const before = server.requests.length;
+    const status = await refreshed(slotId);
+    expect(status.phase).toBe('needs-relogin');
+    expect(status.lastOutcome?.kind).toBe('refresh-failed');
+    expect(status.lastOutcome?.message).toMatch(/restored backup generation \d+ .*, but it did not prove good: refresh failed permanently/);
+    // One restore, one proof: the dead token was presented once.
+    expect(server.requests.slice(before).filter((r) => r.examined)).toHaveLength(1);
   });
 
   it('stores ciphertext only: no token, in any encoding, is in the table', { timeout: 120_000 }, async () => {
