@@ -168,7 +168,11 @@ const providerOf = (name: string, config: unknown): Provider | string => {
 };
 
 export function createBackupActivities(deps: { readonly slotsDir: string; readonly backup?: CredentialBackup }) {
-  /** A backup of the credential as it is on this host now (before a move). */
+  /**
+   * A backup of the credential as it is on this host now (before a move, or of a copy a
+   * failed move leaves). Not stored when the store's newest is fresher than the file here:
+   * an older credential never becomes the newest backup.
+   */
   async function backupCredential(input: BackupRequest): Promise<BackupNote> {
     await checkSlotRequest(deps, input);
     if (!deps.backup) return { ok: false, at: input.now, message: 'this host has no backup store (SLOT_BACKUP_URL is not set)' };
@@ -176,7 +180,20 @@ export function createBackupActivities(deps: { readonly slotsDir: string; readon
     if (typeof provider === 'string') return { ok: false, at: input.now, message: provider };
     const backup = deps.backup;
     const home = await ensureSlotHome(deps.slotsDir, input.slotId);
-    return withSlotLock(home, () => backUpFile(backup, input.slotId, provider, home, input.now));
+    return withSlotLock(home, async () => {
+      const here = await diskFacts(provider, home);
+      let stored: StoredBackup | undefined;
+      try {
+        stored = here ? await backup.store.latest(input.slotId) : undefined;
+      } catch (err) {
+        if (!(err instanceof BackupStoreError)) throw err;
+        return { ok: false, at: input.now, message: `the backup store cannot be read: ${err.message}` };
+      }
+      if (here && stored && stored.provider === provider.name && compareFreshness(here, stored) === -1) {
+        return { ok: false, at: input.now, message: `the stored generation ${stored.generation} is newer than the credential on this host, which was not backed up` };
+      }
+      return backUpFile(backup, input.slotId, provider, home, input.now);
+    });
   }
 
   /**

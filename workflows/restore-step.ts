@@ -102,9 +102,19 @@ export async function moveStep(slot: Slot, to: string): Promise<boolean> {
       status: { ...slot.status(), host: to, phase: 'active' },
     });
   } catch (err) {
-    // The copy on the new host is not the slot's: it goes, and the slot stays.
-    await backupActivities(to, waitMs).removeSlotFiles({ slotId }).catch(() => undefined);
-    moveState(slot, to, 'failed', `move to host ${to} failed: the restored credential did not refresh there (${short(err)}); the slot stays on ${from}`);
+    // The copy on the new host is not the slot's. A refusal rotated nothing: it goes. Any other failure may
+    // have come after a rotation there: it is backed up (the store keeps the newest) and kept for a retry.
+    const type = innermostFailureType(err);
+    const rotatedNothing = type === FailureType.refreshPermanent || type === FailureType.credentialInvalid || type === FailureType.refreshMisconfigured || type === FailureType.slotRequestRefused;
+    let copy: string;
+    if (rotatedNothing) {
+      await backupActivities(to, waitMs).removeSlotFiles({ slotId }).catch(() => undefined);
+      copy = `the copy on ${to} was removed`;
+    } else {
+      const kept = await backupActivities(to, waitMs).backupCredential({ ...request, now: Date.now() }).catch(() => undefined);
+      copy = `the copy on ${to} was kept (a refresh there may have rotated its token${kept?.ok ? `; backed up as generation ${kept.generation}` : ''}): fix host ${to} and move again`;
+    }
+    moveState(slot, to, 'failed', `move to host ${to} failed: the restored credential did not refresh there (${short(err)}); ${copy}; the slot stays on ${from}`);
     // A refresh token the server refused there is refused here too: the slot finds out on its own host.
     if (innermostFailureType(err) === FailureType.refreshPermanent) slot.pending.refresh = true;
     return false;
