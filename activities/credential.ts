@@ -8,6 +8,8 @@ import { getProvider } from '../providers';
 import type { CredentialFacts, Provider } from '../providers/provider';
 import { makeSecretFilePrivate, readSecretFile, slotHome } from './credential-store';
 import { checkSlotRequest } from './slot-record';
+import { writeThrough, type CredentialBackup } from './credential-backup';
+import type { BackupNote } from '../common/backup';
 
 export interface VerifyCredentialInput {
   readonly slotId: string;
@@ -23,12 +25,14 @@ export interface CredentialSummary extends CredentialFacts {
   /** Path relative to the slot home, for operators. */
   readonly file: string;
   readonly modifiedAt: number;
+  /** The write-through of the new login to the backup store; absent when the host has none. */
+  readonly backup?: BackupNote;
 }
 
 const invalid = (message: string): ApplicationFailure =>
   ApplicationFailure.nonRetryable(message, FailureType.credentialInvalid);
 
-export function createCredentialActivities(deps: { readonly slotsDir: string }) {
+export function createCredentialActivities(deps: { readonly slotsDir: string; readonly backup?: CredentialBackup }) {
   async function verifyCredential(input: VerifyCredentialInput): Promise<CredentialSummary> {
     await checkSlotRequest(deps, input);
     let provider: Provider;
@@ -77,7 +81,10 @@ export function createCredentialActivities(deps: { readonly slotsDir: string }) 
       if (err instanceof CredentialStoreError) throw invalid(`the login succeeded but the agent secret could not be renewed: ${err.message}`);
       throw err;
     });
-    return { file, modifiedAt, ...provider.credential.facts(parsed.data) };
+    const facts = provider.credential.facts(parsed.data);
+    // The login's credential is backed up at once; a store that is down does not fail the login.
+    const backup = deps.backup ? await writeThrough(deps.backup, input.slotId, provider, read.text, facts, Date.now()) : undefined;
+    return { file, modifiedAt, ...facts, ...(backup ? { backup } : {}) };
   }
 
   /** Retiring a slot with `removeFiles`: its home, credentials included, goes. */

@@ -7,10 +7,14 @@ import { createRefreshActivities } from './refresh';
 import { createRevokeActivities } from './revoke';
 import { createNotifyActivities, type NotifyDeps } from './notify';
 import { createPoolActivities } from './pool';
+import { createBackupActivities, type CredentialBackup } from './credential-backup';
+import { createAgentPlanActivities } from './slot-agent-plan';
 
 export type ActivityDeps = LoginActivityDeps & {
   /** The worker's agent token service, named in the agents' env and files (see workers/agent-token-service.ts). */
   readonly agentTokenServiceUrl?: string;
+  /** The credential backup store and keys of this host (SLOT_BACKUP_URL); none: no backups, no restores. */
+  readonly backup?: CredentialBackup;
 };
 
 /**
@@ -23,7 +27,9 @@ export function createHostActivities(deps: ActivityDeps) {
   const { verifyCredential, removeSlotFiles } = createCredentialActivities(deps);
   const { refreshCredential, writeSlotStatus } = createRefreshActivities(deps);
   const { revokeCredential } = createRevokeActivities(deps);
-  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential };
+  const { backupCredential, restoreCredential } = createBackupActivities(deps);
+  const { slotAgentPlan } = createAgentPlanActivities(deps);
+  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential, backupCredential, restoreCredential, slotAgentPlan };
 }
 
 export type HostActivities = ReturnType<typeof createHostActivities>;

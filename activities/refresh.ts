@@ -23,6 +23,8 @@ import { hostAgentPlace, writeAgentFiles } from './agent-files';
 import { takeHandedOverCredential } from './adoption';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
 import { checkSlotRequest } from './slot-record';
+import { backUpFile, type CredentialBackup } from './credential-backup';
+import type { BackupNote } from '../common/backup';
 import { withSlotLock } from './slot-lock';
 
 /** The status file beside the credential, for agents and monitoring. */
@@ -50,6 +52,8 @@ export interface RefreshActivityDeps {
   readonly agentTokenServiceUrl?: string;
   /** Tests only: called right after the token answer is spooled, before the credential is written (a crash there). */
   readonly afterSpool?: () => void;
+  /** Where every refreshed credential is written through, sealed (SLOT_BACKUP_URL); none: no backups. */
+  readonly backup?: CredentialBackup;
 }
 
 export interface RefreshCredentialInput {
@@ -70,6 +74,8 @@ export interface RefreshCredentialInput {
    * before any request) when something in it looks like a token.
    */
   readonly status?: Record<string, unknown>;
+  /** Back up even a credential that was not refreshed (the last write-through failed). */
+  readonly backupDue?: boolean;
 }
 
 export interface RefreshResult {
@@ -84,6 +90,8 @@ export interface RefreshResult {
   readonly attempts: number;
   /** For a credential that is never refreshed: a notice the operator must get now (it expires soon). Never a token. */
   readonly notice?: string;
+  /** What the write-through to the backup store did; absent when the host has none or nothing was due. */
+  readonly backup?: BackupNote;
 }
 
 export interface WriteSlotStatusInput {
@@ -105,6 +113,7 @@ const RefreshCredentialInputSchema = z.object({
   force: z.boolean(),
   schedule: z.object({ beforeExpiryMs: Duration.optional(), maxAgeMs: Duration.optional(), jitterMs: Duration.optional() }).optional(),
   status: z.record(z.string(), z.unknown()).optional(),
+  backupDue: z.boolean().optional(),
 });
 
 export function createRefreshActivities(deps: RefreshActivityDeps) {
@@ -142,7 +151,12 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
         }),
         heartbeatEvery(heartbeatMs),
       );
-      const result: RefreshResult = { ...refreshed, attempts: attempt };
+      // A backup store that is down never fails the refresh: the note says so, the next cycle tries again.
+      const backup =
+        deps.backup && (refreshed.kind === 'refreshed' || input.data.backupDue === true)
+          ? await withHeartbeat(backUpFile(deps.backup, slotId, providerOrFail(input.data.provider, input.data.providerConfig), home, input.data.now), heartbeatEvery(heartbeatMs))
+          : undefined;
+      const result: RefreshResult = { ...refreshed, attempts: attempt, ...(backup ? { backup } : {}) };
       if (status) {
         await writeStatusBestEffort(slotId, {
           ...status,

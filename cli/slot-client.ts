@@ -26,6 +26,8 @@ import { join } from 'node:path';
 import { CodeRejectedError, ProviderConfigError, SlotExistsError, SlotInputError, SlotNotFoundError, TemporalTransportError, UnknownProviderError } from '../common/failures';
 import { explainTlsFailure } from '../workers/tls-handshake';
 import type { SlotInput } from '../common/slot-input';
+import { moveInputProblem, moveUpdate, type MoveState } from '../common/backup';
+import { MoveRefusedError } from '../common/failures';
 
 export { CodeRejectedError, SlotExistsError, SlotInputError, SlotNotFoundError };
 
@@ -297,6 +299,29 @@ export class SlotClient {
 
   async retire(slotId: string, options: RetireInput = {}): Promise<void> {
     await this.signal(slotId, (h) => h.signal(retireSignal, options));
+  }
+
+  /**
+   * Moves the slot to `toHost` with no login (a fresh backup, restored and refreshed there, the
+   * old copy removed) and waits for the end. Throws MoveRefusedError when the slot refuses at
+   * once; a move that was tried and refused or failed is answered with that state.
+   */
+  async move(slotId: string, toHost: string, opts: { timeoutMs?: number; onStatus?: (status: SlotStatus) => void } = {}): Promise<MoveState> {
+    const id = parseSlotId(slotId);
+    const problem = moveInputProblem({ toHost });
+    if (problem) throw new SlotInputError(`--to-host ${JSON.stringify(toHost)}: ${problem}`);
+    try {
+      await this.client.workflow.getHandle(slotWorkflowId(id)).executeUpdate(moveUpdate, { args: [{ toHost }] });
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new SlotNotFoundError(id);
+      if (err instanceof WorkflowUpdateFailedError) throw new MoveRefusedError(`move refused: ${err.cause?.message ?? err.message}`);
+      throw err;
+    }
+    const { status } = await this.waitFor(id, (s) => s.move?.to === toHost && s.move.state !== 'moving', {
+      timeoutMs: opts.timeoutMs ?? 600_000,
+      ...(opts.onStatus ? { onStatus: opts.onStatus } : {}),
+    });
+    return status.move ?? { from: status.host, to: toHost, state: 'moving', at: Date.now(), message: 'the slot has not reported on the move yet' };
   }
 
   /** Polls `status` until `until` holds or the time is up (then returns the last status). */

@@ -13,6 +13,7 @@ import { getProvider, parseProviderConfig, providerNames } from '../providers';
 import { handOverOnThisHost } from '../workers/credential-handover';
 import { PoolNotFoundError, PoolRequestError, ProviderConfigError, TemporalTransportError } from '../common/failures';
 import { addPoolCommands } from './pool-commands';
+import { addMoveCommand } from './move-command';
 import { migrateSlots, type SlotMigration } from './migrate';
 import { confirmed, DEFAULT_BULK_CONCURRENCY, runBulk, selectSlots, summarize, type BulkAction, type BulkSlotResult, type BulkSummary } from './bulk';
 import { CodeRejectedError, parseSlotId, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
@@ -113,6 +114,8 @@ function human(view: Rendered): string {
       if (s.nextRefreshAt !== undefined) lines.push(`next      ${when(s.nextRefreshAt)}`);
       if (s.account) lines.push(`account   ${s.account}`);
       if (s.lastOutcome) lines.push(`last      ${when(s.lastOutcome.at)} ${s.lastOutcome.kind}: ${s.lastOutcome.message}`);
+      if (s.backup) lines.push(`backup    ${when(s.backup.at)} ${s.backup.ok ? 'ok' : 'FAILING'}: ${s.backup.message}`);
+      if (s.move) lines.push(`move      ${when(s.move.at)} ${s.move.state}: ${s.move.message}`);
       return lines.join('\n');
     }
     case 'list': {
@@ -538,6 +541,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     });
 
   addPoolCommands(program, { connect, out: (text) => io.out(text) });
+  addMoveCommand(program, { connect, out: (text) => io.out(text), err: (text) => io.err(text), failed: (code) => void (exitCode = code) });
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -71,6 +71,17 @@ export const FailureType = {
    */
   slotRequestRefused: 'SlotRequestRefused',
 
+  // ── credential backup (SLOT_BACKUP_URL) ──
+  /**
+   * A backup was not restored: none is stored, the host has no backup store or not the
+   * key it was sealed with, it does not open, or it is older than the credential on the
+   * host (a backup older than a rotation is never restored over a newer file). Nothing
+   * was written. Operator: read the reason; relogin if no usable backup exists.
+   */
+  credentialRestoreRefused: 'CredentialRestoreRefused',
+  /** A `move` was refused by its validator (a bad host name, the slot's own host, a login or another move under way). Nothing changed. */
+  moveRefused: 'MoveRefused',
+
   // ── operator notices ──
   /** The operator webhook could not be reached or refused the notice (4xx: not retried). The notice is in the worker's log anyway. Operator: fix NOTIFY_WEBHOOK_URL. */
   notifyFailed: 'NotifyFailed',
@@ -373,4 +384,25 @@ export class PoolRequestError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The credential backup store (SLOT_BACKUP_URL) cannot be reached or refused a query. A
+ * refresh or login is never failed by it: the slot's status says the backup is failing and
+ * the next cycle tries again. The message names the store (never its password) and no token.
+ */
+export class BackupStoreError extends Error {
+  override readonly name = 'BackupStoreError';
+  constructor(
+    message: string,
+    readonly store: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** `slotctl move` was refused by the slot (no backup store, no usable backup, a login under way …) or failed; the slot stays where it was. */
+export class MoveRefusedError extends Error {
+  override readonly name = 'MoveRefusedError';
 }

@@ -2,6 +2,7 @@
 // `temporal` CLI and the Web UI address them by name. Node-free (bundled into workflows).
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { LoginPrompt, Phase } from './slot';
+import type { BackupNote, MoveState } from './backup';
 
 /** Longest code we accept; real ones are ~100 characters. */
 export const MAX_CODE_LENGTH = 2048;
@@ -83,6 +84,10 @@ export interface SlotStatus {
   readonly pending?: readonly ('relogin' | 'refresh' | 'retire')[];
   /** Set when no worker answered and this status was pieced together from search attributes. */
   readonly stale?: string;
+  /** The last write-through to the credential backup store (SLOT_BACKUP_URL), when the host has one. */
+  readonly backup?: BackupNote;
+  /** The last `slotctl move` of this slot: under way, done, refused or failed. */
+  readonly move?: MoveState;
 }
 
 /** For the `temporal` CLI, tctl and the Web UI's signal form: `{"code": "…"}`. */
@@ -115,5 +120,6 @@ export const HANDLER_DESCRIPTIONS = {
   refreshNow: 'Refresh the credential now, even if it is not due.',
   relogin: 'Start a new login (a new URL), replacing any login or refresh in progress.',
   retire: 'Stop managing the slot: revoke its tokens where the provider can; {"removeFiles": true} also removes its files.',
+  move: 'Move the slot to another host with no login, as {"toHost": "host-b"}: a fresh backup on the old host, restored and refreshed on the new one, then the old copy removed. Needs SLOT_BACKUP_URL on both hosts.',
   status: 'Phase, prompt (URL / user code while an operator is awaited), expiry, next refresh and last outcome. Never a token.',
 } as const;

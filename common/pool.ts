@@ -78,7 +78,7 @@ export interface LeaseInput {
   readonly ttlMs?: number;
 }
 
-/** A granted lease. `agentPlan` is the hook for what agents using the slot need (a later addition). */
+/** A granted lease, with what agents using the slot need (its agent plan, from the slot's host). */
 export interface LeaseGrant {
   readonly leaseId: string;
   readonly slotId: string;
@@ -86,7 +86,10 @@ export interface LeaseGrant {
   readonly host: string;
   /** Epoch ms; renew before it. */
   readonly expiresAt: number;
+  /** The slot's agent plan (providers/agent-plan.ts's AgentPlan, as `slotctl agent-plan` prints it); absent when its host gave none. */
   readonly agentPlan?: unknown;
+  /** Why there is no agent plan (the host did not answer, the slot has no record there); the lease stands. */
+  readonly agentPlanProblem?: string;
 }
 
 export interface LeaseRef {

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { MAX_CODE_LENGTH, type Outcome as OutcomeType, type RetireInput as RetireInputType, type SlotStatus as SlotStatusType, type SubmitCodeInput as SubmitCodeInputType, type SubmitCodeResult as SubmitCodeResultType } from './messages';
 import { PHASES, slotIdProblem, type LoginPrompt as LoginPromptType } from './slot';
 import type { CarriedState as CarriedStateType, SlotInput as SlotInputType } from './slot-input';
+import type { BackupNote as BackupNoteType, MoveAccepted as MoveAcceptedType, MoveInput as MoveInputType, MoveState as MoveStateType } from './backup';
 
 export const SlotId = z.string().superRefine((value, ctx) => {
   const problem = slotIdProblem(value);
@@ -46,6 +47,25 @@ export const OutcomeSchema = z.object({
   message: z.string(),
 });
 
+export const BackupNoteSchema = z
+  .object({
+    ok: z.boolean(),
+    at: epochMs('when the write-through was tried'),
+    generation: z.number().int().min(1).optional().describe('the stored version, when ok'),
+    message: z.string().describe('which store and version, or why it is failing'),
+  })
+  .describe('the last write-through of the credential to the backup store (SLOT_BACKUP_URL); never a token');
+
+export const MoveStateSchema = z
+  .object({
+    from: z.string(),
+    to: z.string(),
+    state: z.enum(['moving', 'moved', 'refused', 'failed']),
+    at: epochMs('the last change'),
+    message: z.string(),
+  })
+  .describe('the last `move` of the slot to another host');
+
 export const SlotStatusSchema = z
   .object({
     slotId: z.string(),
@@ -64,15 +84,18 @@ export const SlotStatusSchema = z
     consecutiveFailures: z.number().int().min(0),
     pending: z.array(z.enum(['relogin', 'refresh', 'retire'])).readonly().optional().describe('requests taken and not yet acted on'),
     stale: z.string().optional().describe('set by clients when no worker answered and the status came from search attributes'),
+    backup: BackupNoteSchema.optional(),
+    move: MoveStateSchema.optional(),
   })
   .describe('the answer of the `status` query; never a token or a code');
 
 const CarriedStateSchema = SlotStatusSchema.pick({
   phase: true, expiresAt: true, lastRefresh: true, nextRefreshAt: true, account: true, lastOutcome: true, lastError: true, logins: true, refreshes: true, consecutiveFailures: true,
+  backup: true, move: true,
 })
   .extend({
     runs: z.number().int().min(1),
-    pending: z.object({ login: z.boolean(), refresh: z.boolean(), retire: z.union([z.object({ removeFiles: z.boolean() }), z.undefined()]) }).optional(),
+    pending: z.object({ login: z.boolean(), refresh: z.boolean(), retire: z.union([z.object({ removeFiles: z.boolean() }), z.undefined()]), move: z.object({ toHost: z.string() }).optional() }).optional(),
   })
   .describe('internal: state carried over continue-as-new; a service starting a slot never sets it');
 
@@ -123,6 +146,16 @@ export const RetireInputSchema = z.object({
   removeFiles: z.boolean().optional().describe("remove the slot's files (credentials included) when retiring (default false)"),
 });
 
+export const MoveInputSchema = z.object({
+  toHost: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).describe("the host to move the slot to (its SLOT_HOST; SLOT_BACKUP_URL must be set there)"),
+});
+
+export const MoveAcceptedSchema = z.object({
+  accepted: z.literal(true),
+  from: z.string(),
+  to: z.string(),
+}).describe('the move runs now; its end is in status.move');
+
 // Drift between the schemas and the types the workflow uses fails the type check here.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const agree = <T extends true>(_: T): void => undefined;
@@ -134,3 +167,7 @@ agree<Same<z.infer<typeof SlotInputSchema>, SlotInputType>>(true);
 agree<Same<z.infer<typeof SubmitCodeInputSchema>, SubmitCodeInputType>>(true);
 agree<Same<z.infer<typeof SubmitCodeResultSchema>, SubmitCodeResultType>>(true);
 agree<Same<z.infer<typeof RetireInputSchema>, RetireInputType>>(true);
+agree<Same<z.infer<typeof BackupNoteSchema>, BackupNoteType>>(true);
+agree<Same<z.infer<typeof MoveStateSchema>, MoveStateType>>(true);
+agree<Same<z.infer<typeof MoveInputSchema>, MoveInputType>>(true);
+agree<Same<z.infer<typeof MoveAcceptedSchema>, MoveAcceptedType>>(true);

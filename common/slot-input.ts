@@ -2,6 +2,7 @@
 // service in another language send to start `slot:<id>`. Node-free; not secret.
 import type { SlotStatus } from './messages';
 import type { RefreshSchedule } from './slot';
+import type { MoveInput } from './backup';
 
 export interface LoginOptions {
   /** Codes an operator may get wrong before the login gives up. @default 3 */
@@ -63,10 +64,12 @@ export interface Pending {
   login: boolean;
   refresh: boolean;
   retire: { readonly removeFiles: boolean } | undefined;
+  /** A move to another host, accepted and not yet done. */
+  move?: MoveInput;
 }
 
 /** What survives continue-as-new: what `status` shows (nothing secret), the requests not yet done, the run count. */
 export type CarriedState = Pick<
   SlotStatus,
-  'phase' | 'expiresAt' | 'lastRefresh' | 'nextRefreshAt' | 'account' | 'lastOutcome' | 'lastError' | 'logins' | 'refreshes' | 'consecutiveFailures'
+  'phase' | 'expiresAt' | 'lastRefresh' | 'nextRefreshAt' | 'account' | 'lastOutcome' | 'lastError' | 'logins' | 'refreshes' | 'consecutiveFailures' | 'backup' | 'move'
 > & { readonly runs: number; readonly pending?: Pending };

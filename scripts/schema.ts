@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { HANDLER_DESCRIPTIONS } from '../common/messages';
-import { RetireInputSchema, SlotInputSchema, SlotStatusSchema, SubmitCodeInputSchema, SubmitCodeResultSchema } from '../common/schemas';
+import { MoveAcceptedSchema, MoveInputSchema, RetireInputSchema, SlotInputSchema, SlotStatusSchema, SubmitCodeInputSchema, SubmitCodeResultSchema } from '../common/schemas';
 import { PHASES, SHARED_TASK_QUEUE } from '../common/slot';
 import { PROJECT_ROOT } from '../workers/temporal-binaries';
 
@@ -41,13 +41,18 @@ export function contractDocuments(): Record<string, unknown> {
           relogin: { description: HANDLER_DESCRIPTIONS.relogin, input: null },
           retire: { description: HANDLER_DESCRIPTIONS.retire, input: '#/$defs/RetireInput' },
         },
-        updates: { submitCode: { description: HANDLER_DESCRIPTIONS.submitCode, input: '#/$defs/SubmitCodeInput', result: '#/$defs/SubmitCodeResult' } },
+        updates: {
+          submitCode: { description: HANDLER_DESCRIPTIONS.submitCode, input: '#/$defs/SubmitCodeInput', result: '#/$defs/SubmitCodeResult' },
+          move: { description: HANDLER_DESCRIPTIONS.move, input: '#/$defs/MoveInput', result: '#/$defs/MoveAccepted' },
+        },
         queries: { status: { description: HANDLER_DESCRIPTIONS.status, input: null, result: 'slot-status.schema.json' } },
       },
       $defs: {
         SubmitCodeInput: jsonSchema(SubmitCodeInputSchema, 'messages.schema.json#SubmitCodeInput', 'submitCode input'),
         SubmitCodeResult: jsonSchema(SubmitCodeResultSchema, 'messages.schema.json#SubmitCodeResult', 'submitCode update result'),
         RetireInput: jsonSchema(RetireInputSchema, 'messages.schema.json#RetireInput', 'retire input'),
+        MoveInput: jsonSchema(MoveInputSchema, 'messages.schema.json#MoveInput', 'move input'),
+        MoveAccepted: jsonSchema(MoveAcceptedSchema, 'messages.schema.json#MoveAccepted', 'move update result'),
       },
     },
   };

@@ -95,6 +95,12 @@ export const ConfigSchema = z.object({
   SLOTS_ENCRYPTION_KEYS: z.string().optional(),
   /** A file holding the keys in the same form (one per line allowed). */
   SLOTS_ENCRYPTION_KEYS_FILE: z.string().optional(),
+  /**
+   * The credential backup store: `postgres://user:password@host:port/database` (a table the worker
+   * creates). After every login and refresh the host writes the credential through, sealed with the
+   * payload keys (which it then requires). Unset: no backups, and `slotctl move` is refused.
+   */
+  SLOT_BACKUP_URL: z.string().regex(/^postgres(ql)?:\/\/[^\s]+$/, 'must be a URL like postgres://user:password@host:5432/database').optional(),
   /** Port of the codec server `npm start` runs for the Web UI when keys are set. @default 8234 */
   CODEC_PORT: port.default(8234),
   /**
@@ -159,7 +165,7 @@ export const ConfigSchema = z.object({
 });
 
 /** Variables whose values are never repeated in an error. */
-const SECRET_VARIABLES = ['TEMPORAL_API_KEY', 'SLOTS_ENCRYPTION_KEYS', 'CODEC_SERVER_TOKEN', 'SLOTS_CODEC_URL'];
+const SECRET_VARIABLES = ['TEMPORAL_API_KEY', 'SLOTS_ENCRYPTION_KEYS', 'CODEC_SERVER_TOKEN', 'SLOTS_CODEC_URL', 'SLOT_BACKUP_URL'];
 
 export interface Config {
   readonly temporalAddress: string | undefined;
@@ -177,6 +183,8 @@ export interface Config {
   readonly notifyWebhookUrl: string | undefined;
   /** Secret: never log the config object whole. */
   readonly encryptionKeys: readonly EncryptionKey[] | undefined;
+  /** SLOT_BACKUP_URL (holds the database password: never log it); undefined: no backups. */
+  readonly backupUrl: string | undefined;
   readonly codec: {
     readonly port: number;
     readonly bearerToken: string | undefined;
@@ -307,6 +315,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     throw new ConfigError([(err as Error).message]);
   }
+  if (c.SLOT_BACKUP_URL !== undefined && !encryptionKeys) {
+    throw new ConfigError([
+      'SLOT_BACKUP_URL is set but SLOTS_ENCRYPTION_KEYS (or SLOTS_ENCRYPTION_KEYS_FILE) is not: credential backups are sealed with the payload keys so the store never sees a token; set the keys, or unset SLOT_BACKUP_URL',
+    ]);
+  }
   const temporalTransport = loadTemporalTransport(c);
   if (typeof c.METRICS_PORT === 'number' && c.TEMPORAL_METRICS_PORT === c.METRICS_PORT) {
     throw new ConfigError([`TEMPORAL_METRICS_PORT=${c.TEMPORAL_METRICS_PORT}: must differ from METRICS_PORT (the SDK core serves its metrics there, /metrics includes them)`]);
@@ -327,6 +340,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxCachedWorkflows: c.WORKER_MAX_CACHED_WORKFLOWS,
     notifyWebhookUrl: c.NOTIFY_WEBHOOK_URL,
     encryptionKeys,
+    backupUrl: c.SLOT_BACKUP_URL,
     codec: {
       port: c.CODEC_PORT,
       bearerToken: c.CODEC_SERVER_TOKEN,

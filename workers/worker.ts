@@ -13,6 +13,8 @@ import { resolve } from 'node:path';
 import type { Logger as PinoLogger } from 'pino';
 import { createHostActivities, createSessionActivities, createSharedActivities } from '../activities/index';
 import { LoginSessions } from '../activities/login-session';
+import type { BackupStore, SealingKey } from '../activities/credential-backup';
+import { PostgresBackupStore } from '../activities/postgres-backup-store';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
 import { SHARED_TASK_QUEUE, hostTaskQueue, sessionTaskQueue, slotWorkflowId } from '../common/slot';
 import type { DataConverter } from '@temporalio/common';
@@ -78,6 +80,8 @@ export interface SlotWorkerOptions {
   readonly tracing?: SlotTracing;
   /** The agent token service's URL, written into agents' env and files; unset: none runs. */
   readonly agentTokenServiceUrl?: string;
+  /** The credential backup store and the keys that seal for it (SLOT_BACKUP_URL); unset: no backups. */
+  readonly backup?: { readonly store: BackupStore; readonly keys: readonly SealingKey[] };
 }
 
 export const WORKER_ROLES = ['workflows', 'host'] as const;
@@ -112,6 +116,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
     ...(opts.minPollIntervalMs !== undefined ? { minPollIntervalMs: opts.minPollIntervalMs } : {}),
     ...(opts.agentTokenServiceUrl ? { agentTokenServiceUrl: opts.agentTokenServiceUrl } : {}),
+    ...(opts.backup ? { backup: { ...opts.backup, host: opts.host } } : {}),
   };
   const roles = new Set<WorkerRole>(opts.roles ?? WORKER_ROLES);
   if (roles.size === 0) throw new RangeError('a worker needs at least one role: workflows, host');
@@ -270,6 +275,8 @@ export async function runWorker(
   const observed = await observing;
   // The token service answers from this host's slot files: only a process serving the host runs it.
   const tokenService = config.roles.includes('host') ? await startConfiguredTokenService(config, log) : undefined;
+  // The backup store is the host's: its table is created on first use, so a database that is down does not stop the worker.
+  const backupStore = config.roles.includes('host') && config.backupUrl && config.encryptionKeys ? new PostgresBackupStore({ url: config.backupUrl }) : undefined;
   const workers = await createSlotWorkers({
     ...(tokenService ? { agentTokenServiceUrl: tokenService.advertised } : {}),
     workflowBundle,
@@ -286,7 +293,9 @@ export async function runWorker(
     roles: config.roles,
     ...(observed ? { metrics: observed.metrics } : {}),
     ...(tracing ? { tracing } : {}),
+    ...(backupStore && config.encryptionKeys ? { backup: { store: backupStore, keys: config.encryptionKeys } } : {}),
   });
+  if (backupStore) log.info({ store: backupStore.description }, 'credentials are backed up, sealed, after every login and refresh');
   log.info(
     { address, tls: Boolean(config.temporalTransport.tls), apiKey: config.temporalTransport.apiKey !== undefined, namespace: config.namespace, roles: config.roles, ...(workers.shared ? { sharedQueue: config.taskQueue } : {}), ...(workers.host ? { hostQueue: hostTaskQueue(config.slotHost), sessionQueue: workers.sessionQueue, slotsDir: config.slotsDir } : {}) },
     `worker polling${config.encryptionKeys ? ` (payloads encrypted with key "${config.encryptionKeys[0]?.id}")` : ''}`,
@@ -297,6 +306,7 @@ export async function runWorker(
     await observed?.close();
     await tracing?.shutdown();
     await tokenService?.close();
+    await backupStore?.close().catch(() => undefined);
   }
   log.info('worker stopped; every login CLI it started is closed');
 }

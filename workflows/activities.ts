@@ -93,6 +93,11 @@ export function noticeActivity() {
   }).sendNotice;
 }
 
+/** A leased slot's agent plan, from its host: short, since the lease waits for it; a host that is down gives none. */
+export function agentPlanActivity(host: string) {
+  return proxyActivities<HostActivities>({ taskQueue: hostTaskQueue(host), scheduleToCloseTimeout: '10 seconds', retry: { maximumAttempts: 2, initialInterval: '1 second' } }).slotAgentPlan;
+}
+
 /** A pool's census of its slots (their status queries); a lease waits for it, so it is short and retried briefly. */
 export function poolActivities() {
   return proxyActivities<SharedActivities>({ startToCloseTimeout: '20 seconds', retry: { maximumAttempts: 3, initialInterval: '1 second' } });

@@ -9,6 +9,7 @@ import {
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
+  patched,
   setHandler,
   uuid4,
   workflowInfo,
@@ -36,7 +37,7 @@ import {
   type PoolStatus,
 } from '../common/pool';
 import { slotWorkflowId } from '../common/slot';
-import { poolActivities } from './activities';
+import { agentPlanActivity, poolActivities } from './activities';
 import { Notices } from './notices';
 import { Pool } from './pool-state';
 
@@ -44,6 +45,20 @@ const DEFAULT_LEASE_TTL_MS = 600_000;
 const DEFAULT_CENSUS_MAX_AGE_MS = 2000;
 /** The dashboard's census when nobody leases. */
 const CENSUS_EVERY_MS = 5 * 60_000;
+
+/** Leases recorded before grants carried the slot's agent plan (a host activity per lease). */
+const LEASE_AGENT_PLAN_PATCH = 'lease-agent-plan';
+
+/** The leased slot's agent plan from its host; the lease is granted (with the reason) when the host gives none. */
+async function agentPlanOf(slotId: string, host: string | undefined): Promise<Pick<LeaseGrant, 'agentPlan' | 'agentPlanProblem'>> {
+  if (host === undefined) return { agentPlanProblem: `the host of slot ${slotId} is not known yet` };
+  try {
+    const answer = await agentPlanActivity(host)({ slotId });
+    return 'plan' in answer ? { agentPlan: answer.plan } : { agentPlanProblem: answer.problem };
+  } catch {
+    return { agentPlanProblem: `host ${host} did not answer for the agent plan of slot ${slotId}; see: slotctl agent-plan ${slotId}` };
+  }
+}
 
 const refuse = (message: string): ApplicationFailure => ApplicationFailure.nonRetryable(message, FailureType.poolRequestRefused);
 const check = (problem: string | undefined): void => {
@@ -112,8 +127,10 @@ export async function poolWorkflow(input: PoolInput): Promise<PoolStatus> {
       pool.leasesGranted += 1;
       member.lastLeaseSeq = pool.leasesGranted;
       pool.publish(now);
-      // agentPlan: where the slot's agent plan goes once slots publish one.
-      return { leaseId: lease.leaseId, slotId: member.slotId, provider: input.provider, host: pool.census.get(member.slotId)?.host ?? 'unknown', expiresAt: lease.expiresAt };
+      const host = pool.census.get(member.slotId)?.host;
+      const grant = { leaseId: lease.leaseId, slotId: member.slotId, provider: input.provider, host: host ?? 'unknown', expiresAt: lease.expiresAt };
+      // Leases granted before agent plans were added answer without one on replay.
+      return patched(LEASE_AGENT_PLAN_PATCH) ? { ...grant, ...(await agentPlanOf(member.slotId, host)) } : grant;
     },
     { validator: (request) => check(leaseInputProblem(request)), description: 'Lease a slot: {"holder": "runner-1", "ttlMs": 600000} (both optional). Answers the slot id, lease id and expiry.' },
   );

@@ -2,12 +2,16 @@
 // host (retried by its retry policy), in a scope that relogin and retire cancel.
 // `degraded` is decided by a deadline near expiry, not by per-attempt reports.
 import { RetryState } from '@temporalio/common';
-import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, patched, TimeoutFailure } from '@temporalio/workflow';
 import type { RefreshResult } from '../activities/refresh';
 import { describeFailure, FailureType, innermostFailureType, PERMANENT_REFRESH_FAILURES } from '../common/failures';
 import type { Phase } from '../common/slot';
 import { refreshActivity } from './activities';
 import type { Slot } from './slot-state';
+import { restoreAfterLoss } from './restore-step';
+
+/** Runs recorded before credential backups went to needs-relogin at once when the file was lost, and keep doing so on replay. */
+const RESTORE_PATCH = 'credential-restore';
 
 type Settled = { readonly ok: RefreshResult } | { readonly failed: unknown };
 
@@ -46,6 +50,8 @@ export async function refreshStep(
     schedule,
     // Written to slot-status.json by the activity with the refreshed facts: no second activity per cycle.
     status: { ...slot.status(), phase: 'active' },
+    // No backup yet (an adopted credential) or the last write-through failed: this cycle backs up even a credential that is not due.
+    ...(slot.backup?.ok !== true ? { backupDue: true } : {}),
   };
   const degradedAt = (slot.expiresAt ?? Date.now()) - (slot.input.degradedWithinMs ?? DEFAULT_DEGRADED_WITHIN_MS);
 
@@ -74,6 +80,7 @@ export async function refreshStep(
     slot.lastRefresh = r.lastRefresh ?? slot.lastRefresh;
     slot.nextRefreshAt = r.nextRefreshAt;
     if (r.account) slot.account = r.account;
+    if (r.backup) slot.backup = r.backup;
     slot.consecutiveFailures = 0;
     slot.lastError = undefined;
     // A check that found the credential fresh is no news: the last outcome (a login, say) stays.
@@ -99,7 +106,23 @@ export async function refreshStep(
     return;
   }
   const type = innermostFailureType(err);
-  const reason = describeFailure(err);
+  let reason = describeFailure(err);
+  // A lost or unusable file: the newest backup is restored once, and proven by a forced refresh before the slot is active.
+  if (type === FailureType.credentialInvalid && !slot.restoring && patched(RESTORE_PATCH)) {
+    const restore = await restoreAfterLoss(slot, reason);
+    if (restore.restored) {
+      slot.restoring = true;
+      try {
+        await refreshStep(slot, true, askOperator, phaseWhileRunning);
+      } finally {
+        slot.restoring = false;
+      }
+      if (slot.phase === 'active') slot.record('refresh-succeeded', `${restore.message}; a refresh proved it; next refresh ${new Date(slot.nextRefreshAt ?? Date.now()).toISOString()}`);
+      else if (slot.phase === 'needs-relogin' && slot.lastOutcome?.kind === 'refresh-failed') slot.record('refresh-failed', `${restore.message}, but it did not prove good: ${slot.lastOutcome.message}`);
+      return;
+    }
+    if (!restore.restored && restore.note) reason = `${reason.replace(/\.$/, '')}; ${restore.note}`;
+  }
   slot.consecutiveFailures += 1;
   slot.lastError = reason;
   if (type === FailureType.refreshMisconfigured || !(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) {

@@ -7,6 +7,7 @@ import { SlotExpiresAtKey, SlotPhaseKey, SlotPromptKey } from '../common/search-
 import type { LoginPrompt, Phase } from '../common/slot';
 import type { CarriedState, Pending, SlotInput } from '../common/slot-input';
 import { slotDetails } from './slot-details';
+import type { BackupNote, MoveState } from '../common/backup';
 
 /** The login attempt whose CLI is on screen now: the only one a code can be typed into. */
 export interface LiveLogin {
@@ -35,6 +36,11 @@ export class Slot {
   refreshes = 0;
   consecutiveFailures = 0;
   runs = 1;
+  /** The last write-through to the backup store, and the last move (workflows/restore-step.ts). */
+  backup: BackupNote | undefined;
+  move: MoveState | undefined;
+  /** A restored backup is being proven by a refresh: a second loss is not restored again. */
+  restoring = false;
   pending: Pending = { login: true, refresh: false, retire: undefined };
   /** The scope of the login or refresh in progress: relogin, cancelLogin and retire cancel it. */
   stepScope: CancellationScope | undefined;
@@ -77,6 +83,8 @@ export class Slot {
       logins: this.logins,
       refreshes: this.refreshes,
       consecutiveFailures: this.consecutiveFailures,
+      ...(this.backup ? { backup: this.backup } : {}),
+      ...(this.move ? { move: this.move } : {}),
       runs: this.runs,
       pending: { ...this.pending },
     };
@@ -104,6 +112,8 @@ export class Slot {
       refreshes: this.refreshes,
       consecutiveFailures: this.consecutiveFailures,
       ...(pending.length > 0 ? { pending } : {}),
+      ...(this.backup ? { backup: this.backup } : {}),
+      ...(this.move ? { move: this.move } : {}),
     };
   }
 

@@ -34,6 +34,7 @@ import { runLogin } from './login-step';
 import { inScope, refreshStep } from './refresh-step';
 import { Slot } from './slot-state';
 import { Notices, slotNoticeObserver } from './notices';
+import { installMoveHandler, moveStep } from './restore-step';
 
 /** Runs recorded before notices existed ask the operator only on needs-relogin, and keep doing so on replay. */
 const NOTICES_PATCH = 'operator-notices';
@@ -78,20 +79,31 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   else slot.publish();
 
   while (!slot.pending.retire) {
+    if (slot.pending.move) {
+      // `slotctl move`: a slot that now lives on another host goes on there, as a new run with that host.
+      const to = slot.pending.move.toHost;
+      slot.pending.move = undefined;
+      if (await moveStep(slot, to)) {
+        await condition(allHandlersFinished);
+        await notices?.settle(NOTICE_SETTLE_MS);
+        await continueAsNew<typeof slotWorkflow>({ ...input, host: to, carried: slot.carry() });
+      }
+      continue;
+    }
     if (slot.pending.login) {
       // A verified login is followed by a check that schedules the first refresh and writes the agent env and status files.
       if (await loginStep(slot, askOperator)) await refreshStep(slot, false, askOperator, 'verifying');
     } else if (slot.phase === 'active' || slot.phase === 'degraded') {
       const due = Math.max((slot.nextRefreshAt ?? Date.now()) - Date.now(), 0);
-      await condition(() => slot.pending.refresh || slot.pending.login || slot.pending.retire !== undefined, due);
-      if (slot.pending.retire || slot.pending.login) continue;
+      await condition(() => slot.pending.refresh || slot.pending.login || slot.pending.retire !== undefined || slot.pending.move !== undefined, due);
+      if (slot.pending.retire || slot.pending.login || slot.pending.move) continue;
       const force = slot.pending.refresh;
       slot.pending.refresh = false;
       await refreshStep(slot, force, askOperator);
     } else {
       // needs-relogin: an operator decides. A refresh can still rescue a slot whose login was replaced by hand on the host.
-      await condition(() => slot.pending.login || slot.pending.retire !== undefined || slot.pending.refresh);
-      if (slot.pending.refresh && !slot.pending.login && !slot.pending.retire) {
+      await condition(() => slot.pending.login || slot.pending.retire !== undefined || slot.pending.refresh || slot.pending.move !== undefined);
+      if (slot.pending.refresh && !slot.pending.login && !slot.pending.retire && !slot.pending.move) {
         slot.pending.refresh = false;
         await refreshStep(slot, true, askOperator);
       }
@@ -126,6 +138,7 @@ async function loginStep(slot: Slot, askOperator: (reason: string) => Promise<vo
     slot.expiresAt = result.credential.expiresAt;
     slot.lastRefresh = result.credential.lastRefresh ?? result.credential.modifiedAt;
     slot.account = result.credential.account;
+    if (result.credential.backup) slot.backup = result.credential.backup;
     slot.lastError = undefined;
     slot.consecutiveFailures = 0;
     slot.record('login-succeeded', `logged in (${result.message}); credential ${result.credential.file} verified`);
@@ -185,6 +198,7 @@ function installHandlers(slot: Slot): void {
     slot.record('code-not-used', slot.lastError);
   };
   setHandler(statusQuery, () => slot.status(), { description: HANDLER_DESCRIPTIONS.status });
+  installMoveHandler(slot);
   setHandler(
     submitCodeUpdate,
     // The validator guarantees a live login that is not typing; it ran in this same task.

@@ -7,9 +7,17 @@
 #
 #   --or-skip   (npm test) when a component cannot be had, say so and exit 0: the
 #               cluster test then skips itself. With CI set it still fails.
+#   --postgres-only   only step 1 (the credential backup tests of the main test run need it)
 set -euo pipefail
 OR_SKIP=0
-[ "${1:-}" = "--or-skip" ] && OR_SKIP=1
+PG_ONLY=0
+for arg in "$@"; do
+  case "$arg" in
+    --or-skip) OR_SKIP=1 ;;
+    --postgres-only) PG_ONLY=1 ;;
+    *) echo "obtain.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TEMPORAL_SERVER_VERSION="${TEMPORAL_SERVER_VERSION:-v1.29.1}"
@@ -23,7 +31,7 @@ mkdir -p "$BIN"
 log() { printf '[obtain %s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$LOG" >&2; }
 # A component that cannot be had: fatal, unless --or-skip on a machine that is not CI.
 cannot() {
-  if [ "$OR_SKIP" = 1 ] && [ -z "${CI:-}" ]; then log "$* — the cluster test will be skipped (with CI set this fails)"; exit 0; fi
+  if [ "$OR_SKIP" = 1 ] && [ -z "${CI:-}" ]; then log "$* — the tests that need it will be skipped (with CI set this fails)"; exit 0; fi
   log "$*"; exit 1
 }
 started=$(date +%s)
@@ -54,6 +62,7 @@ fi
 INITDB="$(find_initdb)"
 [ -n "$INITDB" ] || cannot "postgresql install failed (see $LOG)"
 log "postgresql: $("$INITDB" --version)"
+[ "$PG_ONLY" = 1 ] && exit 0
 
 # 2. temporal-server + temporal-sql-tool
 command -v go >/dev/null || cannot "go not found (need Go >= 1.23 to build temporal-server)"

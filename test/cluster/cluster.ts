@@ -81,7 +81,7 @@ export async function freePort(): Promise<number> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-function run(command: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): string {
+export function run(command: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): string {
   const result = spawnSync(command, args, { encoding: 'utf8', env: { ...process.env, ...opts.env }, timeout: 120_000 });
   if (result.status !== 0) {
     throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal ?? result.error?.message}):\n${result.stdout}\n${result.stderr}`);
@@ -90,7 +90,7 @@ function run(command: string, args: string[], opts: { env?: NodeJS.ProcessEnv } 
 }
 
 /** PostgreSQL refuses to run as root: as root, its commands run as the `postgres` user. */
-function asPostgres(command: string, args: string[]): [string, string[]] {
+export function asPostgres(command: string, args: string[]): [string, string[]] {
   return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
 }
 

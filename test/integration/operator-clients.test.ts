@@ -350,7 +350,7 @@ describe('the temporal CLI', () => {
     const signals = metadata.definition?.signalDefinitions ?? [];
     expect(signals.map((d) => d.name).sort()).toEqual(['cancelLogin', 'refreshNow', 'relogin', 'retire', 'submitCode']);
     for (const signal of signals) expect(signal.description?.length ?? 0, signal.name).toBeGreaterThan(20);
-    expect(metadata.definition?.updateDefinitions?.map((d) => d.name)).toEqual(['submitCode']);
+    expect(metadata.definition?.updateDefinitions?.map((d) => d.name).sort()).toEqual(['move', 'submitCode']);
 
     // A signal cannot answer: the refusal shows up in status, without the code.
     submittedCodes.add('no-hash');

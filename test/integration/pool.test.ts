@@ -3,6 +3,8 @@
 // leaving the rotation (needs-relogin) and coming back after its relogin.
 import { Client, Connection } from '@temporalio/client';
 import { createServer, type Server } from 'node:http';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { PoolClient, PoolRequestError } from '../../cli/pool-client';
@@ -177,6 +179,33 @@ describe('pools', () => {
       back.push((await pools.lease(pool)).slotId);
     }
     expect(back).toContain(victim);
+  });
+
+  it("a lease carries the leased slot's agent plan from its host, as slotctl agent-plan gives it", async () => {
+    const slots = await threeSlots('plan');
+    const pool = uniqueName('plan');
+    await pools.create({ pool, provider: 'claude', slots });
+    const leases = await Promise.all(slots.map((_, i) => pools.lease(pool, { holder: `plan-${i}` })));
+    expect(new Set(leases.map((l) => l.slotId))).toEqual(new Set(slots));
+    for (const lease of leases) {
+      expect(lease.agentPlanProblem).toBeUndefined();
+      expect(lease.agentPlan).toEqual(await rig.slots.agentPlan(lease.slotId, { slotsDir: rig.slotsDir }));
+      const plan = lease.agentPlan as { slotId: string; provider: string; mounts: Array<{ hostPath: string }> };
+      expect(plan).toMatchObject({ slotId: lease.slotId, provider: 'claude' });
+      expect(plan.mounts[0]?.hostPath.startsWith(join(rig.slotsDir, lease.slotId))).toBe(true);
+      // The plan never carries the slot's tokens.
+      const grant = grants.get(lease.slotId) as IssuedTokens;
+      expect(JSON.stringify(lease)).not.toContain(grant.refreshToken);
+    }
+    await Promise.all(leases.map((l) => pools.release(pool, { leaseId: l.leaseId })));
+    // A host that lost the slot's files (and its record) gives no plan: the lease stands and says why.
+    const [gone] = slots as [string];
+    await rm(join(rig.slotsDir, gone), { recursive: true, force: true });
+    await pools.remove(pool, slots.filter((s) => s !== gone));
+    const lease = await pools.lease(pool);
+    expect(lease.slotId).toBe(gone);
+    expect(lease.agentPlan).toBeUndefined();
+    expect(lease.agentPlanProblem).toBe(`this host has no record of slot ${gone} (it was never set up here, or its files were removed)`);
   });
 
   it('refuses a slot of another provider, an unknown pool and bad input', async () => {

@@ -26,7 +26,7 @@ describe('the JSON Schema contract', () => {
     expect(status?.properties?.phase?.enum).toContain('awaiting-operator');
     const messages = docs['messages.schema.json']?.['x-messages'];
     expect(Object.keys(messages?.signals ?? {}).sort()).toEqual(['cancelLogin', 'refreshNow', 'relogin', 'retire', 'submitCode']);
-    expect(Object.keys(messages?.updates ?? {})).toEqual(['submitCode']);
+    expect(Object.keys(messages?.updates ?? {})).toEqual(['submitCode', 'move']);
     for (const kind of Object.values(messages ?? {})) for (const m of Object.values(kind)) expect(m.description.length).toBeGreaterThan(20);
   });
 
