@@ -7,6 +7,7 @@ import { createRefreshActivities } from './refresh';
 import { createRevokeActivities } from './revoke';
 import { createNotifyActivities, type NotifyDeps } from './notify';
 import { createPoolActivities } from './pool';
+import { createProbeActivities } from './probe';
 
 export type ActivityDeps = LoginActivityDeps & {
   /** The worker's agent token service, named in the agents' env and files (see workers/agent-token-service.ts). */
@@ -23,7 +24,8 @@ export function createHostActivities(deps: ActivityDeps) {
   const { verifyCredential, removeSlotFiles } = createCredentialActivities(deps);
   const { refreshCredential, writeSlotStatus } = createRefreshActivities(deps);
   const { revokeCredential } = createRevokeActivities(deps);
-  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential };
+  const { probeCredential } = createProbeActivities(deps);
+  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential, probeCredential };
 }
 
 export type HostActivities = ReturnType<typeof createHostActivities>;

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { HANDLER_DESCRIPTIONS } from '../common/messages';
-import { RetireInputSchema, SlotInputSchema, SlotStatusSchema, SubmitCodeInputSchema, SubmitCodeResultSchema } from '../common/schemas';
+import { LastProbeSchema, RetireInputSchema, SlotInputSchema, SlotStatusSchema, SubmitCodeInputSchema, SubmitCodeResultSchema } from '../common/schemas';
 import { PHASES, SHARED_TASK_QUEUE } from '../common/slot';
 import { PROJECT_ROOT } from '../workers/temporal-binaries';
 
@@ -40,14 +40,19 @@ export function contractDocuments(): Record<string, unknown> {
           refreshNow: { description: HANDLER_DESCRIPTIONS.refreshNow, input: null },
           relogin: { description: HANDLER_DESCRIPTIONS.relogin, input: null },
           retire: { description: HANDLER_DESCRIPTIONS.retire, input: '#/$defs/RetireInput' },
+          probeNow: { description: HANDLER_DESCRIPTIONS.probeNow, input: null },
         },
-        updates: { submitCode: { description: HANDLER_DESCRIPTIONS.submitCode, input: '#/$defs/SubmitCodeInput', result: '#/$defs/SubmitCodeResult' } },
+        updates: {
+          submitCode: { description: HANDLER_DESCRIPTIONS.submitCode, input: '#/$defs/SubmitCodeInput', result: '#/$defs/SubmitCodeResult' },
+          probeNow: { description: HANDLER_DESCRIPTIONS.probeNow, input: null, result: '#/$defs/LastProbe' },
+        },
         queries: { status: { description: HANDLER_DESCRIPTIONS.status, input: null, result: 'slot-status.schema.json' } },
       },
       $defs: {
         SubmitCodeInput: jsonSchema(SubmitCodeInputSchema, 'messages.schema.json#SubmitCodeInput', 'submitCode input'),
         SubmitCodeResult: jsonSchema(SubmitCodeResultSchema, 'messages.schema.json#SubmitCodeResult', 'submitCode update result'),
         RetireInput: jsonSchema(RetireInputSchema, 'messages.schema.json#RetireInput', 'retire input'),
+        LastProbe: jsonSchema(LastProbeSchema, 'messages.schema.json#LastProbe', 'probeNow update result'),
       },
     },
   };

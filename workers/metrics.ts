@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { FailureType, PERMANENT_REFRESH_FAILURES } from '../common/failures';
+import { PROBE_OUTCOMES } from '../common/probe';
 import { providerNames } from '../providers';
 import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey } from '../common/search-attributes';
 
@@ -58,6 +59,7 @@ export class SlotMetrics {
   readonly timeToPrompt: Histogram<'provider'>;
   readonly timeToActive: Histogram<'provider'>;
   readonly operatorWait: Histogram<'provider' | 'interaction'>;
+  readonly probes: Counter<'provider' | 'outcome'>;
 
   constructor(private readonly opts: SlotMetricsOptions) {
     this.now = opts.now ?? Date.now;
@@ -76,10 +78,12 @@ export class SlotMetrics {
     this.timeToPrompt = new Histogram({ name: `${p}login_time_to_prompt_seconds`, help: 'From starting a login (CLI or device flow) to the prompt an operator can act on', labelNames: ['provider'], buckets: [0.5, 1, 2, 5, 10, 20, 30, 60, 120], registers });
     this.timeToActive = new Histogram({ name: `${p}login_time_to_active_seconds`, help: 'From starting the login that succeeded to its credential verified', labelNames: ['provider'], buckets: [5, 15, 30, 60, 120, 300, 600, 1800, 3600], registers });
     this.operatorWait = new Histogram({ name: `${p}operator_wait_seconds`, help: 'From the prompt shown to the operator answering it (a code typed, a device approved)', labelNames: ['provider', 'interaction'], buckets: [10, 30, 60, 120, 300, 600, 900, 1800, 3600], registers });
+    this.probes = new Counter({ name: `${p}probes_total`, help: 'Live probes of slot credentials by outcome: ok, unauthorized (401/403), rate-limited (429), transient (network, 5xx), error (could not probe), none (no probe)', labelNames: ['provider', 'outcome'], registers });
     // Series exist from the start at 0: a counter first seen at 1 shows no increase() to alert on.
     for (const provider of providerNames()) {
       for (const outcome of REFRESH_OUTCOMES) this.refreshes.inc({ provider, outcome }, 0);
       this.logins.inc({ provider, outcome: 'verified' }, 0);
+      for (const outcome of PROBE_OUTCOMES) this.probes.inc({ provider, outcome }, 0);
     }
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
@@ -176,6 +180,11 @@ export class SlotMetrics {
           this.logins.inc({ provider, outcome: 'verified' });
           if (typeof input.notBefore === 'number') this.timeToActive.observe({ provider }, Math.max(0, now - input.notBefore) / 1000);
         } else if (!isCancellation(ended)) this.logins.inc({ provider, outcome: kebab(failureType ?? 'error') });
+        return;
+      }
+      case 'probeCredential': {
+        // A probe that did not run (host down, refused input) says nothing about the token: not counted.
+        if ('ok' in ended && typeof ended.ok.outcome === 'string' && (PROBE_OUTCOMES as readonly string[]).includes(ended.ok.outcome)) this.probes.inc({ provider, outcome: ended.ok.outcome });
         return;
       }
       default:

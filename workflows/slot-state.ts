@@ -4,6 +4,7 @@
 import { CancellationScope, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { codeProblem, type Outcome, type SlotStatus, type SubmitCodeResult } from '../common/messages';
 import { SlotExpiresAtKey, SlotPhaseKey, SlotPromptKey } from '../common/search-attributes';
+import type { LastProbe } from '../common/probe';
 import type { LoginPrompt, Phase } from '../common/slot';
 import type { CarriedState, Pending, SlotInput } from '../common/slot-input';
 import { slotDetails } from './slot-details';
@@ -35,6 +36,11 @@ export class Slot {
   refreshes = 0;
   consecutiveFailures = 0;
   runs = 1;
+  /** The last live probe and the next scheduled one (workflows/probe-step.ts). */
+  lastProbe: LastProbe | undefined;
+  nextProbeAt: number | undefined;
+  /** Probe steps finished in this run: what a waiting `probeNow` counts. */
+  probeSteps = 0;
   pending: Pending = { login: true, refresh: false, retire: undefined };
   /** The scope of the login or refresh in progress: relogin, cancelLogin and retire cancel it. */
   stepScope: CancellationScope | undefined;
@@ -79,6 +85,8 @@ export class Slot {
       consecutiveFailures: this.consecutiveFailures,
       runs: this.runs,
       pending: { ...this.pending },
+      ...(this.lastProbe ? { lastProbe: this.lastProbe } : {}),
+      ...(this.nextProbeAt !== undefined ? { nextProbeAt: this.nextProbeAt } : {}),
     };
   }
 
@@ -87,6 +95,7 @@ export class Slot {
       ...(this.pending.login ? ['relogin' as const] : []),
       ...(this.pending.refresh ? ['refresh' as const] : []),
       ...(this.pending.retire ? ['retire' as const] : []),
+      ...(this.pending.probe ? ['probe' as const] : []),
     ];
     return {
       slotId: this.input.slotId,
@@ -104,6 +113,8 @@ export class Slot {
       refreshes: this.refreshes,
       consecutiveFailures: this.consecutiveFailures,
       ...(pending.length > 0 ? { pending } : {}),
+      ...(this.lastProbe ? { lastProbe: this.lastProbe } : {}),
+      ...(this.nextProbeAt !== undefined && (this.phase === 'active' || this.phase === 'degraded') ? { nextProbeAt: this.nextProbeAt } : {}),
     };
   }
 
