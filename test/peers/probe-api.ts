@@ -68,7 +68,11 @@ export async function startProbeApi(isCurrent: (token: string) => boolean): Prom
         await api.onRequest?.(record).catch(() => undefined);
         if (next?.drop) return void req.socket.destroy();
         res.writeHead(status, { 'content-type': 'application/json', ...(next?.headers ?? {}) });
-        res.end(JSON.stringify({ marker: BODY_MARKER, youSent: bearer ?? null, status }));
+        // A 200 from /v1/messages is a whole Message, so the real `claude -p` can read it.
+        const message = status === 200 && path === '/v1/messages'
+          ? { id: `msg_probe_${requests.length}`, type: 'message', role: 'assistant', model: 'claude-stand-in', content: [{ type: 'text', text: 'pong' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 1, output_tokens: 1 } }
+          : {};
+        res.end(JSON.stringify({ ...message, marker: BODY_MARKER, youSent: bearer ?? null, status }));
       })();
     });
   });
