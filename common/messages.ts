@@ -113,7 +113,7 @@ export const refreshNowSignal = defineSignal<[]>('refreshNow');
 export const reloginSignal = defineSignal<[]>('relogin');
 export const retireSignal = defineSignal<[RetireInput?]>('retire');
 export const statusQuery = defineQuery<SlotStatus>('status');
-/** For the Web UI's signal form and tctl: probe soon; the outcome shows in status. */
+/** For the Web UI's signal form, tctl and pools: probe soon (and refresh if the probe cannot tell); the outcome shows in status. */
 export const probeNowSignal = defineSignal<[]>('probeNow');
 /**
  * The same as an update, for slotctl and the client API: it answers with the outcome

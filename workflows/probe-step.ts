@@ -45,8 +45,15 @@ export async function probeAfterLogin(slot: Slot, askOperator: AskOperator): Pro
  */
 export async function probeStep(slot: Slot, reason: ProbeReason, askOperator: AskOperator): Promise<'probed' | 'refreshed' | 'stopped'> {
   slot.pending.probe = false;
+  const orRefresh = slot.refreshUnlessProven;
+  slot.refreshUnlessProven = false;
   try {
     const first = await probeOnce(slot, reason);
+    // Someone saw the token refused and the probe cannot tell (no answer, nothing to probe): refresh, as before probes.
+    if (orRefresh && first && !['ok', 'rate-limited', 'unauthorized'].includes(first.outcome) && !needsPerson(slot)) {
+      await refreshStep(slot, true, askOperator);
+      return 'refreshed';
+    }
     // A slot that needs a person already is only told what the probe found.
     if (first?.outcome !== 'unauthorized' || slot.phase === 'needs-relogin') return first ? 'probed' : 'stopped';
     slot.record('probe-failed', `the provider refused the credential (${first.detail ?? `HTTP ${first.httpStatus ?? '?'}`}); refreshing it`);
@@ -107,7 +114,10 @@ function probeRefusal(slot: Slot, probing: boolean): string | undefined {
   return undefined;
 }
 
-/** `probeNow`: the update answers the outcome of the probe step it caused; the signal only asks. */
+/**
+ * `probeNow`: the update answers the outcome of the probe step it caused; the signal (a
+ * pool's auth-failure report, the Web UI) only asks, and a probe that cannot tell is followed by a refresh.
+ */
 export function installProbeHandlers(slot: Slot, probing: boolean): void {
   setHandler(
     probeNowUpdate,
@@ -138,6 +148,7 @@ export function installProbeHandlers(slot: Slot, probing: boolean): void {
         return slot.record('code-not-used', slot.lastError);
       }
       slot.pending.probe = true;
+      slot.refreshUnlessProven = true;
     },
     { description: HANDLER_DESCRIPTIONS.probeNow },
   );

@@ -41,6 +41,8 @@ export class Slot {
   nextProbeAt: number | undefined;
   /** Probe steps finished in this run: what a waiting `probeNow` counts. */
   probeSteps = 0;
+  /** A `probeNow` signal (a pool's auth-failure report) asked: a probe that cannot tell is followed by a refresh. Not carried: continue-as-new waits for the probe. */
+  refreshUnlessProven = false;
   pending: Pending = { login: true, refresh: false, retire: undefined };
   /** The scope of the login or refresh in progress: relogin, cancelLogin and retire cancel it. */
   stepScope: CancellationScope | undefined;

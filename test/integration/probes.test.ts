@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
+import { PoolClient } from '../../cli/pool-client';
 import { slotctl } from '../../cli/slotctl';
 import type { SlotStatus } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
@@ -340,6 +341,53 @@ describe('live probes', () => {
     } finally {
       await connection.close();
     }
+  });
+
+  it("a pool's auth-failure report makes the slot probe (a refused token is refreshed); a probe's 429 rests the slot in the pool", async () => {
+    const pools = new PoolClient(rig.slots);
+    const [a, b] = [uniqueName('probe-pool-a'), uniqueName('probe-pool-b')];
+    const issuedA = await adoptClaude(a);
+    const issuedB = await adoptClaude(b);
+    accepted.add(issuedB.accessToken);
+    rotatedGrants.push(issuedA.grantId);
+    const pool = uniqueName('probe-pool');
+    await pools.create({ pool, provider: 'claude', slots: [a, b] });
+
+    let lease = await pools.lease(pool);
+    while (lease.slotId !== a) {
+      await pools.release(pool, { leaseId: lease.leaseId });
+      lease = await pools.lease(pool);
+    }
+    await pools.reportAuthFailure(pool, lease.leaseId);
+    // The slot probes the refused token, refreshes, and the refreshed one is taken.
+    const rotatedOk = await rig.slots.waitFor(a, (s) => s.lastProbe?.outcome === 'ok' && s.lastProbe.at > Date.now() - 60_000 && s.refreshes >= 2, { timeoutMs: 20_000, pollMs: 100 });
+    expect(rotatedOk.reached, JSON.stringify(rotatedOk.status)).toBe(true);
+    expect(requestsWith(issuedA.accessToken).map((r) => r.status)).toEqual([401]);
+    expect(requestsWith(server.grant(issuedA.grantId)?.accessToken as string).map((r) => r.status)).toEqual([200]);
+    // Back in rotation at the next census (a lease asks the slots when their answer is 2 s old).
+    const back: string[] = [];
+    for (const deadline = Date.now() + 20_000; !back.includes(a) && Date.now() < deadline; await new Promise((r) => setTimeout(r, 300))) {
+      const next = await pools.lease(pool);
+      back.push(next.slotId);
+      await pools.release(pool, { leaseId: next.leaseId });
+    }
+    expect(back).toContain(a);
+
+    // b's probe is answered 429: the pool rests b until the reset the provider gave.
+    const resetSec = Math.floor(Date.now() / 1000) + 3600;
+    api.script([{ status: 429, headers: { 'anthropic-ratelimit-unified-reset': String(resetSec) } }]);
+    expect((await rig.slots.probe(b)).outcome).toBe('rate-limited');
+    await vi.waitFor(
+      async () => {
+        await pools.release(pool, { leaseId: (await pools.lease(pool)).leaseId });
+        const row = (await pools.status(pool)).slots.find((s) => s.slotId === b);
+        expect(row?.eligible).toBe(false);
+        expect(row?.coolUntil).toBe(resetSec * 1000);
+      },
+      { timeout: 20_000, interval: 500 },
+    );
+    const leases = await Promise.all(Array.from({ length: 4 }, () => pools.lease(pool)));
+    expect(leases.map((l) => l.slotId)).toEqual([a, a, a, a]);
   });
 
   async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
