@@ -10,6 +10,7 @@ import { PoolClient } from '../../cli/pool-client';
 import { slotctl } from '../../cli/slotctl';
 import type { SlotStatus } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
+import { SlotMetrics } from '../../workers/metrics';
 import { devServerClient, uniqueName } from '../harness';
 import { BODY_MARKER, startProbeApi, type ProbeApi, type ProbeApiRequest } from '../peers/probe-api';
 import { startTokenServer, type IssuedTokens, type TokenServer } from '../peers/token-server';
@@ -29,6 +30,8 @@ describe('live probes', () => {
   let codexServer: TokenServer;
   let webhook: Server;
   let rig: SlotRig;
+  let metrics: SlotMetrics;
+  let closeMetricsClient: () => Promise<void>;
   /** Tokens the stand-in API takes; anything else gets 401. */
   const accepted = new Set<string>([FIXTURE_TOKENS.accessToken]);
   const notices: Array<{ slotId: string; kind: string; reason: string }> = [];
@@ -55,6 +58,9 @@ describe('live probes', () => {
       });
     });
     await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    const { client, connection } = await devServerClient();
+    closeMetricsClient = () => connection.close();
+    metrics = new SlotMetrics({ client, taskQueue: uniqueName('unlisted'), processMetrics: false });
     rig = await startSlotRig(
       {
         CLAUDE_TOKEN_URL: server.claudeTokenUrl,
@@ -64,7 +70,7 @@ describe('live probes', () => {
         FIXTURE_CLAUDE_ACCESS_TOKEN: FIXTURE_TOKENS.accessToken,
         FIXTURE_CLAUDE_REFRESH_TOKEN: FIXTURE_TOKENS.refreshToken,
       },
-      { notifyWebhookUrl: `http://127.0.0.1:${(webhook.address() as { port: number }).port}/notify` },
+      { notifyWebhookUrl: `http://127.0.0.1:${(webhook.address() as { port: number }).port}/notify`, metrics },
     );
   });
   afterAll(async () => {
@@ -72,6 +78,7 @@ describe('live probes', () => {
     await server?.close();
     await codexServer?.close();
     await api?.close();
+    await closeMetricsClient?.();
     webhook?.close();
   });
 
@@ -388,6 +395,24 @@ describe('live probes', () => {
     );
     const leases = await Promise.all(Array.from({ length: 4 }, () => pools.lease(pool)));
     expect(leases.map((l) => l.slotId)).toEqual([a, a, a, a]);
+  });
+
+  it('counts every probe by provider and outcome (slot_provisioner_probes_total), as the stand-in saw them', async () => {
+    const text = await metrics.registry.getSingleMetricAsString('slot_provisioner_probes_total');
+    const count = (provider: string, outcome: string): number =>
+      Number(new RegExp(`^slot_provisioner_probes_total\\{provider="${provider}",outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    const messages = api.requests.filter((r) => r.url.startsWith('/v1/messages'));
+    const seen = (statuses: (s: number) => boolean): number => messages.filter((r) => statuses(r.status)).length;
+    expect(count('claude', 'ok')).toBe(seen((s) => s === 200));
+    expect(count('claude', 'unauthorized')).toBe(seen((s) => s === 401 || s === 403));
+    expect(count('claude', 'rate-limited')).toBe(seen((s) => s === 429));
+    expect(count('claude', 'transient')).toBe(seen((s) => s >= 500 || s === 0));
+    expect(count('claude', 'unauthorized')).toBeGreaterThanOrEqual(4);
+    expect(count('codex', 'ok')).toBe(1);
+    expect(count('codex', 'rate-limited')).toBe(1);
+    expect(count('oidc-device', 'ok')).toBe(1);
+    expect(count('oidc-device', 'none')).toBe(1);
+    expect(count('claude-setup-token', 'ok')).toBe(0);
   });
 
   async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
