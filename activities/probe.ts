@@ -102,7 +102,7 @@ export function createProbeActivities(deps: ProbeActivityDeps) {
       url = new URL(request.url);
     } catch {
       // Not quoted: an override may carry credentials.
-      return { outcome: 'error', detail: `the ${provider.displayName} probe URL is not a valid URL; check its override variable` };
+      return { outcome: 'error', detail: `the ${provider.displayName} probe URL is not a valid URL; check ${spec.variables?.length ? spec.variables.join(' and ') : "the slot's provider configuration"}` };
     }
     const where = `${url.origin}${url.pathname}`;
     const problem = endpointUrlProblem(url);

@@ -21,6 +21,7 @@ const trimSlash = (url: string): string => url.replace(/\/+$/, '');
 export function claudeMessagesProbe(tokenOf: (credential: unknown) => string): ProbeSpec {
   return {
     describe: `POST /v1/messages?beta=true with max_tokens 1 (Claude Code's own quota check), Authorization: Bearer, anthropic-version 2023-06-01, anthropic-beta ${BETAS}`,
+    variables: ['CLAUDE_PROBE_BASE_URL', 'ANTHROPIC_BASE_URL'],
     request: (credential, env) => ({
       url: `${trimSlash(env.CLAUDE_PROBE_BASE_URL || env.ANTHROPIC_BASE_URL || DEFAULT_BASE_URL)}/v1/messages?beta=true`,
       method: 'POST',

@@ -211,6 +211,7 @@ export const codex: Provider = {
   // codex's /status. A GET that spends no quota, unlike a Responses request.
   probe: {
     describe: 'GET /backend-api/wham/usage (the rate-limit read behind codex /status) with Authorization: Bearer, ChatGPT-Account-Id, originator codex_cli_rs',
+    variables: ['CODEX_PROBE_BASE_URL'],
     request(credential, env) {
       const tokens = CodexAuth.parse(credential).tokens;
       return {

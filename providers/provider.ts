@@ -328,6 +328,8 @@ export interface ProbeSpec {
   resetAt?(headers: Readonly<Record<string, string>>): number | undefined;
   /** One sentence for the README and status: what is sent. */
   readonly describe: string;
+  /** The worker variables that move its endpoint, named when one holds no usable URL. */
+  readonly variables?: readonly string[];
 }
 
 export interface Provider {
