@@ -9,6 +9,7 @@ import { createNotifyActivities, type NotifyDeps } from './notify';
 import { createPoolActivities } from './pool';
 import { createBackupActivities, type CredentialBackup } from './credential-backup';
 import { createAgentPlanActivities } from './slot-agent-plan';
+import { createProbeActivities } from './probe';
 
 export type ActivityDeps = LoginActivityDeps & {
   /** The worker's agent token service, named in the agents' env and files (see workers/agent-token-service.ts). */
@@ -29,7 +30,8 @@ export function createHostActivities(deps: ActivityDeps) {
   const { revokeCredential } = createRevokeActivities(deps);
   const { backupCredential, restoreCredential } = createBackupActivities(deps);
   const { slotAgentPlan } = createAgentPlanActivities(deps);
-  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential, backupCredential, restoreCredential, slotAgentPlan };
+  const { probeCredential } = createProbeActivities(deps);
+  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential, backupCredential, restoreCredential, slotAgentPlan, probeCredential };
 }
 
 export type HostActivities = ReturnType<typeof createHostActivities>;

@@ -22,12 +22,16 @@ export function createPoolActivities() {
           // The answer comes from another workflow: only the fields the pool uses, checked.
           const s = (typeof status === 'object' && status !== null ? status : {}) as Record<string, unknown>;
           const outcome = s.lastOutcome as { at?: unknown } | undefined;
+          const probe = s.lastProbe as { at?: unknown; outcome?: unknown; resetAt?: unknown } | undefined;
           return {
             slotId,
             phase: isPhase(s.phase) ? s.phase : 'unknown',
             ...(typeof s.provider === 'string' ? { provider: s.provider } : {}),
             ...(typeof s.host === 'string' ? { host: s.host } : {}),
             ...(typeof outcome?.at === 'number' ? { outcomeAt: outcome.at } : {}),
+            ...(typeof probe?.at === 'number' && typeof probe.outcome === 'string'
+              ? { probe: { at: probe.at, outcome: probe.outcome.slice(0, 32), ...(typeof probe.resetAt === 'number' ? { resetAt: probe.resetAt } : {}) } }
+              : {}),
           };
         } catch (err) {
           if (err instanceof WorkflowNotFoundError) return { slotId, phase: 'unknown', problem: 'the slot does not exist' };

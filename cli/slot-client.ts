@@ -6,6 +6,7 @@ import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/pa
 import {
   cancelLoginSignal,
   codeProblem,
+  probeNowUpdate,
   refreshNowSignal,
   reloginSignal,
   retireSignal,
@@ -23,13 +24,15 @@ import { agentPlan, type AgentPlan, type AgentPlanOptions } from '../providers/a
 import type { Provider } from '../providers/provider';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import { join } from 'node:path';
-import { CodeRejectedError, ProviderConfigError, SlotExistsError, SlotInputError, SlotNotFoundError, TemporalTransportError, UnknownProviderError } from '../common/failures';
+import { CodeRejectedError, ProbeRefusedError, ProviderConfigError, SlotExistsError, SlotInputError, SlotNotFoundError, TemporalTransportError, UnknownProviderError } from '../common/failures';
 import { explainTlsFailure } from '../workers/tls-handshake';
 import type { SlotInput } from '../common/slot-input';
 import { moveInputProblem, moveUpdate, type MoveState } from '../common/backup';
 import { MoveRefusedError } from '../common/failures';
+import type { LastProbe } from '../common/probe';
 
 export { CodeRejectedError, SlotExistsError, SlotInputError, SlotNotFoundError };
+export { ProbeRefusedError };
 
 export interface ProvisionOptions {
   readonly slotId: string;
@@ -295,6 +298,22 @@ export class SlotClient {
 
   async refreshNow(slotId: string): Promise<void> {
     await this.signal(slotId, (h) => h.signal(refreshNowSignal));
+  }
+
+  /**
+   * Proves the slot's credential live now (a minimal real request with its token, on its
+   * host) and answers the outcome; a refused token is refreshed and probed again first.
+   * Throws ProbeRefusedError when the slot has nothing to probe (a login under way, retiring).
+   */
+  async probe(slotId: string): Promise<LastProbe> {
+    const id = parseSlotId(slotId);
+    try {
+      return await this.client.workflow.getHandle(slotWorkflowId(id)).executeUpdate(probeNowUpdate);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new SlotNotFoundError(id);
+      if (err instanceof WorkflowUpdateFailedError) throw new ProbeRefusedError(`probe not made: ${err.cause?.message ?? err.message}`);
+      throw err;
+    }
   }
 
   async retire(slotId: string, options: RetireInput = {}): Promise<void> {

@@ -7,6 +7,7 @@ import { open, readFile } from 'node:fs/promises';
 import { agentPlanEnvFile, type AgentPlan } from '../providers/agent-plan';
 import type { SlotStatus, SubmitCodeResult } from '../common/messages';
 import type { Phase } from '../common/slot';
+import { describeProbe, type LastProbe } from '../common/probe';
 import { ConfigError, loadConfig, temporalAddress, temporalConnectionOptions, type Config } from '../workers/config';
 import { CodecServerError, operatorDataConverter, PayloadKeyMissingError } from '../workers/codec-client';
 import { getProvider, parseProviderConfig, providerNames } from '../providers';
@@ -16,7 +17,7 @@ import { addPoolCommands } from './pool-commands';
 import { addMoveCommand } from './move-command';
 import { migrateSlots, type SlotMigration } from './migrate';
 import { confirmed, DEFAULT_BULK_CONCURRENCY, runBulk, selectSlots, summarize, type BulkAction, type BulkSlotResult, type BulkSummary } from './bulk';
-import { CodeRejectedError, parseSlotId, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
+import { CodeRejectedError, parseSlotId, ProbeRefusedError, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
 
@@ -42,13 +43,17 @@ function describeAnswer(result: SubmitCodeResult): string {
   }
 }
 
+/** The provider took the token (ok, or 429: recognised, resting), or the provider has nothing to probe. */
+const probeAccepted = (p: LastProbe): boolean => p.outcome === 'ok' || p.outcome === 'rate-limited' || p.outcome === 'none';
+
 type Rendered =
   | { kind: 'status'; status: SlotStatus }
   | { kind: 'list'; slots: SlotSummary[] }
   | { kind: 'done'; message: string; slotId: string }
   | { kind: 'migrate'; dryRun: boolean; slots: SlotMigration[] }
   | { kind: 'agent-plan'; plan: AgentPlan; wroteEnv?: string }
-  | { kind: 'bulk'; summary: BulkSummary };
+  | { kind: 'bulk'; summary: BulkSummary }
+  | { kind: 'probe'; slotId: string; probe: LastProbe };
 
 interface ProviderConfigFlags {
   config?: string;
@@ -116,6 +121,7 @@ function human(view: Rendered): string {
       if (s.lastOutcome) lines.push(`last      ${when(s.lastOutcome.at)} ${s.lastOutcome.kind}: ${s.lastOutcome.message}`);
       if (s.backup) lines.push(`backup    ${when(s.backup.at)} ${s.backup.ok ? 'ok' : 'FAILING'}: ${s.backup.message}`);
       if (s.move) lines.push(`move      ${when(s.move.at)} ${s.move.state}: ${s.move.message}`);
+      if (s.lastProbe) lines.push(`probe     ${describeProbe(s.lastProbe)}`);
       return lines.join('\n');
     }
     case 'list': {
@@ -127,6 +133,8 @@ function human(view: Rendered): string {
     }
     case 'done':
       return view.message;
+    case 'probe':
+      return `probe of ${view.slotId}: ${describeProbe(view.probe)}`;
     case 'migrate':
       if (view.slots.length === 0) return 'no slot runs slot workflow v1; nothing to migrate';
       return view.slots.map(migrationLine).join('\n');
@@ -201,6 +209,8 @@ function json(view: Rendered): string {
       return JSON.stringify({ slots: view.slots }, null, 2);
     case 'done':
       return JSON.stringify({ ok: true, slotId: view.slotId, message: view.message });
+    case 'probe':
+      return JSON.stringify({ ok: probeAccepted(view.probe), slotId: view.slotId, probe: view.probe }, null, 2);
     case 'migrate': {
       const failed = view.slots.filter((m) => m.outcome === 'failed').length;
       return JSON.stringify({ ok: failed === 0, dryRun: view.dryRun, failed, slots: view.slots }, null, 2);
@@ -503,6 +513,19 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     });
 
   program
+    .command('probe <slot>')
+    .description("prove the slot's credential live now (a minimal real request with its token, on its host); waits for and prints the outcome")
+    .addOption(jsonOption)
+    .action(async (slot: string, opts: { json?: boolean }) => {
+      asJson = Boolean(opts.json);
+      parseSlotId(slot);
+      const probe = await (await connect()).probe(slot);
+      show({ kind: 'probe', slotId: slot, probe });
+      // Exit 1 unless the provider took the token (a 429 took it too) or there is nothing to probe.
+      if (!probeAccepted(probe)) exitCode = EXIT.failed;
+    });
+
+  program
     .command('agent-plan <slot>')
     .description("what an agent using the slot needs: env, placeholders, hidden names, egress routes, the directory to mount (no secrets)")
     .option('--slots-dir <dir>', "the slot host's SLOTS_DIR", config.slotsDir)
@@ -557,7 +580,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       io.err(`slotctl: ${message}`);
       return EXIT.notFound;
     }
-    if (err instanceof CodeRejectedError || err instanceof SlotExistsError || err instanceof PoolRequestError) {
+    if (err instanceof CodeRejectedError || err instanceof ProbeRefusedError || err instanceof SlotExistsError || err instanceof PoolRequestError) {
       io.err(`slotctl: ${message}`);
       return EXIT.failed;
     }

@@ -95,6 +95,12 @@ export const FailureType = {
   poolExhausted: 'PoolExhausted',
   /** A pool refused a message: bad input, an unknown or expired lease, a slot not in the pool. Nothing changed. */
   poolRequestRefused: 'PoolRequestRefused',
+
+  // ── live probes ──
+  /** A probe's input was refused by the host (not the slot's own workflow, bad input): nothing was sent. A bug or someone else's workflow. */
+  probeMisconfigured: 'ProbeMisconfigured',
+  /** `probeNow` was refused: the slot has no credential to probe yet (a login is under way), is retiring, or predates probes. Operator: read the reason. */
+  probeRefused: 'ProbeRefused',
 } as const;
 
 export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
@@ -272,6 +278,11 @@ export class SlotExistsError extends Error {
 /** The slot refused the code (wrong phase, wrong form). The code is never repeated. */
 export class CodeRejectedError extends Error {
   override readonly name = 'CodeRejectedError';
+}
+
+/** The slot refused `probeNow` (no credential yet, retiring, a run without probes). The message says why. */
+export class ProbeRefusedError extends Error {
+  override readonly name = 'ProbeRefusedError';
 }
 
 /** The process environment is wrong; the message names every bad variable. Thrown once at start-up. */

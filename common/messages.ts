@@ -1,6 +1,7 @@
 // The operator's interface to a slot: message names are stable because the
 // `temporal` CLI and the Web UI address them by name. Node-free (bundled into workflows).
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { LastProbe } from './probe';
 import type { LoginPrompt, Phase } from './slot';
 import type { BackupNote, MoveState } from './backup';
 
@@ -57,6 +58,7 @@ export interface Outcome {
     | 'refresh-succeeded'
     | 'refresh-failed'
     | 'degraded'
+    | 'probe-failed'
     | 'info';
   readonly message: string;
 }
@@ -81,7 +83,11 @@ export interface SlotStatus {
   readonly refreshes: number;
   readonly consecutiveFailures: number;
   /** Requests the slot has taken and not yet acted on (they survive continue-as-new). */
-  readonly pending?: readonly ('relogin' | 'refresh' | 'retire')[];
+  readonly pending?: readonly ('relogin' | 'refresh' | 'retire' | 'probe')[];
+  /** The last live probe of the credential (common/probe.ts); never its answer's body. */
+  readonly lastProbe?: LastProbe;
+  /** When the next scheduled probe is due (active and degraded slots). */
+  readonly nextProbeAt?: number;
   /** Set when no worker answered and this status was pieced together from search attributes. */
   readonly stale?: string;
   /** The last write-through to the credential backup store (SLOT_BACKUP_URL), when the host has one. */
@@ -112,6 +118,14 @@ export const refreshNowSignal = defineSignal<[]>('refreshNow');
 export const reloginSignal = defineSignal<[]>('relogin');
 export const retireSignal = defineSignal<[RetireInput?]>('retire');
 export const statusQuery = defineQuery<SlotStatus>('status');
+/** For the Web UI's signal form, tctl and pools: probe soon (and refresh if the probe cannot tell); the outcome shows in status. */
+export const probeNowSignal = defineSignal<[]>('probeNow');
+/**
+ * The same as an update, for slotctl and the client API: it answers with the outcome
+ * of the probe it caused (a refused token is refreshed and probed again first), so the
+ * operator hears whether the credential works without polling.
+ */
+export const probeNowUpdate = defineUpdate<LastProbe, []>('probeNow');
 
 /** Descriptions the Web UI and `temporal workflow metadata` show next to each handler. */
 export const HANDLER_DESCRIPTIONS = {
@@ -121,5 +135,6 @@ export const HANDLER_DESCRIPTIONS = {
   relogin: 'Start a new login (a new URL), replacing any login or refresh in progress.',
   retire: 'Stop managing the slot: revoke its tokens where the provider can; {"removeFiles": true} also removes its files.',
   move: 'Move the slot to another host with no login, as {"toHost": "host-b"}: a fresh backup on the old host, restored and refreshed on the new one, then the old copy removed. Needs SLOT_BACKUP_URL on both hosts.',
+  probeNow: 'Prove the credential live now with a minimal real request (a 401/403 is refreshed and probed again); the outcome shows in status as lastProbe.',
   status: 'Phase, prompt (URL / user code while an operator is awaited), expiry, next refresh and last outcome. Never a token.',
 } as const;

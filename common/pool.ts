@@ -118,6 +118,8 @@ export interface CensusEntry {
   readonly outcomeAt?: number;
   /** Why the slot could not be asked (not found, no worker). */
   readonly problem?: string;
+  /** The slot's last live probe: an `ok` one after an auth failure report clears it; a 429 cools the slot until its reset. */
+  readonly probe?: { readonly at: number; readonly outcome: string; readonly resetAt?: number };
 }
 
 export interface PoolSlotStatus {

@@ -2,6 +2,7 @@
 // input), built on the zod-free definitions that workflows share.
 import { z } from 'zod';
 import { MAX_CODE_LENGTH, type Outcome as OutcomeType, type RetireInput as RetireInputType, type SlotStatus as SlotStatusType, type SubmitCodeInput as SubmitCodeInputType, type SubmitCodeResult as SubmitCodeResultType } from './messages';
+import { PROBE_OUTCOMES, type LastProbe as LastProbeType } from './probe';
 import { PHASES, slotIdProblem, type LoginPrompt as LoginPromptType } from './slot';
 import type { CarriedState as CarriedStateType, SlotInput as SlotInputType } from './slot-input';
 import type { BackupNote as BackupNoteType, MoveAccepted as MoveAcceptedType, MoveInput as MoveInputType, MoveState as MoveStateType } from './backup';
@@ -43,7 +44,7 @@ export const LoginPromptSchema = z
 
 export const OutcomeSchema = z.object({
   at: epochMs('when'),
-  kind: z.enum(['login-succeeded', 'login-failed', 'code-rejected', 'code-not-used', 'login-restarted', 'refresh-succeeded', 'refresh-failed', 'degraded', 'info']),
+  kind: z.enum(['login-succeeded', 'login-failed', 'code-rejected', 'code-not-used', 'login-restarted', 'refresh-succeeded', 'refresh-failed', 'degraded', 'probe-failed', 'info']),
   message: z.string(),
 });
 
@@ -65,6 +66,15 @@ export const MoveStateSchema = z
     message: z.string(),
   })
   .describe('the last `move` of the slot to another host');
+export const LastProbeSchema = z
+  .object({
+    at: epochMs('when the probe was made'),
+    outcome: z.enum(PROBE_OUTCOMES).describe('ok, unauthorized (401/403), rate-limited (429), transient (network, 5xx), error (could not probe), none (no probe for this provider)'),
+    httpStatus: z.number().int().optional().describe('the HTTP status, when there was an answer'),
+    detail: z.string().optional().describe('the endpoint and what the answer meant; never the body'),
+    resetAt: epochMs('rate-limited: when the provider says the limit resets').optional(),
+  })
+  .describe('the last live probe of the credential: a minimal real request with the token');
 
 export const SlotStatusSchema = z
   .object({
@@ -82,7 +92,9 @@ export const SlotStatusSchema = z
     logins: z.number().int().min(0),
     refreshes: z.number().int().min(0),
     consecutiveFailures: z.number().int().min(0),
-    pending: z.array(z.enum(['relogin', 'refresh', 'retire'])).readonly().optional().describe('requests taken and not yet acted on'),
+    pending: z.array(z.enum(['relogin', 'refresh', 'retire', 'probe'])).readonly().optional().describe('requests taken and not yet acted on'),
+    lastProbe: LastProbeSchema.optional(),
+    nextProbeAt: epochMs('the next scheduled live probe').optional(),
     stale: z.string().optional().describe('set by clients when no worker answered and the status came from search attributes'),
     backup: BackupNoteSchema.optional(),
     move: MoveStateSchema.optional(),
@@ -91,11 +103,13 @@ export const SlotStatusSchema = z
 
 const CarriedStateSchema = SlotStatusSchema.pick({
   phase: true, expiresAt: true, lastRefresh: true, nextRefreshAt: true, account: true, lastOutcome: true, lastError: true, logins: true, refreshes: true, consecutiveFailures: true,
-  backup: true, move: true,
+  backup: true, move: true, lastProbe: true, nextProbeAt: true,
 })
   .extend({
     runs: z.number().int().min(1),
-    pending: z.object({ login: z.boolean(), refresh: z.boolean(), retire: z.union([z.object({ removeFiles: z.boolean() }), z.undefined()]), move: z.object({ toHost: z.string() }).optional() }).optional(),
+    pending: z
+      .object({ login: z.boolean(), refresh: z.boolean(), retire: z.union([z.object({ removeFiles: z.boolean() }), z.undefined()]), move: z.object({ toHost: z.string() }).optional(), probe: z.boolean().optional() })
+      .optional(),
   })
   .describe('internal: state carried over continue-as-new; a service starting a slot never sets it');
 
@@ -125,6 +139,13 @@ export const SlotInputSchema = z
     onPermanentFailure: z.enum(['login', 'wait']).optional().describe('after a permanent refresh failure: a new login at once (default), or wait for relogin'),
     degradedWithinMs: ms('while refreshes fail, show degraded once the token expires within this (default 30 minutes)').optional(),
     hostWaitMs: ms("how long status, revocation and file removal wait for the slot's host (default 10 minutes)").optional(),
+    probe: z
+      .object({
+        everyMs: ms('time between scheduled live probes; 0: none (default 6 hours)').optional(),
+        jitterMs: ms('each scheduled probe up to this much earlier, at random (default 30 minutes)').optional(),
+      })
+      .optional()
+      .describe('live probes of the credential (a minimal real request with the token)'),
     maxHistoryEvents: z.number().int().min(1).optional().describe('continue-as-new once the history has this many events (default 2000)'),
     adoptExisting: z.boolean().optional().describe('start from the credential already in the slot instead of a new login'),
     carried: CarriedStateSchema.optional(),
@@ -161,6 +182,7 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const agree = <T extends true>(_: T): void => undefined;
 agree<Same<z.infer<typeof LoginPromptSchema>, LoginPromptType>>(true);
 agree<Same<z.infer<typeof OutcomeSchema>, OutcomeType>>(true);
+agree<Same<z.infer<typeof LastProbeSchema>, LastProbeType>>(true);
 agree<Same<z.infer<typeof SlotStatusSchema>, SlotStatusType>>(true);
 agree<Same<z.infer<typeof CarriedStateSchema>, CarriedStateType>>(true);
 agree<Same<z.infer<typeof SlotInputSchema>, SlotInputType>>(true);

@@ -1,6 +1,7 @@
 // The slot workflow's input: what `slotctl provision`, the client API and any
 // service in another language send to start `slot:<id>`. Node-free; not secret.
 import type { SlotStatus } from './messages';
+import type { ProbeOptions } from './probe';
 import type { RefreshSchedule } from './slot';
 import type { MoveInput } from './backup';
 
@@ -48,6 +49,8 @@ export interface SlotInput {
    * slot records that the host did not answer (and goes on). @default 600000 (10 minutes)
    */
   readonly hostWaitMs?: number;
+  /** Live probes of the credential: how often (common/probe.ts). @default every 6 hours, up to 30 minutes early */
+  readonly probe?: ProbeOptions;
   /** Continue-as-new once the history has this many events. @default 2000 */
   readonly maxHistoryEvents?: number;
   /**
@@ -66,10 +69,25 @@ export interface Pending {
   retire: { readonly removeFiles: boolean } | undefined;
   /** A move to another host, accepted and not yet done. */
   move?: MoveInput;
+  /** A live probe was asked for (probeNow, a pool's auth-failure report). */
+  probe?: boolean;
 }
 
 /** What survives continue-as-new: what `status` shows (nothing secret), the requests not yet done, the run count. */
 export type CarriedState = Pick<
   SlotStatus,
-  'phase' | 'expiresAt' | 'lastRefresh' | 'nextRefreshAt' | 'account' | 'lastOutcome' | 'lastError' | 'logins' | 'refreshes' | 'consecutiveFailures' | 'backup' | 'move'
+  | 'phase'
+  | 'expiresAt'
+  | 'lastRefresh'
+  | 'nextRefreshAt'
+  | 'account'
+  | 'lastOutcome'
+  | 'lastError'
+  | 'logins'
+  | 'refreshes'
+  | 'consecutiveFailures'
+  | 'backup'
+  | 'move'
+  | 'lastProbe'
+  | 'nextProbeAt'
 > & { readonly runs: number; readonly pending?: Pending };

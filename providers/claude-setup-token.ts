@@ -7,6 +7,7 @@ import { claude, claudeCommand } from './claude';
 import type { Provider, PtyLoginSpec } from './provider';
 import { findLine, lastWords } from './screen-text';
 import { readHardWrapped } from './screen-url';
+import { claudeMessagesProbe } from './claude-probe';
 
 const CONFIG_DIR = '.claude';
 const DAY = 24 * 60 * 60_000;
@@ -112,4 +113,5 @@ export const claudeSetupToken: Provider = {
     envFile: '.agent.env',
     env: (credential) => ({ CLAUDE_CODE_OAUTH_TOKEN: ClaudeSetupToken.parse(credential).oauthToken }),
   },
+  probe: claudeMessagesProbe((credential) => ClaudeSetupToken.parse(credential).oauthToken),
 };

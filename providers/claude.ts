@@ -6,6 +6,7 @@ import { AGENT_PLACEHOLDER, agentDirOf } from './agent-dir';
 import type { Provider, PtyLoginSpec, UrlShape } from './provider';
 import { binary, escapeRegExp, findLine, lastWords } from './screen-text';
 import { readUrl } from './screen-url';
+import { claudeMessagesProbe } from './claude-probe';
 
 const CONFIG_DIR = '.claude';
 /** The agent's CLAUDE_CONFIG_DIR, inside the agent directory. */
@@ -190,4 +191,5 @@ export const claude: Provider = {
       needsTokenService: false,
     }),
   },
+  probe: claudeMessagesProbe((credential) => ClaudeCredentials.parse(credential).claudeAiOauth.accessToken),
 };

@@ -37,6 +37,11 @@ const MINUTE = 60_000;
 /** The Codex CLI refreshes by itself when `last_refresh` is older than this; we come first. */
 const CLI_STALE_AFTER_MS = 8 * 24 * 60 * MINUTE;
 
+/** The Codex backend (the CLI's `chatgpt_base_url`); `CODEX_PROBE_BASE_URL` points tests and proxies elsewhere. */
+const BACKEND_URL = 'https://chatgpt.com/backend-api';
+/** The CLI version whose requests the probe copies (test/real-clis.sh pins it). */
+const CLI_VERSION = '0.169.0';
+
 const DEVICE_URL = /^https:\/\/[a-z0-9.-]+(?::\d+)?\/[^\s]*device/;
 // Codex prints codes like `ABCD-12345`; it is shown to the operator, so it is no secret.
 const USER_CODE = /\b([A-Z0-9]{4,5}-[A-Z0-9]{4,6})\b/;
@@ -201,5 +206,24 @@ export const codex: Provider = {
       ],
       needsTokenService: true,
     }),
+  },
+  // The lightest authenticated call the backend offers: the usage (rate-limit) read behind
+  // codex's /status. A GET that spends no quota, unlike a Responses request.
+  probe: {
+    describe: 'GET /backend-api/wham/usage (the rate-limit read behind codex /status) with Authorization: Bearer, ChatGPT-Account-Id, originator codex_cli_rs',
+    variables: ['CODEX_PROBE_BASE_URL'],
+    request(credential, env) {
+      const tokens = CodexAuth.parse(credential).tokens;
+      return {
+        url: `${(env.CODEX_PROBE_BASE_URL || BACKEND_URL).replace(/\/+$/, '')}/wham/usage`,
+        method: 'GET',
+        headers: {
+          authorization: `Bearer ${tokens.access_token}`,
+          ...(tokens.account_id ? { 'chatgpt-account-id': tokens.account_id } : {}),
+          originator: 'codex_cli_rs',
+          'user-agent': `codex_cli_rs/${CLI_VERSION}`,
+        },
+      };
+    },
   },
 };

@@ -11,10 +11,12 @@ export interface ServerMetadata {
   readonly token_endpoint: string;
   readonly device_authorization_endpoint?: string;
   readonly revocation_endpoint?: string;
+  /** OpenID Connect: where an access token shows whose it is (the live probe). */
+  readonly userinfo_endpoint?: string;
   readonly grant_types_supported?: readonly string[];
 }
 
-const ENDPOINT_FIELDS = ['token_endpoint', 'device_authorization_endpoint', 'revocation_endpoint'] as const;
+const ENDPOINT_FIELDS = ['token_endpoint', 'device_authorization_endpoint', 'revocation_endpoint', 'userinfo_endpoint'] as const;
 
 const MetadataSchema = z
   .object({
@@ -22,6 +24,7 @@ const MetadataSchema = z
     token_endpoint: z.string({ error: 'is missing' }).min(1, 'is empty'),
     device_authorization_endpoint: z.string({ error: 'is not a string' }).optional(),
     revocation_endpoint: z.string({ error: 'is not a string' }).optional(),
+    userinfo_endpoint: z.string({ error: 'is not a string' }).optional(),
     grant_types_supported: z.array(z.string(), { error: 'is not a list of strings' }).optional(),
   })
   .loose();
@@ -81,6 +84,7 @@ export async function discoverServer(issuer: string, allowedHosts: EndpointAllow
     token_endpoint: doc.token_endpoint,
     ...(doc.device_authorization_endpoint ? { device_authorization_endpoint: doc.device_authorization_endpoint } : {}),
     ...(doc.revocation_endpoint ? { revocation_endpoint: doc.revocation_endpoint } : {}),
+    ...(doc.userinfo_endpoint ? { userinfo_endpoint: doc.userinfo_endpoint } : {}),
     ...(doc.grant_types_supported ? { grant_types_supported: doc.grant_types_supported } : {}),
   };
   cache.set(issuer, { at: Date.now(), metadata });

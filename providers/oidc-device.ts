@@ -64,6 +64,8 @@ export const OidcDeviceConfig = z
         device_authorization_endpoint: EndpointUrl,
         token_endpoint: EndpointUrl,
         revocation_endpoint: EndpointUrl.optional(),
+        /** The live probe's endpoint (OpenID Connect userinfo); without it the slot is not probed. */
+        userinfo_endpoint: EndpointUrl.optional(),
       })
       .optional(),
     clientId: z
@@ -132,16 +134,22 @@ function forSlot(config: OidcDeviceConfig): Provider {
   const scope = config.scopes.length > 0 ? config.scopes.join(' ') : undefined;
 
   /** The server's endpoints: configured, or discovered from the issuer. */
-  async function endpoints(env: NodeJS.ProcessEnv): Promise<{ device?: string; token: string; revocation?: string; grants?: readonly string[] }> {
+  async function endpoints(env: NodeJS.ProcessEnv): Promise<{ device?: string; token: string; revocation?: string; userinfo?: string; grants?: readonly string[] }> {
     if (config.endpoints) {
       const e = config.endpoints;
-      return { device: e.device_authorization_endpoint, token: e.token_endpoint, ...(e.revocation_endpoint ? { revocation: e.revocation_endpoint } : {}) };
+      return {
+        device: e.device_authorization_endpoint,
+        token: e.token_endpoint,
+        ...(e.revocation_endpoint ? { revocation: e.revocation_endpoint } : {}),
+        ...(e.userinfo_endpoint ? { userinfo: e.userinfo_endpoint } : {}),
+      };
     }
     const metadata = await discoverServer(config.issuer as string, endpointAllowList(env));
     return {
       token: metadata.token_endpoint,
       ...(metadata.device_authorization_endpoint ? { device: metadata.device_authorization_endpoint } : {}),
       ...(metadata.revocation_endpoint ? { revocation: metadata.revocation_endpoint } : {}),
+      ...(metadata.userinfo_endpoint ? { userinfo: metadata.userinfo_endpoint } : {}),
       ...(metadata.grant_types_supported ? { grants: metadata.grant_types_supported } : {}),
     };
   }
@@ -253,6 +261,15 @@ function forSlot(config: OidcDeviceConfig): Provider {
           : [],
         needsTokenService: false,
       }),
+    },
+    // The userinfo endpoint (OpenID Connect Core §5.3) when the server has one: a GET that any valid access token may make.
+    probe: {
+      describe: 'GET the userinfo endpoint (discovered or configured) with Authorization: Bearer; no probe when the server has none',
+      async request(credential, env) {
+        const userinfo = (await endpoints(env)).userinfo;
+        if (!userinfo) return undefined;
+        return { url: userinfo, method: 'GET', headers: { authorization: `Bearer ${OAuthJsonTokens.parse(credential).access_token}` } };
+      },
     },
     revoke: {
       endpoint: async (env) => (await endpoints(env)).revocation,

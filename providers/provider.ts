@@ -305,6 +305,33 @@ export interface RevokeSpec {
   requests(credential: unknown): ReadonlyArray<{ readonly token: 'refresh_token' | 'access_token'; readonly body: Record<string, string> }>;
 }
 
+/** One live probe request: a minimal real request that carries the slot's token. */
+export interface ProbeRequest {
+  /** Where it goes; checked against the host's rules (https, or http on allow-listed loopback). */
+  readonly url: string;
+  readonly method: 'GET' | 'POST';
+  /** Headers as the provider's own CLI sends them; they hold the token (never logged or returned). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** A JSON body (POST). */
+  readonly body?: unknown;
+}
+
+/**
+ * How to prove a credential live (DESIGN.md "Providers"): the provider's lightest
+ * authenticated request. The generic activity sends it and reads the status only
+ * (2xx ok, 401/403 unauthorized, 429 rate-limited, 5xx transient); the body is never read.
+ */
+export interface ProbeSpec {
+  /** The request for this credential (the parsed credential file), or undefined when this slot has nothing to probe (a server without a userinfo endpoint). May discover (throws ProviderEndpointError). */
+  request(credential: unknown, env: NodeJS.ProcessEnv): ProbeRequest | undefined | Promise<ProbeRequest | undefined>;
+  /** For a 429: when the limit resets (epoch ms), from the provider's own headers; Retry-After is read generically. */
+  resetAt?(headers: Readonly<Record<string, string>>): number | undefined;
+  /** One sentence for the README and status: what is sent. */
+  readonly describe: string;
+  /** The worker variables that move its endpoint, named when one holds no usable URL. */
+  readonly variables?: readonly string[];
+}
+
 export interface Provider {
   readonly name: string;
   readonly displayName: string;
@@ -314,6 +341,8 @@ export interface Provider {
   readonly agent: AgentSpec;
   /** Present when the provider's server can revoke tokens. */
   readonly revoke?: RevokeSpec;
+  /** Present when the provider can prove a credential live (activities/probe.ts). */
+  readonly probe?: ProbeSpec;
 }
 
 /**

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { HANDLER_DESCRIPTIONS } from '../common/messages';
-import { MoveAcceptedSchema, MoveInputSchema, RetireInputSchema, SlotInputSchema, SlotStatusSchema, SubmitCodeInputSchema, SubmitCodeResultSchema } from '../common/schemas';
+import { LastProbeSchema, MoveAcceptedSchema, MoveInputSchema, RetireInputSchema, SlotInputSchema, SlotStatusSchema, SubmitCodeInputSchema, SubmitCodeResultSchema } from '../common/schemas';
 import { PHASES, SHARED_TASK_QUEUE } from '../common/slot';
 import { PROJECT_ROOT } from '../workers/temporal-binaries';
 
@@ -30,7 +30,7 @@ export function contractDocuments(): Record<string, unknown> {
       $id: `${BASE}messages.schema.json`,
       title: 'slotWorkflow messages',
       description:
-        'Signals, the update and the query of workflow `slot:<slotId>` (type `slotWorkflow`). Payloads are JSON (encoding json/plain), ' +
+        'Signals, updates and the query of workflow `slot:<slotId>` (type `slotWorkflow`). Payloads are JSON (encoding json/plain), ' +
         'sealed by the deployment\'s payload codec when encryption is on. Every message is addressed by the name given here.',
       'x-workflow': { type: 'slotWorkflow', id: 'slot:<slotId>', defaultTaskQueue: SHARED_TASK_QUEUE, input: 'slot-input.schema.json', phases: PHASES },
       'x-messages': {
@@ -40,9 +40,11 @@ export function contractDocuments(): Record<string, unknown> {
           refreshNow: { description: HANDLER_DESCRIPTIONS.refreshNow, input: null },
           relogin: { description: HANDLER_DESCRIPTIONS.relogin, input: null },
           retire: { description: HANDLER_DESCRIPTIONS.retire, input: '#/$defs/RetireInput' },
+          probeNow: { description: HANDLER_DESCRIPTIONS.probeNow, input: null },
         },
         updates: {
           submitCode: { description: HANDLER_DESCRIPTIONS.submitCode, input: '#/$defs/SubmitCodeInput', result: '#/$defs/SubmitCodeResult' },
+          probeNow: { description: HANDLER_DESCRIPTIONS.probeNow, input: null, result: '#/$defs/LastProbe' },
           move: { description: HANDLER_DESCRIPTIONS.move, input: '#/$defs/MoveInput', result: '#/$defs/MoveAccepted' },
         },
         queries: { status: { description: HANDLER_DESCRIPTIONS.status, input: null, result: 'slot-status.schema.json' } },
@@ -53,6 +55,7 @@ export function contractDocuments(): Record<string, unknown> {
         RetireInput: jsonSchema(RetireInputSchema, 'messages.schema.json#RetireInput', 'retire input'),
         MoveInput: jsonSchema(MoveInputSchema, 'messages.schema.json#MoveInput', 'move input'),
         MoveAccepted: jsonSchema(MoveAcceptedSchema, 'messages.schema.json#MoveAccepted', 'move update result'),
+        LastProbe: jsonSchema(LastProbeSchema, 'messages.schema.json#LastProbe', 'probeNow update result'),
       },
     },
   };

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SlotStatus } from '../common/messages';
 import { SlotClient } from '../cli/slot-client';
+import type { SlotWorkerOptions } from '../workers/worker';
 import { devServerClient, startWorkers, type RunningWorkers } from './harness';
 import { TEST_ALLOWED_ENDPOINT_HOSTS } from './worker-process';
 
@@ -31,6 +32,8 @@ export async function startSlotRig(
     address?: string;
     /** Workers and client in this namespace. @default "default" */
     namespace?: string;
+    /** Counts what the workers' activities observe (workers/metrics.ts). */
+    metrics?: SlotWorkerOptions['metrics'];
   } = {},
 ): Promise<SlotRig> {
   const slotsDir = await mkdtemp(join(tmpdir(), 'slots-'));

@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { FailureType, PERMANENT_REFRESH_FAILURES } from '../common/failures';
+import { PROBE_OUTCOMES } from '../common/probe';
 import { providerNames } from '../providers';
 import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey } from '../common/search-attributes';
 import { poolStatusQuery, type PoolStatus } from '../common/pool';
@@ -68,6 +69,7 @@ export class SlotMetrics {
   readonly poolListingErrors: Counter;
   private poolListing: { at: number; rows: PoolRow[] } | undefined;
   private poolsInFlight: Promise<PoolRow[]> | undefined;
+  readonly probes: Counter<'provider' | 'outcome'>;
 
   constructor(private readonly opts: SlotMetricsOptions) {
     this.now = opts.now ?? Date.now;
@@ -95,10 +97,12 @@ export class SlotMetrics {
     this.poolLeasesRefused = new Counter({ name: `${p}pool_leases_refused_total`, help: 'Lease requests each pool refused for want of a slot (pool-exhausted) or because its slots could not be asked', labelNames: poolLabels, registers, collect: collectPools });
     this.poolCooldownSeconds = new Gauge({ name: `${p}pool_cooldown_seconds`, help: "Seconds until the last of each pool's cooling-down slots may be leased again (0: none cooling down)", labelNames: poolLabels, registers, collect: collectPools });
     this.poolListingErrors = new Counter({ name: `${p}pool_listing_errors_total`, help: 'Scrapes whose listing of the pools or one of their status queries failed (that pool is left out of the scrape)', registers });
+    this.probes = new Counter({ name: `${p}probes_total`, help: 'Live probes of slot credentials by outcome: ok, unauthorized (401/403), rate-limited (429), transient (network, 5xx), error (could not probe), none (no probe)', labelNames: ['provider', 'outcome'], registers });
     // Series exist from the start at 0: a counter first seen at 1 shows no increase() to alert on.
     for (const provider of providerNames()) {
       for (const outcome of REFRESH_OUTCOMES) this.refreshes.inc({ provider, outcome }, 0);
       this.logins.inc({ provider, outcome: 'verified' }, 0);
+      for (const outcome of PROBE_OUTCOMES) this.probes.inc({ provider, outcome }, 0);
     }
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
@@ -245,6 +249,11 @@ export class SlotMetrics {
           this.logins.inc({ provider, outcome: 'verified' });
           if (typeof input.notBefore === 'number') this.timeToActive.observe({ provider }, Math.max(0, now - input.notBefore) / 1000);
         } else if (!isCancellation(ended)) this.logins.inc({ provider, outcome: kebab(failureType ?? 'error') });
+        return;
+      }
+      case 'probeCredential': {
+        // A probe that did not run (host down, refused input) says nothing about the token: not counted.
+        if ('ok' in ended && typeof ended.ok.outcome === 'string' && (PROBE_OUTCOMES as readonly string[]).includes(ended.ok.outcome)) this.probes.inc({ provider, outcome: ended.ok.outcome });
         return;
       }
       default:

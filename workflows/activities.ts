@@ -72,6 +72,15 @@ export function refreshActivity(host: string, backoff: RefreshBackoff | undefine
   }).refreshCredential;
 }
 
+/**
+ * A live probe on the slot's host (the queue belongs to the host's workers). Not retried:
+ * a probe is a sample, its outcome says a network error itself, and the next probe is the retry.
+ * A host that does not take it within two minutes is recorded as a transient outcome.
+ */
+export function probeActivity(host: string) {
+  return proxyActivities<HostActivities>({ taskQueue: hostTaskQueue(host), scheduleToCloseTimeout: '2 minutes', retry: { maximumAttempts: 1 } }).probeCredential;
+}
+
 /** Files, status and revocation on the slot's host: a host that is down for ten minutes fails these, and the slot says so. */
 export function fileActivities(host: string, waitMs = 600_000) {
   return proxyActivities<HostActivities>({ taskQueue: hostTaskQueue(host), scheduleToCloseTimeout: waitMs, retry: { maximumAttempts: 5 } });

@@ -56,6 +56,13 @@ export class Pool {
     for (const m of this.members.values()) {
       const e = this.census.get(m.slotId);
       if (m.authFailedAt !== undefined && e?.phase === 'active' && (e.outcomeAt ?? 0) > m.authFailedAt) m.authFailedAt = undefined;
+      // A live probe since the report that the provider accepted (ok, or 429: the token is good) clears it too.
+      if (m.authFailedAt !== undefined && e?.phase === 'active' && e.probe && e.probe.at > m.authFailedAt && (e.probe.outcome === 'ok' || e.probe.outcome === 'rate-limited')) m.authFailedAt = undefined;
+      // A probe answered 429: the account rests until the reset the provider gave.
+      if (e?.probe?.outcome === 'rate-limited' && e.probe.resetAt !== undefined && e.probe.resetAt > at && e.probe.resetAt > (m.coolUntil ?? 0)) {
+        m.coolUntil = e.probe.resetAt;
+        m.resetAt = e.probe.resetAt;
+      }
     }
   }
 

@@ -15,7 +15,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { FailureType } from '../common/failures';
-import { refreshNowSignal } from '../common/messages';
+import { probeNowSignal, refreshNowSignal } from '../common/messages';
 import {
   addSlotsUpdate,
   cooldownEnd,
@@ -41,6 +41,8 @@ import { agentPlanActivity, poolActivities } from './activities';
 import { Notices } from './notices';
 import { Pool } from './pool-state';
 
+/** Pools recorded before live probes ask the slot for a refresh on an auth failure, on replay too. */
+const AUTH_PROBE_PATCH = 'auth-failure-probes';
 const DEFAULT_LEASE_TTL_MS = 600_000;
 const DEFAULT_CENSUS_MAX_AGE_MS = 2000;
 /** The dashboard's census when nobody leases. */
@@ -177,10 +179,11 @@ export async function poolWorkflow(input: PoolInput): Promise<PoolStatus> {
       pool.endLease(member, ref.leaseId);
       member.authFailedAt = Date.now();
       pool.publish(Date.now());
-      // The slot decides: a refresh fixes it, or it goes needs-relogin and asks a person.
-      await getExternalWorkflowHandle(slotWorkflowId(member.slotId)).signal(refreshNowSignal).catch(() => undefined);
+      // The slot decides: a probe proves the token (a refused one is refreshed), or it goes needs-relogin and asks a person.
+      const ask = patched(AUTH_PROBE_PATCH) ? probeNowSignal : refreshNowSignal;
+      await getExternalWorkflowHandle(slotWorkflowId(member.slotId)).signal(ask).catch(() => undefined);
     },
-    { validator: (ref) => check(leaseRefProblem(ref)), description: 'The provider refused the slot\'s token: {"leaseId": "…"}. Ends the lease and asks the slot to refresh; it is out of rotation until it has.' },
+    { validator: (ref) => check(leaseRefProblem(ref)), description: 'The provider refused the slot\'s token: {"leaseId": "…"}. Ends the lease and asks the slot to probe its token (refreshing a refused one); it is out of rotation until it has.' },
   );
 
   setHandler(

@@ -2,6 +2,7 @@
 // the phase, the prompt, and the exact next step both in the UI's signal form and
 // in slotctl. Built from the status alone, so it never holds what status does not.
 import type { SlotStatus } from '../common/messages';
+import { describeProbe } from '../common/probe';
 import type { LoginPrompt } from '../common/slot';
 
 const when = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -75,6 +76,10 @@ export function slotDetails(s: SlotStatus): string {
   if (s.expiresAt !== undefined) lines.push('', `Token expires ${when(s.expiresAt)}.`);
   if (s.lastOutcome) lines.push('', `Last: ${s.lastOutcome.message} (${when(s.lastOutcome.at)})`);
   if (s.lastError) lines.push('', `Problem: ${s.lastError}`);
+  if (s.lastProbe) {
+    const next = s.nextProbeAt !== undefined ? `; next ${when(s.nextProbeAt)}` : '';
+    lines.push('', `Last probe: ${describeProbe(s.lastProbe).replace(/[`*_[\]]/g, '')}${next}. Probe now: \`slotctl probe ${s.slotId}\`, or ${signal('probeNow')}.`);
+  }
   if (s.pending?.length) lines.push('', `Requested, not yet done: ${s.pending.join(', ')}.`);
   return lines.join('\n');
 }

@@ -4,6 +4,7 @@
 import { CancellationScope, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { codeProblem, type Outcome, type SlotStatus, type SubmitCodeResult } from '../common/messages';
 import { SlotExpiresAtKey, SlotPhaseKey, SlotPromptKey } from '../common/search-attributes';
+import type { LastProbe } from '../common/probe';
 import type { LoginPrompt, Phase } from '../common/slot';
 import type { CarriedState, Pending, SlotInput } from '../common/slot-input';
 import { slotDetails } from './slot-details';
@@ -41,6 +42,13 @@ export class Slot {
   move: MoveState | undefined;
   /** A restored backup is being proven by a refresh: a second loss is not restored again. */
   restoring = false;
+  /** The last live probe and the next scheduled one (workflows/probe-step.ts). */
+  lastProbe: LastProbe | undefined;
+  nextProbeAt: number | undefined;
+  /** Probe steps finished in this run: what a waiting `probeNow` counts. */
+  probeSteps = 0;
+  /** A `probeNow` signal (a pool's auth-failure report) asked: a probe that cannot tell is followed by a refresh. Not carried: continue-as-new waits for the probe. */
+  refreshUnlessProven = false;
   pending: Pending = { login: true, refresh: false, retire: undefined };
   /** The scope of the login or refresh in progress: relogin, cancelLogin and retire cancel it. */
   stepScope: CancellationScope | undefined;
@@ -87,6 +95,8 @@ export class Slot {
       ...(this.move ? { move: this.move } : {}),
       runs: this.runs,
       pending: { ...this.pending },
+      ...(this.lastProbe ? { lastProbe: this.lastProbe } : {}),
+      ...(this.nextProbeAt !== undefined ? { nextProbeAt: this.nextProbeAt } : {}),
     };
   }
 
@@ -95,6 +105,7 @@ export class Slot {
       ...(this.pending.login ? ['relogin' as const] : []),
       ...(this.pending.refresh ? ['refresh' as const] : []),
       ...(this.pending.retire ? ['retire' as const] : []),
+      ...(this.pending.probe ? ['probe' as const] : []),
     ];
     return {
       slotId: this.input.slotId,
@@ -114,6 +125,8 @@ export class Slot {
       ...(pending.length > 0 ? { pending } : {}),
       ...(this.backup ? { backup: this.backup } : {}),
       ...(this.move ? { move: this.move } : {}),
+      ...(this.lastProbe ? { lastProbe: this.lastProbe } : {}),
+      ...(this.nextProbeAt !== undefined && (this.phase === 'active' || this.phase === 'degraded') ? { nextProbeAt: this.nextProbeAt } : {}),
     };
   }
 

@@ -35,9 +35,12 @@ import { inScope, refreshStep } from './refresh-step';
 import { Slot } from './slot-state';
 import { Notices, slotNoticeObserver } from './notices';
 import { installMoveHandler, moveStep } from './restore-step';
+import { installProbeHandlers, probeAfterLogin, probeDue, probeStep, untilNextProbe } from './probe-step';
 
 /** Runs recorded before notices existed ask the operator only on needs-relogin, and keep doing so on replay. */
 const NOTICES_PATCH = 'operator-notices';
+/** Runs recorded before live probes never probe (and answer a pool's auth-failure report with a refresh), on replay too. */
+const PROBES_PATCH = 'live-probes';
 /** How long continue-as-new and the end wait for notices still being delivered. */
 const NOTICE_SETTLE_MS = 60_000;
 
@@ -52,6 +55,8 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   // Every event that needs or informs a person is a notice, sent from the slot's phase changes.
   const notices = patched(NOTICES_PATCH) ? new Notices() : undefined;
   if (notices) slot.observer = slotNoticeObserver(slot, notices);
+  const probing = patched(PROBES_PATCH);
+  installProbeHandlers(slot, probing);
 
   /** Tells operators once per event that a slot needs them; never blocks the slot on a dead webhook. */
   const askOperator = async (reason: string, kind?: 'setup-token-expiring'): Promise<void> => {
@@ -79,7 +84,8 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   else slot.publish();
 
   while (!slot.pending.retire) {
-    if (slot.pending.move) {
+    // A probeNow waiting for its answer is taken before a move (a move's new run could not answer it).
+    if (slot.pending.move && !slot.pending.probe) {
       // `slotctl move`: a slot that now lives on another host goes on there, as a new run with that host.
       const to = slot.pending.move.toHost;
       slot.pending.move = undefined;
@@ -92,26 +98,35 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
     }
     if (slot.pending.login) {
       // A verified login is followed by a check that schedules the first refresh and writes the agent env and status files.
-      if (await loginStep(slot, askOperator)) await refreshStep(slot, false, askOperator, 'verifying');
+      // With probes, the credential is proven live first (a refused one is refreshed, or needs a person).
+      if ((await loginStep(slot, askOperator)) && (!probing || (await probeAfterLogin(slot, askOperator)))) await refreshStep(slot, false, askOperator, 'verifying');
     } else if (slot.phase === 'active' || slot.phase === 'degraded') {
       const due = Math.max((slot.nextRefreshAt ?? Date.now()) - Date.now(), 0);
-      await condition(() => slot.pending.refresh || slot.pending.login || slot.pending.retire !== undefined || slot.pending.move !== undefined, due);
-      if (slot.pending.retire || slot.pending.login || slot.pending.move) continue;
-      const force = slot.pending.refresh;
-      slot.pending.refresh = false;
-      await refreshStep(slot, force, askOperator);
+      const probeIn = probing ? untilNextProbe(slot) : undefined;
+      await condition(
+        () => slot.pending.refresh || slot.pending.login || slot.pending.retire !== undefined || slot.pending.move !== undefined || slot.pending.probe === true,
+        probeIn === undefined ? due : Math.min(due, probeIn),
+      );
+      if (slot.pending.retire || slot.pending.login || (slot.pending.move && !slot.pending.probe)) continue;
+      if (probing && !slot.pending.refresh && probeDue(slot)) await probeStep(slot, slot.pending.probe ? 'operator' : 'schedule', askOperator);
+      else {
+        const force = slot.pending.refresh;
+        slot.pending.refresh = false;
+        await refreshStep(slot, force, askOperator);
+      }
     } else {
       // needs-relogin: an operator decides. A refresh can still rescue a slot whose login was replaced by hand on the host.
-      await condition(() => slot.pending.login || slot.pending.retire !== undefined || slot.pending.refresh || slot.pending.move !== undefined);
+      await condition(() => slot.pending.login || slot.pending.retire !== undefined || slot.pending.refresh || slot.pending.move !== undefined || slot.pending.probe === true);
       if (slot.pending.refresh && !slot.pending.login && !slot.pending.retire && !slot.pending.move) {
         slot.pending.refresh = false;
         await refreshStep(slot, true, askOperator);
-      }
+      } else if (slot.pending.probe && !slot.pending.login && !slot.pending.retire) await probeStep(slot, 'operator', askOperator);
     }
     // A successful refresh wrote the status file itself; a slot that needs a person says so there too.
     if (slot.phase === 'needs-relogin') await saveStatus();
     const info = workflowInfo();
-    if (!slot.pending.retire && (info.continueAsNewSuggested || info.historyLength >= (input.maxHistoryEvents ?? 2000))) {
+    // A probeNow waiting for its answer is a handler that has not finished: its probe comes first.
+    if (!slot.pending.retire && !slot.pending.probe && (info.continueAsNewSuggested || info.historyLength >= (input.maxHistoryEvents ?? 2000))) {
       // Requests taken meanwhile travel with the state (`carry` holds `pending`).
       await condition(allHandlersFinished);
       await notices?.settle(NOTICE_SETTLE_MS);

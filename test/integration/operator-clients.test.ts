@@ -348,9 +348,9 @@ describe('the temporal CLI', () => {
     expect(metadata.currentDetails).toContain('awaiting-operator');
     expect(metadata.currentDetails).toMatch(/submitCode/);
     const signals = metadata.definition?.signalDefinitions ?? [];
-    expect(signals.map((d) => d.name).sort()).toEqual(['cancelLogin', 'refreshNow', 'relogin', 'retire', 'submitCode']);
+    expect(signals.map((d) => d.name).sort()).toEqual(['cancelLogin', 'probeNow', 'refreshNow', 'relogin', 'retire', 'submitCode']);
     for (const signal of signals) expect(signal.description?.length ?? 0, signal.name).toBeGreaterThan(20);
-    expect(metadata.definition?.updateDefinitions?.map((d) => d.name).sort()).toEqual(['move', 'submitCode']);
+    expect(metadata.definition?.updateDefinitions?.map((d) => d.name).sort()).toEqual(['move', 'probeNow', 'submitCode']);
 
     // A signal cannot answer: the refusal shows up in status, without the code.
     submittedCodes.add('no-hash');

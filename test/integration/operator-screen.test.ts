@@ -67,9 +67,9 @@ describe("the slot's page in the Web UI", () => {
     expect(definition?.type).toBe('slotWorkflow');
     const signals = definition?.signalDefinitions ?? [];
     // Only what an operator may send: no internal plumbing is offered in the signal form.
-    expect(signals.map((d) => d.name).sort()).toEqual(['cancelLogin', 'refreshNow', 'relogin', 'retire', 'submitCode']);
+    expect(signals.map((d) => d.name).sort()).toEqual(['cancelLogin', 'probeNow', 'refreshNow', 'relogin', 'retire', 'submitCode']);
     const updates = definition?.updateDefinitions ?? [];
-    expect(updates.map((d) => d.name).sort()).toEqual(['move', 'submitCode']);
+    expect(updates.map((d) => d.name).sort()).toEqual(['move', 'probeNow', 'submitCode']);
     const queries = (definition?.queryDefinitions ?? []).filter((d) => !BUILT_IN_QUERIES.includes(d.name));
     expect(queries.map((d) => d.name)).toEqual(['status']);
     for (const handler of [...signals, ...updates, ...queries]) expect(handler.description?.length ?? 0, handler.name).toBeGreaterThan(30);

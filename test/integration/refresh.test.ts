@@ -113,7 +113,8 @@ describe('scheduled refresh', () => {
   it('keeps a slot active through thirty simulated days, rotating tokens, with bounded history', async () => {
     const slotId = uniqueName('month');
     const issued = await seedClaude(slotId);
-    await slots.provision({ slotId, provider: 'claude', host: hostName, adoptExisting: true, options: { maxHistoryEvents: 300 } });
+    // Refreshes only: scheduled live probes (every 6 h) are tested in probes.test.ts.
+    await slots.provision({ slotId, provider: 'claude', host: hostName, adoptExisting: true, options: { maxHistoryEvents: 300, probe: { everyMs: 0 } } });
     const first = await until(slotId, (s) => s.phase === 'active', 'active');
     // Adopted a fresh credential: nothing to refresh yet, and a timer set before expiry.
     expect(server.requests).toHaveLength(0);

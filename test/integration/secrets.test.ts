@@ -16,6 +16,7 @@ import { AesGcmPayloadCodec, parseEncryptionKeys, slotDataConverter } from '../.
 import { obtainTemporalCli } from '../../workers/temporal-binaries';
 import { devServerClient, uniqueName } from '../harness';
 import { startTokenServer, type TokenServer } from '../peers/token-server';
+import { BODY_MARKER, startProbeApi, type ProbeApi } from '../peers/probe-api';
 import { FIXTURE_BIN, stateOf, waitForPhase, waitForPrompt } from '../slot-fixtures';
 import { spawnWorkerProcess, stopWorkerProcess, untilPolling, type WorkerProcess } from '../worker-process';
 
@@ -46,6 +47,8 @@ function readable(json: unknown): string {
 
 describe('secrets never leave the slot host in clear', () => {
   let server: TokenServer;
+  /** Live probes' stand-in: every answer quotes the token it was sent, next to BODY_MARKER. */
+  let probeApi: ProbeApi;
   let worker: WorkerProcess;
   let slotsDir: string;
   let slots: SlotClient;
@@ -57,6 +60,7 @@ describe('secrets never leave the slot host in clear', () => {
 
   beforeAll(async () => {
     server = await startTokenServer({ defaultClientId: CLAUDE_CLIENT_ID, accessTtlSec: 8 * 3600 });
+    probeApi = await startProbeApi(() => true);
     slotsDir = await mkdtemp(join(tmpdir(), 'slots-secrets-'));
     const cli = await obtainTemporalCli();
     if (cli.type !== 'existing-path') throw new Error('this test reads histories with a local temporal CLI');
@@ -71,6 +75,7 @@ describe('secrets never leave the slot host in clear', () => {
       LOG_LEVEL: 'trace',
       CLAUDE_BIN: join(FIXTURE_BIN, 'claude'),
       CLAUDE_TOKEN_URL: server.claudeTokenUrl,
+      CLAUDE_PROBE_BASE_URL: probeApi.url,
       FIXTURE_SPEED: '0.2',
       FIXTURE_CLAUDE_CODE: PLANTED.code,
       FIXTURE_CLAUDE_ACCESS_TOKEN: PLANTED.accessToken,
@@ -88,6 +93,7 @@ describe('secrets never leave the slot host in clear', () => {
     if (worker) await stopWorkerProcess(worker, 'SIGTERM');
     await closeConnection?.();
     await server?.close();
+    await probeApi?.close();
     if (slotsDir) await rm(slotsDir, { recursive: true, force: true });
   });
 
@@ -104,6 +110,8 @@ describe('secrets never leave the slot host in clear', () => {
     await slots.refreshNow(slotId);
     const refreshed = await slots.waitFor(slotId, (s) => s.lastOutcome?.message.startsWith('refreshed') === true, { timeoutMs: 20_000, pollMs: 100 });
     expect(refreshed.reached).toBe(true);
+    // A live probe with the refreshed token (the login was probed with the first one).
+    expect((await slots.probe(slotId)).outcome).toBe('ok');
     const grant = server.grant('g1');
     const secrets = [PLANTED.code, PLANTED.wrongCode, PLANTED.accessToken, PLANTED.refreshToken, grant?.accessToken, grant?.refreshToken].filter(
       (s): s is string => typeof s === 'string',
@@ -150,6 +158,9 @@ describe('secrets never leave the slot host in clear', () => {
         expect(content.includes(secret), `${place} holds a planted secret (${secret.slice(0, 14)}…)`).toBe(false);
       }
     }
+    // The probes sent the tokens and got them quoted back; none of the answers' bodies went anywhere.
+    expect(probeApi.requests.map((r) => r.headers.authorization)).toEqual([`Bearer ${PLANTED.accessToken}`, `Bearer ${grant?.accessToken ?? ''}`]);
+    for (const [place, content] of Object.entries(places)) expect(content.includes(BODY_MARKER), `${place} holds a probe answer's body`).toBe(false);
     // The search is not blind: the worker did log at trace level, and the histories are there.
     expect(places['worker log']?.length).toBeGreaterThan(10_000);
     expect(places[`history of ${slotWorkflowId(slotId)}`]).toContain('binary/encrypted');

@@ -25,8 +25,8 @@ describe('the JSON Schema contract', () => {
     const status = docs['slot-status.schema.json'];
     expect(status?.properties?.phase?.enum).toContain('awaiting-operator');
     const messages = docs['messages.schema.json']?.['x-messages'];
-    expect(Object.keys(messages?.signals ?? {}).sort()).toEqual(['cancelLogin', 'refreshNow', 'relogin', 'retire', 'submitCode']);
-    expect(Object.keys(messages?.updates ?? {})).toEqual(['submitCode', 'move']);
+    expect(Object.keys(messages?.signals ?? {}).sort()).toEqual(['cancelLogin', 'probeNow', 'refreshNow', 'relogin', 'retire', 'submitCode']);
+    expect(Object.keys(messages?.updates ?? {}).sort()).toEqual(['move', 'probeNow', 'submitCode']);
     for (const kind of Object.values(messages ?? {})) for (const m of Object.values(kind)) expect(m.description.length).toBeGreaterThan(20);
   });
 
