@@ -42,6 +42,8 @@ export class LoginSession {
     readonly home: string,
     /** Our descriptor of the terminal's slave side, held until the CLI exited (`holdTerminal`). */
     private readonly terminalHold: { fd: number | undefined },
+    /** Echoes of our answers to terminal queries, removed from the output (see `start`). */
+    private readonly echoes: string[] = [],
   ) {
     this.span = tracer.startSpan('pty session', {
       attributes: { 'slot.id': slotId, 'slot.provider': provider, 'login.id': id, 'process.pid': pty.pid, 'pty.cols': PTY_COLS, 'pty.rows': PTY_ROWS },
@@ -61,9 +63,22 @@ export class LoginSession {
         });
       });
     });
-    pty.onData((data) => {
+    pty.onData((raw) => {
+      const data = this.withoutEchoes(raw);
       this.pending = this.pending.then(() => screen.write(data)).then(() => this.notify());
     });
+  }
+
+  /** The output without the terminal's echo of our own answers (which the CLI never wrote). */
+  private withoutEchoes(data: string): string {
+    if (this.echoes.length === 0 || !data.includes('^[')) return data;
+    let out = data;
+    for (const [i, echo] of [...this.echoes.entries()].reverse()) {
+      if (!out.includes(echo)) continue;
+      out = out.replace(echo, '');
+      this.echoes.splice(i, 1);
+    }
+    return out;
   }
 
   /** Resolves once every chunk read from the PTY has been written to the emulator. */
@@ -76,11 +91,19 @@ export class LoginSession {
 
   static start(id: string, slotId: string, provider: string, command: LoginCommand, cwd: string): LoginSession {
     let pty: IPty | undefined;
+    /** How the terminal would echo the answers we gave (a CLI that exited just after asking). */
+    const echoes: string[] = [];
     const screen = new TerminalScreen({
       cols: PTY_COLS,
       rows: PTY_ROWS,
       // The CLIs ask the terminal who it is (DA1) and where the cursor is (DSR) and wait for the answer.
-      respond: (answer) => pty?.write(answer),
+      respond: (answer) => {
+        // An answer to a CLI that is gone would be echoed back by the terminal we still hold
+        // open (`holdTerminal`) and shown as `^[[?1;2c` among the CLI's last words.
+        if (!pty || !isAlive(pty.pid)) return;
+        echoes.push(caretEcho(answer));
+        pty.write(answer);
+      },
     });
     try {
       pty = spawn(command.command, [...command.args], { name: 'xterm-256color', cols: PTY_COLS, rows: PTY_ROWS, cwd, env: { ...command.env } });
@@ -88,7 +111,7 @@ export class LoginSession {
       screen.dispose();
       throw err;
     }
-    return new LoginSession(id, slotId, provider, pty, screen, cwd, holdTerminal(pty));
+    return new LoginSession(id, slotId, provider, pty, screen, cwd, holdTerminal(pty), echoes);
   }
 
   get pid(): number {
@@ -189,6 +212,21 @@ function holdTerminal(pty: IPty): { fd: number | undefined } {
     // Not a Unix PTY, or already gone: the CLI's exit closes the terminal as before.
     return { fd: undefined };
   }
+}
+
+/** True while the process exists (node-pty reaps the CLI as soon as it exits). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** How a terminal in echo mode shows text: control characters in caret notation (ESC as `^[`). */
+function caretEcho(text: string): string {
+  return text.replace(/[\x00-\x1f]/g, (c) => `^${String.fromCharCode(c.charCodeAt(0) + 64)}`);
 }
 
 function releaseTerminal(hold: { fd: number | undefined }): void {

@@ -32,3 +32,18 @@ it(`shows the last line a CLI printed before exiting, every time (${RUNS} runs)`
   }
   expect(lost, `runs whose last line was not on the screen at exit`).toEqual([]);
 }, 120_000);
+
+// A CLI that asks the terminal who it is (DA1) and exits at once: the answer reaches a terminal
+// with nobody reading it, and the echo must not appear among the CLI's last words.
+const ASKS_THEN_EXITS = "process.stdout.write('\\x1b[c'); process.stdout.write('Error: Failed to connect to api.anthropic.com: ENOTFOUND\\r\\n'); process.exit(1)";
+
+it('does not show the echo of its answer to a CLI that asked the terminal and exited', async () => {
+  for (let run = 0; run < 10; run++) {
+    const session = LoginSession.start(`ask-${run}`, 'exit-slot', 'fixture', { command: process.execPath, args: ['-e', ASKS_THEN_EXITS], env: { PATH: process.env.PATH ?? '' }, dirs: [] }, home);
+    await session.exited;
+    const text = session.snapshot().text;
+    expect(text).toContain('Failed to connect to api.anthropic.com');
+    expect(text).not.toContain('^[');
+    await session.kill(0);
+  }
+}, 120_000);
