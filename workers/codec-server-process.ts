@@ -11,6 +11,7 @@ import { ConfigError } from '../common/failures';
 import { assertCodecToken, startCodecServer } from './codec-server';
 import { loadConfigOrExit } from './config';
 import { AesGcmPayloadCodec } from './encryption';
+import { watchChild } from './supervised-child';
 import type { SupervisedRun } from './supervisor';
 import { PROJECT_ROOT } from './temporal-binaries';
 
@@ -37,40 +38,14 @@ export async function startCodecServerProcess(opts: { token: string | undefined;
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let out = '';
-  let tail = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (tail = (tail + c.toString('utf8')).slice(-4000)));
-  const lastWords = (): string =>
-    tail
-      .split('\n')
-      .map((l) => l.trim())
-      .filter(Boolean)
-      .slice(-3)
-      .join(' | ')
-      .slice(0, 600);
-  const ended = new Promise<string>((resolveEnd) => {
-    child.once('error', (err) => resolveEnd(`could not run ${process.execPath}: ${err.message}`));
-    child.once('exit', (code, signal) => {
-      const words = lastWords();
-      resolveEnd(`${signal ? `killed by ${signal}` : `exit code ${code}`}${words ? `; it said: ${words}` : ''}`);
-    });
-  });
-  let exited: string | undefined;
-  void ended.then((how) => (exited = how));
-  const stop = async (): Promise<void> => {
-    if (exited !== undefined) return;
-    child.kill('SIGTERM');
-    if ((await Promise.race([ended.then(() => true), sleep(10_000).then(() => false)])) === false) {
-      child.kill('SIGKILL');
-      await ended;
-    }
-  };
+  const { ended, exited, lastWords, stop } = watchChild(child, process.execPath, [child.stderr]);
   const timeoutMs = opts.readyTimeoutMs ?? 60_000;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ready = READY.exec(out);
     if (ready) return { pid: child.pid ?? -1, url: ready[1] as string, ended, stop };
-    if (exited !== undefined) throw new Error(`the codec server ended before it listened (${exited})`);
+    if (exited() !== undefined) throw new Error(`the codec server ended before it listened (${exited()})`);
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`the codec server did not listen within ${timeoutMs / 1000} s; it said: ${lastWords()}`);

@@ -8,6 +8,7 @@ import { Connection } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
 import { assertPortFree } from './dev-server';
+import { watchChild } from './supervised-child';
 import type { SupervisedRun } from './supervisor';
 
 export interface DevServerProcessOptions {
@@ -58,44 +59,12 @@ export async function startDevServerProcess(opts: DevServerProcessOptions): Prom
   await mkdir(dirname(opts.dbFile), { recursive: true });
   // Same process group as `npm start`: Ctrl-C reaches it too, and nothing outlives a killed group.
   const child = spawn(opts.path, devServerArgs(opts), { stdio: ['ignore', 'pipe', 'pipe'] });
-  let tail = '';
-  const keep = (chunk: Buffer): void => {
-    tail = (tail + chunk.toString('utf8')).slice(-4000);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const lastWords = (): string =>
-    tail
-      .replace(/\u001b\[[0-9;]*m/g, '')
-      .split('\n')
-      .map((l) => l.trim())
-      .filter(Boolean)
-      .slice(-3)
-      .join(' | ')
-      .slice(0, 600);
-  const ended = new Promise<string>((resolve) => {
-    child.once('error', (err) => resolve(`could not run ${opts.path}: ${err.message}`));
-    child.once('exit', (code, signal) => {
-      const words = lastWords();
-      resolve(`${signal ? `killed by ${signal}` : `exit code ${code}`}${words ? `; it said: ${words}` : ''}`);
-    });
-  });
-  let exited: string | undefined;
-  void ended.then((how) => (exited = how));
+  const { ended, exited, lastWords, stop } = watchChild(child, opts.path, [child.stdout, child.stderr]);
   const address = `${opts.ip === '0.0.0.0' ? '127.0.0.1' : opts.ip}:${opts.port}`;
-
-  const stop = async (): Promise<void> => {
-    if (exited !== undefined) return;
-    child.kill('SIGTERM');
-    if ((await Promise.race([ended.then(() => true), sleep(10_000).then(() => false)])) === false) {
-      child.kill('SIGKILL');
-      await ended;
-    }
-  };
 
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
   for (;;) {
-    if (exited !== undefined) throw new Error(`the Temporal dev server ended before it was ready (${exited})`);
+    if (exited() !== undefined) throw new Error(`the Temporal dev server ended before it was ready (${exited()})`);
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`the Temporal dev server did not answer on ${address} within ${(opts.readyTimeoutMs ?? 60_000) / 1000} s; it said: ${lastWords()}`);
