@@ -1,7 +1,6 @@
 // Live probes on the real dev server, against a stand-in API on 127.0.0.1: the exact
 // requests each provider's probe sends, and what the slot makes of each answer (a
 // refused token is refreshed, then needs a person; 429 and 5xx never do).
-import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
@@ -15,6 +14,7 @@ import { devServerClient, uniqueName } from '../harness';
 import { BODY_MARKER, startProbeApi, type ProbeApi, type ProbeApiRequest } from '../peers/probe-api';
 import { startTokenServer, type IssuedTokens, type TokenServer } from '../peers/token-server';
 import { claudeCode, startSlotRig, waitForPhase, waitForPrompt, type SlotRig } from '../slot-fixtures';
+import { startWebhookReceiver, type WebhookReceiver } from '../peers/webhook-receiver';
 
 const CLAUDE_CLIENT_ID = '9d1c250a-e61b-44d9-88ed-5944d1962f5e';
 const CODEX_CLIENT_ID = 'app_EMoamEEZ73f0CkXaXp7hrann';
@@ -28,7 +28,7 @@ describe('live probes', () => {
   let api: ProbeApi;
   let server: TokenServer;
   let codexServer: TokenServer;
-  let webhook: Server;
+  let webhook: WebhookReceiver;
   let rig: SlotRig;
   let metrics: SlotMetrics;
   let closeMetricsClient: () => Promise<void>;
@@ -49,15 +49,7 @@ describe('live probes', () => {
     api = await startProbeApi((token) => takes(token));
     server = await startTokenServer({ defaultClientId: CLAUDE_CLIENT_ID, accessTtlSec: 8 * 3600 });
     codexServer = await startTokenServer({ defaultClientId: CODEX_CLIENT_ID, accessTtlSec: 8 * 3600 });
-    webhook = createServer((req, res) => {
-      let body = '';
-      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      req.on('end', () => {
-        notices.push(JSON.parse(body) as (typeof notices)[number]);
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    webhook = await startWebhookReceiver(notices);
     const { client, connection } = await devServerClient();
     closeMetricsClient = () => connection.close();
     metrics = new SlotMetrics({ client, taskQueue: uniqueName('unlisted'), processMetrics: false });
@@ -70,7 +62,7 @@ describe('live probes', () => {
         FIXTURE_CLAUDE_ACCESS_TOKEN: FIXTURE_TOKENS.accessToken,
         FIXTURE_CLAUDE_REFRESH_TOKEN: FIXTURE_TOKENS.refreshToken,
       },
-      { notifyWebhookUrl: `http://127.0.0.1:${(webhook.address() as { port: number }).port}/notify`, metrics },
+      { notifyWebhookUrl: `http://127.0.0.1:${webhook.port}/notify`, metrics },
     );
   });
   afterAll(async () => {

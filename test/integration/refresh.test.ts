@@ -1,7 +1,6 @@
 // Keeping slots alive, on the time-skipping server: weeks of scheduled refreshes
 // against a real token endpoint on 127.0.0.1, permanent and transient failures.
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { createServer, type Server } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { slotWorkflowId } from '../../common/slot';
 import { createSlotWorkers, type SlotWorkers } from '../../workers/worker';
 import { timeSkippingEnv, uniqueName, workflowBundle } from '../harness';
 import { startTokenServer, type TokenServer } from '../peers/token-server';
+import { startWebhookReceiver, type WebhookReceiver } from '../peers/webhook-receiver';
 
 const CLAUDE_CLIENT_ID = '9d1c250a-e61b-44d9-88ed-5944d1962f5e';
 const HOUR = 3600_000;
@@ -25,7 +25,7 @@ let workers: SlotWorkers;
 let running: Promise<void>;
 let slots: SlotClient;
 let hostName: string;
-let webhook: Server;
+let webhook: WebhookReceiver;
 const notices: Array<{ slotId: string; reason: string; kind: string }> = [];
 /** Slots of the running test: retired after it, so their timers and requests cannot disturb the next. */
 const provisioned: string[] = [];
@@ -34,16 +34,8 @@ beforeAll(async () => {
   env = await timeSkippingEnv();
   server = await startTokenServer({ defaultClientId: CLAUDE_CLIENT_ID, accessTtlSec: 8 * 3600 });
   slotsDir = await mkdtemp(join(tmpdir(), 'slots-refresh-'));
-  webhook = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => {
-      notices.push(JSON.parse(body) as (typeof notices)[number]);
-      res.end('ok');
-    });
-  });
-  await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
-  const webhookPort = (webhook.address() as { port: number }).port;
+  webhook = await startWebhookReceiver(notices);
+  const webhookPort = webhook.port;
   hostName = uniqueName('host');
   const sharedTaskQueue = uniqueName('shared');
   workers = await createSlotWorkers({

@@ -1,6 +1,5 @@
 // A permanent refresh failure on the real dev server: the operator is asked
 // once, a new login starts by itself, and the slot is active again.
-import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -8,6 +7,7 @@ import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credenti
 import { uniqueName } from '../harness';
 import { startTokenServer, type TokenServer } from '../peers/token-server';
 import { claudeCode, expectNoProcesses, startSlotRig, waitForPhase, waitForPrompt, type SlotRig } from '../slot-fixtures';
+import { startWebhookReceiver, type WebhookReceiver } from '../peers/webhook-receiver';
 
 const CLAUDE_CLIENT_ID = '9d1c250a-e61b-44d9-88ed-5944d1962f5e';
 /** Tokens the fixture `claude` writes on login; the token server adopts them when the test says. */
@@ -15,28 +15,20 @@ const FIXTURE_TOKENS = { accessToken: 'sk-ant-oat01-fixture-access-0000000000', 
 
 describe('permanent refresh failure', () => {
   let server: TokenServer;
-  let webhook: Server;
+  let webhook: WebhookReceiver;
   let rig: SlotRig;
   const notices: Array<{ slotId: string; reason: string; phase: string; kind: string }> = [];
 
   beforeAll(async () => {
     server = await startTokenServer({ defaultClientId: CLAUDE_CLIENT_ID, accessTtlSec: 8 * 3600 });
-    webhook = createServer((req, res) => {
-      let body = '';
-      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      req.on('end', () => {
-        notices.push(JSON.parse(body) as (typeof notices)[number]);
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    webhook = await startWebhookReceiver(notices);
     rig = await startSlotRig(
       {
         CLAUDE_TOKEN_URL: server.claudeTokenUrl,
         FIXTURE_CLAUDE_ACCESS_TOKEN: FIXTURE_TOKENS.accessToken,
         FIXTURE_CLAUDE_REFRESH_TOKEN: FIXTURE_TOKENS.refreshToken,
       },
-      { notifyWebhookUrl: `http://127.0.0.1:${(webhook.address() as { port: number }).port}/notify` },
+      { notifyWebhookUrl: `http://127.0.0.1:${webhook.port}/notify` },
     );
   });
   afterAll(async () => {

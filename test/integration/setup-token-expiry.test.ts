@@ -6,33 +6,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handOverCredential } from '../../activities/adoption';
 import { uniqueName } from '../harness';
 import { startSlotRig, waitForPhase, type SlotRig } from '../slot-fixtures';
+import { startWebhookReceiver, type WebhookReceiver } from '../peers/webhook-receiver';
 
 const TOKEN = `sk-ant-oat01-${'EXPIRINGtoken'.repeat(6)}-xxAA`;
 
 describe('claude-setup-token expiry', () => {
   let rig: SlotRig;
-  let webhook: Server;
+  let webhook: WebhookReceiver;
   let tokenRequests = 0;
   let tokenServer: Server;
   const notices: Array<{ slotId: string; kind: string; phase: string; reason: string }> = [];
   beforeAll(async () => {
-    webhook = createServer((req, res) => {
-      let body = '';
-      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      req.on('end', () => {
-        notices.push(JSON.parse(body) as (typeof notices)[number]);
-        res.end('ok');
-      });
-    });
     tokenServer = createServer((_req, res) => {
       tokenRequests += 1;
       res.writeHead(500).end();
     });
-    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    webhook = await startWebhookReceiver(notices);
     await new Promise<void>((resolve) => tokenServer.listen(0, '127.0.0.1', resolve));
     rig = await startSlotRig(
       { CLAUDE_TOKEN_URL: `http://127.0.0.1:${(tokenServer.address() as { port: number }).port}/v1/oauth/token` },
-      { notifyWebhookUrl: `http://127.0.0.1:${(webhook.address() as { port: number }).port}/notify` },
+      { notifyWebhookUrl: `http://127.0.0.1:${webhook.port}/notify` },
     );
   });
   afterAll(async () => {
