@@ -274,8 +274,11 @@ export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
     const poll = async (): Promise<DeviceApprovalResult> => {
       for (;;) {
         const left = input.deadline - Date.now();
+        // A sleep cut short to the deadline ends the wait: its timer may wake a millisecond before
+        // `Date.now()` reaches the deadline, and a poll then would be one past it.
+        const toDeadline = left <= waitMs;
         if (left > 0) await ctx.sleep(Math.min(waitMs, left));
-        if (Date.now() >= input.deadline) {
+        if (toDeadline || Date.now() >= input.deadline) {
           return { kind: 'timed-out', reason: `no operator approved the device within ${waited(input.deadline - input.startedAt)}; the code has expired` };
         }
         const polled = await pollOnce(provider, spec, input, ctx.cancellationSignal);
