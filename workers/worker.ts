@@ -102,6 +102,9 @@ export interface SlotWorkers {
   shutdown(): void;
 }
 
+/** Logins one worker process holds at once (each a PTY, a screen and a heartbeating activity, ~1.2 MiB). */
+const MAX_LIVE_LOGINS = 1000;
+
 export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWorkers> {
   const workerId = opts.workerId ?? `${process.pid}-${randomUUID().slice(0, 8)}`;
   if (!WORKER_ID.test(workerId)) throw new RangeError(`workerId must be 1-64 letters, digits, dashes or underscores, got ${JSON.stringify(workerId)}`);
@@ -159,6 +162,9 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
       connection: opts.connection,
       namespace: opts.namespace,
       taskQueue: sessionQueue,
+      // Every live login holds one `watchLogin` here for as long as its CLI waits for the
+      // operator (mostly idle): the SDK's default of 100 capped a worker at 100 logins at once.
+      maxConcurrentActivityTaskExecutions: MAX_LIVE_LOGINS,
       ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
       maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
       defaultHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
