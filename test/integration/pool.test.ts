@@ -2,7 +2,7 @@
 // once, 429s with reset times, leases that expire, and a slot whose token is revoked
 // leaving the rotation (needs-relogin) and coming back after its relogin.
 import { Client, Connection } from '@temporalio/client';
-import { createServer, type Server } from 'node:http';
+import { startWebhookReceiver, type WebhookReceiver } from '../peers/webhook-receiver';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
@@ -24,7 +24,7 @@ describe('pools', () => {
   let rig: SlotRig;
   let pools: PoolClient;
   const grants = new Map<string, IssuedTokens>();
-  let webhook: Server;
+  let webhook: WebhookReceiver;
   const notices: NoticeBody[] = [];
 
   /** Three active slots, adopted from credentials the token server issued. */
@@ -46,22 +46,14 @@ describe('pools', () => {
 
   beforeAll(async () => {
     server = await startTokenServer({ defaultClientId: CLAUDE_CLIENT_ID, accessTtlSec: 8 * 3600 });
-    webhook = createServer((req, res) => {
-      let raw = '';
-      req.on('data', (c: Buffer) => (raw += c.toString()));
-      req.on('end', () => {
-        notices.push(JSON.parse(raw) as NoticeBody);
-        res.end();
-      });
-    });
-    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    webhook = await startWebhookReceiver(notices);
     rig = await startSlotRig(
       {
         CLAUDE_TOKEN_URL: server.claudeTokenUrl,
         FIXTURE_CLAUDE_ACCESS_TOKEN: FIXTURE_TOKENS.accessToken,
         FIXTURE_CLAUDE_REFRESH_TOKEN: FIXTURE_TOKENS.refreshToken,
       },
-      { notifyWebhookUrl: `http://127.0.0.1:${(webhook.address() as { port: number }).port}/hook` },
+      { notifyWebhookUrl: `http://127.0.0.1:${webhook.port}/hook` },
     );
     pools = new PoolClient(rig.slots);
   });
