@@ -8,20 +8,26 @@ export function heartbeatEvery(preferredMs: number): number {
   return timeoutMs ? Math.max(10, Math.min(preferredMs, timeoutMs / 3)) : preferredMs;
 }
 
-/** Heartbeats every `everyMs` (with `details()`, when given) until `work` settles. */
+/**
+ * Heartbeats every `everyMs` (with `details()`, when given) until `work` settles. The
+ * first beat comes after `everyMs`, not at once: the heartbeat timeout runs from the
+ * start, and work that ends sooner (a refresh: ~100 ms) costs the server no heartbeat,
+ * which it would persist to the workflow's state (one write per refresh, for nothing).
+ */
 export async function withHeartbeat<T>(work: Promise<T>, everyMs: number, details?: () => unknown): Promise<T> {
   const ctx = Context.current();
-  const settled = work.then(
-    () => undefined,
-    () => undefined,
-  );
   let done = false;
+  const settled = work.then(
+    () => void (done = true),
+    () => void (done = true),
+  );
   const beat = (async () => {
-    while (!done) {
-      ctx.heartbeat(details?.());
+    for (;;) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([new Promise<void>((resolve) => (timer = setTimeout(resolve, everyMs))), settled]);
       clearTimeout(timer);
+      if (done) return;
+      ctx.heartbeat(details?.());
     }
   })();
   try {

@@ -176,7 +176,9 @@ export class Rig {
 
   /** The production worker (runWorker) as a child process in a process group of its own, polling when this resolves. */
   async startWorker(client: Client, setup: WorkerSetup): Promise<BenchWorker> {
-    const execArgv = ['--import', 'tsx', '--expose-gc', ...(setup.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${setup.cpuProfDir}`] : [])];
+    // BENCH_WORKER_NODE_FLAGS: extra node flags for the worker, for experiments (`--max-semi-space-size=32`).
+    const extraFlags = (process.env.BENCH_WORKER_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+    const execArgv = ['--import', 'tsx', '--expose-gc', ...extraFlags, ...(setup.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${setup.cpuProfDir}`] : [])];
     const child = fork(join(PROJECT_ROOT, 'bench', 'worker-entry.ts'), [], {
       cwd: PROJECT_ROOT,
       execArgv,
