@@ -384,21 +384,37 @@ export async function readSecretFile(home: string, relPath: string, options: Rea
         return fail('unsafe-mode', `${relPath} has mode ${octal(stat.mode)} in a directory of mode ${octal(stat.dirMode)} (home ${octal(stat.homeMode)}); it must be 0600 behind an owner-only directory`);
       }
     }
-    // Read one byte past the cap: the file may have grown since fstat.
-    const buffer = Buffer.alloc(maxBytes + 1);
-    let length = 0;
-    while (length < buffer.length) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-    }
-    if (length > maxBytes) return fail('too-large', `${relPath} grew past the ${maxBytes} bytes allowed while being read`);
-    return { ok: true, text: buffer.toString('utf8', 0, length), stat };
+    const text = await readAtMost(handle, st.size, maxBytes);
+    if (text === undefined) return fail('too-large', `${relPath} grew past the ${maxBytes} bytes allowed while being read`);
+    return { ok: true, text, stat };
   } catch (err) {
     return fail('read-failed', `cannot read ${relPath}: ${errnoOf(err) ?? 'error'}`);
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * The file's text, read into a buffer sized by its fstat size (credentials are a few KiB:
+ * a buffer of the cap, 1 MiB zero-filled per read, cost a refresh more in garbage
+ * collection than all its other work). One byte past the size is asked for, so a file
+ * that grew since fstat is still read whole, growing the buffer up to one byte past the
+ * cap; undefined when it grew past the cap.
+ */
+export async function readAtMost(handle: FileHandle, size: number, maxBytes: number): Promise<string | undefined> {
+  let buffer = Buffer.alloc(Math.min(size, maxBytes) + 1);
+  let length = 0;
+  for (;;) {
+    const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+    if (bytesRead === 0) break;
+    length += bytesRead;
+    if (length < buffer.length) continue;
+    if (buffer.length > maxBytes) break;
+    const larger = Buffer.alloc(Math.min(buffer.length * 2, maxBytes + 1));
+    buffer.copy(larger, 0, 0, length);
+    buffer = larger;
+  }
+  return length > maxBytes ? undefined : buffer.toString('utf8', 0, length);
 }
 
 const octal = (mode: number): string => `0${mode.toString(8).padStart(3, '0')}`;

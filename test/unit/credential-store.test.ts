@@ -13,6 +13,7 @@ import {
   cleanupStaleTempFiles,
   ensureSlotHome,
   makeSecretFilePrivate,
+  readAtMost,
   readSecretFile,
   resolveInSlot,
   slotHome,
@@ -249,6 +250,28 @@ describe('readSecretFile', () => {
     await symlink(elsewhere, path.join(home, 'cfg'));
     expect(await readSecretFile(home, 'auth.json')).toMatchObject({ ok: false, reason: 'symlink' });
     expect(await readSecretFile(home, 'cfg/auth.json')).toMatchObject({ ok: false, reason: 'symlink' });
+  });
+
+  it('reads a file whole when it is longer than its fstat size said, up to the cap', async () => {
+    // /proc files report size 0 and have content: the same as a file that grew after fstat.
+    const { open } = await import('node:fs/promises');
+    const expected = await readFile('/proc/self/mountinfo', 'utf8');
+    expect(expected.length).toBeGreaterThan(64);
+    const whole = await open('/proc/self/mountinfo', 'r');
+    try {
+      const text = await readAtMost(whole, 0, 1024 * 1024);
+      // Another mount may appear between the two reads; the first lines are stable.
+      expect(text?.split('\n').slice(0, 3)).toEqual(expected.split('\n').slice(0, 3));
+      expect(text!.length).toBeGreaterThan(64);
+    } finally {
+      await whole.close();
+    }
+    const capped = await open('/proc/self/mountinfo', 'r');
+    try {
+      expect(await readAtMost(capped, 0, 64)).toBeUndefined();
+    } finally {
+      await capped.close();
+    }
   });
 
   it('refuses files over the cap without reading them', async () => {
