@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
+import type { SlotClient } from '../cli/slot-client';
 import { slotWorkflowId } from '../common/slot';
 import { activityCompleted, activityName, eventMs, historyOf, type HistoryEvent } from './history';
 import { memoryOf, processesWithEnv, sampleRss } from './process-stats';
@@ -37,6 +38,26 @@ async function promptTimes(client: Client, slotId: string, provisionedAt: number
     ...(shown !== undefined ? { shown: shown - provisionedAt } : {}),
     ...(completed ? { read: eventMs(completed) - provisionedAt } : {}),
   };
+}
+
+/**
+ * The prompt as an operator gets it from `status`. A worker busy with every login's workflow
+ * task may not answer within the query deadline: the client then answers `stale`, from the
+ * search attributes, with the URL the slot published (`publishedPrompt`). Asked again, as an
+ * operator would, before acting on that URL.
+ */
+async function promptOf(slots: SlotClient, slotId: string): Promise<{ url?: string; phase: string; stale: number; asks: number[] }> {
+  const asks: number[] = [];
+  let stale = 0;
+  for (;;) {
+    const asked = Date.now();
+    const status = await slots.status(slotId);
+    asks.push(Date.now() - asked);
+    if (status.prompt) return { url: status.prompt.url, phase: status.phase, stale, asks };
+    if (!status.stale) return { phase: status.phase, stale, asks };
+    stale += 1;
+    if (stale >= 3) return { ...(status.publishedPrompt ? { url: status.publishedPrompt.url } : {}), phase: status.phase, stale, asks };
+  }
 }
 
 const inPhase = (host: string, phase: string): string =>
@@ -106,12 +127,16 @@ async function sessionsOn(rig: Rig, SESSIONS: number): Promise<Record<string, un
   // The operators answer, all at once, every slot that shows a prompt. On a machine that could not bring
   // every CLI up, the run is reported as partial (how many prompted, answered, ended active) instead of failing.
   const submitStart = Date.now();
+  let staleStatuses = 0;
+  const statusMs: number[] = [];
   const answers = await Promise.all(
     slotIds.map(async (slotId): Promise<{ at: number } | { error: string }> => {
       try {
-        const status = await slots.status(slotId);
-        if (!status.prompt) return { error: `no prompt (phase ${status.phase})` };
-        const state = new URL(status.prompt.url).searchParams.get('state') ?? '';
+        const prompt = await promptOf(slots, slotId);
+        staleStatuses += prompt.stale;
+        statusMs.push(...prompt.asks);
+        if (!prompt.url) return { error: `no prompt (phase ${prompt.phase}${prompt.stale > 0 ? `, ${prompt.stale} stale answers` : ''})` };
+        const state = new URL(prompt.url).searchParams.get('state') ?? '';
         const at = Date.now();
         await slots.submitCode(slotId, `valid-code#${state}`);
         return { at };
@@ -173,6 +198,9 @@ async function sessionsOn(rig: Rig, SESSIONS: number): Promise<Record<string, un
       },
       completion: {
         answered,
+        /** Each `status` call of the operators' burst (every slot at once), and how many were answered stale (no worker within 10 s). */
+        statusMs: distribution(statusMs, 0),
+        staleStatuses,
         ...(unanswered.length > 0 ? { unanswered: unanswered.slice(0, 10), unansweredCount: unanswered.length } : {}),
         active,
         allActiveWithinMs: allActiveMs,

@@ -14,6 +14,7 @@ export {
   submitCodeSignal,
   submitCodeUpdate,
   type Outcome,
+  type PublishedPrompt,
   type RetireInput,
   type SlotStatus,
   type SubmitCodeInput,

@@ -16,7 +16,7 @@ import {
   type SlotStatus,
   type SubmitCodeResult,
 } from '../common/messages';
-import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey, SlotPromptKey } from '../common/search-attributes';
+import { SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey, SlotPromptKey } from '../common/search-attributes';
 import { Phase, SlotId } from '../common/schemas';
 import { SHARED_TASK_QUEUE, slotWorkflowId, type Phase as PhaseName } from '../common/slot';
 import { getProvider, parseProviderConfig, providerNames } from '../providers';
@@ -29,6 +29,7 @@ import { explainTlsFailure } from '../workers/tls-handshake';
 import type { SlotInput } from '../common/slot-input';
 import { moveInputProblem, moveUpdate, type MoveState } from '../common/backup';
 import { MoveRefusedError } from '../common/failures';
+import { staleStatus } from './stale-status';
 import type { LastProbe } from '../common/probe';
 
 export { CodeRejectedError, SlotExistsError, SlotInputError, SlotNotFoundError };
@@ -171,19 +172,7 @@ export class SlotClient {
       const code = (err as { code?: number }).code ?? (err as { cause?: { code?: number } }).cause?.code;
       const timedOut = Date.now() >= deadline - 100;
       if (code !== 9 && !timedOut) throw err;
-      const attrs = await this.searchAttributesOf(id);
-      const phase = Phase.safeParse(attrs.get(SlotPhaseKey));
-      return {
-        slotId: id,
-        provider: attrs.get(SlotProviderKey) ?? 'unknown',
-        host: attrs.get(SlotHostKey) ?? 'unknown',
-        phase: phase.success ? phase.data : 'logging-in',
-        ...(attrs.get(SlotExpiresAtKey) ? { expiresAt: (attrs.get(SlotExpiresAtKey) as Date).getTime() } : {}),
-        logins: 0,
-        refreshes: 0,
-        consecutiveFailures: 0,
-        stale: `no worker answered (${timedOut ? 'timed out' : 'no worker polling'}); phase from search attributes${attrs.get(SlotPromptKey) ? `, prompt: ${attrs.get(SlotPromptKey)}` : ''}`,
-      };
+      return staleStatus(id, await this.searchAttributesOf(id), timedOut ? 'timed out' : 'no worker polling');
     }
   }
 

@@ -63,6 +63,12 @@ export interface Outcome {
   readonly message: string;
 }
 
+/** What a slot publishes of its prompt (the SlotPrompt search attribute): the URL and a device flow's user code. */
+export interface PublishedPrompt {
+  readonly url: string;
+  readonly userCode?: string;
+}
+
 /** What `status` answers. Never a token or a code. */
 export interface SlotStatus {
   readonly slotId: string;
@@ -90,6 +96,12 @@ export interface SlotStatus {
   readonly nextProbeAt?: number;
   /** Set when no worker answered and this status was pieced together from search attributes. */
   readonly stale?: string;
+  /**
+   * With `stale` only: the prompt the slot last published (its SlotPrompt search attribute),
+   * so an operator awaited while the worker is busy or gone still has the URL to act on.
+   * The full `prompt` (deadline, code format, instructions) comes with a fresh status.
+   */
+  readonly publishedPrompt?: PublishedPrompt;
   /** The last write-through to the credential backup store (SLOT_BACKUP_URL), when the host has one. */
   readonly backup?: BackupNote;
   /** The last `slotctl move` of this slot: under way, done, refused or failed. */

@@ -96,6 +96,10 @@ export const SlotStatusSchema = z
     lastProbe: LastProbeSchema.optional(),
     nextProbeAt: epochMs('the next scheduled live probe').optional(),
     stale: z.string().optional().describe('set by clients when no worker answered and the status came from search attributes'),
+    publishedPrompt: z
+      .object({ url: z.string().describe('the URL the operator opens'), userCode: z.string().optional().describe('device flows: the code to enter on that page') })
+      .optional()
+      .describe('with stale only: the prompt the slot last published (search attribute SlotPrompt); the full prompt comes with a fresh status'),
     backup: BackupNoteSchema.optional(),
     move: MoveStateSchema.optional(),
   })
