@@ -141,7 +141,9 @@ export class Rig {
   async startServer(opts: { dbFile?: string } = {}): Promise<BenchServer> {
     if (BENCH_TEMPORAL === 'cluster') return this.startCluster();
     const executable = await obtainTemporalCli();
-    const server = await startDevServer({ executable, ...(opts.dbFile ? { dbFile: opts.dbFile } : {}) });
+    // BENCH_SQLITE_PRAGMAS=journal_mode=wal,synchronous=normal: experiments with the dev server's SQLite file.
+    const pragmas = Object.fromEntries((process.env.BENCH_SQLITE_PRAGMAS ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+    const server = await startDevServer({ executable, ...(opts.dbFile ? { dbFile: opts.dbFile, sqlitePragmas: pragmas } : {}) });
     this.defer(() => server.stop());
     const [pid] = await childrenMatching(process.pid, 'start-dev');
     const connection = await Connection.connect({ address: server.address });

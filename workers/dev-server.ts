@@ -19,6 +19,8 @@ export interface DevServerOptions {
   readonly namespace?: string;
   /** The Web UI asks this codec server to decode payloads. */
   readonly uiCodecEndpoint?: string;
+  /** `--sqlite-pragma` values for the SQLite file (`journal_mode: 'wal'`). */
+  readonly sqlitePragmas?: Readonly<Record<string, string>>;
 }
 
 export interface DevServer {
@@ -61,7 +63,10 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       namespace: opts.namespace ?? 'default',
       searchAttributes: [...ALL_SEARCH_ATTRIBUTES],
       log: { format: 'pretty', level: 'warn' },
-      ...(opts.uiCodecEndpoint ? { extraArgs: ['--ui-codec-endpoint', opts.uiCodecEndpoint] } : {}),
+      extraArgs: [
+        ...(opts.uiCodecEndpoint ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []),
+        ...Object.entries(opts.sqlitePragmas ?? {}).flatMap(([key, value]) => ['--sqlite-pragma', `${key}=${value}`]),
+      ],
     },
   });
   const address = env.address;
