@@ -143,7 +143,9 @@ export class Rig {
     const executable = await obtainTemporalCli();
     // BENCH_SQLITE_PRAGMAS=journal_mode=wal,synchronous=normal: experiments with the dev server's SQLite file.
     const pragmas = Object.fromEntries((process.env.BENCH_SQLITE_PRAGMAS ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
-    const server = await startDevServer({ executable, ...(opts.dbFile ? { dbFile: opts.dbFile, sqlitePragmas: pragmas } : {}) });
+    // BENCH_DEV_SERVER_CONFIG=matching.numTaskqueueReadPartitions=1,…: dynamic config experiments.
+    const dynamicConfig = Object.fromEntries((process.env.BENCH_DEV_SERVER_CONFIG ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.lastIndexOf('=')), kv.slice(kv.lastIndexOf('=') + 1)] as [string, string]));
+    const server = await startDevServer({ executable, dynamicConfig, ...(opts.dbFile ? { dbFile: opts.dbFile, sqlitePragmas: pragmas } : {}) });
     this.defer(() => server.stop());
     const [pid] = await childrenMatching(process.pid, 'start-dev');
     const connection = await Connection.connect({ address: server.address });

@@ -21,6 +21,8 @@ export interface DevServerOptions {
   readonly uiCodecEndpoint?: string;
   /** `--sqlite-pragma` values for the SQLite file (`journal_mode: 'wal'`). */
   readonly sqlitePragmas?: Readonly<Record<string, string>>;
+  /** `--dynamic-config-value` pairs, values as JSON (`'matching.numTaskqueueReadPartitions': '1'`). */
+  readonly dynamicConfig?: Readonly<Record<string, string>>;
 }
 
 export interface DevServer {
@@ -66,6 +68,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       extraArgs: [
         ...(opts.uiCodecEndpoint ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []),
         ...Object.entries(opts.sqlitePragmas ?? {}).flatMap(([key, value]) => ['--sqlite-pragma', `${key}=${value}`]),
+        ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]),
       ],
     },
   });
