@@ -84,12 +84,11 @@ interface WalkOptions {
 }
 
 /**
- * Opens `name` in `parent` as a directory without following a symlink, creating it
+ * Opens `where` (a name under a directory descriptor: `inDir`) as a directory without following a symlink, creating it
  * 0700 when asked. `label` names it in messages. A symlink is `symlink`, anything
  * else `not-a-directory`; something that keeps changing under us is `unsafe-path`.
  */
-async function openChildDir(parent: FileHandle, name: string, label: string, options: WalkOptions): Promise<OpenDir & { created: boolean }> {
-  const where = inDir(parent, name);
+async function openChildDir(where: string, label: string, options: WalkOptions): Promise<OpenDir & { created: boolean }> {
   let created = false;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -143,21 +142,8 @@ async function openChildDir(parent: FileHandle, name: string, label: string, opt
  */
 async function openHome(home: string, options: WalkOptions): Promise<OpenDir & { created: boolean }> {
   await requireProcFd();
-  const root = path.resolve(home);
-  let parent: FileHandle;
-  try {
-    parent = await open(path.dirname(root), fsc.O_RDONLY | fsc.O_DIRECTORY);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT' && !options.create) {
-      throw new CredentialStoreError('missing', `${options.refusal}: the slot home ${root} does not exist`, options.file, { cause: err });
-    }
-    throw new CredentialStoreError(options.failCode, `${options.refusal}: cannot open the slots directory ${path.dirname(root)}: ${errnoOf(err) ?? 'error'}`, options.file, { cause: err });
-  }
-  try {
-    return await openChildDir(parent, path.basename(root), 'the slot home', options);
-  } finally {
-    await parent.close().catch(() => undefined);
-  }
+  // By its path: O_NOFOLLOW applies to the home's own name, the slots directory above is resolved as configured.
+  return openChildDir(path.resolve(home), 'the slot home', options);
 }
 
 /**
@@ -171,7 +157,7 @@ async function walkDirs(home: string, segments: readonly string[], options: Walk
     chain.push(await openHome(home, { ...options, create: false }));
     for (const segment of segments) {
       const rel = chain.length === 1 ? segment : `${chain[chain.length - 1]!.rel}/${segment}`;
-      chain.push(await openChildDir(chain[chain.length - 1]!.handle, segment, rel, options));
+      chain.push(await openChildDir(inDir(chain[chain.length - 1]!.handle, segment), rel, options));
     }
     return chain;
   } catch (err) {

@@ -546,7 +546,7 @@ describe('refreshCredential: cancellation', () => {
     const server = await startServer({ accessTtlSec: 8 * 3600 });
     const issued = server.issue({ clientId: CLAUDE_CLIENT });
     await seed(CLAUDE_FILE, claudeCredential(issued, NOW + 30 * MINUTE));
-    server.script([{ delayMs: 1500 }]);
+    server.script([{ delayMs: 2500 }]);
     const env = new MockActivityEnvironment({ ...SLOT_WORKFLOW, heartbeatTimeoutMs: 3000 }, { logger: quiet });
     let heartbeats = 0;
     env.on('heartbeat', () => heartbeats++);
@@ -561,7 +561,7 @@ describe('refreshCredential: cancellation', () => {
     // It waited for the slow answer instead of dropping it.
     expect(Date.now() - cancelledAt).toBeGreaterThan(1000);
     expect(result).toMatchObject({ kind: 'refreshed', attempts: 1, expiresAt: NOW + 8 * HOUR });
-    // Heartbeats (a beat per second at most, for a 3 s timeout) are what carry a cancellation to it.
+    // Heartbeats (a beat per second, the first after one second, for a 3 s timeout) are what carry a cancellation to it.
     expect(heartbeats).toBeGreaterThanOrEqual(2);
     const grant = server.grant(issued.grantId)!;
     expect(grant.rotations).toBe(1);
