@@ -10,6 +10,7 @@ import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
 import { assertPortFree } from './dev-server';
 import { watchChild } from './supervised-child';
 import type { SupervisedRun } from './supervisor';
+import { devServerDynamicConfigArgs } from './dev-server-config';
 
 export interface DevServerProcessOptions {
   /** The `temporal` CLI. */
@@ -43,9 +44,7 @@ function devServerArgs(opts: DevServerProcessOptions): string[] {
     '--db-filename', opts.dbFile,
     '--log-format', 'pretty',
     '--log-level', 'warn',
-    '--dynamic-config-value', 'frontend.enableServerVersionCheck=false',
-    '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true',
-    '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
+    ...devServerDynamicConfigArgs(),
     ...(opts.uiPort !== undefined ? ['--ui-port', String(opts.uiPort)] : ['--headless']),
     ...ALL_SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`]),
     ...(opts.uiCodecEndpoint ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []),

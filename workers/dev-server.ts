@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
+import { devServerDynamicConfigArgs } from './dev-server-config';
 import { sdkExecutable, type ServerExecutable } from './temporal-binaries';
 
 export interface DevServerOptions {
@@ -21,7 +22,7 @@ export interface DevServerOptions {
   readonly uiCodecEndpoint?: string;
   /** `--sqlite-pragma` values for the SQLite file (`journal_mode: 'wal'`). */
   readonly sqlitePragmas?: Readonly<Record<string, string>>;
-  /** `--dynamic-config-value` pairs, values as JSON (`'matching.numTaskqueueReadPartitions': '1'`). */
+  /** `--dynamic-config-value` pairs beyond the project's own (DEV_SERVER_DYNAMIC_CONFIG), values as JSON. */
   readonly dynamicConfig?: Readonly<Record<string, string>>;
 }
 
@@ -68,7 +69,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       extraArgs: [
         ...(opts.uiCodecEndpoint ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []),
         ...Object.entries(opts.sqlitePragmas ?? {}).flatMap(([key, value]) => ['--sqlite-pragma', `${key}=${value}`]),
-        ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]),
+        ...devServerDynamicConfigArgs(opts.dynamicConfig),
       ],
     },
   });

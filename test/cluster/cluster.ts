@@ -187,11 +187,8 @@ dynamicConfigClient:
 }
 
 // Search attributes added by the workers are seen at once (the default cache would lag a minute).
-const DYNAMIC_CONFIG = `system.forceSearchAttributesCacheRefreshOnRead:
-  - value: true
-limit.maxIDLength:
-  - value: 255
-`;
+/** The cluster's dynamic configuration: the file docker-compose.yml mounts too. */
+export const DYNAMIC_CONFIG_FILE = join(PROJECT_ROOT, 'temporal', 'dynamicconfig.yaml');
 
 /** Starts PostgreSQL and a Temporal server on it, with the namespace `default` and the project's search attributes. */
 export async function startCluster(opts: StartClusterOptions = {}): Promise<Cluster> {
@@ -268,7 +265,7 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
     const ports = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await freePort()] as const))) as Record<(typeof names)[number], number>;
     await mkdir(join(dir, 'config'));
     const dynamicConfigPath = join(dir, 'config', 'dynamicconfig.yaml');
-    await writeFile(dynamicConfigPath, DYNAMIC_CONFIG);
+    await writeFile(dynamicConfigPath, readFileSync(DYNAMIC_CONFIG_FILE, 'utf8'));
     await writeFile(join(dir, 'config', 'development.yaml'), serverConfig({ pgPort, ports, dynamicConfigPath }));
     const address = `127.0.0.1:${ports.frontend}`;
 

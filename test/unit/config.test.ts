@@ -162,7 +162,7 @@ describe('Temporal transport (TLS, mTLS, API key)', () => {
 describe('docker-compose.yml', () => {
   it('runs Temporal on PostgreSQL, the Web UI, a workflows process and a slot host configured with variables the worker reads', async () => {
     const compose = parse(await readFile(`${PROJECT_ROOT}/docker-compose.yml`, 'utf8')) as {
-      services: Record<string, { image?: string; build?: string; environment?: Record<string, string>; depends_on?: unknown; ports?: string[] }>;
+      services: Record<string, { image?: string; build?: string; environment?: Record<string, string>; depends_on?: unknown; ports?: string[]; volumes?: string[] }>;
       volumes: Record<string, unknown>;
     };
     const { postgresql, temporal, worker, workflows } = compose.services;
@@ -171,6 +171,12 @@ describe('docker-compose.yml', () => {
     expect(temporal?.image).toMatch(/^temporalio\/auto-setup:/);
     expect(temporal?.environment?.DB).toBe('postgres12');
     expect(temporal?.environment?.POSTGRES_SEEDS).toBe('postgresql');
+    // The dynamic configuration the cluster test runs with, mounted where DYNAMIC_CONFIG_FILE_PATH (relative to /etc/temporal) points.
+    const mount = (temporal?.volumes ?? []).find((v) => v.startsWith('./temporal/dynamicconfig.yaml:'));
+    expect(mount?.split(':')[1]).toBe(`/etc/temporal/${temporal?.environment?.DYNAMIC_CONFIG_FILE_PATH}`);
+    const dynamic = parse(await readFile(`${PROJECT_ROOT}/temporal/dynamicconfig.yaml`, 'utf8')) as Record<string, Array<{ value: unknown }>>;
+    expect(dynamic['matching.numTaskqueueReadPartitions']?.[0]?.value).toBe(1);
+    expect(dynamic['system.forceSearchAttributesCacheRefreshOnRead']?.[0]?.value).toBe(true);
     expect(ui?.image).toMatch(/^temporalio\/ui:/);
     expect(ui?.environment?.TEMPORAL_ADDRESS).toBe('temporal:7233');
     // Published on this host only: a plain frontend on every interface hands the slots to the network.
