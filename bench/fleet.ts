@@ -65,6 +65,8 @@ interface SizeResult {
     readonly endpointErrors: number;
   };
   readonly worker: { readonly rssBeforeMiB: number; readonly rssPeakMiB: number; readonly rssAfterMiB: number; readonly mainIsolateAfterMiB: Record<string, number> };
+  /** The Temporal server process (dev server; the cluster's temporal-server, PostgreSQL not counted). */
+  readonly serverRssMiB: { readonly afterAdoption: number | null; readonly afterRefresh: number | null };
   readonly cpuSecondsDuringRefresh: { readonly worker: number; readonly temporalServer: number | null; readonly driverAndTokenServer: number; readonly wallSeconds: number; readonly coresBusy: number };
   readonly setup: { readonly seedMs: number; readonly provisionMs: number; readonly untilActiveMs: number; readonly setupMs: number };
   /** On disk (dev server: its SQLite file, -wal, -shm; cluster: both PostgreSQL databases). */
@@ -100,6 +102,7 @@ async function runSize(parent: Rig, requested: number, n: number, capped: string
     await sleep(2000);
     await worker.stats(true);
     const before = await memoryOf(worker.pid);
+    const serverBefore = serverPid ? await memoryOf(serverPid) : undefined;
     if (tokens.requests.length !== 0) throw new Error(`adoption made ${tokens.requests.length} token requests; the seeded credentials should have been fresh`);
 
     const db1 = await databaseBytes();
@@ -141,6 +144,7 @@ async function runSize(parent: Rig, requested: number, n: number, capped: string
     const sampleMismatches = await checkSample(slots, tokens, fleet, slotsDir);
     await worker.stats(true);
     const after = await memoryOf(worker.pid);
+    const serverAfter = serverPid ? await memoryOf(serverPid) : undefined;
     const afterStats = await worker.stats(false);
     const rssPeak = Math.max(before?.rssKiB ?? 0, ...rssSamples);
 
@@ -182,6 +186,7 @@ async function runSize(parent: Rig, requested: number, n: number, capped: string
         // The main isolate only: workflows run in a worker thread whose heap process.memoryUsage() does not show.
         mainIsolateAfterMiB: { heapUsed: round(afterStats.memory.heapUsed / 2 ** 20, 1), external: round(afterStats.memory.external / 2 ** 20, 1) },
       },
+      serverRssMiB: { afterAdoption: serverBefore ? mib(serverBefore.rssKiB) : null, afterRefresh: serverAfter ? mib(serverAfter.rssKiB) : null },
       cpuSecondsDuringRefresh: {
         worker: round((cpu1.worker ?? NaN) - (cpu0.worker ?? NaN), 2),
         temporalServer: cpu1.server !== undefined && cpu0.server !== undefined ? round(cpu1.server - cpu0.server, 2) : null,
