@@ -3,6 +3,7 @@
 // document on stdout; progress goes to stderr. Exits non-zero if any failed.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { PROJECT_ROOT } from './rig';
 import { note } from './report';
 
@@ -15,8 +16,10 @@ for (const name of chosen) {
   const started = Date.now();
   note('run', `${name}: starting`);
   const code = await new Promise<number>((resolve) => {
-    const child = spawn(process.execPath, [...process.execArgv, join(PROJECT_ROOT, 'bench', `${name}.ts`)], { stdio: 'inherit' });
-    child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
+    const child = spawn(process.execPath, [...process.execArgv, join(PROJECT_ROOT, 'bench', `${name}.ts`)], { stdio: ['inherit', 'pipe', 'inherit'] });
+    // Only the JSON documents go to stdout (a dev server's banner, say, goes to stderr): `npm run -s bench > out.jsonl` is one document per line.
+    createInterface({ input: child.stdout }).on('line', (line) => (line.startsWith('{"benchmark"') ? process.stdout : process.stderr).write(`${line}\n`));
+    child.once('close', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
   });
   note('run', `${name}: ${code === 0 ? 'done' : `failed (exit ${code})`} in ${Math.round((Date.now() - started) / 1000)} s`);
   if (code !== 0) failed.push(name);
