@@ -84,7 +84,8 @@ interface WalkOptions {
 }
 
 /**
- * Opens `where` (a name under a directory descriptor: `inDir`) as a directory without following a symlink, creating it
+ * Opens `where` (the home's path, or a name under a directory descriptor: `inDir`) as a
+ * directory without following a symlink at its last component, creating it
  * 0700 when asked. `label` names it in messages. A symlink is `symlink`, anything
  * else `not-a-directory`; something that keeps changing under us is `unsafe-path`.
  */

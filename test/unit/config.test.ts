@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { ConfigError, ConfigSchema, loadConfig, temporalAddress, temporalConnectionOptions } from '../../workers/config';
 import { PROJECT_ROOT } from '../../workers/temporal-binaries';
 import { DEFAULT_METRICS_PORT, metricsPlan } from '../../workers/metrics';
+import { DEV_SERVER_DYNAMIC_CONFIG } from '../../workers/dev-server-config';
 
 describe('configuration', () => {
   it('has the documented defaults', () => {
@@ -177,6 +178,10 @@ describe('docker-compose.yml', () => {
     const dynamic = parse(await readFile(`${PROJECT_ROOT}/temporal/dynamicconfig.yaml`, 'utf8')) as Record<string, Array<{ value: unknown }>>;
     expect(dynamic['matching.numTaskqueueReadPartitions']?.[0]?.value).toBe(1);
     expect(dynamic['system.forceSearchAttributesCacheRefreshOnRead']?.[0]?.value).toBe(true);
+    // The embedded dev server matches as the cluster does.
+    for (const key of ['matching.numTaskqueueReadPartitions', 'matching.numTaskqueueWritePartitions']) {
+      expect(DEV_SERVER_DYNAMIC_CONFIG[key]).toBe(JSON.stringify(dynamic[key]?.[0]?.value));
+    }
     expect(ui?.image).toMatch(/^temporalio\/ui:/);
     expect(ui?.environment?.TEMPORAL_ADDRESS).toBe('temporal:7233');
     // Published on this host only: a plain frontend on every interface hands the slots to the network.
