@@ -6,7 +6,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.temporal/', '.data/', '.cache/', '.real-clis/', 'dist/', 'coverage/', 'test/fixtures/bin/', 'test/fixtures/histories/'] },
+  { ignores: ['node_modules/', '.temporal/', '.data/', '.cache/', '.real-clis/', 'dist/', 'coverage/', 'test/fixtures/bin/', 'test/fixtures/histories/', 'bench/results/'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
