@@ -83,7 +83,7 @@ export function createCredentialActivities(deps: { readonly slotsDir: string; re
     });
     const facts = provider.credential.facts(parsed.data);
     // The login's credential is backed up at once; a store that is down does not fail the login.
-    const backup = deps.backup ? await writeThrough(deps.backup, input.slotId, provider, read.text, facts, Date.now()) : undefined;
+    const backup = deps.backup ? await writeThrough(deps.backup, { slotId: input.slotId, provider, providerConfig: input.providerConfig }, read.text, facts, Date.now()) : undefined;
     return { file, modifiedAt, ...facts, ...(backup ? { backup } : {}) };
   }
 

@@ -28,10 +28,10 @@ export function createHostActivities(deps: ActivityDeps) {
   const { verifyCredential, removeSlotFiles } = createCredentialActivities(deps);
   const { refreshCredential, writeSlotStatus } = createRefreshActivities(deps);
   const { revokeCredential } = createRevokeActivities(deps);
-  const { backupCredential, restoreCredential } = createBackupActivities(deps);
+  const { backupCredential, restoreCredential, tombstoneBackups } = createBackupActivities(deps);
   const { slotAgentPlan } = createAgentPlanActivities(deps);
   const { probeCredential } = createProbeActivities(deps);
-  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential, backupCredential, restoreCredential, slotAgentPlan, probeCredential };
+  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential, backupCredential, restoreCredential, tombstoneBackups, slotAgentPlan, probeCredential };
 }
 
 export type HostActivities = ReturnType<typeof createHostActivities>;

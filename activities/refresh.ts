@@ -154,7 +154,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
       // A backup store that is down never fails the refresh: the note says so, the next cycle tries again.
       const backup =
         deps.backup && (refreshed.kind === 'refreshed' || input.data.backupDue === true)
-          ? await withHeartbeat(backUpFile(deps.backup, slotId, providerOrFail(input.data.provider, input.data.providerConfig), home, input.data.now), heartbeatEvery(heartbeatMs))
+          ? await withHeartbeat(backUpFile(deps.backup, { slotId, provider: providerOrFail(input.data.provider, input.data.providerConfig), providerConfig: input.data.providerConfig }, home, input.data.now), heartbeatEvery(heartbeatMs))
           : undefined;
       const result: RefreshResult = { ...refreshed, attempts: attempt, ...(backup ? { backup } : {}) };
       if (status) {

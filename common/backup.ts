@@ -30,6 +30,23 @@ export type RestoreResult =
   /** Nothing was written: no usable backup, or it is older than the file on the host. */
   | { readonly kind: 'refused'; readonly reason: string };
 
+/**
+ * What a host did with a retired slot's backups: they are tombstoned (a sealed marker
+ * becomes the newest version, so no workflow restores them and no write-through adds to
+ * them) and pruned after the host's retention (SLOT_BACKUP_RETIRED_KEEP_DAYS).
+ */
+export type RetireBackupsResult =
+  | {
+      readonly kind: 'tombstoned';
+      /** The tombstone's generation (the backups it covers are all older). */
+      readonly generation: number;
+      /** Epoch ms after which the store deletes them; undefined: kept until removed by hand. */
+      readonly keptUntil?: number;
+    }
+  /** No backup store on this host: nothing to tombstone there. */
+  | { readonly kind: 'off'; readonly reason: string }
+  | { readonly kind: 'failed'; readonly reason: string };
+
 export interface MoveInput {
   /** The host to move the slot to (its workers serve `slots.<host>`). */
   readonly toHost: string;

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { CODEC_TOKEN_PATTERN } from './codec-server';
-import { loadEncryptionKeys, type EncryptionKey } from './encryption';
+import { loadEncryptionKeys, parseEncryptionKeys, type EncryptionKey } from './encryption';
 import { PROJECT_ROOT } from './temporal-binaries';
 import { ConfigError } from '../common/failures';
 import { parseAllowedEndpointHosts } from '../providers/oauth-http';
@@ -98,9 +98,32 @@ export const ConfigSchema = z.object({
   /**
    * The credential backup store: `postgres://user:password@host:port/database` (a table the worker
    * creates). After every login and refresh the host writes the credential through, sealed with the
-   * payload keys (which it then requires). Unset: no backups, and `slotctl move` is refused.
+   * backup keys (which it then requires). Unset: no backups, and `slotctl move` is refused.
    */
   SLOT_BACKUP_URL: z.string().regex(/^postgres(ql)?:\/\/[^\s]+$/, 'must be a URL like postgres://user:password@host:5432/database').optional(),
+  /**
+   * The host's backup keys, `<keyId>:<base64 of 32 bytes>[,…]`, the first one sealing, all of them
+   * opening (rotation: put the new key first, keep the old ones). Per host or per team, never a
+   * payload key: only host workers hold them. Required with SLOT_BACKUP_URL.
+   */
+  SLOT_BACKUP_KEYS: z.string().optional(),
+  /** A file holding the backup keys in the same form (one per line allowed). */
+  SLOT_BACKUP_KEYS_FILE: z.string().optional(),
+  /**
+   * Hosts whose backups this host restores besides its own (a move from them), comma-separated,
+   * or `*` for any host holding the same backup key. @default "" (its own backups only)
+   */
+  SLOT_BACKUP_RESTORE_FROM_HOSTS: z
+    .string()
+    .regex(/^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,62}(\s*,\s*[A-Za-z0-9][A-Za-z0-9._-]{0,62})*)$/, 'must be * or host names separated by commas')
+    .optional(),
+  /**
+   * Slot ids whose backups this host restores although they were made for another provider
+   * configuration (an intended change of endpoints), comma-separated. @default "" (none)
+   */
+  SLOT_BACKUP_RESTORE_RECONFIGURED: z.string().regex(/^[A-Za-z0-9._-]+(\s*,\s*[A-Za-z0-9._-]+)*$/, 'must be slot ids separated by commas').optional(),
+  /** Days a retired slot's tombstoned backups are kept before they are deleted. @default 30 */
+  SLOT_BACKUP_RETIRED_KEEP_DAYS: z.coerce.number().int().min(0).max(3650).default(30),
   /** Port of the codec server `npm start` runs for the Web UI when keys are set. @default 8234 */
   CODEC_PORT: port.default(8234),
   /**
@@ -165,7 +188,7 @@ export const ConfigSchema = z.object({
 });
 
 /** Variables whose values are never repeated in an error. */
-const SECRET_VARIABLES = ['TEMPORAL_API_KEY', 'SLOTS_ENCRYPTION_KEYS', 'CODEC_SERVER_TOKEN', 'SLOTS_CODEC_URL', 'SLOT_BACKUP_URL'];
+const SECRET_VARIABLES = ['TEMPORAL_API_KEY', 'SLOTS_ENCRYPTION_KEYS', 'CODEC_SERVER_TOKEN', 'SLOTS_CODEC_URL', 'SLOT_BACKUP_URL', 'SLOT_BACKUP_KEYS'];
 
 export interface Config {
   readonly temporalAddress: string | undefined;
@@ -185,6 +208,16 @@ export interface Config {
   readonly encryptionKeys: readonly EncryptionKey[] | undefined;
   /** SLOT_BACKUP_URL (holds the database password: never log it); undefined: no backups. */
   readonly backupUrl: string | undefined;
+  /** The credential backup's keys and restore policy; undefined when SLOT_BACKUP_URL is not set. Secret: never log it. */
+  readonly backup:
+    | {
+        readonly keys: readonly EncryptionKey[];
+        /** `'*'`: any host's backups; else these hosts' besides this one's. */
+        readonly restoreFromHosts: readonly string[] | '*';
+        readonly restoreReconfigured: readonly string[];
+        readonly retiredKeepMs: number;
+      }
+    | undefined;
   readonly codec: {
     readonly port: number;
     readonly bearerToken: string | undefined;
@@ -315,11 +348,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     throw new ConfigError([(err as Error).message]);
   }
-  if (c.SLOT_BACKUP_URL !== undefined && !encryptionKeys) {
-    throw new ConfigError([
-      'SLOT_BACKUP_URL is set but SLOTS_ENCRYPTION_KEYS (or SLOTS_ENCRYPTION_KEYS_FILE) is not: credential backups are sealed with the payload keys so the store never sees a token; set the keys, or unset SLOT_BACKUP_URL',
-    ]);
-  }
+  const backup = backupOf(c, present, encryptionKeys);
   const temporalTransport = loadTemporalTransport(c);
   if (typeof c.METRICS_PORT === 'number' && c.TEMPORAL_METRICS_PORT === c.METRICS_PORT) {
     throw new ConfigError([`TEMPORAL_METRICS_PORT=${c.TEMPORAL_METRICS_PORT}: must differ from METRICS_PORT (the SDK core serves its metrics there, /metrics includes them)`]);
@@ -341,6 +370,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     notifyWebhookUrl: c.NOTIFY_WEBHOOK_URL,
     encryptionKeys,
     backupUrl: c.SLOT_BACKUP_URL,
+    backup,
     codec: {
       port: c.CODEC_PORT,
       bearerToken: c.CODEC_SERVER_TOKEN,
@@ -355,6 +385,52 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tracing: { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT, zipkinEndpoint: c.OTEL_EXPORTER_ZIPKIN_ENDPOINT, serviceName: c.OTEL_SERVICE_NAME },
     agentTokenService: agentTokenServiceOf(c),
     logLevel: c.LOG_LEVEL,
+  };
+}
+
+/** The backup keys (never a payload key: those are held by operators and workflow-only workers too) and the restore policy. */
+function backupOf(c: ParsedEnv, env: Record<string, string | undefined>, payloadKeys: readonly EncryptionKey[] | undefined): Config['backup'] {
+  const variables = ['SLOT_BACKUP_KEYS', 'SLOT_BACKUP_KEYS_FILE', 'SLOT_BACKUP_RESTORE_FROM_HOSTS', 'SLOT_BACKUP_RESTORE_RECONFIGURED', 'SLOT_BACKUP_RETIRED_KEEP_DAYS'];
+  if (c.SLOT_BACKUP_URL === undefined) {
+    const stray = variables.filter((v) => env[v] !== undefined);
+    if (stray.length > 0) throw new ConfigError([`${stray.join(', ')} ${stray.length === 1 ? 'is' : 'are'} set but SLOT_BACKUP_URL is not: set the backup store too, or unset ${stray.length === 1 ? 'it' : 'them'}`]);
+    return undefined;
+  }
+  if (c.SLOT_BACKUP_KEYS !== undefined && c.SLOT_BACKUP_KEYS_FILE !== undefined) throw new ConfigError(['SLOT_BACKUP_KEYS and SLOT_BACKUP_KEYS_FILE are both set: use one']);
+  let keys: EncryptionKey[];
+  try {
+    if (c.SLOT_BACKUP_KEYS !== undefined) keys = parseEncryptionKeys(c.SLOT_BACKUP_KEYS, 'SLOT_BACKUP_KEYS');
+    else if (c.SLOT_BACKUP_KEYS_FILE !== undefined) {
+      const file = absolute(c.SLOT_BACKUP_KEYS_FILE);
+      let contents: string;
+      try {
+        contents = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new Error(`SLOT_BACKUP_KEYS_FILE=${JSON.stringify(c.SLOT_BACKUP_KEYS_FILE)}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+      keys = parseEncryptionKeys(contents, `SLOT_BACKUP_KEYS_FILE (${file})`);
+    } else {
+      throw new Error(
+        'SLOT_BACKUP_URL is set but SLOT_BACKUP_KEYS (or SLOT_BACKUP_KEYS_FILE) is not: credential backups are sealed with a key only this host (or its team\'s hosts) holds, ' +
+          'not with the payload keys; generate one (`echo "b1:$(openssl rand -base64 32)"`), or unset SLOT_BACKUP_URL',
+      );
+    }
+  } catch (err) {
+    throw new ConfigError([(err as Error).message]);
+  }
+  const shared = keys.filter((k) => payloadKeys?.some((p) => p.key.equals(k.key)));
+  if (shared.length > 0) {
+    throw new ConfigError([
+      `SLOT_BACKUP_KEYS: backup key${shared.length === 1 ? '' : 's'} ${shared.map((k) => `"${k.id}"`).join(', ')} ${shared.length === 1 ? 'is' : 'are'} also a payload key (SLOTS_ENCRYPTION_KEYS): ` +
+        'whoever holds the payload keys (operators\' slotctl, the codec server, workflow-only workers) could then open the backups; generate a separate key',
+    ]);
+  }
+  const from = c.SLOT_BACKUP_RESTORE_FROM_HOSTS?.trim();
+  return {
+    keys,
+    restoreFromHosts: from === '*' ? '*' : from ? list(from) : [],
+    restoreReconfigured: c.SLOT_BACKUP_RESTORE_RECONFIGURED ? list(c.SLOT_BACKUP_RESTORE_RECONFIGURED) : [],
+    retiredKeepMs: c.SLOT_BACKUP_RETIRED_KEEP_DAYS * 86_400_000,
   };
 }
 

@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import type { Logger as PinoLogger } from 'pino';
 import { createHostActivities, createSessionActivities, createSharedActivities } from '../activities/index';
 import { LoginSessions } from '../activities/login-session';
-import type { BackupStore, SealingKey } from '../activities/credential-backup';
+import type { CredentialBackup } from '../activities/credential-backup';
 import { PostgresBackupStore } from '../activities/postgres-backup-store';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
 import { SHARED_TASK_QUEUE, hostTaskQueue, sessionTaskQueue, slotWorkflowId } from '../common/slot';
@@ -80,8 +80,8 @@ export interface SlotWorkerOptions {
   readonly tracing?: SlotTracing;
   /** The agent token service's URL, written into agents' env and files; unset: none runs. */
   readonly agentTokenServiceUrl?: string;
-  /** The credential backup store and the keys that seal for it (SLOT_BACKUP_URL); unset: no backups. */
-  readonly backup?: { readonly store: BackupStore; readonly keys: readonly SealingKey[] };
+  /** The credential backup store, the backup keys that seal for it and the restore policy (SLOT_BACKUP_*); unset: no backups. */
+  readonly backup?: Omit<CredentialBackup, 'host' | 'namespace'>;
 }
 
 export const WORKER_ROLES = ['workflows', 'host'] as const;
@@ -119,7 +119,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
     ...(opts.minPollIntervalMs !== undefined ? { minPollIntervalMs: opts.minPollIntervalMs } : {}),
     ...(opts.agentTokenServiceUrl ? { agentTokenServiceUrl: opts.agentTokenServiceUrl } : {}),
-    ...(opts.backup ? { backup: { ...opts.backup, host: opts.host } } : {}),
+    ...(opts.backup ? { backup: { ...opts.backup, host: opts.host, namespace: opts.namespace } } : {}),
   };
   const roles = new Set<WorkerRole>(opts.roles ?? WORKER_ROLES);
   if (roles.size === 0) throw new RangeError('a worker needs at least one role: workflows, host');
@@ -286,7 +286,7 @@ export async function runWorker(
   // The token service answers from this host's slot files: only a process serving the host runs it.
   const tokenService = config.roles.includes('host') ? await startConfiguredTokenService(config, log) : undefined;
   // The backup store is the host's: its table is created on first use, so a database that is down does not stop the worker.
-  const backupStore = config.roles.includes('host') && config.backupUrl && config.encryptionKeys ? new PostgresBackupStore({ url: config.backupUrl }) : undefined;
+  const backupStore = config.roles.includes('host') && config.backupUrl && config.backup ? new PostgresBackupStore({ url: config.backupUrl, retiredKeepMs: config.backup.retiredKeepMs }) : undefined;
   const workers = await createSlotWorkers({
     ...(tokenService ? { agentTokenServiceUrl: tokenService.advertised } : {}),
     workflowBundle,
@@ -303,7 +303,9 @@ export async function runWorker(
     roles: config.roles,
     ...(observed ? { metrics: observed.metrics } : {}),
     ...(tracing ? { tracing } : {}),
-    ...(backupStore && config.encryptionKeys ? { backup: { store: backupStore, keys: config.encryptionKeys } } : {}),
+    ...(backupStore && config.backup
+      ? { backup: { store: backupStore, keys: config.backup.keys, restoreFromHosts: config.backup.restoreFromHosts, restoreReconfigured: config.backup.restoreReconfigured } }
+      : {}),
   });
   if (backupStore) log.info({ store: backupStore.description }, 'credentials are backed up, sealed, after every login and refresh');
   log.info(

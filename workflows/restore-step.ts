@@ -1,10 +1,10 @@
 // Restores from the credential backup, as steps of the slot's own workflow: once when
 // the slot's file is lost or unusable (then proven by a forced refresh), and to move
 // the slot to another host with no login (backup there, restore here, prove, clean up).
-import { ApplicationFailure, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { HostActivities } from '../activities/index';
 import type { RefreshResult } from '../activities/refresh';
-import { moveInputProblem, moveUpdate, type MoveInput, type MoveState, type RestoreResult } from '../common/backup';
+import { moveInputProblem, moveUpdate, type MoveInput, type MoveState, type RestoreResult, type RetireBackupsResult } from '../common/backup';
 import { HANDLER_DESCRIPTIONS } from '../common/messages';
 import { SlotHostKey } from '../common/search-attributes';
 import { describeFailure, FailureType, innermostFailureType } from '../common/failures';
@@ -45,6 +45,33 @@ export async function restoreAfterLoss(slot: Slot, lost: string): Promise<{ rest
   return { restored: true, message };
 }
 
+/** Runs recorded before retiring tombstoned the backups retire without it, and keep doing so on replay. */
+const RETIRE_BACKUPS_PATCH = 'retire-tombstones-backups';
+
+/**
+ * Retiring: the slot's host tombstones its backups, so that no later `slot:<id>` restores
+ * them. Runs before the slot's files go (the host's record must still be there). Never
+ * fails the retire: what was done, or not, is said in the retire's record ('' before the patch).
+ */
+export async function retireBackupsStep(slot: Slot): Promise<string> {
+  if (!patched(RETIRE_BACKUPS_PATCH)) return '';
+  const { slotId, provider, providerConfig, host } = slot.input;
+  let result: RetireBackupsResult;
+  try {
+    result = await backupActivities(host, Math.min(slot.input.hostWaitMs ?? 600_000, 120_000)).tombstoneBackups({ slotId, provider, providerConfig, now: Date.now() });
+  } catch (err) {
+    result = { kind: 'failed', reason: short(err) };
+  }
+  switch (result.kind) {
+    case 'tombstoned':
+      return `the backups were tombstoned (never restored by a workflow; ${result.keptUntil !== undefined ? `deleted after ${iso(result.keptUntil)}` : 'kept until removed by hand'}); `;
+    case 'off':
+      return '';
+    case 'failed':
+      return `the backups could NOT be tombstoned on host ${host} (${result.reason.replace(/\.$/, '')}): they stay restorable until that host's operator deletes them; `;
+  }
+}
+
 /** Status and record of a move, as it goes. */
 function moveState(slot: Slot, to: string, state: MoveState['state'], message: string): void {
   slot.move = { from: slot.input.host, to, state, at: Date.now(), message };
@@ -82,7 +109,7 @@ export async function moveStep(slot: Slot, to: string): Promise<boolean> {
     return false;
   }
   if (restored.kind !== 'restored') {
-    const why = restored.kind === 'off' ? `host ${to} has no backup store configured (set SLOT_BACKUP_URL and the payload keys there)` : restored.reason;
+    const why = restored.kind === 'off' ? `host ${to} has no backup store configured (set SLOT_BACKUP_URL and SLOT_BACKUP_KEYS there)` : restored.reason;
     moveState(slot, to, 'refused', `move to host ${to} refused: ${why.replace(/\.$/, '')}; ${oldHost}; the slot stays on ${from}`);
     return false;
   }

@@ -34,7 +34,7 @@ import { runLogin } from './login-step';
 import { inScope, refreshStep } from './refresh-step';
 import { Slot } from './slot-state';
 import { Notices, slotNoticeObserver } from './notices';
-import { installMoveHandler, moveStep } from './restore-step';
+import { installMoveHandler, moveStep, retireBackupsStep } from './restore-step';
 import { installProbeHandlers, probeAfterLogin, probeDue, probeStep, untilNextProbe } from './probe-step';
 
 /** Runs recorded before notices existed ask the operator only on needs-relogin, and keep doing so on replay. */
@@ -191,6 +191,7 @@ async function retire(slot: Slot, files: ReturnType<typeof fileActivities>, save
   } catch (err) {
     revocation = `revoking the tokens failed (${describeFailure(err).replace(/\.$/, '')}); `;
   }
+  const backupsNote = await retireBackupsStep(slot);
   let filesNote = 'the slot files were kept';
   if (removeFiles) {
     try {
@@ -201,7 +202,7 @@ async function retire(slot: Slot, files: ReturnType<typeof fileActivities>, save
       slot.lastError = filesNote;
     }
   }
-  slot.record('info', `retired; ${revocation}${filesNote}`);
+  slot.record('info', `retired; ${revocation}${backupsNote}${filesNote}`);
   slot.setPhase('retired');
   if (!removeFiles) await saveStatus();
 }

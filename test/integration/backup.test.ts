@@ -99,7 +99,7 @@ describe.skipIf(skip)('credential backup on PostgreSQL', () => {
   const readCredential = async (slotId: string): Promise<{ claudeAiOauth: { accessToken: string; refreshToken: string } }> =>
     JSON.parse(await readFile(join(slotsDir, slotId, CREDENTIAL), 'utf8'));
 
-  const generations = (slotId: string): number[] => pg.psql(`SELECT generation FROM ${BACKUP_TABLE} WHERE slot_id = '${slotId}' ORDER BY generation`).map(Number);
+  const generations = (slotId: string): number[] => pg.psql(`SELECT generation FROM ${BACKUP_TABLE} WHERE namespace = 'default' AND slot_id = '${slotId}' ORDER BY generation`).map(Number);
 
   it('backs up every refresh, and restores a deleted slot directory from the newest backup, proven by a refresh', { timeout: 180_000 }, async () => {
     const { slotId, grantId } = await adoptedSlot();
@@ -163,7 +163,7 @@ describe.skipIf(skip)('credential backup on PostgreSQL', () => {
     expect(table).toContain(slotId);
     for (const secret of planted) for (const form of forms(secret)) expect(table).not.toContain(form);
     // And what is there opens with the host's key, bound to this slot.
-    const latest = await store.latest(slotId);
+    const latest = await store.latest('default', slotId);
     expect(latest?.keyId).toBe('k1');
   });
 
@@ -191,7 +191,7 @@ describe.skipIf(skip)('credential backup on PostgreSQL', () => {
     try {
       const state = await slots.move(slotId, bare.hostName, { timeoutMs: 120_000 });
       expect(state).toMatchObject({ state: 'refused', from: workers.hostName, to: bare.hostName });
-      expect(state.message).toContain(`host ${bare.hostName} has no backup store configured (set SLOT_BACKUP_URL and the payload keys there)`);
+      expect(state.message).toContain(`host ${bare.hostName} has no backup store configured (set SLOT_BACKUP_URL and SLOT_BACKUP_KEYS there)`);
       const status = await slots.status(slotId);
       expect(status.host).toBe(workers.hostName);
       expect(status.phase).toBe('active');

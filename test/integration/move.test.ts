@@ -25,6 +25,7 @@ import { fixtureWorkerEnv, spawnWorkerProcess, stopWorkerProcess, untilPolling, 
 const CLAUDE_CLIENT_ID = '9d1c250a-e61b-44d9-88ed-5944d1962f5e';
 const CREDENTIAL = '.claude/.credentials.json';
 const KEYS = `k1:${randomBytes(32).toString('base64')}`;
+const BACKUP_KEYS = `b1:${randomBytes(32).toString('base64')}`;
 const { skip, missing } = postgresOrSkip('move');
 
 const exists = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
@@ -53,6 +54,9 @@ describe.skipIf(skip)('moving a slot between two worker processes', () => {
         CLAUDE_TOKEN_URL: server.claudeTokenUrl,
         SLOT_BACKUP_URL: pg.url,
         SLOTS_ENCRYPTION_KEYS: KEYS,
+        SLOT_BACKUP_KEYS: BACKUP_KEYS,
+        // Each host restores the other's backups: the operators of both allow moves between them.
+        SLOT_BACKUP_RESTORE_FROM_HOSTS: hosts[side === 'a' ? 'b' : 'a'],
         METRICS_PORT: 'off',
       });
     }
