@@ -181,11 +181,12 @@ describe.skipIf(skip)('credential backups under attack', () => {
       options: { hostWaitMs: 20_000, onPermanentFailure: 'wait' },
     });
     const status = await until(slots, slotId, (s) => s.phase === 'needs-relogin' || s.phase === 'active', 'the adoption to end');
-    expect(status.phase).toBe('needs-relogin');
-    expect(status.lastOutcome?.message).toMatch(/no backup was restored: backup generation 1 .* was made for another configuration of slot/);
     // Nothing reached the attacker (nor, on the victim's behalf, anyone): the refresh token stayed in the backup.
+    expect(attackerIdp.requests.filter((r) => r.body.includes(refreshToken))).toEqual([]);
     expect(attackerIdp.requests).toEqual([]);
     expect(victimIdp.requests).toEqual([]);
+    expect(status.phase).toBe('needs-relogin');
+    expect(status.lastOutcome?.message).toMatch(/no backup was restored: backup generation 1 .* was made for another configuration of slot/);
     expect(await exists(join(slotsDir, slotId, OIDC_FILE))).toBe(false);
     // The victim's backup is intact: the victim's own configuration still restores it.
     const [row] = pg.psql(`SELECT count(*) FROM ${BACKUP_TABLE} WHERE slot_id = '${slotId}'`);
@@ -226,9 +227,9 @@ describe.skipIf(skip)('credential backups under attack', () => {
     provisioned.push({ slots: slotsB, slotId });
     await slotsB.provision({ slotId, provider: 'claude', host: workersB.hostName, adoptExisting: true, options: { hostWaitMs: 20_000, onPermanentFailure: 'wait' } });
     const b = await until(slotsB, slotId, (s) => s.phase === 'needs-relogin' || s.phase === 'active', 'team B adoption to end');
+    expect(presentedSince(before)).not.toContain(aToken);
     expect(b.phase).toBe('needs-relogin');
     expect(b.lastOutcome?.message).toContain(`holds no backup of slot ${slotId} in namespace ${teamB}`);
-    expect(presentedSince(before)).not.toContain(aToken);
     expect(await exists(join(dirB, slotId, CLAUDE_FILE))).toBe(false);
 
     // Team B gets its own credential for X and writes more versions than a slot keeps.
@@ -275,17 +276,19 @@ describe.skipIf(skip)('credential backups under attack', () => {
     const newest = server.grant(grantId)?.refreshToken as string;
     await slots.retire(slotId, { removeFiles: true });
     const retired = await until(slots, slotId, (s) => s.phase === 'retired', 'retired');
-    expect(retired.lastOutcome?.message).toMatch(/the backups were tombstoned \(never restored by a workflow; deleted after \d{4}-/);
     await slots.client.workflow.getHandle(slotWorkflowId(slotId)).result();
 
     // Finding 3: slot:<id> again, adoptExisting, on the same host (its home is gone).
     const before = server.requests.length;
     await slots.provision({ slotId, provider: 'claude', host: workers.hostName, adoptExisting: true, options: { hostWaitMs: 20_000, onPermanentFailure: 'wait' } });
     const again = await until(slots, slotId, (s) => s.phase === 'needs-relogin' || s.phase === 'active', 'the adoption to end');
+    expect(presentedSince(before)).not.toContain(newest);
     expect(again.phase).toBe('needs-relogin');
     expect(again.lastOutcome?.message).toMatch(new RegExp(`slot ${slotId} was retired on host ${workers.hostName} at .*: its backups are tombstoned, never restored or added to by a workflow`));
     expect(presentedSince(before)).not.toContain(newest);
     expect(await exists(join(slotsDir, slotId, CLAUDE_FILE))).toBe(false);
+    // The retire said so.
+    expect(retired.lastOutcome?.message).toMatch(/the backups were tombstoned \(never restored by a workflow; deleted after \d{4}-/);
     // Kept for the retention, under the tombstone.
     expect(pg.psql(`SELECT generation || ':' || kind FROM ${BACKUP_TABLE} WHERE slot_id = '${slotId}' ORDER BY generation`)).toEqual(['1:credential', '2:credential', '3:tombstone']);
   });
