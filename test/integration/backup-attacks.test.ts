@@ -193,6 +193,50 @@ describe.skipIf(skip)('credential backups under attack', () => {
     expect(Number(row)).toBe(1);
   });
 
+  it('is never restored on a host it was not made on, unless that host allows it: neither by starting slot:<id> there nor by a move', { timeout: 240_000 }, async () => {
+    // A second host of the team: the same database and backup key, its own slots, no SLOT_BACKUP_RESTORE_FROM_HOSTS.
+    const dirB = await mkdtemp(join(tmpdir(), 'slots-backup-host-b-'));
+    closers.push(() => rm(dirB, { recursive: true, force: true }));
+    const storeB = new PostgresBackupStore({ url: pg.url, connectTimeoutMs: 2000, queryTimeoutMs: 5000 });
+    closers.push(() => storeB.close());
+    const env = { ...process.env, CLAUDE_TOKEN_URL: server.claudeTokenUrl, SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1', CLAUDE_BIN: '/nonexistent/claude' };
+    const hostB = await startWorkers({ slotsDir: dirB, sharedTaskQueue: workers.sharedTaskQueue, roles: ['host'], env, backup: { store: storeB, keys } });
+    closers.push(() => hostB.stop());
+
+    // A move there is refused: host B does not restore host A's backups.
+    const moved = await claudeSlot(slots, workers.hostName, slotsDir);
+    const state = await slots.move(moved.slotId, hostB.hostName, { timeoutMs: 120_000 });
+    expect(state).toMatchObject({ state: 'refused', from: workers.hostName, to: hostB.hostName });
+    expect(state.message).toContain(`was made on host ${workers.hostName}, and host ${hostB.hostName} restores only its own backups and those of the hosts in its SLOT_BACKUP_RESTORE_FROM_HOSTS`);
+    expect(await exists(join(dirB, moved.slotId, CLAUDE_FILE))).toBe(false);
+    expect((await refreshed(slots, moved.slotId)).phase).toBe('active');
+
+    // The attack: slot:<id> terminated and started again on host B (no record there), adoptExisting.
+    const { slotId, grantId } = await claudeSlot(slots, workers.hostName, slotsDir);
+    const newest = server.grant(grantId)?.refreshToken as string;
+    await terminate(slots, slotId);
+    const before = server.requests.length;
+    await slots.provision({ slotId, provider: 'claude', host: hostB.hostName, adoptExisting: true, options: { hostWaitMs: 20_000, onPermanentFailure: 'wait' } });
+    const status = await until(slots, slotId, (s) => s.phase === 'needs-relogin' || s.phase === 'active', 'the adoption on host B to end');
+    expect(presentedSince(before)).not.toContain(newest);
+    expect(status.phase).toBe('needs-relogin');
+    expect(status.lastOutcome?.message).toContain(`was made on host ${workers.hostName}, and host ${hostB.hostName} restores only its own backups`);
+    expect(await exists(join(dirB, slotId, CLAUDE_FILE))).toBe(false);
+    // The slot's credential is still only on host A, alive.
+    expect(server.grant(grantId)?.alive).toBe(true);
+    expect(await exists(join(slotsDir, slotId, CLAUDE_FILE))).toBe(true);
+
+    // A host whose operator allows host A's backups (SLOT_BACKUP_RESTORE_FROM_HOSTS) takes the move.
+    const dirC = await mkdtemp(join(tmpdir(), 'slots-backup-host-c-'));
+    closers.push(() => rm(dirC, { recursive: true, force: true }));
+    const hostC = await startWorkers({ slotsDir: dirC, sharedTaskQueue: workers.sharedTaskQueue, roles: ['host'], env, backup: { store: storeB, keys, restoreFromHosts: [workers.hostName] } });
+    closers.push(() => hostC.stop());
+    const accepted = await slots.move(moved.slotId, hostC.hostName, { timeoutMs: 120_000 });
+    expect(accepted).toMatchObject({ state: 'moved', from: workers.hostName, to: hostC.hostName });
+    expect(await exists(join(dirC, moved.slotId, CLAUDE_FILE))).toBe(true);
+    expect(server.grant(moved.grantId)?.alive).toBe(true);
+  });
+
   it("two teams' namespaces on one database neither shadow nor prune each other's backups", { timeout: 240_000 }, async () => {
     const teamB = uniqueName('team-b');
     const { client: defaultClient, connection } = await devServerClient();
