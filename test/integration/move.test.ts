@@ -3,12 +3,13 @@
 // with no login, refreshed there, the old copy gone; a backup older than the file on the
 // target host is refused and the slot stays where it was.
 import { Client, Connection } from '@temporalio/client';
-import { randomBytes } from 'node:crypto';
+import { createDecipheriv, randomBytes } from 'node:crypto';
 import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
+import { BACKUP_TABLE } from '../../activities/postgres-backup-store';
 import { SLOT_RECORD_FILE } from '../../activities/slot-record';
 import { SlotClient } from '../../cli/slot-client';
 import { slotctl } from '../../cli/slotctl';
@@ -108,6 +109,25 @@ describe.skipIf(skip)('moving a slot between two worker processes', () => {
     expect(first.backup).toMatchObject({ ok: true });
     return { slotId, grantId: tokens.grantId };
   }
+
+  it("the payload keys alone cannot open a backup the workers wrote: only the hosts' backup key does", { timeout: 240_000 }, async () => {
+    const { slotId, grantId } = await slotOnA();
+    const token = server.grant(grantId)?.refreshToken as string;
+    const [hex] = pg.psql(`SELECT encode(ciphertext, 'hex') FROM ${BACKUP_TABLE} WHERE slot_id = '${slotId}' ORDER BY generation DESC LIMIT 1`);
+    const data = Buffer.from(hex as string, 'hex');
+    // AES-GCM is counter mode: whoever holds the key reads the text, without the tag or the associated data.
+    const read = (key: Buffer): string => {
+      const counter = createDecipheriv('aes-256-ctr', key, Buffer.concat([data.subarray(0, 12), Buffer.from([0, 0, 0, 2])]));
+      return Buffer.concat([counter.update(data.subarray(12, data.length - 16)), counter.final()]).toString('latin1');
+    };
+    const [payloadKey] = parseEncryptionKeys(KEYS);
+    const [backupKey] = parseEncryptionKeys(BACKUP_KEYS);
+    // The search finds the token where it is (the key the host sealed with)...
+    expect(read((backupKey as { key: Buffer }).key)).toContain(token);
+    // ...and the payload key, which operators' slotctl, the codec server and workflow-only workers hold, reads nothing.
+    expect(read((payloadKey as { key: Buffer }).key)).not.toContain(token);
+    expect(read((payloadKey as { key: Buffer }).key)).not.toContain('claudeAiOauth');
+  });
 
   it('moves a slot to the other host with no login: restored and refreshed there, the old copy removed', { timeout: 240_000 }, async () => {
     const { slotId, grantId } = await slotOnA();
