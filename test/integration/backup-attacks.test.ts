@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { configHash, sealBackup } from '../../activities/credential-backup';
-import { BACKUP_TABLE, PostgresBackupStore } from '../../activities/postgres-backup-store';
+import { BACKUP_TABLE, LEGACY_BACKUP_TABLE, PostgresBackupStore } from '../../activities/postgres-backup-store';
 import { SlotClient } from '../../cli/slot-client';
 import type { SlotStatus } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
@@ -335,6 +335,21 @@ describe.skipIf(skip)('credential backups under attack', () => {
     expect(retired.lastOutcome?.message).toMatch(/the backups were tombstoned \(never restored by a workflow; deleted after \d{4}-/);
     // Kept for the retention, under the tombstone.
     expect(pg.psql(`SELECT generation || ':' || kind FROM ${BACKUP_TABLE} WHERE slot_id = '${slotId}' ORDER BY generation`)).toEqual(['1:credential', '2:credential', '3:tombstone']);
+  });
+
+  it('never restores from, writes to or prunes the first backup table, and says what it holds for a slot', { timeout: 180_000 }, async () => {
+    const { slotId } = await claudeSlot(slots, workers.hostName, slotsDir);
+    // What a deployment of the first backup version has: a table without namespace, rows sealed with the payload key.
+    pg.psql(`CREATE TABLE IF NOT EXISTS ${LEGACY_BACKUP_TABLE} (slot_id text NOT NULL, generation bigint NOT NULL, provider text NOT NULL, key_id text NOT NULL, ciphertext bytea NOT NULL,
+      created_at timestamptz NOT NULL, host text NOT NULL, last_refresh timestamptz, expires_at timestamptz, PRIMARY KEY (slot_id, generation))`);
+    pg.psql(`INSERT INTO ${LEGACY_BACKUP_TABLE} VALUES ('${slotId}', 41, 'claude', 'k1', '\\x00112233445566778899aabbccddeeff00112233445566778899', now(), 'old-host', now(), now() + interval '1 day')`);
+    pg.psql(`DELETE FROM ${BACKUP_TABLE} WHERE slot_id = '${slotId}'`);
+    await rm(join(slotsDir, slotId), { recursive: true, force: true });
+    const status = await refreshed(slots, slotId);
+    expect(status.phase).toBe('needs-relogin');
+    expect(status.lastOutcome?.message).toContain(`holds no backup of slot ${slotId} in namespace default; its older table holds 1 backup of slot ${slotId} from before backups were sealed with the host's backup key`);
+    // The old row is exactly as it was.
+    expect(pg.psql(`SELECT generation || ':' || host FROM ${LEGACY_BACKUP_TABLE} WHERE slot_id = '${slotId}'`)).toEqual(['41:old-host']);
   });
 
   it("prunes a retired slot's backups after the retention, and only that namespace's", async () => {
