@@ -383,7 +383,8 @@ export function createBackupActivities(deps: { readonly slotsDir: string; readon
    * its backups (nor adds to them) again; the store deletes them after its retention.
    */
   async function tombstoneBackups(input: BackupRequest): Promise<RetireBackupsResult> {
-    await checkSlotRequest(deps, input);
+    // Only the slot's own workflow; without a provider, so that a slot without a record on this host gets none (the tombstone blocks whatever it names).
+    await checkSlotRequest(deps, { slotId: input.slotId });
     if (!deps.backup) return { kind: 'off', reason: 'this host has no backup store (SLOT_BACKUP_URL is not set)' };
     const backup = deps.backup;
     let hash: string;
