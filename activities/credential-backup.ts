@@ -1,8 +1,6 @@
-// Credential backup: after every login and refresh the slot's credential file is
-// sealed on its host (AES-256-GCM with the host's backup keys, never the payload keys;
-// namespace, slot, provider, configuration and every stored fact bound as associated
-// data) and written through to a store that never sees a token. A lost file, or a move
-// to another host, is restored from the newest backup; a retired slot's are tombstoned.
+// Credential backup: after every login and refresh the credential file is sealed on its
+// host (the host's backup key; namespace, slot, provider, configuration and every stored
+// fact bound) and written through to a store that never sees a token; restores and retires.
 import { Context } from '@temporalio/activity';
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { BackupNote, RestoreResult, RetireBackupsResult } from '../common/backup';
@@ -248,7 +246,7 @@ const providerOf = (name: string, config: unknown): Provider | string => {
   }
 };
 
-/** The newest version's facts, authenticated: undefined when there is none; `unusable` when it does not open. */
+/** The slot's newest version, opened (which authenticates all its facts); `unusable` when it does not open. */
 type Newest = { kind: 'none' } | { kind: 'ok'; stored: StoredBackup; text: string } | { kind: 'unusable'; stored: StoredBackup; reason: string };
 
 async function newestOpened(backup: CredentialBackup, slotId: string): Promise<Newest> {
