@@ -337,6 +337,20 @@ describe.skipIf(skip)('credential backups under attack', () => {
     expect(pg.psql(`SELECT generation || ':' || kind FROM ${BACKUP_TABLE} WHERE slot_id = '${slotId}' ORDER BY generation`)).toEqual(['1:credential', '2:credential', '3:tombstone']);
   });
 
+  it('a retire whose host cannot tombstone the backups says so, and the retire still ends', { timeout: 180_000 }, async () => {
+    const { slotId } = await claudeSlot(slots, workers.hostName, slotsDir);
+    pg.stopServer();
+    try {
+      await slots.retire(slotId);
+      const retired = await until(slots, slotId, (s) => s.phase === 'retired', 'retired');
+      expect(retired.lastOutcome?.message).toMatch(
+        new RegExp(`the backups could NOT be tombstoned on host ${workers.hostName} \\(tombstoning the backups on PostgreSQL at 127\\.0\\.0\\.1:\\d+/slots failed: .+\\): they stay restorable until that host's operator deletes them`),
+      );
+    } finally {
+      pg.startServer();
+    }
+  });
+
   it('never restores from, writes to or prunes the first backup table, and says what it holds for a slot', { timeout: 180_000 }, async () => {
     const { slotId } = await claudeSlot(slots, workers.hostName, slotsDir);
     // What a deployment of the first backup version has: a table without namespace, rows sealed with the payload key.
