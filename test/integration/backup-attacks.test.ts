@@ -12,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
-import { configHash, sealBackup } from '../../activities/credential-backup';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { configHash, createBackupActivities, sealBackup } from '../../activities/credential-backup';
 import { BACKUP_TABLE, LEGACY_BACKUP_TABLE, PostgresBackupStore } from '../../activities/postgres-backup-store';
 import { SlotClient } from '../../cli/slot-client';
 import type { SlotStatus } from '../../common/messages';
@@ -364,6 +366,28 @@ describe.skipIf(skip)('credential backups under attack', () => {
     expect(status.lastOutcome?.message).toContain(`holds no backup of slot ${slotId} in namespace default; its older table holds 1 backup of slot ${slotId} from before backups were sealed with the host's backup key`);
     // The old row is exactly as it was.
     expect(pg.psql(`SELECT generation || ':' || host FROM ${LEGACY_BACKUP_TABLE} WHERE slot_id = '${slotId}'`)).toEqual(['41:old-host']);
+  });
+
+  it("restores into another configuration, or another host's backup, only where the host's operator allows it", async () => {
+    const hostDir = await mkdtemp(join(tmpdir(), 'slots-backup-policy-'));
+    closers.push(() => rm(hostDir, { recursive: true, force: true }));
+    const config = (base: string) => ({ endpoints: { device_authorization_endpoint: `${base}/device`, token_endpoint: `${base}/token` }, clientId: 'c' });
+    const made = config('http://127.0.0.1:1');
+    const changed = config('http://127.0.0.1:2');
+    const tokens = JSON.stringify({ access_token: 'a', refresh_token: `r-${randomBytes(6).toString('hex')}`, expires_at: Math.floor(Date.now() / 1000) + 3600 });
+    /** A backup of `slotId` made on `host` for `made`, and a restore asked with `asked` on host h1 allowing `policy`. */
+    const restore = async (slotId: string, host: string, asked: unknown, policy: { restoreFromHosts?: string[] | '*'; restoreReconfigured?: string[] }) => {
+      await store.put(sealBackup(keys, { namespace: 'default', slotId, kind: 'credential', provider: 'oidc-device', configHash: configHash('oidc-device', made), host, createdAt: Date.now() }, tokens));
+      const { restoreCredential } = createBackupActivities({ slotsDir: hostDir, backup: { store, keys, host: 'h1', namespace: 'default', ...policy } });
+      const env = new MockActivityEnvironment({ workflowExecution: { workflowId: slotWorkflowId(slotId), runId: 'r' }, workflowType: 'slotWorkflow' }, { logger: new DefaultLogger('ERROR') });
+      return env.run(restoreCredential, { slotId, provider: 'oidc-device', providerConfig: asked, now: Date.now(), reason: 'lost' as const });
+    };
+    expect(await restore(uniqueName('p'), 'h1', changed, {})).toMatchObject({ kind: 'refused', reason: expect.stringContaining('was made for another configuration') });
+    const allowed = uniqueName('p');
+    expect(await restore(allowed, 'h1', changed, { restoreReconfigured: [allowed] })).toMatchObject({ kind: 'restored', fromHost: 'h1' });
+    expect(await restore(uniqueName('p'), 'h0', made, { restoreFromHosts: ['h2'] })).toMatchObject({ kind: 'refused', reason: expect.stringContaining('was made on host h0') });
+    expect(await restore(uniqueName('p'), 'h0', made, { restoreFromHosts: ['h0'] })).toMatchObject({ kind: 'restored', fromHost: 'h0' });
+    expect(await restore(uniqueName('p'), 'h0', made, { restoreFromHosts: '*' })).toMatchObject({ kind: 'restored', fromHost: 'h0' });
   });
 
   it("prunes a retired slot's backups after the retention, and only that namespace's", async () => {
