@@ -60,7 +60,7 @@ export async function retireBackupsStep(slot: Slot): Promise<string> {
   try {
     result = await backupActivities(host, Math.min(slot.input.hostWaitMs ?? 600_000, 120_000)).tombstoneBackups({ slotId, provider, providerConfig, now: Date.now() });
   } catch (err) {
-    result = { kind: 'failed', reason: short(err) };
+    return `host ${host} did not tombstone the slot's backups (${short(err)}): any it keeps stay restorable until its operator deletes them; `;
   }
   switch (result.kind) {
     case 'tombstoned':
