@@ -24,15 +24,15 @@ export type RecordedKind = 'slot' | 'pool';
 export interface Scenario {
   readonly saves: readonly RecordedKind[];
   /**
-   * Patches this scenario's workflows run with the OLD branch (the recorder's worker answers
-   * `patched()` false for them, as a worker from before the patch did), so that the old
-   * branch of every patch is recorded from today's code too.
+   * Patches this scenario's workflows run with the OLD branch: the recorder's worker answers
+   * `patched()` false for them, as a worker from before the patch did. `'all'`: every patch,
+   * today's and any added later, so a new patch's old branch is recorded with no new scenario.
    */
-  readonly oldBranches?: readonly string[];
+  readonly oldBranches?: readonly string[] | 'all';
 }
 
-/** The scenarios the recorder writes. */
-export const SCENARIOS = {
+/** The scenarios recorded with today's code, new branches taken. */
+const TODAY = {
   // claude
   'login-success': { saves: ['slot'] },
   'login-bad-code-then-success': { saves: ['slot'] },
@@ -50,14 +50,54 @@ export const SCENARIOS = {
   'device-login-refresh-retire': { saves: ['slot'] },
   // pools (the slot's history too: it answers the pool's auth-failure report)
   'pool-lease-auth-failure': { saves: ['pool', 'slot'] },
-  // old branches, from today's code
-  'login-timeout-before-notices-and-probes': { saves: ['slot'], oldBranches: ['operator-notices', 'live-probes'] },
+} as const satisfies Record<string, Scenario>;
+
+/**
+ * Each of these is recorded twice: as above, and as `<name>-all-old-branches` with every patch's
+ * old branch (a run started before every patch). Not the probe scenario: before probes there is no probe to ask for.
+ */
+export const TWINNED = [
+  'login-success',
+  'login-bad-code-then-success',
+  'login-timeout',
+  'refresh-transient-then-success',
+  'permanent-failure-relogin-active',
+  'continue-as-new',
+  'retire-during-login',
+  'credential-lost-needs-login',
+  'refresh-timeout-stays-degraded',
+  'codex-device-login-refresh-retire',
+  'setup-token-login-retire',
+  'device-login-refresh-retire',
+  'pool-lease-auth-failure',
+] as const satisfies ReadonlyArray<keyof typeof TODAY>;
+type Twinned = (typeof TWINNED)[number];
+export const allOld = <T extends Twinned>(scenario: T): `${T}-all-old-branches` => `${scenario}-all-old-branches`;
+
+/** One patch's old branch with the others new: the code of the release just before that patch. */
+const ONE_OLD = {
   'credential-lost-before-restore': { saves: ['slot'], oldBranches: ['credential-restore'] },
-  'pool-lease-auth-failure-before-plans-and-probes': { saves: ['pool', 'slot'], oldBranches: ['lease-agent-plan', 'auth-failure-probes'] },
   'refresh-timeout-before-transient-failures': { saves: ['slot'], oldBranches: ['transient-refresh-failures'] },
 } as const satisfies Record<string, Scenario>;
 
-export type ScenarioName = keyof typeof SCENARIOS;
+export type ScenarioName = keyof typeof TODAY | keyof typeof ONE_OLD | `${Twinned}-all-old-branches`;
+
+/** The scenarios the recorder writes. */
+export const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
+  ...TODAY,
+  ...ONE_OLD,
+  ...(Object.fromEntries(TWINNED.map((name): [string, Scenario] => [allOld(name), { saves: TODAY[name].saves, oldBranches: 'all' }])) as Record<`${Twinned}-all-old-branches`, Scenario>),
+};
+
+/**
+ * Whether `scenario` takes the old branch of `patchId`. `'all'` is the project's patches only: the SDK
+ * patches its own behaviour too (`__sdk_internal_patch_number:1`: `condition(fn, 0)` waiting forever
+ * before 1.5), and a worker of today's SDK always takes those.
+ */
+export const takesOldBranch = (scenario: ScenarioName, patchId: string): boolean => {
+  const old = SCENARIOS[scenario].oldBranches;
+  return old === 'all' ? !patchId.startsWith('__') : (old ?? []).includes(patchId);
+};
 
 /** The file a scenario's workflow is saved in. */
 export const historyFile = (scenario: ScenarioName, kind: RecordedKind, run?: number): string => `${scenario}.${kind}${run !== undefined ? `.run-${run}` : ''}.json`;

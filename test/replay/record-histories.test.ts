@@ -22,7 +22,7 @@ import { startScriptedDeviceServer, type ScriptedDeviceServer } from '../peers/d
 import { startProbeApi, type ProbeApi } from '../peers/probe-api';
 import { startTokenServer, type TokenServer } from '../peers/token-server';
 import { answerDevice, claudeCode, startSlotRig, stateOf, waitForPhase, waitForPrompt, type SlotRig } from '../slot-fixtures';
-import { HISTORIES_DIR, historyFile, SCENARIOS, type RecordedKind, type ScenarioName } from './histories';
+import { allOld, HISTORIES_DIR, historyFile, SCENARIOS, takesOldBranch, TWINNED, type RecordedKind, type ScenarioName } from './histories';
 
 const CLAUDE_CLIENT_ID = '9d1c250a-e61b-44d9-88ed-5944d1962f5e';
 const CODEX_CLIENT_ID = 'app_EMoamEEZ73f0CkXaXp7hrann';
@@ -43,8 +43,8 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
   let pools: PoolClient;
   /** Access tokens the stand-in provider API refuses (401); it takes any other. */
   const refused = new Set<string>();
-  /** Workflow id → patches its runs take the OLD branch of (SCENARIOS[…].oldBranches). */
-  const oldBranches = new Map<string, readonly string[]>();
+  /** Workflow id → the scenario its runs belong to (whose `oldBranches` they take). */
+  const scenarioOf = new Map<string, ScenarioName>();
 
   beforeAll(async () => {
     // A scenario that is gone leaves no file behind (each scenario's own files are replaced when it is saved).
@@ -76,7 +76,10 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
       taskQueue: rig.workers.sharedTaskQueue,
       workflowBundle: await workflowBundle(),
       activities: createSharedActivities({ log: createLogger('warn') }),
-      patchActivationCallback: ({ workflowInfo, patchId }) => !(oldBranches.get(workflowInfo.workflowId) ?? []).includes(patchId),
+      patchActivationCallback: ({ workflowInfo, patchId }) => {
+        const scenario = scenarioOf.get(workflowInfo.workflowId);
+        return scenario === undefined || !takesOldBranch(scenario, patchId);
+      },
     });
     sharedRunning = shared.run();
     pools = new PoolClient(rig.slots);
@@ -119,10 +122,11 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
   /** A slot id for `scenario`; its workflows take the old branch of the scenario's `oldBranches`. */
   const slotFor = (scenario: ScenarioName, prefix: string): string => {
     const slotId = uniqueName(prefix);
-    const old = (SCENARIOS[scenario] as { oldBranches?: readonly string[] }).oldBranches;
-    if (old) oldBranches.set(slotWorkflowId(slotId), old);
+    scenarioOf.set(slotWorkflowId(slotId), scenario);
     return slotId;
   };
+  /** A scenario and its twin with every patch's old branch (histories.ts, TWINNED). */
+  const both = <T extends (typeof TWINNED)[number]>(scenario: T): [T, ReturnType<typeof allOld<T>>] => [scenario, allOld(scenario)];
 
   const adopt = async (slotId: string, options: Record<string, unknown> = {}) => {
     const issued = server.issue();
@@ -149,15 +153,15 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
     expect((await waitForPhase(rig.slots, slotId, ['active'])).phase).toBe('active');
   };
 
-  it('login success', async () => {
-    const slotId = slotFor('login-success', 'replay-ok');
+  it.each(both('login-success'))('login success (%s)', async (scenario) => {
+    const slotId = slotFor(scenario, 'replay-ok');
     await loginClaude(slotId);
     await retired(slotId, true);
-    await save('login-success', 'slot', slotWorkflowId(slotId));
+    await save(scenario, 'slot', slotWorkflowId(slotId));
   });
 
-  it('bad code, then success', async () => {
-    const slotId = slotFor('login-bad-code-then-success', 'replay-bad');
+  it.each(both('login-bad-code-then-success'))('bad code, then success (%s)', async (scenario) => {
+    const slotId = slotFor(scenario, 'replay-bad');
     server.issue({ tokens: FIXTURE_TOKENS });
     await rig.slots.provision({ slotId, provider: 'claude', host: rig.workers.hostName });
     const first = await waitForPrompt(rig.slots, slotId);
@@ -166,10 +170,10 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
     await rig.slots.submitCode(slotId, claudeCode(second));
     await waitForPhase(rig.slots, slotId, ['active']);
     await retired(slotId);
-    await save('login-bad-code-then-success', 'slot', slotWorkflowId(slotId));
+    await save(scenario, 'slot', slotWorkflowId(slotId));
   });
 
-  it.each(['login-timeout', 'login-timeout-before-notices-and-probes'] as const)('timeout (%s)', async (scenario) => {
+  it.each(both('login-timeout'))('timeout (%s)', async (scenario) => {
     const slotId = slotFor(scenario, 'replay-timeout');
     await rig.slots.provision({ slotId, provider: 'claude', host: rig.workers.hostName, login: { operatorTimeoutMs: 2000 } });
     await waitForPhase(rig.slots, slotId, ['needs-relogin']);
@@ -177,18 +181,18 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
     await save(scenario, 'slot', slotWorkflowId(slotId));
   });
 
-  it('adopted credential, refreshed after a transient failure', async () => {
-    const slotId = slotFor('refresh-transient-then-success', 'replay-refresh');
+  it.each(both('refresh-transient-then-success'))('adopted credential, refreshed after a transient failure (%s)', async (scenario) => {
+    const slotId = slotFor(scenario, 'replay-refresh');
     await adopt(slotId, { refresh: { backoff: { initialMs: 200 } } });
     server.script([{ status: 503 }]);
     await rig.slots.refreshNow(slotId);
     await rig.slots.waitFor(slotId, (s) => s.lastOutcome?.message.startsWith('refreshed after 2 attempts') === true, { timeoutMs: 20_000, pollMs: 100 });
     await retired(slotId);
-    await save('refresh-transient-then-success', 'slot', slotWorkflowId(slotId));
+    await save(scenario, 'slot', slotWorkflowId(slotId));
   });
 
-  it('permanent failure, relogin, active', async () => {
-    const slotId = slotFor('permanent-failure-relogin-active', 'replay-revoked');
+  it.each(both('permanent-failure-relogin-active'))('permanent failure, relogin, active (%s)', async (scenario) => {
+    const slotId = slotFor(scenario, 'replay-revoked');
     const issued = await adopt(slotId);
     server.revoke(issued.refreshToken);
     await rig.slots.refreshNow(slotId);
@@ -197,24 +201,24 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
     await rig.slots.submitCode(slotId, claudeCode(waiting));
     await waitForPhase(rig.slots, slotId, ['active']);
     await retired(slotId);
-    await save('permanent-failure-relogin-active', 'slot', slotWorkflowId(slotId));
+    await save(scenario, 'slot', slotWorkflowId(slotId));
   });
 
-  it('continue-as-new', async () => {
-    const slotId = slotFor('continue-as-new', 'replay-can');
+  it.each(both('continue-as-new'))('continue-as-new (%s)', async (scenario) => {
+    const slotId = slotFor(scenario, 'replay-can');
     await adopt(slotId, { maxHistoryEvents: 1 });
     await rig.slots.refreshNow(slotId);
     await rig.slots.waitFor(slotId, (s) => s.lastOutcome?.message.startsWith('refreshed') === true, { timeoutMs: 20_000, pollMs: 100 });
     await retired(slotId);
-    await save('continue-as-new', 'slot', slotWorkflowId(slotId));
+    await save(scenario, 'slot', slotWorkflowId(slotId));
   });
 
-  it('retire during login', async () => {
-    const slotId = slotFor('retire-during-login', 'replay-retire');
+  it.each(both('retire-during-login'))('retire during login (%s)', async (scenario) => {
+    const slotId = slotFor(scenario, 'replay-retire');
     await rig.slots.provision({ slotId, provider: 'claude', host: rig.workers.hostName });
     await waitForPrompt(rig.slots, slotId);
     await retired(slotId, true);
-    await save('retire-during-login', 'slot', slotWorkflowId(slotId));
+    await save(scenario, 'slot', slotWorkflowId(slotId));
   });
 
   it('an operator probe: the token is refused, refreshed, and the new one accepted', async () => {
@@ -226,7 +230,7 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
     await save('probe-refused-then-refreshed', 'slot', slotWorkflowId(slotId));
   });
 
-  it.each(['credential-lost-needs-login', 'credential-lost-before-restore'] as const)('the credential file is lost, no backup store: a login is needed (%s)', async (scenario) => {
+  it.each([...both('credential-lost-needs-login'), 'credential-lost-before-restore'] as const)('the credential file is lost, no backup store: a login is needed (%s)', async (scenario) => {
     const slotId = slotFor(scenario, 'replay-lost');
     await adopt(slotId);
     await rm(`${rig.slotsDir}/${slotId}/.claude/.credentials.json`);
@@ -236,8 +240,8 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
     await save(scenario, 'slot', slotWorkflowId(slotId));
   });
 
-  it('codex: device login approved, probed, refreshed, retired', async () => {
-    const slotId = slotFor('codex-device-login-refresh-retire', 'replay-codex');
+  it.each(both('codex-device-login-refresh-retire'))('codex: device login approved, probed, refreshed, retired (%s)', async (scenario) => {
+    const slotId = slotFor(scenario, 'replay-codex');
     codexServer.issue({ tokens: CODEX_TOKENS });
     await rig.slots.provision({ slotId, provider: 'codex', host: rig.workers.hostName });
     const waiting = await waitForPrompt(rig.slots, slotId);
@@ -246,11 +250,11 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
     await rig.slots.refreshNow(slotId);
     await rig.slots.waitFor(slotId, (s) => s.lastOutcome?.message.startsWith('refreshed') === true, { timeoutMs: 20_000, pollMs: 100 });
     await retired(slotId, true);
-    await save('codex-device-login-refresh-retire', 'slot', slotWorkflowId(slotId));
+    await save(scenario, 'slot', slotWorkflowId(slotId));
   });
 
-  it('claude-setup-token: a bad code, then the long-lived token; retired', async () => {
-    const slotId = slotFor('setup-token-login-retire', 'replay-setup');
+  it.each(both('setup-token-login-retire'))('claude-setup-token: a bad code, then the long-lived token; retired (%s)', async (scenario) => {
+    const slotId = slotFor(scenario, 'replay-setup');
     await rig.slots.provision({ slotId, provider: 'claude-setup-token', host: rig.workers.hostName });
     const first = await waitForPrompt(rig.slots, slotId);
     await rig.slots.submitCode(slotId, `not-the-code#${stateOf(first.prompt.url)}`);
@@ -258,26 +262,25 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
     await rig.slots.submitCode(slotId, claudeCode(second));
     expect((await waitForPhase(rig.slots, slotId, ['active', 'needs-relogin'])).phase).toBe('active');
     await retired(slotId, true);
-    await save('setup-token-login-retire', 'slot', slotWorkflowId(slotId));
+    await save(scenario, 'slot', slotWorkflowId(slotId));
   });
 
-  it('device flow: approved, refreshed, retired with revocation', async () => {
-    const slotId = slotFor('device-login-refresh-retire', 'replay-device');
+  it.each(both('device-login-refresh-retire'))('device flow: approved, refreshed, retired with revocation (%s)', async (scenario) => {
+    const slotId = slotFor(scenario, 'replay-device');
     deviceServer.script(['pending', 'slow_down', 'approve']);
     await rig.slots.provision({ slotId, provider: 'oidc-device', providerConfig: { issuer: deviceServer.issuer, clientId: 'device-client' }, host: rig.workers.hostName });
     expect((await waitForPhase(rig.slots, slotId, ['active'], 40_000)).phase).toBe('active');
     await rig.slots.refreshNow(slotId);
     await rig.slots.waitFor(slotId, (s) => s.lastOutcome?.message.startsWith('refreshed') === true, { timeoutMs: 20_000, pollMs: 100 });
     await retired(slotId);
-    await save('device-login-refresh-retire', 'slot', slotWorkflowId(slotId));
+    await save(scenario, 'slot', slotWorkflowId(slotId));
   });
 
-  it.each(['pool-lease-auth-failure', 'pool-lease-auth-failure-before-plans-and-probes'] as const)('a pool: lease, the provider refuses the token, the slot answers, lease again (%s)', async (scenario) => {
+  it.each(both('pool-lease-auth-failure'))('a pool: lease, the provider refuses the token, the slot answers, lease again (%s)', async (scenario) => {
     const slotId = slotFor(scenario, 'replay-member');
     const issued = await adopt(slotId);
     const pool = uniqueName('replay-pool');
-    const old = (SCENARIOS[scenario] as { oldBranches?: readonly string[] }).oldBranches;
-    if (old) oldBranches.set(poolWorkflowId(pool), old);
+    scenarioOf.set(poolWorkflowId(pool), scenario);
     // Every lease asks the slot afresh (no census cache): the second lease sees the slot refreshed.
     await pools.create({ pool, provider: 'claude', slots: [slotId], censusMaxAgeMs: 0 });
     const lease = await pools.lease(pool, { holder: 'replay-runner' });
@@ -296,10 +299,10 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
     await save(scenario, 'slot', slotWorkflowId(slotId));
   });
 
-  it('a degraded slot whose host does not answer: the refresh times out (both branches at once: a minute each)', async () => {
+  it('a degraded slot whose host does not answer: the refresh times out (all three at once: a minute each)', async () => {
     // A slot carried over continue-as-new while degraded, on a host with no worker: the refresh's
     // activity is never taken and times out after its minute.
-    const record = async (scenario: 'refresh-timeout-stays-degraded' | 'refresh-timeout-before-transient-failures'): Promise<void> => {
+    const record = async (scenario: ScenarioName): Promise<void> => {
       const slotId = slotFor(scenario, 'replay-deadline');
       const now = Date.now();
       const input: SlotInput = {
@@ -323,12 +326,12 @@ describe.runIf(process.env.RECORD_HISTORIES)('record histories for replay', () =
       };
       const id = slotWorkflowId(slotId);
       await rig.slots.client.workflow.start('slotWorkflow', { workflowId: id, taskQueue: rig.workers.sharedTaskQueue, args: [input] });
-      const { reached } = await rig.slots.waitFor(slotId, (s) => s.lastOutcome?.kind === 'refresh-failed', { timeoutMs: 100_000, pollMs: 250 });
-      expect(reached).toBe(true);
+      const { reached, status } = await rig.slots.waitFor(slotId, (s) => s.lastOutcome?.kind === 'refresh-failed', { timeoutMs: 100_000, pollMs: 250 });
+      expect(reached, `${scenario}: ${JSON.stringify(status)}`).toBe(true);
       // Its host is down for good: retiring would wait for it.
       await rig.slots.client.workflow.getHandle(id).terminate('recorded');
       await save(scenario, 'slot', id);
     };
-    await Promise.all([record('refresh-timeout-stays-degraded'), record('refresh-timeout-before-transient-failures')]);
+    await Promise.all([...both('refresh-timeout-stays-degraded'), 'refresh-timeout-before-transient-failures' as const].map(record));
   }, 150_000);
 });

@@ -11,7 +11,7 @@ import { workflowBundle } from '../harness';
 import { WORKFLOWS_PATH } from '../../workers/worker';
 import { cachedWorkflowBundle } from '../../workers/workflow-bundle';
 import { WORKFLOW_TRACING_MODULE } from '../../workers/tracing';
-import { FROZEN_HISTORIES_DIR, HISTORIES_DIR, historyFile, SCENARIOS, V1_HISTORIES_DIR, type RecordedKind, type ScenarioName } from './histories';
+import { FROZEN_HISTORIES_DIR, HISTORIES_DIR, historyFile, SCENARIOS, takesOldBranch, V1_HISTORIES_DIR, type RecordedKind, type Scenario, type ScenarioName } from './histories';
 import type { PatchSinks } from './patch-probe';
 
 const jsonFiles = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
@@ -158,11 +158,11 @@ describe('every patch in workflows/ has both branches replayed', () => {
   it('the scenarios recorded with old branches did take them, and the others the new ones', async () => {
     const taken = await decisions();
     const ids = await patchIdsInWorkflows();
-    for (const [scenario, spec] of Object.entries(SCENARIOS) as Array<[ScenarioName, { saves: readonly RecordedKind[]; oldBranches?: readonly string[] }]>) {
+    for (const [scenario, spec] of Object.entries(SCENARIOS) as Array<[ScenarioName, Scenario]>) {
       for (const kind of spec.saves) {
         for (const [id, branches] of taken.get(historyFile(scenario, kind)) ?? []) {
           if (!ids.has(id)) continue;
-          expect([...branches], `${scenario}.${kind}: ${id}`).toEqual([!(spec.oldBranches ?? []).includes(id)]);
+          expect([...branches], `${scenario}.${kind}: ${id}`).toEqual([!takesOldBranch(scenario, id)]);
         }
       }
     }
