@@ -18,7 +18,7 @@ const RESTORE_PATCH = 'credential-restore';
  */
 const TRANSIENT_PATCH = 'transient-refresh-failures';
 /** After a refresh that did not finish (a timeout, no answer), the next one is tried this much later. */
-export const TRANSIENT_RETRY_MS = 60_000;
+const TRANSIENT_RETRY_MS = 60_000;
 
 type Settled = { readonly ok: RefreshResult } | { readonly failed: unknown };
 
