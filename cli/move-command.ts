@@ -2,7 +2,8 @@
 // through the credential backup (SLOT_BACKUP_URL on both hosts). Human or --json output.
 import { Option, type Command } from 'commander';
 import type { MoveState } from '../common/backup';
-import { MoveRefusedError, SlotInputError } from '../common/failures';
+import { MoveRefusedError } from '../common/failures';
+import { seconds } from './options';
 import { parseSlotId, type SlotClient } from './slot-client';
 
 /** Exit codes as slotctl's: 0 moved, 1 refused or failed (the slot stays where it was). */
@@ -17,11 +18,10 @@ export function addMoveCommand(program: Command, io: { connect(): Promise<SlotCl
     .addOption(new Option('--json', 'print one JSON document on stdout'))
     .action(async (slot: string, opts: { toHost: string; timeout: string; json?: boolean }) => {
       parseSlotId(slot);
-      const timeout = Number(opts.timeout);
-      if (!Number.isFinite(timeout) || timeout <= 0) throw new SlotInputError(`--timeout must be a number of seconds > 0, got ${JSON.stringify(opts.timeout)}`);
+      const timeoutMs = seconds(opts.timeout, '--timeout');
       let state: MoveState;
       try {
-        state = await (await io.connect()).move(slot, opts.toHost, { timeoutMs: timeout * 1000 });
+        state = await (await io.connect()).move(slot, opts.toHost, { timeoutMs });
       } catch (err) {
         if (!(err instanceof MoveRefusedError)) throw err;
         if (opts.json) io.out(JSON.stringify({ ok: false, slotId: slot, to: opts.toHost, state: 'refused', message: err.message }));
@@ -30,7 +30,7 @@ export function addMoveCommand(program: Command, io: { connect(): Promise<SlotCl
         return;
       }
       const ok = state.state === 'moved';
-      const message = state.state === 'moving' ? `the move is still under way after ${timeout} s: ${state.message}; follow with: slotctl status ${slot}` : state.message;
+      const message = state.state === 'moving' ? `the move is still under way after ${timeoutMs / 1000} s: ${state.message}; follow with: slotctl status ${slot}` : state.message;
       if (opts.json) io.out(JSON.stringify({ ok, slotId: slot, ...state, message }));
       else if (ok) io.out(message);
       else io.err(`slotctl: ${message}`);

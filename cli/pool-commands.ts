@@ -3,6 +3,7 @@
 import { Option, type Command } from 'commander';
 import { SlotInputError } from '../common/failures';
 import { POOL_POLICIES, type LeaseGrant, type PoolPolicy, type PoolStatus } from '../common/pool';
+import { seconds } from './options';
 import { PoolClient } from './pool-client';
 import type { SlotClient } from './slot-client';
 
@@ -30,13 +31,6 @@ function human(view: PoolView): string {
   }
 }
 
-const seconds = (value: string | undefined, flag: string): number | undefined => {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new SlotInputError(`${flag} must be a number of seconds > 0, got ${JSON.stringify(value)}`);
-  return Math.round(n * 1000);
-};
-
 /** Adds `pool` to slotctl's program (subcommands inherit its output and exit handling). */
 export function addPoolCommands(program: Command, ctx: { connect: () => Promise<SlotClient>; out: (text: string) => void }): void {
   const pools = async (): Promise<PoolClient> => new PoolClient(await ctx.connect());
@@ -58,7 +52,9 @@ export function addPoolCommands(program: Command, ctx: { connect: () => Promise<
       asJson = Boolean(opts.json);
       const max = Number(opts.maxLeasesPerSlot);
       if (!Number.isInteger(max) || max < 0) throw new SlotInputError(`--max-leases-per-slot must be a whole number ≥ 0, got ${JSON.stringify(opts.maxLeasesPerSlot)}`);
-      await (await pools()).create({ pool: name, provider: opts.provider, slots: opts.slot, policy: opts.policy, leaseTtlMs: seconds(opts.leaseTtl, '--lease-ttl') as number, maxLeasesPerSlot: max });
+      // Checked before connecting (the connection is what `await pools()` makes).
+      const leaseTtlMs = seconds(opts.leaseTtl, '--lease-ttl');
+      await (await pools()).create({ pool: name, provider: opts.provider, slots: opts.slot, policy: opts.policy, leaseTtlMs, maxLeasesPerSlot: max });
       show({ kind: 'pool-done', pool: name, message: `pool ${name} created with ${opts.slot.length} slot${opts.slot.length === 1 ? '' : 's'}; see it with: slotctl pool status ${name}`, slots: opts.slot });
     });
 

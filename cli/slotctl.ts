@@ -15,6 +15,7 @@ import { handOverOnThisHost } from '../workers/credential-handover';
 import { PoolNotFoundError, PoolRequestError, ProviderConfigError, TemporalTransportError } from '../common/failures';
 import { addPoolCommands } from './pool-commands';
 import { addMoveCommand } from './move-command';
+import { seconds } from './options';
 import { migrateSlots, type SlotMigration } from './migrate';
 import { confirmed, DEFAULT_BULK_CONCURRENCY, runBulk, selectSlots, summarize, type BulkAction, type BulkSlotResult, type BulkSummary } from './bulk';
 import { CodeRejectedError, parseSlotId, ProbeRefusedError, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
@@ -364,6 +365,8 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     .action(async (slot: string, opts: { provider: string; host: string; adopt?: boolean; wait?: boolean; timeout: string; json?: boolean } & ProviderConfigFlags) => {
       asJson = Boolean(opts.json);
       parseSlotId(slot);
+      // Checked before anything is provisioned.
+      const timeoutMs = seconds(opts.timeout, '--timeout');
       if (!providerNames().includes(opts.provider)) {
         throw new SlotInputError(`unknown provider ${JSON.stringify(opts.provider)}; known providers: ${providerNames().join(', ')}`);
       }
@@ -378,7 +381,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
         host: opts.host,
         ...(opts.adopt ? { adoptExisting: true } : {}),
       });
-      if (opts.wait) await waitForLogin(slots, slot, Number(opts.timeout) * 1000);
+      if (opts.wait) await waitForLogin(slots, slot, timeoutMs);
       else show({ kind: 'status', status: await slots.status(slot) });
     });
 
@@ -422,6 +425,8 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     .action(async (slot: string, codeArg: string | undefined, opts: { json?: boolean; wait?: boolean; timeout: string }) => {
       asJson = Boolean(opts.json);
       parseSlotId(slot);
+      // Checked before the code is read or sent.
+      const timeoutMs = seconds(opts.timeout, '--timeout');
       const raw = codeArg ?? (io.stdinIsTTY ? await readCodeFromTerminal(io) : await io.readStdin());
       // A code piped from a file or `echo` ends in a newline that is not part of it.
       const code = codeArg ?? raw.replace(/\r?\n$/, '');
@@ -430,7 +435,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       // (its status answer is sealed if it does, and opening it fails naming the variable to set).
       if (operator.codec === 'none') await slots.status(slot);
       const result = await slots.submitCode(slot, code);
-      if (opts.wait) await waitForLogin(slots, slot, Number(opts.timeout) * 1000);
+      if (opts.wait) await waitForLogin(slots, slot, timeoutMs);
       else show({ kind: 'done', slotId: slot, message: `${describeAnswer(result)}; follow with: slotctl status ${slot}` });
       // The slot took the code, but the CLI did not: that is a failed operation for the operator.
       if (!opts.wait && result.answer !== 'succeeded' && result.answer !== 'exited') exitCode = EXIT.failed;

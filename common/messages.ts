@@ -54,6 +54,8 @@ export interface Outcome {
     | 'login-failed'
     | 'code-rejected'
     | 'code-not-used'
+    /** An operator's signal that could not be acted on (cancelLogin with no login, relogin while retiring, probeNow with nothing to probe). */
+    | 'request-refused'
     | 'login-restarted'
     | 'refresh-succeeded'
     | 'refresh-failed'

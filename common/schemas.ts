@@ -44,7 +44,7 @@ export const LoginPromptSchema = z
 
 export const OutcomeSchema = z.object({
   at: epochMs('when'),
-  kind: z.enum(['login-succeeded', 'login-failed', 'code-rejected', 'code-not-used', 'login-restarted', 'refresh-succeeded', 'refresh-failed', 'degraded', 'probe-failed', 'info']),
+  kind: z.enum(['login-succeeded', 'login-failed', 'code-rejected', 'code-not-used', 'request-refused', 'login-restarted', 'refresh-succeeded', 'refresh-failed', 'degraded', 'probe-failed', 'info']),
   message: z.string(),
 });
 

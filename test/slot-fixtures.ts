@@ -34,6 +34,8 @@ export async function startSlotRig(
     namespace?: string;
     /** Counts what the workers' activities observe (workers/metrics.ts). */
     metrics?: SlotWorkerOptions['metrics'];
+    /** What the rig's workers serve. @default both (workflows and host) */
+    roles?: SlotWorkerOptions['roles'];
   } = {},
 ): Promise<SlotRig> {
   const slotsDir = await mkdtemp(join(tmpdir(), 'slots-'));

@@ -145,7 +145,7 @@ export function installProbeHandlers(slot: Slot, probing: boolean): void {
       if (!probing) return void (slot.pending.refresh = true);
       if (problem) {
         slot.lastError = `probeNow was not used: ${problem}`;
-        return slot.record('code-not-used', slot.lastError);
+        return slot.record('request-refused', slot.lastError);
       }
       slot.pending.probe = true;
       slot.refreshUnlessProven = true;

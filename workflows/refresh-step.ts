@@ -12,6 +12,13 @@ import { restoreAfterLoss } from './restore-step';
 
 /** Runs recorded before credential backups went to needs-relogin at once when the file was lost, and keep doing so on replay. */
 const RESTORE_PATCH = 'credential-restore';
+/**
+ * Runs recorded before a refresh that timed out (or failed with no answer of its own) was
+ * transient sent the slot to needs-relogin saying its configuration was wrong, and keep doing so on replay.
+ */
+const TRANSIENT_PATCH = 'transient-refresh-failures';
+/** After a refresh that did not finish (a timeout, no answer), the next one is tried this much later. */
+const TRANSIENT_RETRY_MS = 60_000;
 
 type Settled = { readonly ok: RefreshResult } | { readonly failed: unknown };
 
@@ -25,8 +32,9 @@ const isDeadline = (err: unknown): boolean =>
   err instanceof ActivityFailure && (err.cause instanceof TimeoutFailure || err.retryState === RetryState.TIMEOUT);
 
 /**
- * Refreshes (or, unless `force`, checks) the credential. Returns what the main
- * loop must know: whether a person is now needed (`needs-relogin`).
+ * Refreshes (or, unless `force`, checks) the credential. What it leaves for the main
+ * loop is in `slot`: its phase (`needs-relogin`: a person is needed), `pending.login`
+ * (a login to start now) and `nextRefreshAt`.
  */
 export async function refreshStep(
   slot: Slot,
@@ -125,7 +133,23 @@ export async function refreshStep(
   }
   slot.consecutiveFailures += 1;
   slot.lastError = reason;
-  if (type === FailureType.refreshMisconfigured || !(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) {
+  // A timeout (the deadline of a slot that was already degraded, a host that took no task), or a
+  // failure that is not the refresh's own answer: nothing says the credential or the configuration is wrong.
+  const unfinished = isDeadline(err) || !(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure);
+  if (unfinished && type !== FailureType.refreshMisconfigured && patched(TRANSIENT_PATCH)) {
+    slot.nextRefreshAt = Date.now() + TRANSIENT_RETRY_MS;
+    const again = new Date(slot.nextRefreshAt).toISOString();
+    // A slot that already needed a person still does (it was told); any other is degraded and tries again.
+    if (before === 'needs-relogin') {
+      slot.record('refresh-failed', `refresh did not finish: ${reason.replace(/\.$/, '')}. A login is still needed: slotctl relogin ${slotId}`);
+      slot.setPhase('needs-relogin');
+    } else {
+      slot.record('refresh-failed', `refresh did not finish: ${reason.replace(/\.$/, '')}; not a configuration problem, trying again at ${again}`);
+      slot.setPhase('degraded');
+    }
+    return;
+  }
+  if (type === FailureType.refreshMisconfigured || unfinished) {
     // Neither a retry nor a login fixes a configuration.
     slot.record('refresh-failed', `refresh cannot run: ${reason.replace(/\.$/, '')}. Fix the slot's provider configuration on its host, then: slotctl refresh ${slotId}`);
     slot.setPhase('needs-relogin');

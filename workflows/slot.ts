@@ -209,9 +209,10 @@ async function retire(slot: Slot, files: ReturnType<typeof fileActivities>, save
 
 /** The operator's messages. None can fail the workflow: a bad input is refused (update) or explained in the status (signal). */
 function installHandlers(slot: Slot): void {
-  const refused = (what: string, problem: string): void => {
+  // A refused code is `code-not-used`; a refused cancelLogin or relogin is `request-refused`.
+  const refused = (what: string, problem: string, kind: 'code-not-used' | 'request-refused' = 'request-refused'): void => {
     slot.lastError = `${what} was not used: ${problem}`;
-    slot.record('code-not-used', slot.lastError);
+    slot.record(kind, slot.lastError);
   };
   setHandler(statusQuery, () => slot.status(), { description: HANDLER_DESCRIPTIONS.status });
   installMoveHandler(slot);
@@ -232,7 +233,7 @@ function installHandlers(slot: Slot): void {
     async (code) => {
       // A signal cannot answer; a refused code is explained in status instead.
       const problem = slot.refuseCode(code);
-      if (problem || !slot.live) return refused('a submitted code', problem ?? 'no login is waiting');
+      if (problem || !slot.live) return refused('a submitted code', problem ?? 'no login is waiting', 'code-not-used');
       await slot.live.type((code as SubmitCodeInput).code);
     },
     { description: HANDLER_DESCRIPTIONS.submitCode },
