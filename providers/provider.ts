@@ -356,4 +356,10 @@ export interface ProviderFactory<C extends z.ZodType = z.ZodType> {
   /** The configuration's schema; its messages name the field. */
   readonly config: C;
   forSlot(config: z.infer<C>): Provider;
+  /**
+   * The servers a (normalised) configuration names, by field: a host uses the
+   * configuration only when each is on its own list (SLOTS_OIDC_SERVERS), since workflow
+   * input is anyone's to write. Absent: the configuration names no server.
+   */
+  servers?(config: z.infer<C>): readonly { readonly field: string; readonly url: string }[];
 }
