@@ -3,12 +3,12 @@
 // had pinned. No workflow removes a tombstone or a trashed home; the host's operator
 // does (`slotctl host …`, run on the host: see workers/slot-host.ts).
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, rename, chmod } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, rename, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { CredentialStoreError } from '../common/failures';
 import { readSecretFile, removeDirectoryTree, removeSecretFile, slotHome, writeSecretFileAtomic } from './credential-store';
-import { withSlotLock } from './slot-lock';
+import { REFRESH_LOCK, withSlotLock } from './slot-lock';
 
 /** Under the slots directory (slot ids never start with a dot): trashed homes, 0700. */
 export const TRASH_DIR = '.trash';
@@ -126,8 +126,11 @@ export async function trashSlotHome(request: TrashRequest): Promise<{ tombstone:
     await rename(home, path.join(slotsDir, TRASH_DIR, trashed));
   };
   // A home that is not a plain directory (never one of ours) is moved without a lock inside it.
-  if (st.isDirectory()) await withSlotLock(home, move);
-  else await move();
+  if (st.isDirectory()) {
+    await withSlotLock(home, move);
+    // The lock went with the home (its release found no lock at the old path): it is nobody's now.
+    await rmdir(path.join(slotsDir, TRASH_DIR, trashed, REFRESH_LOCK)).catch(() => undefined);
+  } else await move();
   return { tombstone, already: false };
 }
 
