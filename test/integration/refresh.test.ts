@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
+import { readTombstone, TRASH_DIR, type Tombstone } from '../../activities/slot-trash';
 import { SlotClient } from '../../cli/slot-client';
 import type { SlotStatus } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
@@ -169,7 +170,7 @@ describe('scheduled refresh', () => {
     await vi.waitFor(() => expect(notices.filter((n) => n.slotId === slotId).map((n) => n.kind)).toEqual(['degraded', 'recovered']), { timeout: 10_000 });
   });
 
-  it('retire keeps or removes the slot files as the operator chose', async () => {
+  it("retire moves the slot files to the host's trash, --remove-files or not: the slot directory is empty, the trash holds the credential", async () => {
     const kept = uniqueName('kept');
     const removed = uniqueName('removed');
     for (const slotId of [kept, removed]) {
@@ -181,7 +182,12 @@ describe('scheduled refresh', () => {
     await slots.retire(removed, { removeFiles: true });
     await until(kept, (s) => s.phase === 'retired', 'retired');
     await until(removed, (s) => s.phase === 'retired', 'retired');
-    await expect(readClaude(kept)).resolves.toBeTruthy();
-    await expect(readClaude(removed)).rejects.toThrow(/ENOENT/);
+    for (const slotId of [kept, removed]) {
+      await expect(readClaude(slotId)).rejects.toThrow(/ENOENT/);
+      const tombstone = await readTombstone(slotsDir, slotId);
+      expect(tombstone).toMatchObject({ kind: 'retired', record: { provider: 'claude' }, ...(slotId === removed ? { removeFilesAsked: true } : {}) });
+      const trashed = (tombstone as Tombstone).trashed as string;
+      expect(JSON.parse(await readFile(join(slotsDir, TRASH_DIR, trashed, '.claude', '.credentials.json'), 'utf8'))).toMatchObject({ claudeAiOauth: { refreshToken: expect.any(String) } });
+    }
   });
 });
