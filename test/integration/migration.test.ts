@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
+import { readTombstone, TRASH_DIR, type Tombstone } from '../../activities/slot-trash';
 import { MIGRATION_REASON, migrateSlots, V2_MEMO, type SlotMigration } from '../../cli/migrate';
 import { SlotClient } from '../../cli/slot-client';
 import { retireSignal, type SlotStatus } from '../../common/messages';
@@ -352,7 +353,10 @@ describe('a v1 refresh in flight at migration time', () => {
     expect(server.presentedTwice()).toEqual([]);
     const grant = server.grant(tokens.grantId);
     expect(grant).toMatchObject({ alive: true, rotations: 3 });
-    expect((await readClaude(slotId)).claudeAiOauth.refreshToken).toBe(grant?.refreshToken);
+    // Retired: the home is in the host's trash, as the last refresh left it.
+    const tombstone = (await readTombstone(slotsDir, slotId)) as Tombstone;
+    const trashed = JSON.parse(await readFile(join(slotsDir, TRASH_DIR, tombstone.trashed as string, CREDENTIAL), 'utf8')) as ClaudeFile;
+    expect(trashed.claudeAiOauth.refreshToken).toBe(grant?.refreshToken);
     expect(elapsed, 'migrate waited for the request in flight').toBeGreaterThanOrEqual(2000);
   });
 });
