@@ -53,9 +53,8 @@ export async function emptyTrashOnThisHost(slotsDir: string, options: { slotId?:
     // `<slotId>.<stamp>.<hex>`: slot ids have no dots.
     if (options.slotId !== undefined && name.split('.')[0] !== options.slotId) continue;
     if (options.olderThanMs !== undefined) {
-      // The rename into the trash changed the entry's ctime: the time it was trashed.
-      const st = await lstat(path.join(slotsDir, TRASH_DIR, name)).catch(() => undefined);
-      if (!st || now - st.ctimeMs < options.olderThanMs) continue;
+      const trashedAt = trashedAtOf(name) ?? (await lstat(path.join(slotsDir, TRASH_DIR, name)).then((st) => st.ctimeMs, () => undefined));
+      if (trashedAt === undefined || now - trashedAt < options.olderThanMs) continue;
     }
     try {
       await removeTrashed(slotsDir, name);
@@ -65,4 +64,12 @@ export async function emptyTrashOnThisHost(slotsDir: string, options: { slotId?:
     }
   }
   return { removed, failed };
+}
+
+/** When a home was trashed, from its name (`<slot>.<YYYYMMDDTHHMMSSmmmZ>.<hex>`, see trashSlotHome); undefined for another name. */
+function trashedAtOf(name: string): number | undefined {
+  const m = /^[^.]+\.(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z\.[0-9a-f]+$/.exec(name);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, sec, ms] = m.map(Number) as number[];
+  return Date.UTC(y!, mo! - 1, d!, h!, mi!, sec!, ms!);
 }

@@ -59,8 +59,10 @@ describe('slotctl host', () => {
     await asSlot('b').run(checkSlotRequest, { slotsDir }, { slotId: 'b', provider: 'codex' });
     expect(await readdir(join(slotsDir, TOMBSTONES_DIR))).toEqual([]);
 
-    // Emptying: the old b goes, for good.
-    expect(JSON.parse((await run(['host', 'empty-trash', '--slot', 'b', '--json'])).out)).toMatchObject({ removed: [expect.stringMatching(/^b\./)], failed: [] });
+    // Emptying: nothing is older than a day yet; then the old b goes, for good.
+    expect(JSON.parse((await run(['host', 'empty-trash', '--older-than', '1', '--json'])).out)).toEqual({ removed: [], failed: [] });
+    expect(JSON.parse((await run(['host', 'empty-trash', '--slot', 'a', '--json'])).out)).toEqual({ removed: [], failed: [] });
+    expect(JSON.parse((await run(['host', 'empty-trash', '--older-than', '0', '--json'])).out)).toMatchObject({ removed: [expect.stringMatching(/^b\./)], failed: [] });
     expect(await readdir(join(slotsDir, TRASH_DIR))).toEqual([]);
     expect(await run(['host', 'unretire', 'b'])).toMatchObject({ code: 2, err: expect.stringContaining('slot b has no tombstone on this host') });
   });
