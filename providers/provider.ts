@@ -301,7 +301,9 @@ export interface AgentPlanBody {
 export interface RevokeSpec {
   /** The revocation endpoint, or undefined when the server offers none; may discover it (throws ProviderEndpointError). */
   endpoint(env: NodeJS.ProcessEnv): Promise<string | undefined>;
-  /** Form-encoded requests, one per token, refresh token first (revoking it ends the grant on most servers). */
+  /** How the bodies are sent, as the provider's own CLI sends them. @default "form" (RFC 7009) */
+  readonly encoding?: 'form' | 'json';
+  /** The requests, one per token, refresh token first (revoking it ends the grant on most servers). */
   requests(credential: unknown): ReadonlyArray<{ readonly token: 'refresh_token' | 'access_token'; readonly body: Record<string, string> }>;
 }
 

@@ -170,7 +170,7 @@ describe('a hostile workflow naming an existing slot', () => {
     // Retired with its files "kept": the home goes to the host's trash, record and all, behind a tombstone.
     await rig.slots.retire(victim);
     const retired = await rig.slots.client.workflow.getHandle(slotWorkflowId(victim)).result();
-    expect(retired.lastOutcome?.message).toMatch(new RegExp(`^retired; the tokens were not revoked \\(.*\\): they stay valid until they expire; the slot home was moved to the trash on host ${rig.workers.hostName} \\(${victim}\\.[0-9TZ]+\\.[0-9a-f]+\\); slot ${victim} stays retired there`));
+    expect(retired.lastOutcome?.message).toMatch(new RegExp(`^retired; nothing was revoked \\(the slot holds no credential to revoke\\); the slot home was moved to the trash on host ${rig.workers.hostName} \\(${victim}\\.[0-9TZ]+\\.[0-9a-f]+\\); slot ${victim} stays retired there`));
     const tombstone = await readTombstone(rig.slotsDir, victim);
     expect(tombstone).toMatchObject({ kind: 'retired', record: { provider: 'claude' }, by: { workflowId: slotWorkflowId(victim) } });
     const trashed = join(rig.slotsDir, TRASH_DIR, (tombstone as Tombstone).trashed!);

@@ -352,7 +352,9 @@ describe('a v1 refresh in flight at migration time', () => {
     // v1's answer was written, then v2's first check (the token is due) rotated once more, from the token v1 wrote.
     expect(server.presentedTwice()).toEqual([]);
     const grant = server.grant(tokens.grantId);
-    expect(grant).toMatchObject({ alive: true, rotations: 3 });
+    // Rotated three times and never presented twice; then the retire revoked its refresh token (and so the grant).
+    expect(grant).toMatchObject({ rotations: 3 });
+    expect(server.requests.filter((r) => r.outcome === 'token-revoked').map((r) => r.revokedToken)).toContain(grant?.refreshToken);
     // Retired: the home is in the host's trash, as the last refresh left it.
     const tombstone = (await readTombstone(slotsDir, slotId)) as Tombstone;
     const trashed = JSON.parse(await readFile(join(slotsDir, TRASH_DIR, tombstone.trashed as string, CREDENTIAL), 'utf8')) as ClaudeFile;
