@@ -4,7 +4,7 @@
 // and every path under the home walked through directory descriptors (see walkDirs).
 import { randomBytes } from 'node:crypto';
 import { constants as fsc, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { CredentialStoreError } from '../common/failures';
 import { SlotId } from '../common/schemas';
@@ -617,4 +617,72 @@ export async function cleanupStaleTempFiles(home: string, relPath: string, optio
     await closeAll(chain);
   }
   return removed;
+}
+
+/** Deeper than this, a tree is refused rather than walked (each level holds a descriptor). */
+const MAX_REMOVE_DEPTH = 256;
+
+/**
+ * Removes `name` under the directory `parent` and, if it is a directory, everything in
+ * it, without ever following a symlink: each directory is opened O_DIRECTORY|O_NOFOLLOW
+ * through the descriptor of its parent and emptied through its own descriptor, symlinks
+ * are unlinked as links. A directory swapped for a symlink while it is being emptied
+ * (an agent's doing) costs a retry, never a file outside the tree. `parent` itself is
+ * the host's (the trash) and is opened by path. Returns false when nothing was there.
+ */
+export async function removeDirectoryTree(parent: string, name: string): Promise<boolean> {
+  await requireProcFd();
+  if (name === '' || name === '.' || name === '..' || name.includes('/')) throw new CredentialStoreError('unsafe-path', `refusing to remove ${JSON.stringify(name)}: not a name`, name);
+  let dir: FileHandle;
+  try {
+    dir = await open(path.resolve(parent), DIR_FLAGS);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return false;
+    throw new CredentialStoreError('write-failed', `cannot open ${parent}: ${errnoOf(err) ?? 'error'}`, parent, { cause: err });
+  }
+  try {
+    return await removeEntry(dir, name, name, 0);
+  } finally {
+    await dir.close().catch(() => undefined);
+  }
+}
+
+async function removeEntry(parent: FileHandle, name: string, rel: string, depth: number): Promise<boolean> {
+  for (let attempt = 0; attempt <= SWAP_RETRIES * 3; attempt++) {
+    try {
+      // unlink never follows: a symlink (or file) goes as itself.
+      await unlink(inDir(parent, name));
+      return true;
+    } catch (err) {
+      const errno = errnoOf(err);
+      if (errno === 'ENOENT') return attempt > 0;
+      if (errno !== 'EISDIR' && errno !== 'EPERM') throw new CredentialStoreError('write-failed', `cannot remove ${rel}: ${errno ?? 'error'}`, rel, { cause: err });
+    }
+    if (depth >= MAX_REMOVE_DEPTH) throw new CredentialStoreError('unsafe-path', `refusing to remove ${rel}: nested deeper than ${MAX_REMOVE_DEPTH} directories`, rel);
+    let child: FileHandle;
+    try {
+      child = await open(inDir(parent, name), DIR_FLAGS);
+    } catch (err) {
+      const errno = errnoOf(err);
+      // Swapped for a symlink or a file, or gone, since unlink looked: look again.
+      if (errno === 'ENOTDIR' || errno === 'ELOOP' || errno === 'ENOENT') continue;
+      throw new CredentialStoreError('write-failed', `cannot open ${rel}: ${errno ?? 'error'}`, rel, { cause: err });
+    }
+    try {
+      const names = await readdir(`/proc/self/fd/${child.fd}`);
+      for (const entry of names) await removeEntry(child, entry, `${rel}/${entry}`, depth + 1);
+    } finally {
+      await child.close().catch(() => undefined);
+    }
+    try {
+      // rmdir never follows either: a symlink swapped in at the name is ENOTDIR, and removed as a link next time round.
+      await rmdir(inDir(parent, name));
+      return true;
+    } catch (err) {
+      const errno = errnoOf(err);
+      if (errno === 'ENOENT') return true;
+      if (errno !== 'ENOTEMPTY' && errno !== 'EEXIST' && errno !== 'ENOTDIR') throw new CredentialStoreError('write-failed', `cannot remove ${rel}: ${errno ?? 'error'}`, rel, { cause: err });
+    }
+  }
+  throw new CredentialStoreError('unsafe-path', `refusing to remove ${rel}: it kept changing while it was being removed`, rel);
 }

@@ -1,13 +1,13 @@
 // Proves that a login produced a real credential: the provider's file exists,
 // is newer than the login, parses with the provider's schema, and is private.
-import { ApplicationFailure } from '@temporalio/activity';
-import { rm } from 'node:fs/promises';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { CredentialStoreError, FailureType, ProviderConfigError, UnknownProviderError } from '../common/failures';
 import { rotateAgentSecret } from './agent-files';
 import { getProvider } from '../providers';
 import type { CredentialFacts, Provider } from '../providers/provider';
 import { makeSecretFilePrivate, readSecretFile, slotHome } from './credential-store';
-import { checkSlotRequest } from './slot-record';
+import { checkSlotRequest, readSlotRecord } from './slot-record';
+import { trashSlotHome } from './slot-trash';
 import { writeThrough, type CredentialBackup } from './credential-backup';
 import type { BackupNote } from '../common/backup';
 
@@ -27,6 +27,20 @@ export interface CredentialSummary extends CredentialFacts {
   readonly modifiedAt: number;
   /** The write-through of the new login to the backup store; absent when the host has none. */
   readonly backup?: BackupNote;
+}
+
+export interface RetireSlotHomeInput {
+  readonly slotId: string;
+  /** The operator asked for the files to go (`--remove-files`): noted in the tombstone, for the host's operator. */
+  readonly removeFiles?: boolean;
+}
+
+export interface RetireSlotHomeResult {
+  /** The home's name in the host's trash (`<SLOTS_DIR>/.trash/`); null when the slot had no home on this host. */
+  readonly trashed: string | null;
+  readonly retiredAt: string;
+  /** The slot was already retired here (a retried activity): nothing changed. */
+  readonly already: boolean;
 }
 
 const invalid = (message: string): ApplicationFailure =>
@@ -87,13 +101,37 @@ export function createCredentialActivities(deps: { readonly slotsDir: string; re
     return { file, modifiedAt, ...facts, ...(backup ? { backup } : {}) };
   }
 
-  /** Retiring a slot with `removeFiles`: its home, credentials included, goes. */
-  async function removeSlotFiles(input: { slotId: string }): Promise<{ removed: boolean }> {
-    await checkSlotRequest(deps, input);
-    const home = slotHome(deps.slotsDir, input.slotId);
-    await rm(home, { recursive: true, force: true });
-    return { removed: true };
+  /**
+   * A move's clean-up (the slot now lives on another host, or a failed copy here): the home
+   * goes to the host's trash, and a `moved-away` tombstone keeps the pin, so only the same
+   * provider and configuration can come back here. Nothing is deleted, no record is freed.
+   * (A run recorded before retire-to-trash also calls this on retire.)
+   */
+  async function removeSlotFiles(input: { slotId: string }): Promise<{ removed: boolean; trashed?: string }> {
+    const by = await checkedBy(input.slotId);
+    const record = await readSlotRecord(deps.slotsDir, input.slotId);
+    const { tombstone } = await trashSlotHome({ slotsDir: deps.slotsDir, slotId: input.slotId, kind: 'moved-away', by, record });
+    return { removed: true, ...(tombstone.trashed ? { trashed: tombstone.trashed } : {}) };
   }
 
-  return { verifyCredential, removeSlotFiles };
+  /**
+   * Retiring a slot: a `retired` tombstone, then its home (credentials included) renamed
+   * into the host's trash, under the slot's lock. From then on every request for the slot
+   * is refused on this host; bringing it back or re-using its id is the host operator's act.
+   */
+  async function retireSlotHome(input: RetireSlotHomeInput): Promise<RetireSlotHomeResult> {
+    const by = await checkedBy(input.slotId);
+    const record = await readSlotRecord(deps.slotsDir, input.slotId);
+    const { tombstone, already } = await trashSlotHome({ slotsDir: deps.slotsDir, slotId: input.slotId, kind: 'retired', by, record, removeFilesAsked: input.removeFiles === true });
+    return { trashed: tombstone.trashed, retiredAt: tombstone.at, already };
+  }
+
+  /** The request check, then who asked (recorded in the tombstone). */
+  async function checkedBy(slotId: string): Promise<{ workflowId: string; runId: string }> {
+    await checkSlotRequest(deps, { slotId });
+    const execution = Context.current().info.workflowExecution;
+    return { workflowId: execution?.workflowId ?? '', runId: execution?.runId ?? '' };
+  }
+
+  return { verifyCredential, removeSlotFiles, retireSlotHome };
 }

@@ -25,13 +25,13 @@ export type ActivityDeps = LoginActivityDeps & {
 export function createHostActivities(deps: ActivityDeps) {
   const { startLogin } = createLoginActivities(deps);
   const { awaitDeviceApproval, discardDeviceLogin } = createDeviceLoginActivities(deps);
-  const { verifyCredential, removeSlotFiles } = createCredentialActivities(deps);
+  const { verifyCredential, removeSlotFiles, retireSlotHome } = createCredentialActivities(deps);
   const { refreshCredential, writeSlotStatus } = createRefreshActivities(deps);
   const { revokeCredential } = createRevokeActivities(deps);
   const { backupCredential, restoreCredential, tombstoneBackups } = createBackupActivities(deps);
   const { slotAgentPlan } = createAgentPlanActivities(deps);
   const { probeCredential } = createProbeActivities(deps);
-  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, revokeCredential, backupCredential, restoreCredential, tombstoneBackups, slotAgentPlan, probeCredential };
+  return { startLogin, awaitDeviceApproval, discardDeviceLogin, verifyCredential, refreshCredential, writeSlotStatus, removeSlotFiles, retireSlotHome, revokeCredential, backupCredential, restoreCredential, tombstoneBackups, slotAgentPlan, probeCredential };
 }
 
 export type HostActivities = ReturnType<typeof createHostActivities>;

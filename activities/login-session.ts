@@ -5,6 +5,7 @@ import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { closeSync, constants, openSync } from 'node:fs';
 import { spawn, type IPty } from 'node-pty';
 import type { LoginCommand, ScreenSnapshot } from '../providers/provider';
+import type { LoginPrompt } from '../common/slot';
 import { TerminalScreen } from './screen';
 
 export interface SessionExit {
@@ -29,6 +30,8 @@ export class LoginSession {
   codeTypedAtLine: number | undefined;
   /** A session activity reached this session: the workflow has the `startLogin` result. */
   claimed = false;
+  /** The prompt the operator was shown (the latest, after a retry): a code is checked against it here too. */
+  prompt: LoginPrompt | undefined;
   /** The CLI's life, from spawn to exit, as a span (a no-op without a tracer provider); what it was told is not recorded. */
   private readonly span: Span;
 

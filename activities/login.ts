@@ -11,7 +11,8 @@ import type { Provider, PtyLoginSpec, ScreenPrompt, ScreenSnapshot, ScreenVerdic
 import { ensureSlotDir, ensureSlotHome, resolveInSlot, writeSecretFileAtomic } from './credential-store';
 import { startDeviceLogin, type DeviceLoginDeps, type DeviceLoginStarted } from './device-login';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
-import { checkSlotRequest } from './slot-record';
+import { assertActsForSlot, checkSlotRequest } from './slot-record';
+import { codeProblem } from '../common/messages';
 import { LoginSession, type LoginSessions, type SessionExit } from './login-session';
 import { loginEnvironment } from './login-environment';
 import { lastWords, screenForOperator } from '../providers/screen-text';
@@ -33,6 +34,13 @@ export interface LoginActivityDeps extends Pick<DeviceLoginDeps, 'minPollInterva
    * closed: its `startLogin` result was lost and a retry started another CLI. @default 120000
    */
   readonly unclaimedSessionMs?: number;
+}
+
+/** What a session activity is asked about: the login, and (from slot workflows since the session check) its slot. */
+export interface SessionRequest {
+  readonly loginId: string;
+  /** Checked against the session's slot; absent from runs scheduled before the check. */
+  readonly slotId?: string;
 }
 
 export interface StartLoginInput {
@@ -208,6 +216,7 @@ export function createLoginActivities(deps: LoginActivityDeps) {
         });
       }
       const prompt = promptOf(login, found, startedAt + login.timeouts.operatorMs);
+      session.prompt = prompt;
       started = {
         kind: 'pty',
         sessionQueue: deps.sessionQueue,
@@ -236,13 +245,23 @@ export function createLoginActivities(deps: LoginActivityDeps) {
 export function createLoginSessionActivities(deps: Pick<LoginActivityDeps, 'sessions' | 'heartbeatMs'>) {
   const heartbeatMs = deps.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
 
-  function sessionOrLost(loginId: string): LoginSession {
-    const session = deps.sessions.get(loginId);
+  /**
+   * The live session, for the workflow `slot:<id>` of the slot it was started for and no
+   * other (the session queue's name is in every history of the namespace). A request
+   * naming another slot, or from another workflow, is refused before the session is touched.
+   */
+  async function sessionFor(input: SessionRequest): Promise<LoginSession> {
+    const session = deps.sessions.get(input.loginId);
     if (!session) {
       throw ApplicationFailure.nonRetryable(
-        `login session ${loginId} is not running on this worker (the worker restarted, or the session was closed); a new login is needed`,
+        `login session ${input.loginId} is not running on this worker (the worker restarted, or the session was closed); a new login is needed`,
         FailureType.loginSessionLost,
       );
+    }
+    // Checked against the session's own slot (set by the host's startLogin after its own check), not the input's.
+    await assertActsForSlot(session.slotId);
+    if (input.slotId !== undefined && input.slotId !== session.slotId) {
+      throw ApplicationFailure.nonRetryable(`refusing a request for login session ${input.loginId}: it belongs to another slot`, FailureType.slotRequestRefused);
     }
     session.claimed = true;
     return session;
@@ -252,8 +271,8 @@ export function createLoginSessionActivities(deps: Pick<LoginActivityDeps, 'sess
    * Runs while the operator is awaited and ends when the CLI does. Its heartbeat
    * is how a workflow learns that the worker holding the PTY died.
    */
-  async function watchLogin(input: { loginId: string }): Promise<LoginOutcome | undefined> {
-    const session = sessionOrLost(input.loginId);
+  async function watchLogin(input: SessionRequest): Promise<LoginOutcome | undefined> {
+    const session = await sessionFor(input);
     const provider = getProvider(session.provider);
     const signal = Context.current().cancellationSignal;
     const cancelled = new Promise<undefined>((resolve) => signal.addEventListener('abort', () => resolve(undefined), { once: true }));
@@ -263,11 +282,15 @@ export function createLoginSessionActivities(deps: Pick<LoginActivityDeps, 'sess
   }
 
   /** Types the code and Enter, then reads the CLI's answer. */
-  async function submitLoginCode(input: { loginId: string; code: string }): Promise<LoginOutcome> {
-    const session = sessionOrLost(input.loginId);
+  async function submitLoginCode(input: SessionRequest & { code: string }): Promise<LoginOutcome> {
+    const session = await sessionFor(input);
     const provider = getProvider(session.provider);
     const login = ptyLogin(provider);
     if (session.exit) return outcomeOfExit(provider, session, session.exit);
+    // The workflow's validator checked the code; the keystrokes are checked here again, against the
+    // prompt this session showed: no control byte or other form ever reaches the terminal.
+    const problem = codeProblem({ code: input.code }, session.prompt);
+    if (problem) throw ApplicationFailure.nonRetryable(`refusing to type the code into login ${input.loginId}: ${problem}`, FailureType.codeRejected);
     // The CLI answers on the prompt's own line (the prompt ends without a newline).
     const before = session.snapshot();
     const since = Math.max(0, before.lines.length - 1);
@@ -315,7 +338,9 @@ export function createLoginSessionActivities(deps: Pick<LoginActivityDeps, 'sess
       heartbeatEvery(heartbeatMs),
     );
     if (!next) return { kind: 'hung', message: `${verdict.message}; after the retry key the CLI showed no new login URL within ${login.timeouts.promptMs / 1000} s` };
-    return { ...verdict, message: `${verdict.message} (the CLI asked again: a new login URL replaces the old one)`, prompt: promptOf(login, next, Date.now() + login.timeouts.operatorMs) };
+    const prompt = promptOf(login, next, Date.now() + login.timeouts.operatorMs);
+    session.prompt = prompt;
+    return { ...verdict, message: `${verdict.message} (the CLI asked again: a new login URL replaces the old one)`, prompt };
   }
 
   /**
@@ -333,7 +358,10 @@ export function createLoginSessionActivities(deps: Pick<LoginActivityDeps, 'sess
     return { kind: 'succeeded', message: verdict.message };
   }
 
-  async function closeLogin(input: { loginId: string }): Promise<{ closed: boolean }> {
+  async function closeLogin(input: SessionRequest): Promise<{ closed: boolean }> {
+    // A session already gone needs no check: there is nothing to close.
+    if (!deps.sessions.get(input.loginId)) return { closed: false };
+    await sessionFor(input);
     return { closed: await deps.sessions.close(input.loginId) };
   }
 

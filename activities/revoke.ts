@@ -70,7 +70,7 @@ export function createRevokeActivities(deps: { readonly slotsDir: string; readon
 
     const failures: string[] = [];
     for (const request of revoke.requests(credential)) {
-      const called = await callOAuthEndpoint(url, { method: 'POST', encoding: 'form', body: request.body }, { ...LIMITS, allowedHosts: endpointAllowList(deps.env) }, 'revocation endpoint');
+      const called = await callOAuthEndpoint(url, { method: 'POST', encoding: revoke.encoding ?? 'form', body: request.body }, { ...LIMITS, allowedHosts: endpointAllowList(deps.env) }, 'revocation endpoint');
       if (!called.ok) {
         failures.push(`${request.token}: ${called.reason}`);
         continue;
@@ -83,7 +83,11 @@ export function createRevokeActivities(deps: { readonly slotsDir: string; readon
       }
     }
     if (failures.length > 0) return { kind: 'failed', reason: `revocation at ${url.origin}${url.pathname} failed (${failures.join('; ')})` };
-    return { kind: 'revoked', message: `the tokens were revoked at ${url.origin}` };
+    const sent = revoke.requests(credential).map((r) => r.token);
+    // A provider that revokes the refresh token alone (it ends the grant) leaves an access token to lapse.
+    return sent.includes('access_token')
+      ? { kind: 'revoked', message: `the tokens were revoked at ${url.origin}` }
+      : { kind: 'revoked', message: `the refresh token was revoked at ${url.origin} (the access token lapses when it expires)` };
   }
 
   return { revokeCredential };

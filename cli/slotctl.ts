@@ -16,6 +16,7 @@ import { PoolNotFoundError, PoolRequestError, ProviderConfigError, TemporalTrans
 import { addPoolCommands } from './pool-commands';
 import { addMoveCommand } from './move-command';
 import { seconds } from './options';
+import { addHostCommands } from './host-command';
 import { migrateSlots, type SlotMigration } from './migrate';
 import { confirmed, DEFAULT_BULK_CONCURRENCY, runBulk, selectSlots, summarize, type BulkAction, type BulkSlotResult, type BulkSummary } from './bulk';
 import { CodeRejectedError, parseSlotId, ProbeRefusedError, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
@@ -507,14 +508,14 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
       });
   }
 
-  bulkOptions(program.command('retire [slot]').description('end the slot (--where: every slot a query selects); its files are kept unless --remove-files'))
-    .option('--remove-files', "delete the slot's home directory, credentials included")
+  bulkOptions(program.command('retire [slot]').description("end the slot (--where: every slot a query selects): revoke its tokens where the provider can, move its home to the host's trash; the id stays retired on that host"))
+    .option('--remove-files', "note in the tombstone that the files are to go (the host's operator empties the trash: slotctl host empty-trash)")
     .addOption(jsonOption)
     .action(async (slot: string | undefined, opts: BulkFlags & { json?: boolean; removeFiles?: boolean }) => {
       asJson = Boolean(opts.json);
       if (oneOrWhere(slot, opts)) return bulk('retire', opts);
       await (await connect()).retire(slot as string, { removeFiles: Boolean(opts.removeFiles) });
-      show({ kind: 'done', slotId: slot as string, message: `retirement requested${opts.removeFiles ? ' (files will be removed)' : ''}` });
+      show({ kind: 'done', slotId: slot as string, message: `retirement requested${opts.removeFiles ? " (files to be removed: the host's operator empties its trash)" : ''}` });
     });
 
   program
@@ -570,6 +571,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
 
   addPoolCommands(program, { connect, out: (text) => io.out(text) });
   addMoveCommand(program, { connect, out: (text) => io.out(text), err: (text) => io.err(text), failed: (code) => void (exitCode = code) });
+  addHostCommands(program, { slotsDir: config.slotsDir, out: (text) => io.out(text), err: (text) => io.err(text), failed: (code) => void (exitCode = code) });
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -62,12 +62,14 @@ export const FailureType = {
 
   // ── the slot host's own checks ──
   /**
-   * A host refused a request for a slot: it did not come from the workflow `slot:<id>`,
-   * or its provider or configuration differs from what the host recorded when the slot
-   * was created there (`.slot-record.json`). Nothing was read, sent or written. Operator:
-   * if a slot is to change provider or configuration, retire it with `--remove-files` and
-   * provision it again (or provision it with the old configuration); a request from
-   * another workflow is someone else's doing: find out who started it.
+   * A host refused a request for a slot: it did not come from the workflow `slot:<id>`
+   * (login sessions included), the slot was retired on that host (a tombstone), its
+   * configuration names an OAuth server not on the host's SLOTS_OIDC_SERVERS, or its
+   * provider or configuration differs from what the host recorded when the slot was
+   * created there (`.slot-record.json`). Nothing was read, sent or written. Operator: use
+   * the old configuration or a new slot id, or add the server to the host's list; a
+   * retired slot comes back only by the host's operator (`slotctl host unretire|reuse`);
+   * a request from another workflow is someone else's doing: find out who started it.
    */
   slotRequestRefused: 'SlotRequestRefused',
 
@@ -119,7 +121,9 @@ export function nextStepAfterLogin(type: string | undefined, slotId: string): st
     case FailureType.loginCliMissing:
       return `Install the CLI on the slot's host (or set its *_BIN variable), then: slotctl relogin ${slotId}`;
     case FailureType.loginMisconfigured:
-      return 'Fix the provider configuration (retire the slot and provision it again with corrected settings), then log in again.';
+      return "Fix the provider configuration (retire the slot and provision it again with corrected settings, under a new id or after the host's operator frees this one: slotctl host reuse), then log in again.";
+    case FailureType.slotRequestRefused:
+      return "A new login URL does not help: the slot's host refused the request (see why above); its operator decides.";
     default:
       return `Run \`slotctl relogin ${slotId}\` for a new login URL.`;
   }

@@ -147,7 +147,7 @@ export const HANDLER_DESCRIPTIONS = {
   cancelLogin: 'Stop the login in progress (the CLI is closed); the slot waits for relogin.',
   refreshNow: 'Refresh the credential now, even if it is not due.',
   relogin: 'Start a new login (a new URL), replacing any login or refresh in progress.',
-  retire: 'Stop managing the slot: revoke its tokens where the provider can; {"removeFiles": true} also removes its files.',
+  retire: 'Stop managing the slot: revoke its tokens where the provider can and move its home to the host\'s trash; the id stays retired on that host until its operator acts. {"removeFiles": true} notes that the files are to go.',
   move: 'Move the slot to another host with no login, as {"toHost": "host-b"}: a fresh backup on the old host, restored and refreshed on the new one, then the old copy removed. Needs SLOT_BACKUP_URL on both hosts.',
   probeNow: 'Prove the credential live now with a minimal real request (a 401/403 is refreshed and probed again); the outcome shows in status as lastProbe.',
   status: 'Phase, prompt (URL / user code while an operator is awaited), expiry, next refresh and last outcome. Never a token.',

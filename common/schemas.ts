@@ -168,7 +168,7 @@ export const SubmitCodeResultSchema = z.object({
 });
 
 export const RetireInputSchema = z.object({
-  removeFiles: z.boolean().optional().describe("remove the slot's files (credentials included) when retiring (default false)"),
+  removeFiles: z.boolean().optional().describe("note in the host's tombstone that the slot's files (in the host's trash) are to be removed (default false)"),
 });
 
 export const MoveInputSchema = z.object({

@@ -148,6 +148,17 @@ export const claude: Provider = {
     },
     schedule: { beforeExpiryMs: 60 * MINUTE, jitterMs: 5 * MINUTE },
   },
+  // As Claude Code 2.1.197 does at logout: the refresh token only (it ends the grant), JSON,
+  // at `<token endpoint>/revoke`, with the credential's client id when it names one.
+  revoke: {
+    encoding: 'json',
+    endpoint: async (env) => `${env.CLAUDE_TOKEN_URL || TOKEN_URL}/revoke`,
+    requests(credential) {
+      const oauth = ClaudeCredentials.parse(credential).claudeAiOauth;
+      const clientId = typeof oauth.clientId === 'string' && oauth.clientId !== '' ? oauth.clientId : CLIENT_ID;
+      return [{ token: 'refresh_token', body: { token: oauth.refreshToken, token_type_hint: 'refresh_token', client_id: clientId } }];
+    },
+  },
   agent: {
     // The access token only, never the refresh token. A running `claude` re-reads
     // `.credentials.json` in its CLAUDE_CONFIG_DIR when the server answers 401

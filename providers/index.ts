@@ -47,3 +47,10 @@ export function getProvider(name: string, config?: unknown): Provider {
   }
   return entry.forSlot(parseProviderConfig(name, config));
 }
+
+/** The servers a slot's normalised configuration names (see ProviderFactory.servers); none for fixed providers. */
+export function configuredServers(name: string, normalisedConfig: unknown): readonly { readonly field: string; readonly url: string }[] {
+  const entry = registry.get(name);
+  if (!entry || !isFactory(entry) || !entry.servers) return [];
+  return entry.servers(normalisedConfig);
+}

@@ -289,4 +289,9 @@ export const oidcDevice: ProviderFactory<typeof OidcDeviceConfig> = {
   displayName: 'OAuth device flow (RFC 8628)',
   config: OidcDeviceConfig,
   forSlot,
+  // Discovered endpoints are the listed issuer's own word; configured ones are each checked.
+  servers: (config) =>
+    config.issuer
+      ? [{ field: 'issuer', url: config.issuer }]
+      : Object.entries(config.endpoints ?? {}).flatMap(([field, url]) => (typeof url === 'string' ? [{ field: `endpoints.${field}`, url }] : [])),
 };

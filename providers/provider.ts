@@ -301,7 +301,9 @@ export interface AgentPlanBody {
 export interface RevokeSpec {
   /** The revocation endpoint, or undefined when the server offers none; may discover it (throws ProviderEndpointError). */
   endpoint(env: NodeJS.ProcessEnv): Promise<string | undefined>;
-  /** Form-encoded requests, one per token, refresh token first (revoking it ends the grant on most servers). */
+  /** How the bodies are sent, as the provider's own CLI sends them. @default "form" (RFC 7009) */
+  readonly encoding?: 'form' | 'json';
+  /** The requests, one per token, refresh token first (revoking it ends the grant on most servers). */
   requests(credential: unknown): ReadonlyArray<{ readonly token: 'refresh_token' | 'access_token'; readonly body: Record<string, string> }>;
 }
 
@@ -356,4 +358,10 @@ export interface ProviderFactory<C extends z.ZodType = z.ZodType> {
   /** The configuration's schema; its messages name the field. */
   readonly config: C;
   forSlot(config: z.infer<C>): Provider;
+  /**
+   * The servers a (normalised) configuration names, by field: a host uses the
+   * configuration only when each is on its own list (SLOTS_OIDC_SERVERS), since workflow
+   * input is anyone's to write. Absent: the configuration names no server.
+   */
+  servers?(config: z.infer<C>): readonly { readonly field: string; readonly url: string }[];
 }

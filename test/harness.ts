@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import { createSlotWorkers, registerSearchAttributes, WORKFLOWS_PATH, type SlotWorkerOptions, type SlotWorkers } from '../workers/worker';
 import { cachedWorkflowBundle } from '../workers/workflow-bundle';
-import { TEST_ALLOWED_ENDPOINT_HOSTS } from './worker-process';
+import { TEST_ALLOWED_ENDPOINT_HOSTS, TEST_OIDC_SERVERS } from './worker-process';
 
 let bundle: Promise<WorkflowBundle> | undefined;
 /** Bundling takes seconds; every worker in a test file shares one bundle. */
@@ -60,7 +60,7 @@ export async function startWorkers(
   const workers = await createSlotWorkers({
     ...workerOptions,
     // The test peers listen on loopback; a test may name its own list.
-    env: { SLOTS_ALLOWED_ENDPOINT_HOSTS: TEST_ALLOWED_ENDPOINT_HOSTS, ...(workerOptions.env ?? process.env) },
+    env: { SLOTS_ALLOWED_ENDPOINT_HOSTS: TEST_ALLOWED_ENDPOINT_HOSTS, SLOTS_OIDC_SERVERS: TEST_OIDC_SERVERS, ...(workerOptions.env ?? process.env) },
     connection,
     namespace,
     host: hostName,

@@ -8,7 +8,7 @@ import type { SlotStatus } from '../common/messages';
 import { SlotClient } from '../cli/slot-client';
 import type { SlotWorkerOptions } from '../workers/worker';
 import { devServerClient, startWorkers, type RunningWorkers } from './harness';
-import { TEST_ALLOWED_ENDPOINT_HOSTS } from './worker-process';
+import { TEST_ALLOWED_ENDPOINT_HOSTS, TEST_OIDC_SERVERS } from './worker-process';
 
 export const FIXTURE_BIN = fileURLToPath(new URL('./fixtures/bin/', import.meta.url));
 
@@ -48,6 +48,7 @@ export async function startSlotRig(
     FIXTURE_CODEX_APPROVALS: approvals,
     FIXTURE_INPUT_LOG: inputLog,
     SLOTS_ALLOWED_ENDPOINT_HOSTS: TEST_ALLOWED_ENDPOINT_HOSTS,
+    SLOTS_OIDC_SERVERS: TEST_OIDC_SERVERS,
     ...fixtureEnv,
   };
   const workers = await startWorkers({

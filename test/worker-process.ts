@@ -9,6 +9,8 @@ const PROJECT_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const FIXTURE_BIN = fileURLToPath(new URL('./fixtures/bin/', import.meta.url));
 /** Every test peer listens on loopback, which a worker contacts only when allow-listed. */
 export const TEST_ALLOWED_ENDPOINT_HOSTS = '127.0.0.1,localhost';
+/** The test OAuth servers listen on loopback at random ports: a test that attacks the list names its own. */
+export const TEST_OIDC_SERVERS = 'http://127.0.0.1:*,http://localhost:*';
 
 /** The environment of `npm run worker` for a host whose CLIs are the fixture CLIs (fast, input logged). */
 export function fixtureWorkerEnv(opts: { temporalAddress: string; host: string; sharedQueue: string; slotsDir: string }): Record<string, string> {
@@ -42,7 +44,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export function spawnWorkerProcess(env: Record<string, string>, keepBytes = 20_000_000): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/worker.ts'], {
     cwd: PROJECT_ROOT,
-    env: { SLOTS_ALLOWED_ENDPOINT_HOSTS: TEST_ALLOWED_ENDPOINT_HOSTS, ...process.env, ...env },
+    env: { SLOTS_ALLOWED_ENDPOINT_HOSTS: TEST_ALLOWED_ENDPOINT_HOSTS, SLOTS_OIDC_SERVERS: TEST_OIDC_SERVERS, ...process.env, ...env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

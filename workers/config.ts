@@ -9,6 +9,7 @@ import { loadEncryptionKeys, parseEncryptionKeys, type EncryptionKey } from './e
 import { PROJECT_ROOT } from './temporal-binaries';
 import { ConfigError } from '../common/failures';
 import { parseAllowedEndpointHosts } from '../providers/oauth-http';
+import { parseServerList } from '../providers/host-servers';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const hostName = z
@@ -87,6 +88,19 @@ export const ConfigSchema = z.object({
     .optional()
     .superRefine((value, ctx) => {
       const parsed = parseAllowedEndpointHosts(value);
+      if (!parsed.ok) for (const problem of parsed.problems) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+  /**
+   * The OAuth servers `oidc-device` slots may use, comma-separated URLs (`https://idp.example.com`,
+   * `https://login.example.com/realms/team-b`): a slot's issuer, or each endpoint it configures,
+   * must be one of them or below one. The host's own list: workflow input cannot widen it.
+   * @default "" (none: every oidc-device slot is refused, naming this variable)
+   */
+  SLOTS_OIDC_SERVERS: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      const parsed = parseServerList(value);
       if (!parsed.ok) for (const problem of parsed.problems) ctx.addIssue({ code: 'custom', message: problem });
     }),
   /** Operator notices (a slot needs a person) are POSTed here as JSON; unset: logged only. */

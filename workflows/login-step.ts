@@ -80,7 +80,7 @@ async function ptyAttempt(
       live.typing = true;
       slot.setPhase('verifying');
       try {
-        const outcome = await scope.run(() => session.submit({ loginId: attempt, code }));
+        const outcome = await scope.run(() => session.submit({ slotId: slot.input.slotId, loginId: attempt, code }));
         answer = { ok: outcome };
         return { accepted: true, login: attempt, answer: outcome.kind, message: outcome.message };
       } catch (err) {
@@ -98,7 +98,7 @@ async function ptyAttempt(
   // fail, or vanish with its worker process (the heartbeat stops).
   let ended: { readonly exited: LoginOutcome } | { readonly lost: string } | undefined;
   const watchScope = new CancellationScope();
-  const watching = watchScope.run(() => session.watch({ loginId: attempt })).then(
+  const watching = watchScope.run(() => session.watch({ slotId: slot.input.slotId, loginId: attempt })).then(
     (outcome) => void (outcome && (ended ??= { exited: outcome })),
     (err: unknown) => void (isCancellation(err) ? undefined : (ended ??= { lost: describeFailure(err) })),
   );
@@ -144,7 +144,7 @@ async function ptyAttempt(
     await watching;
     // Closed before the next CLI starts; a session lost with its process is closed without
     // waiting (a process cut off by the network, not dead, still gets to end its CLI).
-    const closing = CancellationScope.nonCancellable(() => session.close({ loginId: attempt }).catch(() => undefined));
+    const closing = CancellationScope.nonCancellable(() => session.close({ slotId: slot.input.slotId, loginId: attempt }).catch(() => undefined));
     if (!(ended && 'lost' in ended)) await closing;
   }
 

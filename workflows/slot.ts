@@ -34,7 +34,8 @@ import { runLogin } from './login-step';
 import { inScope, refreshStep } from './refresh-step';
 import { Slot } from './slot-state';
 import { Notices, slotNoticeObserver } from './notices';
-import { installMoveHandler, moveStep, retireBackupsStep } from './restore-step';
+import { installMoveHandler, moveStep } from './restore-step';
+import { retire } from './retire-step';
 import { installProbeHandlers, probeAfterLogin, probeDue, probeStep, untilNextProbe } from './probe-step';
 
 /** Runs recorded before notices existed ask the operator only on needs-relogin, and keep doing so on replay. */
@@ -174,37 +175,6 @@ async function loginStep(slot: Slot, askOperator: (reason: string) => Promise<vo
     slot.step = undefined;
     slot.live = undefined;
   }
-}
-
-/** Revokes, removes the files if asked, and says what happened; a host that is down is told, not fatal. */
-async function retire(slot: Slot, files: ReturnType<typeof fileActivities>, saveStatus: () => Promise<void>): Promise<void> {
-  const { slotId, provider, providerConfig, host } = slot.input;
-  const removeFiles = slot.pending.retire?.removeFiles === true;
-  // `retired` is shown once it is done: until then the status says what is under way.
-  slot.record('info', `retiring: ${removeFiles ? 'revoking the tokens and removing the slot files' : 'revoking the tokens'} on host ${host}`);
-  slot.setPhase(slot.phase, undefined);
-  let revocation = '';
-  try {
-    const revoked = await files.revokeCredential({ slotId, provider, providerConfig });
-    if (revoked.kind === 'revoked') revocation = `${revoked.message}; `;
-    else if (revoked.kind === 'failed') revocation = `revoking the tokens failed, they stay valid until they expire (${revoked.reason.replace(/\.$/, '')}); `;
-  } catch (err) {
-    revocation = `revoking the tokens failed (${describeFailure(err).replace(/\.$/, '')}); `;
-  }
-  const backupsNote = await retireBackupsStep(slot);
-  let filesNote = 'the slot files were kept';
-  if (removeFiles) {
-    try {
-      await files.removeSlotFiles({ slotId });
-      filesNote = 'the slot files were removed';
-    } catch (err) {
-      filesNote = `the slot files could NOT be removed: host ${host} did not do it (${describeFailure(err).replace(/\.$/, '')}); remove the directory ${slotId} under that host's SLOTS_DIR by hand`;
-      slot.lastError = filesNote;
-    }
-  }
-  slot.record('info', `retired; ${revocation}${backupsNote}${filesNote}`);
-  slot.setPhase('retired');
-  if (!removeFiles) await saveStatus();
 }
 
 /** The operator's messages. None can fail the workflow: a bad input is refused (update) or explained in the status (signal). */

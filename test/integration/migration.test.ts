@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
+import { readTombstone, TRASH_DIR, type Tombstone } from '../../activities/slot-trash';
 import { MIGRATION_REASON, migrateSlots, V2_MEMO, type SlotMigration } from '../../cli/migrate';
 import { SlotClient } from '../../cli/slot-client';
 import { retireSignal, type SlotStatus } from '../../common/messages';
@@ -351,8 +352,13 @@ describe('a v1 refresh in flight at migration time', () => {
     // v1's answer was written, then v2's first check (the token is due) rotated once more, from the token v1 wrote.
     expect(server.presentedTwice()).toEqual([]);
     const grant = server.grant(tokens.grantId);
-    expect(grant).toMatchObject({ alive: true, rotations: 3 });
-    expect((await readClaude(slotId)).claudeAiOauth.refreshToken).toBe(grant?.refreshToken);
+    // Rotated three times and never presented twice; then the retire revoked its refresh token (and so the grant).
+    expect(grant).toMatchObject({ rotations: 3 });
+    expect(server.requests.filter((r) => r.outcome === 'token-revoked').map((r) => r.revokedToken)).toContain(grant?.refreshToken);
+    // Retired: the home is in the host's trash, as the last refresh left it.
+    const tombstone = (await readTombstone(slotsDir, slotId)) as Tombstone;
+    const trashed = JSON.parse(await readFile(join(slotsDir, TRASH_DIR, tombstone.trashed as string, CREDENTIAL), 'utf8')) as ClaudeFile;
+    expect(trashed.claudeAiOauth.refreshToken).toBe(grant?.refreshToken);
     expect(elapsed, 'migrate waited for the request in flight').toBeGreaterThanOrEqual(2000);
   });
 });

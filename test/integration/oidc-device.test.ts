@@ -140,14 +140,18 @@ describe('oidc-device against oidc-provider', () => {
     const third = await readTokens(rig, slotId);
     expect(await server.introspect(third.refresh_token)).toMatchObject({ active: true });
 
-    // Retiring revokes the tokens at the server (RFC 7009), and keeps the files as asked.
+    // Retiring revokes the tokens at the server (RFC 7009), and moves the home to the host's trash, files kept.
     await rig.slots.retire(slotId);
     const retired = await waitForPhase(rig.slots, slotId, ['retired']);
-    expect(retired.lastOutcome?.message).toBe(`retired; the tokens were revoked at ${server.issuer}; the slot files were kept`);
+    expect(retired.lastOutcome?.message).toMatch(
+      new RegExp(`^retired; the tokens were revoked at ${server.issuer}; the slot home was moved to the trash on host ${rig.workers.hostName} \\((${slotId}\\.[^)]+)\\); slot ${slotId} stays retired there: only that host's operator can bring it back or re-use the id \\(slotctl host unretire\\|reuse ${slotId}\\)$`),
+    );
     expect(await server.introspect(third.refresh_token)).toMatchObject({ active: false });
     expect(await server.introspect(third.access_token)).toMatchObject({ active: false });
-    expect(await exists(join(home, TOKENS_FILE))).toBe(true);
-    const statusFile = await readFile(join(home, 'slot-status.json'), 'utf8');
+    expect(await exists(home)).toBe(false);
+    const trashed = join(rig.slotsDir, '.trash', /\((oidc-[^)]+)\)/.exec(retired.lastOutcome?.message ?? '')?.[1] ?? '');
+    expect(await exists(join(trashed, TOKENS_FILE))).toBe(true);
+    const statusFile = await readFile(join(trashed, 'slot-status.json'), 'utf8');
     for (const secret of [third.access_token, third.refresh_token, deviceCode]) expect(statusFile).not.toContain(secret);
   });
 
@@ -250,7 +254,7 @@ describe('oidc-device against a scripted server', () => {
     await rig.slots.retire(slotId, { removeFiles: true });
     const retired = await waitForPhase(rig.slots, slotId, ['retired']);
     expect(retired.lastOutcome?.message).toMatch(
-      /^retired; revoking the tokens failed, they stay valid until they expire \(revocation at http:\/\/127\.0\.0\.1:\d+\/revoke failed \(refresh_token: HTTP 503 temporarily_unavailable; access_token: HTTP 503 temporarily_unavailable\)\); the slot files were removed$/,
+      /^retired; revoking the tokens failed, they stay valid until they expire \(revocation at http:\/\/127\.0\.0\.1:\d+\/revoke failed \(refresh_token: HTTP 503 temporarily_unavailable; access_token: HTTP 503 temporarily_unavailable\)\); the slot home was moved to the trash on host /,
     );
     expect(server.revocations).toEqual(['refresh_token', 'access_token']);
     expect(await exists(join(rig.slotsDir, slotId))).toBe(false);

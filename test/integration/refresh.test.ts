@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
+import { readTombstone, TRASH_DIR, type Tombstone } from '../../activities/slot-trash';
 import { SlotClient } from '../../cli/slot-client';
 import type { SlotStatus } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
@@ -169,7 +170,7 @@ describe('scheduled refresh', () => {
     await vi.waitFor(() => expect(notices.filter((n) => n.slotId === slotId).map((n) => n.kind)).toEqual(['degraded', 'recovered']), { timeout: 10_000 });
   });
 
-  it('retire keeps or removes the slot files as the operator chose', async () => {
+  it("retire revokes the refresh token and moves the slot files to the host's trash, --remove-files or not: the slot directory is empty, the trash holds the credential", async () => {
     const kept = uniqueName('kept');
     const removed = uniqueName('removed');
     for (const slotId of [kept, removed]) {
@@ -177,11 +178,28 @@ describe('scheduled refresh', () => {
       await slots.provision({ slotId, provider: 'claude', host: hostName, adoptExisting: true });
       await until(slotId, (s) => s.phase === 'active', 'active');
     }
+    const held = await Promise.all([kept, removed].map(async (slotId) => (await readClaude(slotId)).claudeAiOauth));
+    const refreshTokens = held.map((c) => c.refreshToken);
     await slots.retire(kept);
     await slots.retire(removed, { removeFiles: true });
-    await until(kept, (s) => s.phase === 'retired', 'retired');
+    const retired = await until(kept, (s) => s.phase === 'retired', 'retired');
     await until(removed, (s) => s.phase === 'retired', 'retired');
-    await expect(readClaude(kept)).resolves.toBeTruthy();
-    await expect(readClaude(removed)).rejects.toThrow(/ENOENT/);
+    // Revoked as Claude Code revokes at logout: the refresh token, JSON, at <token endpoint>/revoke; the grant ends.
+    expect(retired.lastOutcome?.message).toMatch(/^retired; the refresh token was revoked at http:\/\/127\.0\.0\.1:\d+ \(the access token lapses when it expires\); the slot home was moved to the trash on host /);
+    const revocations = server.requests.filter((r) => r.outcome === 'token-revoked');
+    for (const token of refreshTokens) {
+      expect(revocations.filter((r) => r.revokedToken === token)).toEqual([
+        expect.objectContaining({ method: 'POST', path: '/v1/oauth/token/revoke', contentType: 'application/json', tokenTypeHint: 'refresh_token', clientId: CLAUDE_CLIENT_ID, status: 200 }),
+      ]);
+    }
+    // The grant is over: its access token no longer works at this server either.
+    for (const c of held) expect(server.accessTokenValid(c.accessToken)).toBe(false);
+    for (const slotId of [kept, removed]) {
+      await expect(readClaude(slotId)).rejects.toThrow(/ENOENT/);
+      const tombstone = await readTombstone(slotsDir, slotId);
+      expect(tombstone).toMatchObject({ kind: 'retired', record: { provider: 'claude' }, ...(slotId === removed ? { removeFilesAsked: true } : {}) });
+      const trashed = (tombstone as Tombstone).trashed as string;
+      expect(JSON.parse(await readFile(join(slotsDir, TRASH_DIR, trashed, '.claude', '.credentials.json'), 'utf8'))).toMatchObject({ claudeAiOauth: { refreshToken: expect.any(String) } });
+    }
   });
 });

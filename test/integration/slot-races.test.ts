@@ -108,7 +108,7 @@ describe('one slot workflow, no races', () => {
     const result = await handle(slotId).result();
     expect(Date.now() - asked).toBeLessThan(10_000);
     expect(result.phase).toBe('retired');
-    expect(result.lastOutcome?.message).toMatch(/retired; .*the slot files were removed/);
+    expect(result.lastOutcome?.message).toMatch(/retired; .*the slot home was moved to the trash on host/);
     await expectNoProcesses(rig.slotsDir, slotId);
   });
 

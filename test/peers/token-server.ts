@@ -88,7 +88,9 @@ export type RequestOutcome =
   | 'not-found'
   | 'method-not-allowed'
   | 'fault'
-  | 'client-gone';
+  | 'client-gone'
+  /** A revocation (Claude's `<token endpoint>/revoke`, RFC 7009): the token's grant ends. */
+  | 'token-revoked';
 
 export interface TokenRequestRecord {
   /** Epoch ms when the request arrived. */
@@ -100,6 +102,9 @@ export interface TokenRequestRecord {
   readonly clientId?: string;
   /** The refresh token the client presented, when it sent one. */
   readonly refreshToken?: string;
+  /** A revocation's `token` and `token_type_hint`. */
+  readonly revokedToken?: string;
+  readonly tokenTypeHint?: string;
   /** The scripted fault applied to this request, if any. */
   readonly fault?: TokenFault;
   /** Status answered; undefined when the connection was dropped or the client left first. */
@@ -291,6 +296,17 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     if (body === 'too-large') {
       await sleep(latencyMs);
       return answer(res, record, { status: 413, outcome: 'too-large', body: oauthError('invalid_request', `request body is larger than ${maxBodyBytes} bytes`) });
+    }
+    if (record.path === `${CLAUDE_TOKEN_PATH}/revoke` && record.method === 'POST') {
+      // As Claude Code 2.1.197 revokes at logout: JSON {token, token_type_hint, client_id}; 200 whatever the token was (RFC 7009 §2.2).
+      const params = parseParams(record.contentType, body);
+      if (typeof params?.token === 'string') record.revokedToken = params.token;
+      if (typeof params?.token_type_hint === 'string') record.tokenTypeHint = params.token_type_hint;
+      if (typeof params?.client_id === 'string') record.clientId = params.client_id;
+      const grant = typeof params?.token === 'string' ? refreshTokens.get(params.token) : undefined;
+      if (grant) grant.alive = false;
+      await sleep(latencyMs);
+      return answer(res, record, { status: 200, outcome: 'token-revoked', body: {} });
     }
     if (record.path !== CLAUDE_TOKEN_PATH && record.path !== CODEX_TOKEN_PATH) {
       await sleep(latencyMs);

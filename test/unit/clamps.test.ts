@@ -22,7 +22,8 @@ const quiet = new DefaultLogger('ERROR');
 /** Host activities act on slot <id> only for the workflow slot:<id>. */
 const AS_SLOT_WORKFLOW = { workflowExecution: { workflowId: `slot:${SLOT}`, runId: 'run-1' } };
 /** The peers listen on 127.0.0.1: the host's allow-list names it, as an operator's would. */
-const ALLOW_LOOPBACK = { SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1' };
+// The test servers listen on loopback at random ports: the host lists them as its OAuth servers.
+const ALLOW_LOOPBACK = { SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1', SLOTS_OIDC_SERVERS: 'http://127.0.0.1:*' };
 
 let slotsDir: string;
 let home: string;

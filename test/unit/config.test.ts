@@ -42,6 +42,22 @@ describe('configuration', () => {
     expect(problems).toMatch(/SLOT_HOST="a\/b": must be letters/);
   });
 
+  it("names each bad entry of the host's OAuth server list, and takes good ones", () => {
+    let error: unknown;
+    try {
+      loadConfig({ SLOTS_OIDC_SERVERS: 'https://idp.example.com, not a url, ftp://idp.example.com, https://u:p@idp.example.com, https://idp.example.com/x?q=1' });
+    } catch (err) {
+      error = err;
+    }
+    const problems = (error as ConfigError).problems.join('\n');
+    expect(problems).toContain('"not a url" is not a URL');
+    expect(problems).toContain('"ftp://idp.example.com": only https (or http on loopback) is allowed');
+    expect(problems).toContain('"https://u:p@idp.example.com": it must not contain credentials');
+    expect(problems).toContain('"https://idp.example.com/x?q=1": must have no query or fragment');
+    expect(problems).not.toContain('"https://idp.example.com"');
+    expect(() => loadConfig({ SLOTS_OIDC_SERVERS: 'https://idp.example.com/realms/a,http://127.0.0.1:*' })).not.toThrow();
+  });
+
   it('rejects a TEMPORAL_ADDRESS without a port, and treats empty values as unset', () => {
     expect(() => loadConfig({ TEMPORAL_ADDRESS: 'temporal.example' })).toThrow(/TEMPORAL_ADDRESS="temporal.example": must be host:port/);
     expect(loadConfig({ TEMPORAL_ADDRESS: '' }).temporalAddress).toBeUndefined();

@@ -23,7 +23,8 @@ import { startScriptedDeviceServer, type ScriptedDeviceServer, type ScriptedDevi
 
 const SLOT = 'device-slot';
 /** The scripted server listens on 127.0.0.1, which a worker contacts only when allow-listed. */
-const ALLOW_LOOPBACK = { SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1' };
+// The test servers listen on loopback at random ports: the host lists them as its OAuth servers.
+const ALLOW_LOOPBACK = { SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1', SLOTS_OIDC_SERVERS: 'http://127.0.0.1:*' };
 /** Host activities act on slot <id> only for the workflow `slot:<id>`. */
 const AS_SLOT_WORKFLOW: Partial<Info> = { workflowExecution: { workflowId: `slot:${SLOT}`, runId: 'run-1' } };
 const TOKENS_FILE = '.oidc/tokens.json';

@@ -3,7 +3,7 @@
 // reaches the session, and a CLI whose start nobody took up does not linger.
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -59,7 +59,9 @@ describe('startLogin for a PTY login', () => {
     const acts = activities(1000);
     await startClaudeLogin(acts, 'slot-lost');
     await startClaudeLogin(acts, 'slot-watched');
-    const watching = new MockActivityEnvironment({}, { logger: quiet });
+    // Session activities act only for the workflow of the session's slot.
+    const asWatched = { workflowExecution: { workflowId: 'slot:slot-watched', runId: 'run-1' } };
+    const watching = new MockActivityEnvironment(asWatched, { logger: quiet });
     const watched: Promise<LoginOutcome | undefined> = watching.run(acts.session.watchLogin, { loginId: 'slot-watched:1' });
 
     await sleep(1500);
@@ -70,8 +72,27 @@ describe('startLogin for a PTY login', () => {
     // Cancelled, the watch ends without an outcome; closing ends the CLI.
     watching.cancel();
     expect(await watched).toBeUndefined();
-    expect(await new MockActivityEnvironment({}, { logger: quiet }).run(acts.session.closeLogin, { loginId: 'slot-watched:1' })).toEqual({ closed: true });
+    expect(await new MockActivityEnvironment(asWatched, { logger: quiet }).run(acts.session.closeLogin, { loginId: 'slot-watched:1' })).toEqual({ closed: true });
     await expectNoProcesses(slotsDir, 'slot-watched');
+  });
+
+  it("re-checks the code in the activity: control bytes or another form never reach the CLI, whoever let them through", async () => {
+    const acts = activities(60_000, { FIXTURE_INPUT_LOG: join(slotsDir, 'input.log') });
+    const started = await startClaudeLogin(acts, 'slot-typed');
+    const state = new URL(started.prompt.url).searchParams.get('state');
+    const asTyped = { workflowExecution: { workflowId: 'slot:slot-typed', runId: 'run-1' } };
+    for (const code of [`abc\r\u0003#${state}`, 'no-state-here', `code#another-state`]) {
+      const failure = await new MockActivityEnvironment(asTyped, { logger: quiet }).run(acts.session.submitLoginCode, { slotId: 'slot-typed', loginId: 'slot-typed:1', code }).catch((err: unknown) => err);
+      expect(failure, JSON.stringify(code)).toMatchObject({ type: 'CodeRejected', nonRetryable: true });
+      expect((failure as Error).message).toMatch(/^refusing to type the code into login slot-typed:1: code /);
+      expect((failure as Error).message).not.toContain(code);
+    }
+    // A request that names another slot is refused even from that slot's workflow.
+    const other = await new MockActivityEnvironment({ workflowExecution: { workflowId: 'slot:other', runId: 'run-1' } }, { logger: quiet })
+      .run(acts.session.submitLoginCode, { slotId: 'other', loginId: 'slot-typed:1', code: `c#${state}` })
+      .catch((err: unknown) => err);
+    expect(other).toMatchObject({ type: 'SlotRequestRefused', message: expect.stringContaining('only the workflow slot:slot-typed may act on this slot') });
+    expect(await readFile(join(slotsDir, 'input.log'), 'utf8').catch(() => '')).not.toMatch(/abc|no-state|another-state/);
   });
 
   it('a session activity for a login this process does not hold fails LoginSessionLost', async () => {
