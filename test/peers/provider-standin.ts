@@ -36,7 +36,7 @@ export interface RecordedRequest {
 export interface StandInOptions {
   /** Token requests that do not look like the pinned CLI's are answered 429 (a WAF's block). @default false */
   readonly strict?: boolean;
-  /** Lifetime of access tokens. @default 3600 */
+  /** Lifetime of access tokens (Claude's are 8 hours; a slot refreshes an hour before expiry). @default 28800 */
   readonly accessTtlSec?: number;
   /** Device codes expire after this long. @default 900 */
   readonly deviceCodeTtlSec?: number;
@@ -140,9 +140,10 @@ function looksLikePinnedCli(host: string, req: RecordedRequest, params: Record<s
     const base = /^axios\/\d/.test(ua) && (req.headers['content-type'] ?? '').startsWith('application/json');
     return params.grant_type === 'refresh_token' ? base && typeof params.scope === 'string' : base;
   }
-  if (host === 'auth.openai.com') {
+  // The CLI's own code exchange after a device login carries neither header: only refreshes are judged.
+  if (host === 'auth.openai.com' && params.grant_type === 'refresh_token') {
     const originator = req.headers.originator ?? '';
-    return originator !== '' && ua.startsWith(`${originator}/`);
+    return originator !== '' && ua.startsWith(`${originator}/`) && typeof params.refresh_reason === 'string';
   }
   return true;
 }
@@ -150,7 +151,7 @@ function looksLikePinnedCli(host: string, req: RecordedRequest, params: Record<s
 export async function startProviderStandIn(options: StandInOptions = {}): Promise<ProviderStandIn> {
   const dir = mkdtempSync(join(tmpdir(), 'provider-standin-'));
   const pki = makePki(dir, { serverNames: [...DOMAINS.flatMap((d) => [`DNS:${d}`, `DNS:*.${d}`])] });
-  const accessTtlSec = options.accessTtlSec ?? 3600;
+  const accessTtlSec = options.accessTtlSec ?? 28_800;
   const deviceTtlMs = (options.deviceCodeTtlSec ?? 900) * 1000;
   const connects: string[] = [];
   const requests: RecordedRequest[] = [];
