@@ -1,5 +1,5 @@
 // `claude setup-token`'s real success screen (2.1.197, recorded through the provider
-// stand-in by scripts/record-transcript.ts): the reader says success with the CLI's own
+// stand-in by test/record-transcript.ts): the reader says success with the CLI's own
 // words and takes the whole token, never a part of it while the screen is being drawn.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -1,6 +1,6 @@
 // Records a real CLI's login under a PTY (cols 200, rows 50) through the provider stand-in,
 // signed in at the stand-in, as test/fixtures/transcripts/<name>/events.jsonl:
-//   tsx scripts/record-transcript.ts claude-setup-token-success "$REAL_CLAUDE_BIN" setup-token
+//   tsx test/record-transcript.ts claude-setup-token-success "$REAL_CLAUDE_BIN" setup-token
 // The tokens in it are the stand-in's, made up for the run.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,11 +10,11 @@ import { spawn } from 'node-pty';
 import { TerminalScreen } from '../activities/screen';
 import { claudeSetupToken } from '../providers/claude-setup-token';
 import type { PtyLoginSpec } from '../providers/provider';
-import { startProviderStandIn } from '../test/peers/provider-standin';
+import { startProviderStandIn } from './peers/provider-standin';
 
 const [name, bin, ...args] = process.argv.slice(2);
 if (!name || !bin || args.length === 0) {
-  process.stderr.write('usage: tsx scripts/record-transcript.ts <name> <claude binary> setup-token\n');
+  process.stderr.write('usage: tsx test/record-transcript.ts <name> <claude binary> setup-token\n');
   process.exit(2);
 }
 
@@ -62,7 +62,7 @@ try {
   pty.write('\r');
   await until(() => login.readVerdict(screen.snapshot(), 0), 'verdict');
   await until(() => (exited ? true : undefined), 'exit', 10_000).catch(() => undefined);
-  const dir = fileURLToPath(new URL(`../test/fixtures/transcripts/${name}/`, import.meta.url));
+  const dir = fileURLToPath(new URL(`./fixtures/transcripts/${name}/`, import.meta.url));
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'events.jsonl'), `${events.join('\n')}\n`);
   process.stdout.write(`${screen.snapshot().text}\n\nwritten ${dir}events.jsonl\n`);
