@@ -294,6 +294,17 @@ describe.skipIf(!REAL_CODEX_BIN && !CI)('the real codex end to end through the p
     await expectNoProcesses(rig.slotsDir, slotId);
   }, 90_000);
 
+  it('a device code that expires before approval: the real CLI gives up and the slot needs a new login', async () => {
+    const slotId = uniqueName('e2e-codex-expired');
+    await rig.slots.provision({ slotId, provider: 'codex', host: rig.workers.hostName });
+    const waiting = await waitForPrompt(rig.slots, slotId);
+    standIn.expireDevice(waiting.prompt.userCode as string);
+    const failed = await waitForPhase(rig.slots, slotId, ['needs-relogin', 'active'], 60_000);
+    expect(failed.phase).toBe('needs-relogin');
+    expect(failed.lastOutcome?.message).toMatch(/Error logging in: device auth failed with status 410/);
+    await expectNoProcesses(rig.slotsDir, slotId);
+  }, 90_000);
+
   it("our refresh request is the pinned CLI's own, both recorded by the stand-in in this run", async () => {
     const login = await recordCodexLogin(REAL_CODEX_BIN, standIn);
     try {
