@@ -40,7 +40,7 @@ const redeem = (code: string, verifier: string, state: string, over: Record<stri
 
 describe('the provider stand-in', () => {
   it('redeems a code once, only with the verifier, state, redirect URI and client of its URL', async () => {
-    for (const over of [{ code_verifier: randomBytes(32).toString('base64url') }, { state: 'another-state' }, { redirect_uri: 'https://evil.example/callback' }, { client_id: 'someone-else' }]) {
+    for (const over of [{ code_verifier: randomBytes(32).toString('base64url') }, { state: 'another-state' }, { redirect_uri: 'https://evil.example/callback' }, { client_id: 'someone-else' }] as Record<string, string>[]) {
       const { url, verifier, state } = authorizeUrl();
       const code = standIn.signIn(url).split('#')[0] as string;
       expect((await redeem(code, verifier, state, over)).status, JSON.stringify(over)).toBe(400);
