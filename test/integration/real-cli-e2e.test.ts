@@ -10,9 +10,10 @@
 // loopback doors (CLAUDE_TOKEN_URL …) until they honour HTTPS_PROXY and an extra CA.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { EXIT, slotctl } from '../../cli/slotctl';
 import { refreshNowSignal } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
 import { callOAuthEndpoint, endpointAllowList } from '../../providers/oauth-http';
@@ -89,9 +90,12 @@ describe.skipIf(!REAL_CLAUDE_BIN && !CI)('the real claude end to end through the
     const url = new URL(waiting.prompt.url);
     expect(`${url.origin}${url.pathname}`).toBe('https://claude.com/cai/oauth/authorize');
 
-    // Signed in at the stand-in for that URL's challenge and state, as a browser would; the operator submits the code.
-    const submitted = await rig.slots.submitCode(slotId, standIn.signIn(waiting.prompt.url));
-    expect(submitted.answer).toBe('succeeded');
+    // Signed in at the stand-in for that URL's challenge and state, as a browser would; the operator
+    // submits the code with `slotctl submit-code` (on stdin, as a terminal would give it).
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t), readStdin: async () => `${standIn.signIn(waiting.prompt.url)}\n`, stdinIsTTY: false };
+    const env = { TEMPORAL_ADDRESS: inject('temporalAddress'), SLOTS_TASK_QUEUE: rig.workers.sharedTaskQueue };
+    expect(await slotctl(['submit-code', slotId], io, env), out.join('\n')).toBe(EXIT.ok);
     const active = await waitForPhase(rig.slots, slotId, ['active', 'needs-relogin', 'degraded'], 60_000);
     expect(active.phase, JSON.stringify(active.lastOutcome)).toBe('active');
     expect(active.account).toBe('max subscription');
@@ -133,6 +137,8 @@ describe.skipIf(!REAL_CLAUDE_BIN && !CI)('the real claude end to end through the
       await ask();
       expect(grant.rotations).toBe(3);
       expect(grant.alive).toBe(true);
+      // Nothing the agents started outlives them.
+      await expectNoProcesses(dirname(agentHome), basename(agentHome));
     } finally {
       await rm(agentHome, { recursive: true, force: true });
     }
@@ -278,6 +284,7 @@ describe.skipIf(!REAL_CODEX_BIN && !CI)('the real codex end to end through the p
       await ask();
       expect(grant.rotations).toBe(3);
       expect(grant.alive).toBe(true);
+      await expectNoProcesses(dirname(agentHome), basename(agentHome));
     } finally {
       await rm(agentHome, { recursive: true, force: true });
     }
