@@ -28,6 +28,8 @@ function normalizeText(text: string): string {
     .replace(/\b[A-Z0-9]{4,5}-[A-Z0-9]{4,6}\b/g, '<user code>')
     .replace(/\/tmp\/[^\s"')]+/g, '<path>')
     .replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, '<time>')
+    // The banner's own version (`Welcome to Codex [v0.169.0]`): the versions are printed apart.
+    .replace(/\bv\d+\.\d+\.\d+\b/g, 'v<version>')
     .split('\n')
     .map((line) => line.trimEnd())
     .filter((line) => line !== '')
