@@ -120,7 +120,7 @@ describe.skipIf(!REAL_CLAUDE_BIN && !CI)('the real claude end to end through the
     const agentHome = await mkdtemp(join(tmpdir(), 'e2e-claude-agent-'));
     try {
       const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: agentHome, ...plan.env, ...standIn.cliEnv, DISABLE_TELEMETRY: '1', DISABLE_ERROR_REPORTING: '1' };
-      const ask = async (): Promise<void> => {
+      const ask = async (): Promise<RecordedRequest | undefined> => {
         const run = await runCli(REAL_CLAUDE_BIN, ['-p', 'ping', '--max-turns', '1'], env, standIn, { cwd: agentHome });
         expect(run.exitCode, run.output).toBe(0);
         expect(run.output).toContain(standIn.modelReply);
@@ -129,8 +129,19 @@ describe.skipIf(!REAL_CLAUDE_BIN && !CI)('the real claude end to end through the
         expect(bearerOf(messages.at(-1))).toBe(grant.accessToken);
         // The agent never refreshes: it holds no refresh token.
         expect(run.requests.filter((r) => r.path === '/v1/oauth/token')).toEqual([]);
+        return messages.at(-1);
       };
-      await ask();
+      const cliMessage = await ask();
+
+      // Our probe (slotctl probe) sends the request the CLI sends to the Messages API for an OAuth token.
+      const probed = standIn.requests.length;
+      expect((await rig.slots.probe(slotId)).outcome).toBe('ok');
+      const probe = standIn.requests.slice(probed).find((r) => r.host === 'api.anthropic.com' && r.path.startsWith('/v1/messages'));
+      const [ours, cli] = [shapeOf(probe as RecordedRequest), shapeOf(cliMessage as RecordedRequest)];
+      expect({ ...ours, bodyFields: [], headers: { ...ours.headers, 'anthropic-beta': '' } }).toEqual({ ...cli, bodyFields: [], headers: { ...cli.headers, 'anthropic-beta': '' } });
+      // The CLI adds feature betas; the probe's are among them. Our body is a subset of the CLI's fields.
+      for (const beta of (ours.headers['anthropic-beta'] ?? '').split(',')) expect(cli.headers['anthropic-beta']?.split(',')).toContain(beta);
+      for (const field of ours.bodyFields) expect(cli.bodyFields).toContain(field);
       await refreshSlot(rig, slotId, grant, file, refreshTokenOf);
       await ask();
       await refreshSlot(rig, slotId, grant, file, refreshTokenOf);
