@@ -341,6 +341,20 @@ export async function startProviderStandIn(options: StandInOptions = {}): Promis
       return json(res, 429, { type: 'error', error: { type: 'rate_limit_error', message: 'Rate limited. Please try again later.' } });
     }
 
+    // A browser's sign-in: the authorize page redirects to the callback page, which shows `<code>#<state>`.
+    if ((host === 'claude.com' || host === 'claude.ai') && /^\/(cai\/)?oauth\/authorize$/.test(path) && req.method === 'GET') {
+      const [code, state] = signIn(url.toString()).split('#') as [string, string];
+      const back = new URL(url.searchParams.get('redirect_uri') as string);
+      back.searchParams.set('code', code);
+      back.searchParams.set('state', state);
+      res.writeHead(302, { location: back.toString() }).end();
+      return 302;
+    }
+    if (host === 'platform.claude.com' && path === '/oauth/code/callback' && req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(`<p>Paste this into Claude Code:</p><code>${encodeURIComponent(url.searchParams.get('code') ?? '')}#${encodeURIComponent(url.searchParams.get('state') ?? '')}</code>`);
+      return 200;
+    }
     if (host === 'platform.claude.com' && path === '/v1/oauth/token' && req.method === 'POST') {
       if (params.grant_type === 'authorization_code') return redeemCode(res, 'claude', params);
       if (params.grant_type === 'refresh_token') return refresh(res, 'claude', String(params.client_id ?? ''), String(params.refresh_token ?? ''));

@@ -56,6 +56,20 @@ describe('the provider stand-in', () => {
     expect((await redeem(code, verifier, state)).status).toBe(400);
   });
 
+  it('signs in as a browser would: the authorize page redirects to the callback page showing <code>#<state>', async () => {
+    const { url, verifier, state } = authorizeUrl();
+    const authorize = new URL(url);
+    const page = await fetch(`${await standIn.plainUrl('claude.com')}${authorize.pathname}${authorize.search}`, { redirect: 'manual' });
+    expect(page.status).toBe(302);
+    const callback = new URL(page.headers.get('location') ?? '');
+    expect(`${callback.origin}${callback.pathname}`).toBe('https://platform.claude.com/oauth/code/callback');
+    expect(callback.searchParams.get('state')).toBe(state);
+    const shown = await (await fetch(`${await standIn.plainUrl('platform.claude.com')}${callback.pathname}${callback.search}`)).text();
+    const pasted = /<code>([^<]+)<\/code>/.exec(shown)?.[1] ?? '';
+    expect(pasted).toBe(`${callback.searchParams.get('code')}#${state}`);
+    expect((await redeem(pasted.split('#')[0] as string, verifier, state)).status).toBe(200);
+  });
+
   it('rotates refresh tokens once each; a spent one revokes the grant and its access token', async () => {
     const { url, verifier, state } = authorizeUrl();
     const first = (await redeem(standIn.signIn(url).split('#')[0] as string, verifier, state)).json;
