@@ -260,7 +260,11 @@ describe.skipIf(!REAL_CODEX_BIN && !CI)('the real codex end to end through the p
     standIn.approveDevice(waiting.prompt.userCode as string);
     const active = await waitForPhase(rig.slots, slotId, ['active', 'needs-relogin', 'degraded'], 60_000);
     expect(active.phase, JSON.stringify(active.lastOutcome)).toBe('active');
-    expect(standIn.requestsTo('auth.openai.com', '/api/accounts/deviceauth/').length).toBeGreaterThanOrEqual(2);
+    // The real CLI polled while the code was pending (403), then got the approval and redeemed it.
+    const device = [...standIn.deviceCodes.values()].find((d) => d.userCode === waiting.prompt.userCode);
+    expect(device?.state).toBe('redeemed');
+    expect(device?.polls).toBeGreaterThanOrEqual(2);
+    expect(standIn.requestsTo('auth.openai.com', '/api/accounts/deviceauth/token').some((r) => r.status === 403)).toBe(true);
     const grant = standIn.grants.at(-1) as Grant;
     const file = join(rig.slotsDir, slotId, '.codex', 'auth.json');
     const refreshTokenOf = (f: unknown): string => (f as { tokens: { refresh_token: string } }).tokens.refresh_token;
