@@ -18,6 +18,9 @@ import { loginEnvironment } from './login-environment';
 import { lastWords, screenForOperator } from '../providers/screen-text';
 import { readUrl } from '../providers/screen-url';
 
+/** How long the code's echo is awaited before Enter is typed (a CLI that echoes nothing gets Enter after this). */
+const CODE_ECHO_WAIT_MS = 1000;
+
 export interface LoginActivityDeps extends Pick<DeviceLoginDeps, 'minPollIntervalMs'> {
   readonly slotsDir: string;
   readonly sessions: LoginSessions;
@@ -298,6 +301,9 @@ export function createLoginSessionActivities(deps: Pick<LoginActivityDeps, 'sess
     session.codeTypedAtLine = since;
     // Keystrokes, not a paste: the prompt does not enable bracketed paste.
     session.type(input.code);
+    // Enter only once the CLI has taken the code (its echo, masked, is drawn): the full-screen
+    // `claude setup-token` (Ink) reads a code and Enter arriving in one chunk as a paste and ignores the Enter.
+    await session.waitFor((screen) => (screen.text !== before.text ? true : undefined), CODE_ECHO_WAIT_MS);
     session.type('\r');
     session.codeWrittenAt = Date.now();
     const verdict = await withHeartbeat(

@@ -60,9 +60,12 @@ const login: PtyLoginSpec = {
     if (invalid) return { kind: 'rejected', message: (invalid[1] ?? invalid[0]).trim() };
     const failed = findLine(screen, /((?:Login failed|Couldn't log in|Error creating token)[^\n]*)/);
     if (failed) return { kind: 'failed', message: (failed[1] ?? failed[0]).trim() };
-    // Succeeded once the line after the token is drawn: the token above it is whole.
-    if (findLine(screen, /sk-ant-oat01-/) && findLine(screen, /Store this token securely/)) {
-      return { kind: 'succeeded', message: 'Long-lived authentication token created' };
+    // 2.1.197's success screen (test/fixtures/transcripts/claude-setup-token-success): a check mark and
+    // "Long-lived authentication token created successfully!", the token, then "Store this token securely…".
+    // Succeeded once that line after the token is drawn: the token above it is whole.
+    const created = findLine(screen, /(Long-lived authentication token created successfully!?)/);
+    if (created && findLine(screen, /sk-ant-oat01-/) && findLine(screen, /Store this token securely/)) {
+      return { kind: 'succeeded', message: (created[1] ?? created[0]).trim() };
     }
     return undefined;
   },

@@ -28,6 +28,14 @@ export const ClaudeCredentials = z.object({
 /** Claude Code's own endpoint and public client id; `CLAUDE_TOKEN_URL` points tests and proxies elsewhere. */
 const TOKEN_URL = 'https://platform.claude.com/v1/oauth/token';
 const CLIENT_ID = '9d1c250a-e61b-44d9-88ed-5944d1962f5e';
+/**
+ * What the pinned CLI (2.1.197) sends when it refreshes, as recorded through the provider
+ * stand-in (test/integration/real-cli-e2e.test.ts compares ours with it in every run): its
+ * HTTP client's own User-Agent and Accept, and the scopes of its login without `org:create_api_key`.
+ * The token endpoint answers 429 to refresh requests that do not look like Claude Code's.
+ */
+const REFRESH_HEADERS = { 'user-agent': 'axios/1.15.2', accept: 'application/json, text/plain, */*' } as const;
+const REFRESH_SCOPE = 'user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload';
 const MINUTE = 60_000;
 
 const AUTHORIZE_URL = /^https:\/\/[a-z0-9.-]+\/(?:cai\/)?oauth\/authorize\?/;
@@ -89,6 +97,10 @@ export const claude: Provider = {
     readVerdict(screen, since) {
       const invalid = findLine(screen, /(Invalid code[^\n]*|OAuth error:[^\n]*)/, since);
       if (invalid) return { kind: 'rejected', message: (invalid[1] ?? invalid[0]).trim() };
+      // The token endpoint refused the code (400 invalid_grant: wrong, used or expired): the CLI exits,
+      // and a fresh login shows a fresh URL. Other statuses (a 5xx, a 429) are failures.
+      const refused = findLine(screen, /(Login failed: Request failed with status code 400\b.*)/, since);
+      if (refused) return { kind: 'rejected', message: (refused[1] ?? refused[0]).trim() };
       // 2.1.1xx says "Login failed: …"; later versions say "Couldn't log in: …".
       const failed = findLine(screen, /((?:Login failed|Couldn't log in):.*)/, since);
       if (failed) return { kind: 'failed', message: (failed[1] ?? failed[0]).trim() };
@@ -127,7 +139,8 @@ export const claude: Provider = {
     endpoint: (env) => env.CLAUDE_TOKEN_URL || TOKEN_URL,
     request: (credential) => ({
       encoding: 'json',
-      body: { grant_type: 'refresh_token', refresh_token: ClaudeCredentials.parse(credential).claudeAiOauth.refreshToken, client_id: CLIENT_ID },
+      body: { grant_type: 'refresh_token', refresh_token: ClaudeCredentials.parse(credential).claudeAiOauth.refreshToken, client_id: CLIENT_ID, scope: REFRESH_SCOPE },
+      headers: REFRESH_HEADERS,
     }),
     classify: oauthClassifier(),
     apply(current, tokens, now) {

@@ -1,5 +1,6 @@
 // Codex CLI: `codex login --device-auth` shows a verification URL and a
 // one-time code, then polls until the operator approves; success writes `auth.json`.
+import { arch as osArch, release as osRelease, type as osType } from 'node:os';
 import { z } from 'zod';
 import { oauthClassifier, plausibleExpiresAt } from './oauth';
 import { agentDirOf } from './agent-dir';
@@ -31,6 +32,17 @@ export const CodexAuth = z
 /** The Codex CLI's own endpoint and public client id; `CODEX_TOKEN_URL` points tests and proxies elsewhere. */
 const TOKEN_URL = 'https://auth.openai.com/oauth/token';
 const CLIENT_ID = 'app_EMoamEEZ73f0CkXaXp7hrann';
+/**
+ * What the pinned CLI (0.169.0) sends when it refreshes a token about to expire, as recorded
+ * through the provider stand-in (test/integration/real-cli-e2e.test.ts compares ours with it):
+ * `refresh_reason` `proactive_expiry` (the CLI also sends `unauthorized_recovery` after a 401),
+ * no `scope`, and the `originator` header with a User-Agent that starts with it.
+ */
+const REFRESH_ORIGINATOR = 'codex_exec';
+const REFRESH_REASON = 'proactive_expiry';
+/** The CLI's User-Agent form: `<originator>/<version> (<os> <os version>; <arch>) <terminal>`. */
+const refreshUserAgent = (): string =>
+  `${REFRESH_ORIGINATOR}/${CLI_VERSION} (${osType()} ${osRelease()}; ${osArch() === 'x64' ? 'x86_64' : osArch() === 'arm64' ? 'aarch64' : osArch()}) unknown`;
 /** Codes auth.openai.com answers (as `error` or `error.code`) when the refresh token is dead. */
 const DEAD_REFRESH_TOKEN_CODES = ['refresh_token_expired', 'refresh_token_reused', 'refresh_token_invalidated'];
 const MINUTE = 60_000;
@@ -135,9 +147,10 @@ export const codex: Provider = {
       body: {
         client_id: CLIENT_ID,
         grant_type: 'refresh_token',
+        refresh_reason: REFRESH_REASON,
         refresh_token: CodexAuth.parse(credential).tokens.refresh_token,
-        scope: 'openid profile email',
       },
+      headers: { originator: REFRESH_ORIGINATOR, 'user-agent': refreshUserAgent(), accept: '*/*' },
     }),
     classify: oauthClassifier(DEAD_REFRESH_TOKEN_CODES),
     apply(current, tokens, now) {

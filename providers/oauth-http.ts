@@ -13,9 +13,13 @@ import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 
 const tracer = trace.getTracer('slot-provisioner');
 
+/** `headers`: what identifies the client (lower-case names); they never replace the framing headers set here. */
 export type OAuthRequest =
-  | { readonly method: 'POST'; readonly body: Record<string, string>; readonly encoding: 'json' | 'form' }
-  | { readonly method: 'GET' };
+  | { readonly method: 'POST'; readonly body: Record<string, string>; readonly encoding: 'json' | 'form'; readonly headers?: Readonly<Record<string, string>> }
+  | { readonly method: 'GET'; readonly headers?: Readonly<Record<string, string>> };
+
+/** Headers a request's own `headers` may not set: the body's framing and the connection are ours. */
+const FRAMING_HEADERS = new Set(['content-type', 'content-length', 'connection', 'host', 'transfer-encoding']);
 
 /** `refused`: nothing was sent, the host's address is not one this worker talks to (a configuration problem, not a passing one). */
 export type EndpointCall =
@@ -269,6 +273,7 @@ async function callEndpointOnce(url: URL, request: OAuthRequest, limits: Endpoin
     request.method === 'POST' ? (request.encoding === 'json' ? JSON.stringify(request.body) : new URLSearchParams(request.body).toString()) : undefined;
   const headers: Record<string, string> = {
     accept: 'application/json',
+    ...Object.fromEntries(Object.entries(request.headers ?? {}).filter(([name]) => !FRAMING_HEADERS.has(name.toLowerCase())).map(([name, value]) => [name.toLowerCase(), value])),
     connection: 'close',
     ...(request.method === 'POST'
       ? {

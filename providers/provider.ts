@@ -206,7 +206,12 @@ export interface RefreshSpec {
    */
   endpoint(env: NodeJS.ProcessEnv): string | Promise<string>;
   /** The request for this credential (the parsed credential file). */
-  request(credential: unknown): { readonly body: Record<string, string>; readonly encoding: 'json' | 'form' };
+  request(credential: unknown): {
+    readonly body: Record<string, string>;
+    readonly encoding: 'json' | 'form';
+    /** The identifying headers the pinned CLI sends with it (`user-agent`, `originator`, …), lower-case names. */
+    readonly headers?: Readonly<Record<string, string>>;
+  };
   /** Reads the answer: status, `Retry-After` (ms, already parsed) and the body (JSON when it parsed, else undefined). */
   classify(answer: OAuthAnswer): RefreshVerdict;
   /**

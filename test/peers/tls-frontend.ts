@@ -19,8 +19,11 @@ export interface Pki {
   readonly strangerKeyFile: string;
 }
 
-/** A throwaway CA, a server certificate for localhost/127.0.0.1 and client certificates, made with `openssl` in `dir`. */
-export function makePki(dir: string): Pki {
+/**
+ * A throwaway CA, a server certificate for localhost/127.0.0.1 (or `serverNames`: SAN
+ * entries such as `DNS:*.example.com`, `IP:127.0.0.1`) and client certificates, made with `openssl` in `dir`.
+ */
+export function makePki(dir: string, opts: { readonly serverNames?: readonly string[] } = {}): Pki {
   const openssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   const ca = (name: string): void =>
@@ -34,7 +37,7 @@ export function makePki(dir: string): Pki {
   };
   ca('test-ca');
   ca('stranger-ca');
-  leaf('server', 'test-ca', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth');
+  leaf('server', 'test-ca', `subjectAltName=${(opts.serverNames ?? ['DNS:localhost', 'IP:127.0.0.1']).join(',')}\nextendedKeyUsage=serverAuth`);
   leaf('team-worker', 'test-ca', 'extendedKeyUsage=clientAuth');
   leaf('stranger', 'stranger-ca', 'extendedKeyUsage=clientAuth');
   const at = (file: string): string => join(dir, file);

@@ -713,13 +713,16 @@ describe('providers: endpoints and the RFC 6749 reading', () => {
   });
 
   it('send the request shapes the CLIs send', () => {
+    // The pinned CLIs' own, as recorded (test/integration/real-cli-e2e.test.ts compares them with the real CLIs' in every run).
     expect(codex.refresh.request(codexCredential('rt-x', NOW, NOW))).toEqual({
       encoding: 'json',
-      body: { client_id: CODEX_CLIENT, grant_type: 'refresh_token', refresh_token: 'rt-x', scope: 'openid profile email' },
+      body: { client_id: CODEX_CLIENT, grant_type: 'refresh_token', refresh_reason: 'proactive_expiry', refresh_token: 'rt-x' },
+      headers: { originator: 'codex_exec', 'user-agent': expect.stringMatching(/^codex_exec\/0\.169\.0 \(/), accept: '*/*' },
     });
     expect(claude.refresh.request(claudeCredential({ accessToken: 'a', refreshToken: 'r' }, NOW))).toEqual({
       encoding: 'json',
-      body: { grant_type: 'refresh_token', refresh_token: 'r', client_id: CLAUDE_CLIENT },
+      body: { grant_type: 'refresh_token', refresh_token: 'r', client_id: CLAUDE_CLIENT, scope: 'user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload' },
+      headers: { 'user-agent': 'axios/1.15.2', accept: 'application/json, text/plain, */*' },
     });
   });
 

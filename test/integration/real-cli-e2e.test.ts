@@ -1,0 +1,351 @@
+// The pinned real CLIs end to end: slots log in, refresh and serve agents through the
+// provider stand-in (test/peers/provider-standin.ts), a TLS server for the providers'
+// own hosts behind a CONNECT proxy. The CLIs get HTTPS_PROXY and the run's CA, nothing
+// else: no URL of theirs is overridden. The stand-in is strict: a token request that
+// does not look like the pinned CLI's is answered 429, as Claude's endpoint does.
+// Runs when REAL_CLAUDE_BIN / REAL_CODEX_BIN are set (test/real-clis.sh); with CI set, a
+// missing CLI fails instead of skipping.
+//
+// Our own requests (the worker's refresh and probe) reach the stand-in through its plain
+// loopback doors (CLAUDE_TOKEN_URL …) until they honour HTTPS_PROXY and an extra CA.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { EXIT, slotctl } from '../../cli/slotctl';
+import { refreshNowSignal } from '../../common/messages';
+import { slotWorkflowId } from '../../common/slot';
+import { callOAuthEndpoint, endpointAllowList } from '../../providers/oauth-http';
+import { claude } from '../../providers/claude';
+import { codex } from '../../providers/codex';
+import { startAgentTokenService, type AgentTokenService } from '../../workers/agent-token-service';
+import { createLogger } from '../../workers/logger';
+import { uniqueName } from '../harness';
+import { recordClaudeLogin, recordClaudeRefresh, recordCodexLogin, recordCodexRefresh, runCli, shapeOf } from '../peers/cli-recording';
+import { startProviderStandIn, type Grant, type ProviderStandIn, type RecordedRequest } from '../peers/provider-standin';
+import { expectNoProcesses, startSlotRig, stateOf, waitForPhase, waitForPrompt, type SlotRig } from '../slot-fixtures';
+
+const REAL_CLAUDE_BIN = process.env.REAL_CLAUDE_BIN ?? '';
+const REAL_CODEX_BIN = process.env.REAL_CODEX_BIN ?? '';
+const CI = Boolean(process.env.CI);
+const missing = (variable: string): Error => new Error(`${variable} is not set (CI must have the pinned CLI): run \`eval "$(test/real-clis.sh)"\` first`);
+
+async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+const bearerOf = (r: RecordedRequest | undefined): string => /^Bearer (\S+)$/.exec(r?.headers.authorization ?? '')?.[1] ?? '';
+const isTokenRequest = (r: RecordedRequest, grantType: string): boolean => r.method === 'POST' && /\/(v1\/)?oauth\/token$/.test(r.path) && r.body.includes(grantType);
+
+/** The slot's workflow history, payloads decoded, for secret searches. */
+async function historyText(rig: SlotRig, slotId: string): Promise<string> {
+  const history = await rig.slots.client.workflow.getHandle(slotWorkflowId(slotId)).fetchHistory();
+  return JSON.stringify(history, (key, v: unknown) =>
+    v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : key === 'data' && typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : v,
+  );
+}
+
+/** Refreshes the slot now and waits until the stand-in rotated the grant and the slot holds the new token. */
+async function refreshSlot(rig: SlotRig, slotId: string, grant: Grant, credentialFile: string, refreshTokenOf: (file: unknown) => string): Promise<void> {
+  const rotations = grant.rotations;
+  await rig.slots.refreshNow(slotId);
+  await eventually(async () => {
+    if (grant.rotations !== rotations + 1) return false;
+    const onDisk = refreshTokenOf(JSON.parse(await readFile(credentialFile, 'utf8')));
+    return onDisk === grant.refreshToken && (await rig.slots.status(slotId)).phase === 'active';
+  }, `refresh #${rotations + 1} of ${slotId} (grant alive: ${grant.alive})`);
+}
+
+describe.skipIf(!REAL_CLAUDE_BIN && !CI)('the real claude end to end through the provider stand-in (REAL_CLAUDE_BIN)', () => {
+  let standIn: ProviderStandIn;
+  let rig: SlotRig;
+  let tokenUrl: string;
+
+  beforeAll(async () => {
+    if (!REAL_CLAUDE_BIN) throw missing('REAL_CLAUDE_BIN');
+    standIn = await startProviderStandIn({ strict: true });
+    tokenUrl = `${await standIn.plainUrl('platform.claude.com')}/v1/oauth/token`;
+    rig = await startSlotRig({
+      CLAUDE_BIN: REAL_CLAUDE_BIN,
+      ...standIn.cliEnv,
+      CLAUDE_TOKEN_URL: tokenUrl,
+      CLAUDE_PROBE_BASE_URL: await standIn.plainUrl('api.anthropic.com'),
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await rig?.close();
+    await standIn?.close();
+  });
+
+  it('logs in with `claude auth login` under our PTY, refreshes, and serves a `claude -p` agent across two refreshes', async () => {
+    const slotId = uniqueName('e2e-claude');
+    await rig.slots.provision({ slotId, provider: 'claude', host: rig.workers.hostName });
+    const waiting = await waitForPrompt(rig.slots, slotId);
+    const url = new URL(waiting.prompt.url);
+    expect(`${url.origin}${url.pathname}`).toBe('https://claude.com/cai/oauth/authorize');
+
+    // Signed in at the stand-in for that URL's challenge and state, as a browser would; the operator
+    // submits the code with `slotctl submit-code` (on stdin, as a terminal would give it).
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t), readStdin: async () => `${standIn.signIn(waiting.prompt.url)}\n`, stdinIsTTY: false };
+    const env = { TEMPORAL_ADDRESS: inject('temporalAddress'), SLOTS_TASK_QUEUE: rig.workers.sharedTaskQueue };
+    expect(await slotctl(['submit-code', slotId], io, env), out.join('\n')).toBe(EXIT.ok);
+    const active = await waitForPhase(rig.slots, slotId, ['active', 'needs-relogin', 'degraded'], 60_000);
+    expect(active.phase, JSON.stringify(active.lastOutcome)).toBe('active');
+    expect(active.account).toBe('max subscription');
+    // The real CLI redeemed the code through the proxy, with the URL's verifier and state.
+    const exchange = standIn.requestsTo('platform.claude.com', '/v1/oauth/token').find((r) => isTokenRequest(r, 'authorization_code'));
+    expect(exchange?.status).toBe(200);
+    expect(standIn.connects).toContain('platform.claude.com:443');
+    const grant = standIn.grants.at(-1) as Grant;
+    const file = join(rig.slotsDir, slotId, '.claude', '.credentials.json');
+    const refreshTokenOf = (f: unknown): string => (f as { claudeAiOauth: { refreshToken: string } }).claudeAiOauth.refreshToken;
+    expect(refreshTokenOf(JSON.parse(await readFile(file, 'utf8')))).toBe(grant.refreshToken);
+    await expectNoProcesses(rig.slotsDir, slotId);
+
+    // Our refresh, accepted by the strict stand-in (a request unlike the CLI's would get a 429).
+    const before = standIn.requests.length;
+    await refreshSlot(rig, slotId, grant, file, refreshTokenOf);
+    const ours = standIn.requests.slice(before).filter((r) => isTokenRequest(r, 'refresh_token'));
+    expect(ours.map((r) => r.status)).toEqual([200]);
+
+    // A real agent with the slot's plan: its placeholder token is refused, it re-reads the agent directory's copy.
+    const plan = await rig.slots.agentPlan(slotId, { slotsDir: rig.slotsDir });
+    const agentHome = await mkdtemp(join(tmpdir(), 'e2e-claude-agent-'));
+    try {
+      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: agentHome, ...plan.env, ...standIn.cliEnv, DISABLE_TELEMETRY: '1', DISABLE_ERROR_REPORTING: '1' };
+      const ask = async (): Promise<RecordedRequest | undefined> => {
+        const run = await runCli(REAL_CLAUDE_BIN, ['-p', 'ping', '--max-turns', '1'], env, standIn, { cwd: agentHome });
+        expect(run.exitCode, run.output).toBe(0);
+        expect(run.output).toContain(standIn.modelReply);
+        const messages = run.requests.filter((r) => r.host === 'api.anthropic.com' && r.path.startsWith('/v1/messages'));
+        expect(messages.at(-1)?.status).toBe(200);
+        expect(bearerOf(messages.at(-1))).toBe(grant.accessToken);
+        // The agent never refreshes: it holds no refresh token.
+        expect(run.requests.filter((r) => r.path === '/v1/oauth/token')).toEqual([]);
+        return messages.at(-1);
+      };
+      const cliMessage = await ask();
+
+      // Our probe (slotctl probe) sends the request the CLI sends to the Messages API for an OAuth token.
+      const probed = standIn.requests.length;
+      expect((await rig.slots.probe(slotId)).outcome).toBe('ok');
+      const probe = standIn.requests.slice(probed).find((r) => r.host === 'api.anthropic.com' && r.path.startsWith('/v1/messages'));
+      const [ours, cli] = [shapeOf(probe as RecordedRequest), shapeOf(cliMessage as RecordedRequest)];
+      expect({ ...ours, bodyFields: [], headers: { ...ours.headers, 'anthropic-beta': '' } }).toEqual({ ...cli, bodyFields: [], headers: { ...cli.headers, 'anthropic-beta': '' } });
+      // The CLI adds feature betas; the probe's are among them. Our body is a subset of the CLI's fields.
+      for (const beta of (ours.headers['anthropic-beta'] ?? '').split(',')) expect(cli.headers['anthropic-beta']?.split(',')).toContain(beta);
+      for (const field of ours.bodyFields) expect(cli.bodyFields).toContain(field);
+      await refreshSlot(rig, slotId, grant, file, refreshTokenOf);
+      await ask();
+      await refreshSlot(rig, slotId, grant, file, refreshTokenOf);
+      await ask();
+      expect(grant.rotations).toBe(3);
+      expect(grant.alive).toBe(true);
+      // Nothing the agents started outlives them.
+      await expectNoProcesses(dirname(agentHome), basename(agentHome));
+    } finally {
+      await rm(agentHome, { recursive: true, force: true });
+    }
+  }, 240_000);
+
+  it('a code the stand-in refuses: the real CLI says so and exits, the slot starts a fresh login with a fresh URL', async () => {
+    const slotId = uniqueName('e2e-claude-refused');
+    await rig.slots.provision({ slotId, provider: 'claude', host: rig.workers.hostName });
+    const first = await waitForPrompt(rig.slots, slotId);
+    standIn.refuseNextCode();
+    await rig.slots.submitCode(slotId, standIn.signIn(first.prompt.url));
+    const second = await waitForPrompt(rig.slots, slotId, first.prompt.url);
+    expect(second.lastError).toMatch(/^Login failed: Request failed with status code 400/);
+    expect(stateOf(second.prompt.url)).not.toBe(stateOf(first.prompt.url));
+    // The fresh URL signs in.
+    await rig.slots.submitCode(slotId, standIn.signIn(second.prompt.url));
+    const active = await waitForPhase(rig.slots, slotId, ['active', 'needs-relogin', 'degraded'], 60_000);
+    expect(active.phase, JSON.stringify(active.lastOutcome)).toBe('active');
+    await expectNoProcesses(rig.slotsDir, slotId);
+  }, 120_000);
+
+  it('`claude setup-token` to its real success screen: the token is stored, the slot active, the token in no history or status', async () => {
+    const slotId = uniqueName('e2e-setup-token');
+    await rig.slots.provision({ slotId, provider: 'claude-setup-token', host: rig.workers.hostName });
+    const waiting = await waitForPrompt(rig.slots, slotId);
+    const submitted = await rig.slots.submitCode(slotId, standIn.signIn(waiting.prompt.url));
+    expect(submitted.answer).toBe('succeeded');
+    const active = await waitForPhase(rig.slots, slotId, ['active', 'needs-relogin'], 60_000);
+    expect(active.phase, JSON.stringify(active.lastOutcome)).toBe('active');
+    expect(active.account).toBe('long-lived token');
+    const grant = standIn.grants.at(-1) as Grant;
+    expect(grant.longLived).toBe(true);
+    const home = join(rig.slotsDir, slotId);
+    const stored = await readFile(join(home, '.claude', 'setup-token.json'), 'utf8');
+    expect(JSON.parse(stored)).toMatchObject({ oauthToken: grant.accessToken, source: 'setup-token' });
+    await expectNoProcesses(rig.slotsDir, slotId);
+
+    const places = {
+      history: await historyText(rig, slotId),
+      status: JSON.stringify(await rig.slots.status(slotId)),
+      statusFile: await readFile(join(home, 'slot-status.json'), 'utf8'),
+    };
+    // The search finds what it looks for: the history holds the operator's code.
+    expect(places.history).toContain(stateOf(waiting.prompt.url));
+    for (const [place, text] of Object.entries(places)) expect(text.includes(grant.accessToken), `${place} holds the token`).toBe(false);
+  }, 120_000);
+
+  it("our refresh request is the pinned CLI's own, both recorded by the stand-in in this run", async () => {
+    const login = await recordClaudeLogin(REAL_CLAUDE_BIN, standIn);
+    try {
+      expect(login.verdictScreen).toMatch(/Login successful\./);
+      const { refresh: cli, run } = await recordClaudeRefresh(REAL_CLAUDE_BIN, standIn, login);
+      expect(cli?.status, run.output).toBe(200);
+
+      const credential: unknown = JSON.parse(await readFile(join(login.home, '.claude', '.credentials.json'), 'utf8'));
+      const before = standIn.requests.length;
+      const called = await callOAuthEndpoint(new URL(tokenUrl), { method: 'POST', ...claude.refresh.request(credential) }, {
+        fetchTimeoutMs: 10_000,
+        maxBodyBytes: 65_536,
+        allowedHosts: endpointAllowList({ SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1' }),
+      });
+      expect(called.ok && called.answer.status).toBe(200);
+      const ours = standIn.requests.slice(before).find((r) => isTokenRequest(r, 'refresh_token'));
+      expect(shapeOf(ours as RecordedRequest)).toEqual(shapeOf(cli as RecordedRequest));
+    } finally {
+      await login.cleanup();
+    }
+  }, 120_000);
+});
+
+describe.skipIf(!REAL_CODEX_BIN && !CI)('the real codex end to end through the provider stand-in (REAL_CODEX_BIN)', () => {
+  let standIn: ProviderStandIn;
+  let rig: SlotRig;
+  let service: AgentTokenService;
+  let tokenUrl: string;
+
+  beforeAll(async () => {
+    if (!REAL_CODEX_BIN) throw missing('REAL_CODEX_BIN');
+    standIn = await startProviderStandIn({ strict: true });
+    tokenUrl = `${await standIn.plainUrl('auth.openai.com')}/oauth/token`;
+    rig = await startSlotRig({
+      CODEX_BIN: REAL_CODEX_BIN,
+      ...standIn.cliEnv,
+      CODEX_TOKEN_URL: tokenUrl,
+      CODEX_PROBE_BASE_URL: `${await standIn.plainUrl('chatgpt.com')}/backend-api`,
+    });
+    service = await startAgentTokenService({
+      slotsDir: rig.slotsDir,
+      port: 0,
+      log: createLogger('error', new Writable({ write: (_c: Buffer, _e, done) => done() })),
+      requestRefresh: async (slotId) => {
+        await rig.slots.client.workflow.getHandle(slotWorkflowId(slotId)).signal(refreshNowSignal);
+      },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await service?.close();
+    await rig?.close();
+    await standIn?.close();
+  });
+
+  it('logs in with `codex login --device-auth`, approved at the stand-in; refreshes; serves a `codex exec` agent across two refreshes', async () => {
+    const slotId = uniqueName('e2e-codex');
+    await rig.slots.provision({ slotId, provider: 'codex', host: rig.workers.hostName });
+    const waiting = await waitForPrompt(rig.slots, slotId);
+    expect(waiting.prompt.url).toBe('https://auth.openai.com/codex/device');
+    expect(waiting.prompt.userCode).toMatch(/^[A-Z0-9]{4,5}-[A-Z0-9]{4,6}$/);
+    standIn.approveDevice(waiting.prompt.userCode as string);
+    const active = await waitForPhase(rig.slots, slotId, ['active', 'needs-relogin', 'degraded'], 60_000);
+    expect(active.phase, JSON.stringify(active.lastOutcome)).toBe('active');
+    // The real CLI polled while the code was pending (403), then got the approval and redeemed it.
+    const device = [...standIn.deviceCodes.values()].find((d) => d.userCode === waiting.prompt.userCode);
+    expect(device?.state).toBe('redeemed');
+    expect(device?.polls).toBeGreaterThanOrEqual(2);
+    expect(standIn.requestsTo('auth.openai.com', '/api/accounts/deviceauth/token').some((r) => r.status === 403)).toBe(true);
+    const grant = standIn.grants.at(-1) as Grant;
+    const file = join(rig.slotsDir, slotId, '.codex', 'auth.json');
+    const refreshTokenOf = (f: unknown): string => (f as { tokens: { refresh_token: string } }).tokens.refresh_token;
+    expect(refreshTokenOf(JSON.parse(await readFile(file, 'utf8')))).toBe(grant.refreshToken);
+    await expectNoProcesses(rig.slotsDir, slotId);
+
+    const before = standIn.requests.length;
+    await refreshSlot(rig, slotId, grant, file, refreshTokenOf);
+    expect(standIn.requests.slice(before).filter((r) => isTokenRequest(r, 'refresh_token')).map((r) => r.status)).toEqual([200]);
+
+    const plan = await rig.slots.agentPlan(slotId, { slotsDir: rig.slotsDir, tokenServiceUrl: service.url });
+    const agentHome = await mkdtemp(join(tmpdir(), 'e2e-codex-agent-'));
+    try {
+      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: agentHome, ...plan.env, ...standIn.cliEnv };
+      // codex 0.169 first asks chatgpt.com where the account's workspace lives (an answer the stand-in
+      // cannot give); naming the same backend as the model provider skips that question. Same host, same proxy.
+      const backend = ['-c', 'model_provider=chatgpt', '-c', 'model_providers.chatgpt={name="ChatGPT",base_url="https://chatgpt.com/backend-api/codex",wire_api="responses",requires_openai_auth=true}'];
+      const ask = async (): Promise<void> => {
+        const run = await runCli(REAL_CODEX_BIN, ['exec', '--skip-git-repo-check', ...backend, 'ping'], env, standIn, { cwd: agentHome });
+        expect(run.exitCode, run.output).toBe(0);
+        expect(run.output).toContain(standIn.modelReply);
+        const calls = run.requests.filter((r) => r.host === 'chatgpt.com' && r.path === '/backend-api/codex/responses');
+        expect(calls.at(-1)?.status).toBe(200);
+        expect(bearerOf(calls.at(-1))).toBe(grant.accessToken);
+        // Nothing the agent sent carried the slot's refresh token.
+        expect(run.requests.filter((r) => r.body.includes(grant.refreshToken))).toEqual([]);
+      };
+      await ask();
+      await refreshSlot(rig, slotId, grant, file, refreshTokenOf);
+      await ask();
+      await refreshSlot(rig, slotId, grant, file, refreshTokenOf);
+      await ask();
+      expect(grant.rotations).toBe(3);
+      expect(grant.alive).toBe(true);
+      await expectNoProcesses(dirname(agentHome), basename(agentHome));
+    } finally {
+      await rm(agentHome, { recursive: true, force: true });
+    }
+  }, 300_000);
+
+  it('a device code denied at the stand-in: the real CLI fails and the slot needs a new login', async () => {
+    const slotId = uniqueName('e2e-codex-deny');
+    await rig.slots.provision({ slotId, provider: 'codex', host: rig.workers.hostName });
+    const waiting = await waitForPrompt(rig.slots, slotId);
+    standIn.denyDevice(waiting.prompt.userCode as string);
+    const failed = await waitForPhase(rig.slots, slotId, ['needs-relogin', 'active'], 60_000);
+    expect(failed.phase).toBe('needs-relogin');
+    expect(failed.lastOutcome?.message).toMatch(/Error logging in: device auth failed with status 400/);
+    await expectNoProcesses(rig.slotsDir, slotId);
+  }, 90_000);
+
+  it('a device code that expires before approval: the real CLI gives up and the slot needs a new login', async () => {
+    const slotId = uniqueName('e2e-codex-expired');
+    await rig.slots.provision({ slotId, provider: 'codex', host: rig.workers.hostName });
+    const waiting = await waitForPrompt(rig.slots, slotId);
+    standIn.expireDevice(waiting.prompt.userCode as string);
+    const failed = await waitForPhase(rig.slots, slotId, ['needs-relogin', 'active'], 60_000);
+    expect(failed.phase).toBe('needs-relogin');
+    expect(failed.lastOutcome?.message).toMatch(/Error logging in: device auth failed with status 410/);
+    await expectNoProcesses(rig.slotsDir, slotId);
+  }, 90_000);
+
+  it("our refresh request is the pinned CLI's own, both recorded by the stand-in in this run", async () => {
+    const login = await recordCodexLogin(REAL_CODEX_BIN, standIn);
+    try {
+      expect(login.verdictScreen).toMatch(/Successfully logged in/);
+      const { refresh: cli, run } = await recordCodexRefresh(REAL_CODEX_BIN, standIn, login);
+      expect(cli?.status, run.output).toBe(200);
+
+      const credential: unknown = JSON.parse(await readFile(join(login.home, '.codex', 'auth.json'), 'utf8'));
+      const before = standIn.requests.length;
+      const called = await callOAuthEndpoint(new URL(tokenUrl), { method: 'POST', ...codex.refresh.request(credential) }, {
+        fetchTimeoutMs: 10_000,
+        maxBodyBytes: 65_536,
+        allowedHosts: endpointAllowList({ SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1' }),
+      });
+      expect(called.ok && called.answer.status).toBe(200);
+      const ours = standIn.requests.slice(before).find((r) => isTokenRequest(r, 'refresh_token'));
+      expect(shapeOf(ours as RecordedRequest)).toEqual(shapeOf(cli as RecordedRequest));
+    } finally {
+      await login.cleanup();
+    }
+  }, 120_000);
+});
