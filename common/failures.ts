@@ -222,7 +222,11 @@ export type CredentialStoreErrorCode =
   | 'invalid-update'
   | 'read-failed'
   | 'write-failed'
-  | 'dir-sync-failed';
+  | 'dir-sync-failed'
+  /** The slot's refresh lock was removed or taken over while held: the work stopped before its next write. */
+  | 'lock-lost'
+  /** A refresh's spool reservation is held by another attempt (a token request may be in flight). */
+  | 'reserved';
 
 /**
  * Thrown when a slot path is refused or a credential file cannot be read or written.
