@@ -37,6 +37,13 @@ export const FailureType = {
   loginCliFailed: 'LoginCliFailed',
   /** The CLI had to be restarted too often (hung, lost). Operator: check the host, relogin. */
   loginTooManyRestarts: 'LoginTooManyRestarts',
+  /**
+   * The slot's host holds as many live login CLIs as this worker process's memory budget
+   * allows (LOGIN_CLI_MEMORY_BUDGET_MB; each CLI counts what bench/login-cli-memory.ts
+   * measured): nothing was started. The slot tries again by itself a minute later, as long
+   * as the operator's deadline allows. Operator: nothing, or add a worker process or memory.
+   */
+  loginHostBusy: 'LoginHostBusy',
   /** Device flow: the device code expired at the server before approval. Operator: relogin. */
   loginExpired: 'LoginExpired',
   /** Device flow: the operator denied the device. Operator: relogin if that was a mistake. */

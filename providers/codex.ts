@@ -113,6 +113,8 @@ export const codex: Provider = {
     restartAfterRejection: false,
     instructions: (prompt) =>
       `Open ${prompt.url} in a browser, sign in and enter the one-time code ${prompt.userCode ?? ''}; the login completes by itself (the code expires in 15 minutes)`,
+    // bench/login-cli-memory.ts: codex 0.169.0 `login` at its prompt, 85 MiB resident (the node launcher and the binary).
+    cliMemoryMiB: 90,
     timeouts: { promptMs: 30_000, operatorMs: DEVICE_CODE_TTL_MS, verdictMs: 20_000 },
   },
   credential: {

@@ -95,6 +95,12 @@ export interface PtyLoginSpec {
   credentialFromScreen?(screen: ScreenSnapshot, now: number): unknown;
   /** One sentence telling the operator what to do with the prompt. */
   instructions(prompt: ScreenPrompt): string;
+  /**
+   * Resident memory of one live login CLI idle at its prompt, whole process tree, in MiB,
+   * as bench/login-cli-memory.ts measures the pinned CLI: the per-process cap on live logins
+   * counts it. @default 160
+   */
+  readonly cliMemoryMiB?: number;
   readonly timeouts: {
     /** Spawn to prompt on screen. */
     readonly promptMs: number;

@@ -34,7 +34,7 @@ const slotId = need('SLOT_ID');
 const { refreshCredential } = createRefreshActivities({ slotsDir: need('SLOTS_DIR'), env: process.env });
 const env = new MockActivityEnvironment({ workflowExecution: { workflowId: `slot:${slotId}`, runId: 'lock-run' } }, { logger: new DefaultLogger('ERROR') });
 env.run(refreshCredential, { slotId, provider: 'claude', now: Number(need('NOW')), force: true }).then(
-  (result) => say({ event: 'refresh', ok: true, kind: result.kind }),
+  (result) => say({ event: 'refresh', ok: true, kind: (result as { kind: string }).kind }),
   (err: unknown) => say({ event: 'refresh', ok: false, type: (err as { type?: string }).type, message: err instanceof Error ? err.message : String(err) }),
 );
 process.stdin.resume();

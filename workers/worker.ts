@@ -13,6 +13,7 @@ import { resolve } from 'node:path';
 import type { Logger as PinoLogger } from 'pino';
 import { createHostActivities, createSessionActivities, createSharedActivities } from '../activities/index';
 import { LoginSessions } from '../activities/login-session';
+import { LoginCapacity, loginMemoryBudgetBytes } from '../activities/login-capacity';
 import type { BackupStore, SealingKey } from '../activities/credential-backup';
 import { PostgresBackupStore } from '../activities/postgres-backup-store';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
@@ -109,7 +110,8 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
   const workerId = opts.workerId ?? `${process.pid}-${randomUUID().slice(0, 8)}`;
   if (!WORKER_ID.test(workerId)) throw new RangeError(`workerId must be 1-64 letters, digits, dashes or underscores, got ${JSON.stringify(workerId)}`);
   const sessionQueue = sessionTaskQueue(opts.host, workerId);
-  const sessions = new LoginSessions();
+  // Live login CLIs by memory (each ~85-140 MiB, bench/login-cli-memory.ts), at most the session worker's slots.
+  const sessions = new LoginSessions(new LoginCapacity(loginMemoryBudgetBytes(opts.env ?? process.env), MAX_LIVE_LOGINS));
   const deps = {
     slotsDir: opts.slotsDir,
     sessions,
