@@ -92,6 +92,12 @@ export const FailureType = {
   // ── operator notices ──
   /** The operator webhook could not be reached or refused the notice (4xx: not retried). The notice is in the worker's log anyway. Operator: fix NOTIFY_WEBHOOK_URL. */
   notifyFailed: 'NotifyFailed',
+  /**
+   * A notice was refused: it did not come from the workflow it speaks for (`slot:<id>`,
+   * `pool:<name>`), or its fields are malformed. Nothing was posted. Someone else's
+   * workflow, or a bug: find out who started it.
+   */
+  noticeRefused: 'NoticeRefused',
 
   // ── operator messages ──
   /** An update's input was refused by its validator (a bad code, no login waiting). Operator: read the reason. */

@@ -91,6 +91,8 @@ export const ConfigSchema = z.object({
     }),
   /** Operator notices (a slot needs a person) are POSTed here as JSON; unset: logged only. */
   NOTIFY_WEBHOOK_URL: z.url('must be a URL').optional(),
+  /** `1`: a device login's user code goes into notices too (whoever approves it first binds the slot). @default 0 */
+  NOTIFY_USER_CODE: z.enum(['0', '1'], { message: 'must be 0 or 1' }).default('0'),
   /** Payload encryption keys, `<keyId>:<base64 of 32 bytes>[,…]`, the first one encrypting. Unset: no encryption. */
   SLOTS_ENCRYPTION_KEYS: z.string().optional(),
   /** A file holding the keys in the same form (one per line allowed). */
@@ -181,6 +183,8 @@ export interface Config {
   readonly taskQueue: string;
   readonly maxCachedWorkflows: number;
   readonly notifyWebhookUrl: string | undefined;
+  /** NOTIFY_USER_CODE: device logins' user codes in notices. */
+  readonly notifyUserCode: boolean;
   /** Secret: never log the config object whole. */
   readonly encryptionKeys: readonly EncryptionKey[] | undefined;
   /** SLOT_BACKUP_URL (holds the database password: never log it); undefined: no backups. */
@@ -339,6 +343,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     taskQueue: c.SLOTS_TASK_QUEUE,
     maxCachedWorkflows: c.WORKER_MAX_CACHED_WORKFLOWS,
     notifyWebhookUrl: c.NOTIFY_WEBHOOK_URL,
+    notifyUserCode: c.NOTIFY_USER_CODE === '1',
     encryptionKeys,
     backupUrl: c.SLOT_BACKUP_URL,
     codec: {

@@ -60,6 +60,8 @@ export interface SlotWorkerOptions {
   readonly log?: PinoLogger;
   /** Operator notices are POSTed here as JSON. */
   readonly notifyWebhookUrl?: string;
+  /** Device logins' user codes in notices (NOTIFY_USER_CODE). @default false */
+  readonly notifyUserCode?: boolean;
   /** Encrypts payloads when keys are configured (see workers/encryption.ts). */
   readonly dataConverter?: DataConverter;
   /** Workflows cached in memory. @default DEFAULT_MAX_CACHED_WORKFLOWS (500) */
@@ -146,6 +148,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
       activities: createSharedActivities({
         log: opts.log ?? createLogger('warn'),
         ...(opts.notifyWebhookUrl ? { webhookUrl: opts.notifyWebhookUrl } : {}),
+        ...(opts.notifyUserCode === true ? { includeUserCode: true } : {}),
       }),
       ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     }),
@@ -300,6 +303,7 @@ export async function runWorker(
     envPassthrough: config.loginEnvPassthrough,
     log,
     ...(config.notifyWebhookUrl ? { notifyWebhookUrl: config.notifyWebhookUrl } : {}),
+    ...(config.notifyUserCode ? { notifyUserCode: true } : {}),
     dataConverter,
     maxCachedWorkflows: config.maxCachedWorkflows,
     roles: config.roles,

@@ -3,7 +3,7 @@
 // reaches the session, and a CLI whose start nobody took up does not linger.
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -11,6 +11,8 @@ import { createHostActivities, createSessionActivities } from '../../activities/
 import type { LoginOutcome, StartLoginResult } from '../../activities/login';
 import { LoginCapacity, loginMemoryBudgetBytes } from '../../activities/login-capacity';
 import { LoginSessions } from '../../activities/login-session';
+import { isProjectSetting } from '../../activities/login-environment';
+import { ConfigSchema } from '../../workers/config';
 import { FailureType } from '../../common/failures';
 import { FIXTURE_BIN, expectNoProcesses, processesOfSlot } from '../slot-fixtures';
 
@@ -30,13 +32,13 @@ afterEach(async () => {
   await rm(slotsDir, { recursive: true, force: true });
 });
 
-function activities(unclaimedSessionMs: number, fixtureEnv: Record<string, string> = {}) {
+function activities(unclaimedSessionMs: number, fixtureEnv: Record<string, string> = {}, envPassthrough: string[] = ['FIXTURE_*']) {
   const deps = {
     slotsDir,
     sessions,
     sessionQueue: SESSION_QUEUE,
     env: { ...process.env, CLAUDE_BIN: join(FIXTURE_BIN, 'claude'), FIXTURE_SPEED: '0.2', ...fixtureEnv },
-    envPassthrough: ['FIXTURE_*'],
+    envPassthrough,
     heartbeatMs: 200,
     unclaimedSessionMs,
   };
@@ -92,6 +94,29 @@ describe('startLogin for a PTY login', () => {
     const started = await startClaudeLogin(acts, 'slot-second');
     expect(started.kind).toBe('pty');
     expect(sessions.capacity?.usedBytes).toBe(140 * 1024 * 1024);
+  });
+
+  it("LOGIN_ENV_PASSTHROUGH=* never hands the project's own secrets (payload keys, SLOT_BACKUP_URL, Temporal's API key) to a login CLI (issue 23)", async () => {
+    const secrets = {
+      SLOTS_ENCRYPTION_KEYS: 'k1:PLANTED-PAYLOAD-KEY-0123456789abcdef',
+      SLOT_BACKUP_URL: 'postgres://u:PLANTED-DB-PASSWORD@127.0.0.1/db',
+      TEMPORAL_API_KEY: 'PLANTED-TEMPORAL-KEY',
+      CODEC_SERVER_TOKEN: 'PLANTED-CODEC-TOKEN',
+      OPERATOR_CHOSEN: 'passed-through',
+    };
+    await startClaudeLogin(activities(60_000, secrets, ['*']), 'slot-env');
+    const pids = await processesOfSlot(slotsDir, 'slot-env');
+    expect(pids).not.toEqual([]);
+    const environs = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/environ`, 'utf8')));
+    // The search can find what it looks for: the operator's own variable is there.
+    expect(environs.join('\n')).toContain('OPERATOR_CHOSEN=passed-through');
+    expect(environs.join('\n')).not.toMatch(/PLANTED/);
+  });
+
+  it("every setting of the worker's configuration counts as the project's own (never passed to a CLI)", () => {
+    const own = Object.keys(ConfigSchema.shape).filter((name) => !isProjectSetting(name));
+    expect(own).toEqual([]);
+    expect(isProjectSetting('HTTPS_PROXY')).toBe(false);
   });
 
   it('a session activity for a login this process does not hold fails LoginSessionLost', async () => {
