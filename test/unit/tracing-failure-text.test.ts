@@ -35,11 +35,14 @@ describe('exported traces', () => {
 
   it("hold that an activity failed and the error's type, never its message or stack", async () => {
     const env = new MockActivityEnvironment({ activityType: 'startLogin', workflowExecution: { workflowId: 'slot:trace', runId: 'r' } }, { interceptors: [tracing.activityInterceptor] });
-    const failed = await env
-      .run(async () => {
+    const failed: Error = await env
+      .run(async (): Promise<void> => {
         throw ApplicationFailure.nonRetryable(`the login URL could not be read whole: ${PLANTED}`, 'LoginUrlUnreadable');
       })
-      .catch((err: unknown) => err as Error);
+      .then(
+        () => new Error('expected the activity to fail'),
+        (err: unknown) => err as Error,
+      );
     // The failure itself (for Temporal, which encodes it) is unchanged.
     expect(failed.message).toContain(PLANTED);
     await tracing.flush();
