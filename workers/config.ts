@@ -77,6 +77,8 @@ export const ConfigSchema = z.object({
   SLOTS_TASK_QUEUE: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'must be letters, digits, dots, dashes or underscores').default('slot-provisioner'),
   /** Worker variables passed to login CLIs, comma-separated names or `PREFIX_*` patterns. @default "" */
   LOGIN_ENV_PASSTHROUGH: z.string().default(''),
+  /** MiB live login CLIs of one worker process may hold (activities/login-capacity.ts reads it). @default half the host's or cgroup's memory */
+  LOGIN_CLI_MEMORY_BUDGET_MB: z.string().regex(/^[1-9][0-9]{0,8}$/, 'must be a positive whole number of MiB').optional(),
   /**
    * OAuth endpoint hosts this worker may contact although they resolve to a private,
    * loopback or link-local address: comma-separated `host` or `host:port` (`[::1]:8443`).
