@@ -44,6 +44,12 @@ export const FailureType = {
    * as the operator's deadline allows. Operator: nothing, or add a worker process or memory.
    */
   loginHostBusy: 'LoginHostBusy',
+  /**
+   * The login succeeded for another account than the slot pins (`login.expectedAccount`):
+   * its credential was removed, nothing refreshes it. Operator: relogin and sign in with the
+   * expected account; someone else may have approved the code first.
+   */
+  loginWrongAccount: 'LoginWrongAccount',
   /** Device flow: the device code expired at the server before approval. Operator: relogin. */
   loginExpired: 'LoginExpired',
   /** Device flow: the operator denied the device. Operator: relogin if that was a mistake. */

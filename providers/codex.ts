@@ -1,7 +1,7 @@
 // Codex CLI: `codex login --device-auth` shows a verification URL and a
 // one-time code, then polls until the operator approves; success writes `auth.json`.
 import { z } from 'zod';
-import { oauthClassifier, plausibleExpiresAt } from './oauth';
+import { idTokenIdentity, oauthClassifier, plausibleExpiresAt } from './oauth';
 import { agentDirOf } from './agent-dir';
 import type { Provider, UrlShape } from './provider';
 import { binary, findLine, lastWords } from './screen-text';
@@ -129,6 +129,7 @@ export const codex: Provider = {
         ...(parsed.auth_mode ? { account: `${parsed.auth_mode} login` } : {}),
       };
     },
+    identity: (parsed: z.infer<typeof CodexAuth>) => idTokenIdentity(parsed.tokens.id_token),
   },
   refresh: {
     endpoint: (env) => env.CODEX_TOKEN_URL || env.CODEX_REFRESH_TOKEN_URL_OVERRIDE || TOKEN_URL,

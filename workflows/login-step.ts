@@ -52,7 +52,14 @@ export async function runLogin(slot: Slot): Promise<LoginResult> {
       continue;
     }
     const verify = (startedAt: number, previousMtime: number | undefined) =>
-      acts.verify({ slotId, provider, providerConfig, notBefore: startedAt, ...(previousMtime !== undefined ? { previousMtime } : {}) });
+      acts.verify({
+        slotId,
+        provider,
+        providerConfig,
+        notBefore: startedAt,
+        ...(previousMtime !== undefined ? { previousMtime } : {}),
+        ...(options.expectedAccount !== undefined ? { expectedAccount: options.expectedAccount } : {}),
+      });
     if (started.kind === 'device-flow') return await deviceLogin(slot, attempt, started, acts, verify);
 
     const end = await ptyAttempt(slot, attempt, started, counts, verify);
