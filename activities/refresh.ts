@@ -258,7 +258,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
       }
       // The last moment a cancellation (or a lost lock) is obeyed: from here the refresh token may be spent.
       throwIfCancelled();
-      hold.throwIfLost();
+      await hold.verify();
       if (!(await reservation.held())) throw transient(`${REFRESH_SPOOL_RESERVATION} was removed or replaced before the request; nothing was sent`);
       const called = await callOAuthEndpoint(endpoint, { method: 'POST', ...request }, { fetchTimeoutMs, maxBodyBytes, allowedHosts: endpointAllowList(deps.env) });
       if (!called.ok) throw called.refused ? misconfigured(called.reason) : transient(secrets.scrub(called.reason));
@@ -278,7 +278,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
     } finally {
       await reservation.release();
     }
-    hold.throwIfLost();
+    await hold.verify();
     await writeAgentEnv(provider, slot, written.parsed, secrets, deps.agentTokenServiceUrl);
     const refreshed = provider.credential.facts(written.parsed);
     const withRefresh: CredentialFacts = { ...refreshed, lastRefresh: refreshed.lastRefresh ?? now };
@@ -327,7 +327,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
         }
       }
       // The lock is gone (removed, or taken over): the credential is not written; the spool keeps the answer for the next holder.
-      if (spooled && hold.signal.aborted) {
+      if (spooled && (await hold.verify().then(() => false, () => true))) {
         throw transient(`the slot's refresh lock was lost during the refresh; the credential was not written, ${SPOOL_KEPT}`);
       }
       const written = await persistOnce(provider, home, tokens, now);

@@ -3,6 +3,7 @@
 // one while an attempt it gave up on (timed out, deadline passed) is still writing:
 // the second must wait and re-read, or it presents a refresh token already spent.
 import { lock } from 'proper-lockfile';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CredentialStoreError } from '../common/failures';
 
@@ -20,8 +21,10 @@ export interface SlotLockOptions {
 export interface SlotLockHold {
   /** Aborted (reason: a CredentialStoreError `lock-lost`) when the lock is no longer ours. */
   readonly signal: AbortSignal;
-  /** Throws the `lock-lost` CredentialStoreError once the lock is lost: call it before every write. */
+  /** Throws the `lock-lost` CredentialStoreError once the lock is known lost (proper-lockfile notices within its update interval). */
   throwIfLost(): void;
+  /** Looks now: the lock directory still the one taken (not removed, not replaced); else as throwIfLost. Before every irreversible step. */
+  verify(): Promise<void>;
 }
 
 /**
@@ -56,10 +59,27 @@ export async function withSlotLock<T>(home: string, work: (hold: SlotLockHold) =
     }
     throw new CredentialStoreError('write-failed', `cannot take the slot's refresh lock ${REFRESH_LOCK} (${code ?? 'error'})`, REFRESH_LOCK, { cause: err });
   }
+  const lockPath = join(home, REFRESH_LOCK);
+  const taken = await lstat(lockPath).then(
+    (st) => st.ino,
+    () => undefined,
+  );
+  const throwIfLost = (): void => {
+    if (lost.signal.aborted) throw lost.signal.reason as Error;
+  };
   const hold: SlotLockHold = {
     signal: lost.signal,
-    throwIfLost: () => {
-      if (lost.signal.aborted) throw lost.signal.reason as Error;
+    throwIfLost,
+    verify: async () => {
+      throwIfLost();
+      const now = await lstat(lockPath).then(
+        (st) => st.ino,
+        () => undefined,
+      );
+      if (now === undefined || now !== taken) {
+        lost.abort(new CredentialStoreError('lock-lost', `the slot's refresh lock ${REFRESH_LOCK} was ${now === undefined ? 'removed' : 'replaced'} during the work; it stopped before writing anything more`, REFRESH_LOCK));
+        throwIfLost();
+      }
     },
   };
   try {
