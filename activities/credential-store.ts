@@ -572,6 +572,8 @@ export async function removeSecretFile(home: string, relPath: string): Promise<b
 export interface CleanupOptions {
   /** Only temp files last modified at least this long ago are removed, so a write in progress survives. @default 60000 */
   readonly olderThanMs?: number;
+  /** Temp files whose text this accepts are kept (a complete answer is recovered, never deleted). @default none */
+  readonly keep?: (text: string) => boolean;
 }
 
 /**
@@ -606,6 +608,10 @@ export async function cleanupStaleTempFiles(home: string, relPath: string, optio
       const st = await lstatOrUndefined(candidate);
       // Only plain files we could have made; anything else with that name is not ours to delete.
       if (st === undefined || !st.isFile() || now - st.mtimeMs < olderThanMs) continue;
+      if (options.keep) {
+        const read = await readTempIfPrivate(candidate);
+        if (read !== undefined && options.keep(read.text)) continue;
+      }
       try {
         await unlink(candidate);
         removed.push(name);
@@ -685,4 +691,167 @@ async function removeEntry(parent: FileHandle, name: string, rel: string, depth:
     }
   }
   throw new CredentialStoreError('unsafe-path', `refusing to remove ${rel}: it kept changing while it was being removed`, rel);
+}
+
+// ── reserving space before something irreplaceable arrives ──
+
+/**
+ * A file created exclusively (O_EXCL|O_NOFOLLOW, 0600) in the slot home and filled with
+ * `bytes` spaces, fsynced: its blocks are allocated before anything is spent, so
+ * writing into it later needs no free space (a full disk fails the reservation, not
+ * the write). It is made complete by `fill` and put in place by `commitAs`.
+ */
+export interface SecretFileReservation {
+  /** Whether the reservation's name still holds the file this process created (not removed or replaced). */
+  held(): Promise<boolean>;
+  /** Writes `text` over the reserved bytes, pads the rest with spaces (JSON allows trailing whitespace) and fsyncs. */
+  fill(text: string): Promise<void>;
+  /** Renames the reservation to `name` in the same directory and fsyncs the directory; the reservation is then used up. */
+  commitAs(name: string): Promise<void>;
+  /** Removes the reservation (when it is still ours, neither filled nor committed: a filled one is kept for recovery) and closes it. Never throws. */
+  release(): Promise<void>;
+}
+
+/**
+ * Reserves `relPath` (a name directly in the home). Throws CredentialStoreError: `reserved`
+ * when the name exists (another attempt holds it), `write-failed` when there is no room.
+ */
+export async function reserveSecretFile(home: string, relPath: string, bytes: number): Promise<SecretFileReservation> {
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new RangeError(`bytes must be a positive integer, got ${bytes}`);
+  const target = resolveInSlot(home, relPath);
+  const { segments, name } = splitTarget(home, target);
+  if (segments.length > 0) throw new CredentialStoreError('unsafe-path', `a reservation must be directly in the slot home, not ${relPath}`, relPath);
+  const chain = await walkDirs(home, [], { create: false, refusal: `refusing to reserve ${relPath}`, file: relPath, failCode: 'write-failed' });
+  const dir = chain[0]!.handle;
+  let handle: FileHandle;
+  try {
+    handle = await open(inDir(dir, name), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, PRIVATE_FILE);
+  } catch (err) {
+    await closeAll(chain);
+    if (errnoOf(err) === 'EEXIST') throw new CredentialStoreError('reserved', `${relPath} exists: another attempt holds the reservation`, relPath, { cause: err });
+    throw new CredentialStoreError('write-failed', `cannot reserve ${relPath}: ${errnoOf(err) ?? 'error'}`, relPath, { cause: err });
+  }
+  let size = bytes;
+  let committed = false;
+  let filled = false;
+  const ours = await handle.stat();
+  const unlinkIfOurs = async (): Promise<void> => {
+    const there = await lstatOrUndefined(inDir(dir, name)).catch(() => undefined);
+    if (there !== undefined && there.ino === ours.ino && there.dev === ours.dev) await unlink(inDir(dir, name)).catch(() => undefined);
+  };
+  try {
+    await handle.chmod(PRIVATE_FILE);
+    // Real bytes, not a sparse truncate: only written blocks are allocated.
+    await handle.writeFile(Buffer.alloc(bytes, 0x20));
+    await handle.sync();
+    await syncDirectory(dir, relPath);
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await unlinkIfOurs();
+    await closeAll(chain);
+    if (err instanceof CredentialStoreError) throw err;
+    const errno = errnoOf(err);
+    throw new CredentialStoreError('write-failed', `cannot reserve ${bytes} bytes for ${relPath}: ${errno === 'ENOSPC' || errno === 'EDQUOT' ? 'no space left on the device' : errno ?? 'error'}`, relPath, { cause: err });
+  }
+  const close = async (): Promise<void> => {
+    await handle.close().catch(() => undefined);
+    await closeAll(chain);
+  };
+  return {
+    held: async () => {
+      try {
+        const [now, there] = await Promise.all([handle.stat(), lstatOrUndefined(inDir(dir, name))]);
+        return now.nlink > 0 && there !== undefined && there.ino === ours.ino && there.dev === ours.dev;
+      } catch {
+        return false;
+      }
+    },
+    fill: async (text: string) => {
+      const data = Buffer.from(text, 'utf8');
+      try {
+        // Past the reservation the file grows, which needs space like any write.
+        const padded = data.length >= size ? data : Buffer.concat([data, Buffer.alloc(size - data.length, 0x20)]);
+        await handle.write(padded, 0, padded.length, 0);
+        size = Math.max(size, padded.length);
+        await handle.sync();
+        filled = true;
+      } catch (err) {
+        throw new CredentialStoreError('write-failed', `cannot write into the reserved ${relPath}: ${errnoOf(err) ?? 'error'}`, relPath, { cause: err });
+      }
+    },
+    commitAs: async (finalName: string) => {
+      if (finalName.includes('/') || finalName === '' || finalName === '.' || finalName === '..') throw new RangeError(`not a name in the slot home: ${finalName}`);
+      try {
+        await rename(inDir(dir, name), inDir(dir, finalName));
+      } catch (err) {
+        throw new CredentialStoreError('write-failed', `cannot rename ${relPath} to ${finalName}: ${errnoOf(err) ?? 'error'}`, finalName, { cause: err });
+      }
+      committed = true;
+      await syncDirectory(dir, finalName);
+      await close();
+    },
+    release: async () => {
+      if (!committed && !filled) {
+        await unlinkIfOurs();
+        await dir.sync().catch(() => undefined);
+      }
+      await close();
+    },
+  };
+}
+
+/**
+ * After a crash between a temp file's fsync and its rename, the temp file may be the
+ * only copy of something irreplaceable (a token answer). When `relPath` does not exist,
+ * the newest temp file of it that is a private regular file and that `complete` accepts
+ * is renamed into place. Returns whether one was. Never follows a symlink.
+ */
+export async function recoverTempFile(home: string, relPath: string, complete: (text: string) => boolean): Promise<boolean> {
+  const target = resolveInSlot(home, relPath);
+  const { segments, name } = splitTarget(home, target);
+  let chain: DirChain;
+  try {
+    chain = await walkDirs(home, segments, { create: false, refusal: `cannot recover ${relPath}`, file: relPath, failCode: 'read-failed' });
+  } catch (err) {
+    if (err instanceof CredentialStoreError && err.code === 'missing') return false;
+    throw err;
+  }
+  const dir = chain[chain.length - 1]!.handle;
+  try {
+    if ((await lstatOrUndefined(inDir(dir, name))) !== undefined) return false;
+    const prefix = tempPrefix(target);
+    const names = (await readdir(`/proc/self/fd/${dir.fd}`)).filter((n) => n.startsWith(prefix) && /^[0-9a-f]+$/.test(n.slice(prefix.length)));
+    let best: { name: string; mtimeMs: number } | undefined;
+    for (const candidate of names) {
+      const text = await readTempIfPrivate(inDir(dir, candidate));
+      if (text === undefined || !complete(text.text)) continue;
+      if (best === undefined || text.mtimeMs > best.mtimeMs) best = { name: candidate, mtimeMs: text.mtimeMs };
+    }
+    if (best === undefined) return false;
+    await rename(inDir(dir, best.name), inDir(dir, name));
+    await syncDirectory(dir, relPath);
+    return true;
+  } catch (err) {
+    if (err instanceof CredentialStoreError) throw err;
+    throw new CredentialStoreError('write-failed', `cannot recover ${relPath} from its temp files: ${errnoOf(err) ?? 'error'}`, relPath, { cause: err });
+  } finally {
+    await closeAll(chain);
+  }
+}
+
+async function readTempIfPrivate(where: string): Promise<{ text: string; mtimeMs: number } | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(where, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile() || (st.mode & GROUP_OTHER) !== 0) return undefined;
+    const text = await readAtMost(handle, st.size, DEFAULT_MAX_BYTES * 2);
+    return text === undefined ? undefined : { text, mtimeMs: st.mtimeMs };
+  } finally {
+    await handle.close();
+  }
 }

@@ -5,7 +5,7 @@ import { CredentialStoreError, FailureType, ProviderConfigError, UnknownProvider
 import { rotateAgentSecret } from './agent-files';
 import { getProvider } from '../providers';
 import type { CredentialFacts, Provider } from '../providers/provider';
-import { makeSecretFilePrivate, readSecretFile, slotHome } from './credential-store';
+import { makeSecretFilePrivate, readSecretFile, removeSecretFile, slotHome } from './credential-store';
 import { checkSlotRequest, readSlotRecord } from './slot-record';
 import { trashSlotHome } from './slot-trash';
 import { writeThrough, type CredentialBackup } from './credential-backup';
@@ -19,6 +19,8 @@ export interface VerifyCredentialInput {
   /** Epoch ms the login started; an older file is a leftover, not proof. */
   readonly notBefore: number;
   readonly previousMtime?: number;
+  /** The account the slot pins (email or subject): a credential of another is removed and refused. */
+  readonly expectedAccount?: string;
 }
 
 export interface CredentialSummary extends CredentialFacts {
@@ -45,6 +47,31 @@ export interface RetireSlotHomeResult {
 
 const invalid = (message: string): ApplicationFailure =>
   ApplicationFailure.nonRetryable(message, FailureType.credentialInvalid);
+
+/** `a…@example.com`: enough for an operator to tell accounts apart, not a full address in a failure. */
+const masked = (who: string): string => {
+  const at = who.indexOf('@');
+  return at > 0 ? `${who[0]}…${who.slice(at)}` : who.length > 8 ? `${who.slice(0, 4)}…` : who;
+};
+
+/**
+ * The slot pins its account: a credential of another (someone else approved the code first)
+ * is removed before anything uses it, and the login fails LoginWrongAccount.
+ */
+async function checkAccount(provider: Provider, home: string, parsed: unknown, expected: string): Promise<void> {
+  const identity = provider.credential.identity?.(parsed);
+  const wanted = expected.trim().toLowerCase();
+  const matches = identity !== undefined && [identity.email, identity.subject].some((who) => who !== undefined && who.toLowerCase() === wanted);
+  if (matches) return;
+  await removeSecretFile(home, provider.credential.file).catch(() => false);
+  const got = identity?.email ?? identity?.subject;
+  throw ApplicationFailure.nonRetryable(
+    got === undefined
+      ? `the ${provider.displayName} credential does not say whose it is, and the slot must log in to ${masked(expected)}: it was removed`
+      : `the login is for ${masked(got)}, not ${masked(expected)} as the slot requires: its credential was removed; log in again with the expected account`,
+    FailureType.loginWrongAccount,
+  );
+}
 
 export function createCredentialActivities(deps: { readonly slotsDir: string; readonly backup?: CredentialBackup }) {
   async function verifyCredential(input: VerifyCredentialInput): Promise<CredentialSummary> {
@@ -89,6 +116,10 @@ export function createCredentialActivities(deps: { readonly slotsDir: string; re
       // Name the fields, never their values.
       const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).slice(0, 5);
       throw invalid(`${file} does not look like a ${provider.displayName} credential: ${fields.join('; ')}`);
+    }
+    if (input.expectedAccount !== undefined) {
+      if (typeof input.expectedAccount !== 'string' || !/^[\x21-\x7E]{1,320}$/.test(input.expectedAccount)) throw invalid('expectedAccount must be an email or a subject');
+      await checkAccount(provider, home, parsed.data, input.expectedAccount);
     }
     // A new login: agents of the old one lose access to the token service.
     await rotateAgentSecret(home).catch((err: unknown) => {

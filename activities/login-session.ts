@@ -6,6 +6,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { spawn, type IPty } from 'node-pty';
 import type { LoginCommand, ScreenSnapshot } from '../providers/provider';
 import type { LoginPrompt } from '../common/slot';
+import type { LoginCapacity } from './login-capacity';
 import { TerminalScreen } from './screen';
 
 export interface SessionExit {
@@ -249,6 +250,19 @@ const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export class LoginSessions {
   private readonly sessions = new Map<string, LoginSession>();
 
+  /** `capacity`: the memory room for live CLIs (none: unlimited, for tests of other things). */
+  constructor(readonly capacity?: LoginCapacity) {}
+
+  /** Holds room for login `id`'s CLI before it is started; undefined when admitted, else why not. */
+  reserve(id: string, cliMemoryMiB: number): string | undefined {
+    return this.capacity?.reserve(id, cliMemoryMiB);
+  }
+
+  /** Gives back the room of a login whose CLI never started. */
+  release(id: string): void {
+    if (!this.sessions.has(id)) this.capacity?.release(id);
+  }
+
   add(session: LoginSession): void {
     this.sessions.set(session.id, session);
   }
@@ -259,9 +273,16 @@ export class LoginSessions {
 
   async close(id: string): Promise<boolean> {
     const session = this.sessions.get(id);
-    if (!session) return false;
+    if (!session) {
+      this.capacity?.release(id);
+      return false;
+    }
     this.sessions.delete(id);
-    await session.kill();
+    try {
+      await session.kill();
+    } finally {
+      this.capacity?.release(id);
+    }
     return true;
   }
 

@@ -15,6 +15,7 @@ import { assertActsForSlot, checkSlotRequest } from './slot-record';
 import { codeProblem } from '../common/messages';
 import { LoginSession, type LoginSessions, type SessionExit } from './login-session';
 import { loginEnvironment } from './login-environment';
+import { DEFAULT_CLI_MEMORY_MIB } from './login-capacity';
 import { lastWords, screenForOperator } from '../providers/screen-text';
 import { readUrl } from '../providers/screen-url';
 
@@ -175,6 +176,15 @@ export function createLoginActivities(deps: LoginActivityDeps) {
         nonRetryable: true,
       });
     }
+    // Room for the CLI in this process's memory first: a host full of waiting logins refuses, never swaps or dies.
+    const refused = deps.sessions.reserve(input.loginId, login.cliMemoryMiB ?? DEFAULT_CLI_MEMORY_MIB);
+    if (refused !== undefined) {
+      throw ApplicationFailure.create({
+        message: `not starting ${provider.displayName}'s login CLI now: ${refused}; the slot tries again shortly`,
+        type: FailureType.loginHostBusy,
+        nonRetryable: true,
+      });
+    }
     let session: LoginSession;
     try {
       session = LoginSession.start(input.loginId, input.slotId, provider.name, {
@@ -183,6 +193,7 @@ export function createLoginActivities(deps: LoginActivityDeps) {
         env: loginEnvironment(deps.env, deps.envPassthrough, home, command.env),
       }, home);
     } catch (err) {
+      deps.sessions.release(input.loginId);
       throw ApplicationFailure.create({
         message: `cannot start ${command.command} for ${provider.displayName}: ${(err as Error).message}. ` +
           `Install it on this host or point ${provider.name.toUpperCase()}_BIN at it.`,

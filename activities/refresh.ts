@@ -14,10 +14,14 @@ import {
   cleanupStaleTempFiles,
   ensureSlotHome,
   readSecretFile,
+  recoverTempFile,
+  removeSecretFile,
+  reserveSecretFile,
   resolveInSlot,
   slotHome,
   updateJsonFileAtomic,
   writeSecretFileAtomic,
+  type SecretFileReservation,
 } from './credential-store';
 import { hostAgentPlace, writeAgentFiles } from './agent-files';
 import { takeHandedOverCredential } from './adoption';
@@ -25,7 +29,7 @@ import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
 import { checkSlotRequest } from './slot-record';
 import { backUpFile, type CredentialBackup } from './credential-backup';
 import type { BackupNote } from '../common/backup';
-import { withSlotLock } from './slot-lock';
+import { withSlotLock, type SlotLockHold } from './slot-lock';
 
 /** The status file beside the credential, for agents and monitoring. */
 export const SLOT_STATUS_FILE = 'slot-status.json';
@@ -35,6 +39,15 @@ export const SLOT_STATUS_FILE = 'slot-status.json';
  * refresh token is the live one, and the next attempt applies it before spending any.
  */
 export const REFRESH_SPOOL_FILE = '.refresh-spool.json';
+/**
+ * The spool's space, reserved (written, fsynced) before a token request is sent: a full
+ * disk fails the attempt before the old refresh token is spent. Created exclusively, it
+ * also fences the request: an attempt that finds another's reservation younger than
+ * the request could live does not send (its token may be in flight).
+ */
+export const REFRESH_SPOOL_RESERVATION = '.refresh-spool.reserved';
+/** Real answers are 1–4 KiB; a larger spool grows the reserved file (which needs space then). */
+const DEFAULT_SPOOL_RESERVE_BYTES = 64 * 1024;
 /** Tries at writing the rotated tokens (spool, then credential) within one attempt, a second apart. */
 const STORE_TRIES = 3;
 
@@ -54,6 +67,10 @@ export interface RefreshActivityDeps {
   readonly afterSpool?: () => void;
   /** Where every refreshed credential is written through, sealed (SLOT_BACKUP_URL); none: no backups. */
   readonly backup?: CredentialBackup;
+  /** Bytes reserved for the spool before a token request is sent. @default 65536 */
+  readonly spoolReserveBytes?: number;
+  /** The slot lock's stale threshold (tests shorten it). @default 30000 */
+  readonly lockStaleMs?: number;
 }
 
 export interface RefreshCredentialInput {
@@ -123,6 +140,9 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw new RangeError(`maxBodyBytes must be a positive integer, got ${maxBodyBytes}`);
 
   const heartbeatMs = deps.heartbeatMs ?? 2000;
+  const spoolReserveBytes = deps.spoolReserveBytes ?? DEFAULT_SPOOL_RESERVE_BYTES;
+  // A reservation younger than this may belong to an attempt whose request is still in flight.
+  const reservationLiveMs = fetchTimeoutMs + 30_000;
 
   /**
    * One refresh, retried by the workflow's retry policy on RefreshTransient. A
@@ -145,7 +165,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
       const now = input.data.now + Math.max(0, info.currentAttemptScheduledTimestampMs - info.scheduledTimestampMs);
       const home = await ensureSlotHome(deps.slotsDir, slotId);
       const refreshed = await withHeartbeat(
-        withSlotLock(home, () => refreshOnce({ ...input.data, now })).catch((err: unknown) => {
+        withSlotLock(home, (hold) => refreshOnce({ ...input.data, now }, hold), deps.lockStaleMs === undefined ? {} : { staleMs: deps.lockStaleMs }).catch((err: unknown) => {
           if (err instanceof CredentialStoreError) throw transient(err.message);
           throw err;
         }),
@@ -177,7 +197,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
     }
   }
 
-  async function refreshOnce(input: z.infer<typeof RefreshCredentialInputSchema>): Promise<Omit<RefreshResult, 'attempts'>> {
+  async function refreshOnce(input: z.infer<typeof RefreshCredentialInputSchema>, hold: SlotLockHold): Promise<Omit<RefreshResult, 'attempts'>> {
     const { slotId, now, force } = input;
     throwIfCancelled();
     const provider = providerOrFail(input.provider, input.providerConfig);
@@ -188,7 +208,10 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
 
     await cleanupStaleTempFiles(slot.home, file).catch(() => undefined);
     await cleanupStaleTempFiles(slot.home, provider.agent.envFile).catch(() => undefined);
-    await cleanupStaleTempFiles(slot.home, REFRESH_SPOOL_FILE).catch(() => undefined);
+    // A temp spool fsynced before a crash may hold the only live refresh token: recovered, never deleted.
+    await recoverTempFile(slot.home, REFRESH_SPOOL_FILE, isSpoolDocument).catch(() => false);
+    await cleanupStaleTempFiles(slot.home, REFRESH_SPOOL_FILE, { keep: isSpoolDocument }).catch(() => undefined);
+    await recoverReservation(slot.home);
 
     // A credential an operator handed over on this host (slotctl provision --adopt): it becomes the slot's file.
     const adoption = await takeHandedOverCredential(deps.slotsDir, slot, provider, now);
@@ -224,20 +247,38 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
 
     const endpoint = await endpointOf(provider, deps.env);
     const request = provider.refresh.request(credential.parsed);
-    // The last moment a cancellation is obeyed: from here the refresh token may be spent.
-    throwIfCancelled();
-    const called = await callOAuthEndpoint(endpoint, { method: 'POST', ...request }, { fetchTimeoutMs, maxBodyBytes, allowedHosts: endpointAllowList(deps.env) });
-    if (!called.ok) throw called.refused ? misconfigured(called.reason) : transient(secrets.scrub(called.reason));
-    const verdict = provider.refresh.classify(called.answer);
-    const details = [{ provider: provider.name, httpStatus: called.answer.status }];
-    if (verdict.kind === 'permanent') {
-      throw ApplicationFailure.create({ message: secrets.scrub(verdict.reason), type: FailureType.refreshPermanent, nonRetryable: true, details });
-    }
-    if (verdict.kind === 'transient') throw transient(secrets.scrub(verdict.reason), verdict.retryAfterMs, details);
+    // Room for the answer first: a disk that cannot hold it fails here, with the old token unspent.
+    hold.throwIfLost();
+    const reservation = await reserveSpool(slot.home);
+    let written: { parsed: unknown };
+    try {
+      // An answer renamed into place by an attempt that lost the lock to us: apply it, never spend its presented token.
+      if ((await readSecretFile(slot.home, REFRESH_SPOOL_FILE)).ok) {
+        throw transient(`a token answer arrived in ${REFRESH_SPOOL_FILE} during this attempt; nothing was sent, the next attempt applies it`);
+      }
+      // The last moment a cancellation (or a lost lock) is obeyed: from here the refresh token may be spent.
+      throwIfCancelled();
+      await hold.verify();
+      if (!(await reservation.held())) throw transient(`${REFRESH_SPOOL_RESERVATION} was removed or replaced before the request; nothing was sent`);
+      const called = await callOAuthEndpoint(endpoint, { method: 'POST', ...request }, { fetchTimeoutMs, maxBodyBytes, allowedHosts: endpointAllowList(deps.env) });
+      if (!called.ok) throw called.refused ? misconfigured(called.reason) : transient(secrets.scrub(called.reason));
+      const verdict = provider.refresh.classify(called.answer);
+      const details = [{ provider: provider.name, httpStatus: called.answer.status }];
+      if (verdict.kind === 'permanent') {
+        throw ApplicationFailure.create({ message: secrets.scrub(verdict.reason), type: FailureType.refreshPermanent, nonRetryable: true, details });
+      }
+      if (verdict.kind === 'transient') throw transient(secrets.scrub(verdict.reason), verdict.retryAfterMs, details);
 
-    const tokens: TokenAnswer = verdict.tokens;
-    secrets.addLeaves(tokens);
-    const written = await storeRotation(provider, slot.home, tokens, now, requestFingerprint(request.body), secrets);
+      secrets.addLeaves(verdict.tokens);
+      // From here the answer holds the only live refresh token: whatever fails, it is kept.
+      const tokens = keepableAnswer(verdict.tokens, (field) =>
+        Context.current().log.warn('dropped a token answer field that cannot be stored', { slotId, field: field.slice(0, 64) }),
+      );
+      written = await storeRotation(provider, slot.home, tokens, now, requestFingerprint(request.body), secrets, reservation, hold);
+    } finally {
+      await reservation.release();
+    }
+    await hold.verify();
     await writeAgentEnv(provider, slot, written.parsed, secrets, deps.agentTokenServiceUrl);
     const refreshed = provider.credential.facts(written.parsed);
     const withRefresh: CredentialFacts = { ...refreshed, lastRefresh: refreshed.lastRefresh ?? now };
@@ -249,19 +290,45 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
    * again within the attempt while the answer is in memory; when nothing could be
    * stored the failure says the rotated token is lost, since the old one is probably spent.
    */
-  async function storeRotation(provider: Provider, home: string, tokens: TokenAnswer, now: number, presented: string, secrets: Secrets): Promise<{ parsed: unknown }> {
+  async function storeRotation(
+    provider: Provider,
+    home: string,
+    tokens: TokenAnswer,
+    now: number,
+    presented: string,
+    secrets: Secrets,
+    reservation: SecretFileReservation,
+    hold: SlotLockHold,
+  ): Promise<{ parsed: unknown }> {
     let spooled = false;
+    let reservationUsable = true;
     let lastProblem = '';
+    const text = spoolText(provider, tokens, now, presented);
     for (let tryNo = 1; tryNo <= STORE_TRIES; tryNo++) {
       if (!spooled) {
         try {
-          await writeSecretFileAtomic(home, REFRESH_SPOOL_FILE, spoolText(provider, tokens, now, presented));
+          // Into the space reserved before the request (no new blocks), then renamed into place.
+          if (reservationUsable) {
+            try {
+              await reservation.fill(text);
+              await reservation.commitAs(REFRESH_SPOOL_FILE);
+            } catch (err) {
+              reservationUsable = false;
+              throw err;
+            }
+          } else {
+            await writeSecretFileAtomic(home, REFRESH_SPOOL_FILE, text);
+          }
           spooled = true;
           deps.afterSpool?.();
         } catch (err) {
           if (!(err instanceof CredentialStoreError)) throw err;
           lastProblem = `the spool ${REFRESH_SPOOL_FILE} could not be written: ${err.message}`;
         }
+      }
+      // The lock is gone (removed, or taken over): the credential is not written; the spool keeps the answer for the next holder.
+      if (spooled && (await hold.verify().then(() => false, () => true))) {
+        throw transient(`the slot's refresh lock was lost during the refresh; the credential was not written, ${SPOOL_KEPT}`);
       }
       const written = await persistOnce(provider, home, tokens, now);
       if (written.ok) {
@@ -281,6 +348,50 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
           'the file keeps the previous refresh token, which the server has probably spent: free space and expect to need a new login',
       ),
     );
+  }
+
+  /** Reserves the spool's space; a disk without room fails the attempt while the old token is unspent. */
+  async function reserveSpool(home: string): Promise<SecretFileReservation> {
+    try {
+      return await reserveSecretFile(home, REFRESH_SPOOL_RESERVATION, spoolReserveBytes);
+    } catch (err) {
+      if (!(err instanceof CredentialStoreError)) throw err;
+      if (err.code === 'reserved') {
+        throw transient(`another refresh attempt of this slot holds ${REFRESH_SPOOL_RESERVATION} (its token request may be in flight); nothing was sent`);
+      }
+      throw transient(`no room to keep a token answer (${err.message}); nothing was sent, the refresh token is unspent: free space on the slot's volume`);
+    }
+  }
+
+  /**
+   * A reservation left by an earlier attempt: with a whole answer in it (a crash after
+   * the fill, before the rename) it becomes the spool; blank and young, its attempt may
+   * still have a request in flight (the lock was lost to us), so nothing is sent; blank
+   * or torn and older than any request lives, it is removed.
+   */
+  async function recoverReservation(home: string): Promise<void> {
+    const read = await readSecretFile(home, REFRESH_SPOOL_RESERVATION, { requirePrivate: true });
+    if (!read.ok) {
+      if (read.reason === 'missing') return;
+      throw transient(`${REFRESH_SPOOL_RESERVATION} cannot be read (${read.message}); no refresh token is spent until it is fixed or removed`);
+    }
+    if (isSpoolDocument(read.text)) {
+      // The spool first (an older answer): this one is recovered by the next attempt.
+      if ((await readSecretFile(home, REFRESH_SPOOL_FILE)).ok) return;
+      try {
+        await writeSecretFileAtomic(home, REFRESH_SPOOL_FILE, `${read.text.trimEnd()}\n`);
+        await removeSecretFile(home, REFRESH_SPOOL_RESERVATION);
+      } catch (err) {
+        if (err instanceof CredentialStoreError) throw transient(`the token answer in ${REFRESH_SPOOL_RESERVATION} could not be moved to ${REFRESH_SPOOL_FILE}: ${err.message}; it is kept`);
+        throw err;
+      }
+      return;
+    }
+    const age = Date.now() - read.stat.mtimeMs;
+    if (age < reservationLiveMs) {
+      throw transient(`another refresh attempt of this slot reserved ${REFRESH_SPOOL_RESERVATION} ${Math.round(age / 1000)} s ago and may have its token request in flight; nothing was sent`);
+    }
+    await removeSecretFile(home, REFRESH_SPOOL_RESERVATION).catch(() => false);
   }
 
   /** The status file is a convenience for agents: failing to write it never fails the refresh. */
@@ -446,6 +557,44 @@ const SpoolDocument = z.object({ provider: z.string(), receivedAt: z.number().fi
 
 function spoolText(provider: Provider, tokens: TokenAnswer, receivedAt: number, presented: string): string {
   return `${JSON.stringify({ provider: provider.name, receivedAt, presented, tokens })}\n`;
+}
+
+/** Whether `text` is a whole spool document (a temp spool or a filled reservation worth recovering). */
+function isSpoolDocument(text: string): boolean {
+  try {
+    return SpoolDocument.safeParse(JSON.parse(text)).success;
+  } catch {
+    return false;
+  }
+}
+
+/** Deeper than this, an extra field of a token answer is not kept (it could not be written, nor read back). */
+const MAX_ANSWER_DEPTH = 64;
+
+/**
+ * The answer as it can be stored: an extra field nested deeper than MAX_ANSWER_DEPTH
+ * (JSON.stringify would throw, after the old token was spent) is dropped, and named
+ * to `dropped`. The RFC 6749 fields are strings and numbers, never dropped.
+ */
+export function keepableAnswer(tokens: TokenAnswer, dropped: (field: string) => void): TokenAnswer {
+  const kept: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(tokens)) {
+    if (depthOver(value, MAX_ANSWER_DEPTH)) dropped(field);
+    else kept[field] = value;
+  }
+  return kept as TokenAnswer;
+}
+
+/** Whether `value` nests deeper than `limit`, found without recursion (the value may be thousands deep). */
+function depthOver(value: unknown, limit: number): boolean {
+  const stack: Array<{ v: unknown; d: number }> = [{ v: value, d: 0 }];
+  while (stack.length > 0) {
+    const { v, d } = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (d >= limit) return true;
+    for (const item of Array.isArray(v) ? v : Object.values(v)) stack.push({ v: item, d: d + 1 });
+  }
+  return false;
 }
 
 /** SHA-256 of a refresh request's body (which carries the refresh token): the same body, the same token. */

@@ -33,11 +33,49 @@ export interface BulkSummary {
   readonly slots: readonly BulkSlotResult[];
 }
 
+/**
+ * Refuses a condition that could leave the parentheses it is put in: a `)` closing more than
+ * it opened, an unclosed quote or parenthesis, a comment, a backslash (quoting rules differ
+ * between parsers), or a control character. Without this, `--where "x') OR ('y"` or
+ * `SlotPhase='active') OR (WorkflowType='slotWorkflow'` selects beyond this deployment's slots.
+ */
+function checkConditionScope(condition: string): void {
+  const refuse = (why: string): never => {
+    throw new SlotInputError(`--where ${JSON.stringify(condition)} is refused: ${why}; it must be one condition that stays within its parentheses`);
+  };
+  let depth = 0;
+  let quote: string | undefined;
+  for (let i = 0; i < condition.length; i++) {
+    const c = condition[i]!;
+    if (/[\u0000-\u001f\u007f]/.test(c) && c !== ' ') refuse('it holds a control character');
+    if (c === '\\') refuse('it holds a backslash');
+    if (quote !== undefined) {
+      if (c === quote) {
+        // A doubled quote is a quote inside the string.
+        if (condition[i + 1] === quote) i += 1;
+        else quote = undefined;
+      }
+      continue;
+    }
+    if (c === "'" || c === '"' || c === '`') quote = c;
+    else if (c === '(') depth += 1;
+    else if (c === ')') {
+      depth -= 1;
+      if (depth < 0) refuse(`the ")" at character ${i + 1} closes a parenthesis it did not open`);
+    } else if (c === '#' || c === ';' || (c === '-' && condition[i + 1] === '-') || (c === '/' && condition[i + 1] === '*') || (c === '*' && condition[i + 1] === '/')) {
+      refuse(`it holds ${c === ';' ? 'a ";"' : 'a comment'}`);
+    }
+  }
+  if (quote !== undefined) refuse(`a ${quote} quote is not closed`);
+  if (depth > 0) refuse(`${depth} "(" ${depth === 1 ? 'is' : 'are'} not closed`);
+}
+
 /** The visibility query a bulk action runs: running slot workflows of this deployment (its task queue), and the operator's condition. */
 export function bulkQuery(where: string, taskQueue: string): string {
   const condition = where.trim();
   if (condition.length === 0) throw new SlotInputError('--where is empty; give a visibility query such as "SlotProvider=\'codex\' AND SlotPhase=\'active\'"');
   if (condition.length > MAX_QUERY_LENGTH) throw new SlotInputError(`--where is longer than ${MAX_QUERY_LENGTH} characters`);
+  checkConditionScope(condition);
   if (!/^[A-Za-z0-9._-]+$/.test(taskQueue)) throw new SlotInputError(`task queue ${JSON.stringify(taskQueue)} cannot be quoted in a query`);
   return `WorkflowType = 'slotWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}' AND (${condition})`;
 }

@@ -37,6 +37,19 @@ export const FailureType = {
   loginCliFailed: 'LoginCliFailed',
   /** The CLI had to be restarted too often (hung, lost). Operator: check the host, relogin. */
   loginTooManyRestarts: 'LoginTooManyRestarts',
+  /**
+   * The slot's host holds as many live login CLIs as this worker process's memory budget
+   * allows (LOGIN_CLI_MEMORY_BUDGET_MB; each CLI counts what bench/login-cli-memory.ts
+   * measured): nothing was started. The slot tries again by itself a minute later, as long
+   * as the operator's deadline allows. Operator: nothing, or add a worker process or memory.
+   */
+  loginHostBusy: 'LoginHostBusy',
+  /**
+   * The login succeeded for another account than the slot pins (`login.expectedAccount`):
+   * its credential was removed, nothing refreshes it. Operator: relogin and sign in with the
+   * expected account; someone else may have approved the code first.
+   */
+  loginWrongAccount: 'LoginWrongAccount',
   /** Device flow: the device code expired at the server before approval. Operator: relogin. */
   loginExpired: 'LoginExpired',
   /** Device flow: the operator denied the device. Operator: relogin if that was a mistake. */
@@ -87,6 +100,12 @@ export const FailureType = {
   // ── operator notices ──
   /** The operator webhook could not be reached or refused the notice (4xx: not retried). The notice is in the worker's log anyway. Operator: fix NOTIFY_WEBHOOK_URL. */
   notifyFailed: 'NotifyFailed',
+  /**
+   * A notice was refused: it did not come from the workflow it speaks for (`slot:<id>`,
+   * `pool:<name>`), or its fields are malformed. Nothing was posted. Someone else's
+   * workflow, or a bug: find out who started it.
+   */
+  noticeRefused: 'NoticeRefused',
 
   // ── operator messages ──
   /** An update's input was refused by its validator (a bad code, no login waiting). Operator: read the reason. */
@@ -226,7 +245,11 @@ export type CredentialStoreErrorCode =
   | 'invalid-update'
   | 'read-failed'
   | 'write-failed'
-  | 'dir-sync-failed';
+  | 'dir-sync-failed'
+  /** The slot's refresh lock was removed or taken over while held: the work stopped before its next write. */
+  | 'lock-lost'
+  /** A refresh's spool reservation is held by another attempt (a token request may be in flight). */
+  | 'reserved';
 
 /**
  * Thrown when a slot path is refused or a credential file cannot be read or written.

@@ -71,8 +71,34 @@ export interface NoticeBody {
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
+/**
+ * Workflow-written words in Slack's markup: `<` and `>` escaped (no `<url|label>` link, no
+ * `<!channel>` mention can be planted), and no backtick that could close a code span.
+ */
+const plain = (text: string): string => text.replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+const code = (text: string): string => plain(text).replaceAll('`', "'");
+
 /** One or two lines a person reads in chat: what happened, and what to do, with the URL and the command. */
-export function noticeText(n: Notice): string {
+export function noticeText(raw: Notice): string {
+  const given = raw.action ?? {};
+  const n: Notice = {
+    ...raw,
+    provider: plain(raw.provider),
+    reason: plain(raw.reason),
+    ...(raw.slotId !== undefined ? { slotId: code(raw.slotId) } : {}),
+    ...(raw.host !== undefined ? { host: plain(raw.host) } : {}),
+    ...(raw.pool !== undefined ? { pool: code(raw.pool) } : {}),
+    ...(raw.action
+      ? {
+          action: {
+            ...given,
+            ...(given.url !== undefined ? { url: plain(given.url) } : {}),
+            ...(given.userCode !== undefined ? { userCode: plain(given.userCode) } : {}),
+            ...(given.command !== undefined ? { command: code(given.command) } : {}),
+          },
+        }
+      : {}),
+  };
   const who = n.slotId ? `Slot \`${n.slotId}\` (${n.provider}${n.host ? ` on ${n.host}` : ''})` : `Pool \`${n.pool ?? '?'}\` (${n.provider})`;
   const a = n.action ?? {};
   const until = a.until !== undefined ? ` Answer before ${iso(a.until)}.` : '';

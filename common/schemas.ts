@@ -129,6 +129,11 @@ export const SlotInputSchema = z
         maxRestarts: z.number().int().min(0).optional().describe('CLI restarts before the login gives up (default 3)'),
         operatorTimeoutMs: ms("overrides the provider's operator deadline (may only shorten it)").optional(),
         heartbeatTimeoutMs: ms('heartbeat timeout of the PTY watcher (default 15 s)').optional(),
+        expectedAccount: z
+          .string()
+          .regex(/^[\x21-\x7E]{1,320}$/, 'must be an email or a subject (printable, no spaces)')
+          .optional()
+          .describe("the account the slot must log in to (email or subject of the provider's id_token); a login to another is refused"),
       })
       .optional(),
     refresh: z

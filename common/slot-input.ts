@@ -14,6 +14,12 @@ export interface LoginOptions {
   readonly operatorTimeoutMs?: number;
   /** Heartbeat timeout of the PTY watcher: how soon a dead worker is noticed. @default 15 s */
   readonly heartbeatTimeoutMs?: number;
+  /**
+   * The account the slot must log in to (an email or a subject, as the provider's id_token
+   * says): a login to another account is refused and its credential removed. For providers
+   * whose credential names its account (codex, oidc-device). @default any account
+   */
+  readonly expectedAccount?: string;
 }
 
 export interface RefreshBackoff {

@@ -122,6 +122,8 @@ export const claude: Provider = {
     },
     instructions: (prompt) =>
       `Open ${prompt.url} in a browser, sign in, copy the code it shows (<code>#<state>) and submit it with: slotctl submit-code <slot>`,
+    // bench/login-cli-memory.ts: claude 2.1.197 `auth login` at its prompt, 136-137 MiB resident (one process).
+    cliMemoryMiB: 140,
     timeouts: { promptMs: 30_000, operatorMs: 30 * 60_000, verdictMs: 20_000 },
   },
   credential: {

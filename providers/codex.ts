@@ -2,7 +2,7 @@
 // one-time code, then polls until the operator approves; success writes `auth.json`.
 import { arch as osArch, release as osRelease, type as osType } from 'node:os';
 import { z } from 'zod';
-import { oauthClassifier, plausibleExpiresAt } from './oauth';
+import { idTokenIdentity, oauthClassifier, plausibleExpiresAt } from './oauth';
 import { agentDirOf } from './agent-dir';
 import type { Provider, UrlShape } from './provider';
 import { binary, findLine, lastWords } from './screen-text';
@@ -125,6 +125,8 @@ export const codex: Provider = {
     restartAfterRejection: false,
     instructions: (prompt) =>
       `Open ${prompt.url} in a browser, sign in and enter the one-time code ${prompt.userCode ?? ''}; the login completes by itself (the code expires in 15 minutes)`,
+    // bench/login-cli-memory.ts: codex 0.169.0 `login` at its prompt, 85 MiB resident (the node launcher and the binary).
+    cliMemoryMiB: 90,
     timeouts: { promptMs: 30_000, operatorMs: DEVICE_CODE_TTL_MS, verdictMs: 20_000 },
   },
   credential: {
@@ -139,6 +141,7 @@ export const codex: Provider = {
         ...(parsed.auth_mode ? { account: `${parsed.auth_mode} login` } : {}),
       };
     },
+    identity: (parsed: z.infer<typeof CodexAuth>) => idTokenIdentity(parsed.tokens.id_token),
   },
   refresh: {
     endpoint: (env) => env.CODEX_TOKEN_URL || env.CODEX_REFRESH_TOKEN_URL_OVERRIDE || TOKEN_URL,

@@ -213,3 +213,18 @@ export function parseRetryAfter(header: string | null | undefined, now: number):
 }
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The `email` and `sub` of an id_token (unverified: the token came from the host's own login). */
+export function idTokenIdentity(idToken: string | undefined): { email?: string; subject?: string } | undefined {
+  const payload = idToken?.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown; email?: unknown };
+    const plain = (v: unknown): string | undefined => (typeof v === 'string' && /^[\x20-\x7E]{1,320}$/.test(v) ? v : undefined);
+    const email = plain(claims.email);
+    const subject = plain(claims.sub);
+    return email === undefined && subject === undefined ? undefined : { ...(email ? { email } : {}), ...(subject ? { subject } : {}) };
+  } catch {
+    return undefined;
+  }
+}

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { endpointAllowList, endpointUrlProblem } from './oauth-http';
 import { discoverServer } from './oauth-discovery';
-import { clampExpiresIn, classifyDevicePoll, oauthClassifier, plausibleExpiresAt } from './oauth';
+import { clampExpiresIn, classifyDevicePoll, idTokenIdentity, oauthClassifier, plausibleExpiresAt } from './oauth';
 import { ProviderEndpointError } from '../common/failures';
 import { AGENT_SECRET_NAME, agentDirOf } from './agent-dir';
 import type { Provider, ProviderFactory, TokenAnswer } from './provider';
@@ -208,6 +208,7 @@ function forSlot(config: OidcDeviceConfig): Provider {
           account: who ? `${who} at ${where}` : `client ${config.clientId} at ${where}`,
         };
       },
+      identity: (parsed: OAuthJsonTokens) => idTokenIdentity(parsed.id_token),
     },
     refresh: {
       endpoint: async (env) => (await endpoints(env)).token,

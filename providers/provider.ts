@@ -95,6 +95,12 @@ export interface PtyLoginSpec {
   credentialFromScreen?(screen: ScreenSnapshot, now: number): unknown;
   /** One sentence telling the operator what to do with the prompt. */
   instructions(prompt: ScreenPrompt): string;
+  /**
+   * Resident memory of one live login CLI idle at its prompt, whole process tree, in MiB,
+   * as bench/login-cli-memory.ts measures the pinned CLI: the per-process cap on live logins
+   * counts it. @default 160
+   */
+  readonly cliMemoryMiB?: number;
   readonly timeouts: {
     /** Spawn to prompt on screen. */
     readonly promptMs: number;
@@ -167,6 +173,12 @@ export interface CredentialSpec<S extends z.ZodType = z.ZodType> {
   /** Path of the credential file relative to the slot home. */
   readonly file: string;
   readonly schema: S;
+  /**
+   * Whose credential this is, from the provider's own identity claims (an id_token's `email`
+   * and `sub`), for a slot that pins its account (`login.expectedAccount`). Absent when the
+   * credential does not say.
+   */
+  identity?(parsed: z.infer<S>): { readonly email?: string; readonly subject?: string } | undefined;
   facts(parsed: z.infer<S>): CredentialFacts;
   /**
    * A credential an operator can hand over as text (`slotctl provision --adopt`, on

@@ -23,7 +23,11 @@ export interface AgentTokenServiceOptions {
   readonly requestRefresh: (slotId: string) => Promise<void>;
   /** An access token expiring sooner than this makes the service ask for a refresh. @default 300000 */
   readonly nearExpiryMs?: number;
-  /** Requests per slot per minute, wrong secrets included; more are answered 429. @default 60 */
+  /**
+   * Requests per slot per minute with the slot's secret, and, counted apart, requests with a
+   * wrong or no secret; more of either kind are answered 429. Wrong secrets never use up the
+   * agents' allowance (any local process could otherwise lock a slot's agents out). @default 60
+   */
   readonly perSlotPerMinute?: number;
   readonly log?: PinoLogger;
   /** Tests: the clock. @default Date.now */
@@ -67,11 +71,12 @@ export async function startAgentTokenService(opts: AgentTokenServiceOptions): Pr
   const perMinute = opts.perSlotPerMinute ?? 60;
   const now = opts.now ?? Date.now;
   if (!Number.isSafeInteger(perMinute) || perMinute <= 0) throw new RangeError(`perSlotPerMinute must be a positive integer, got ${perMinute}`);
-  /** Fixed one-minute windows per slot id. */
-  const windows = new Map<string, { start: number; count: number }>();
+  /** Fixed one-minute windows per slot id: one for the slot's agents, one for wrong secrets. */
+  const agentWindows = new Map<string, { start: number; count: number }>();
+  const refusedWindows = new Map<string, { start: number; count: number }>();
   const lastRefreshRequest = new Map<string, number>();
 
-  function overLimit(slotId: string): boolean {
+  function overLimit(windows: Map<string, { start: number; count: number }>, slotId: string): boolean {
     const t = now();
     if (windows.size > 10_000) windows.clear();
     const w = windows.get(slotId);
@@ -121,7 +126,6 @@ export async function startAgentTokenService(opts: AgentTokenServiceOptions): Pr
     const slotId = match[1]!;
     const route = match[2]!;
     if (slotIdProblem(slotId)) return oauthError(404, 'invalid_request', 'invalid slot id');
-    if (overLimit(slotId)) return oauthError(429, 'slow_down', 'too many requests for this slot', 60);
 
     let presented: string | undefined;
     if (route === 'oauth/token') {
@@ -137,9 +141,12 @@ export async function startAgentTokenService(opts: AgentTokenServiceOptions): Pr
     }
     const secret = await readAgentSecret(slotHome(opts.slotsDir, slotId)).catch(() => undefined);
     // The same answer whether the slot has no secret or the secret is wrong: nothing to probe.
+    // The secret first: only the slot's own agents count against the slot's allowance.
     if (presented === undefined || secret === undefined || !sameSecret(presented, secret)) {
+      if (overLimit(refusedWindows, slotId)) return oauthError(429, 'slow_down', 'too many requests without this slot\'s secret', 60);
       return oauthError(401, 'invalid_grant', 'not an agent secret of this slot');
     }
+    if (overLimit(agentWindows, slotId)) return oauthError(429, 'slow_down', 'too many requests for this slot', 60);
     const current = await currentTokens(slotId);
     if ('status' in current) return current;
     const { tokens } = current;

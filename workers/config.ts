@@ -78,6 +78,8 @@ export const ConfigSchema = z.object({
   SLOTS_TASK_QUEUE: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'must be letters, digits, dots, dashes or underscores').default('slot-provisioner'),
   /** Worker variables passed to login CLIs, comma-separated names or `PREFIX_*` patterns. @default "" */
   LOGIN_ENV_PASSTHROUGH: z.string().default(''),
+  /** MiB live login CLIs of one worker process may hold (activities/login-capacity.ts reads it). @default half the host's or cgroup's memory */
+  LOGIN_CLI_MEMORY_BUDGET_MB: z.string().regex(/^[1-9][0-9]{0,8}$/, 'must be a positive whole number of MiB').optional(),
   /**
    * OAuth endpoint hosts this worker may contact although they resolve to a private,
    * loopback or link-local address: comma-separated `host` or `host:port` (`[::1]:8443`).
@@ -105,6 +107,8 @@ export const ConfigSchema = z.object({
     }),
   /** Operator notices (a slot needs a person) are POSTed here as JSON; unset: logged only. */
   NOTIFY_WEBHOOK_URL: z.url('must be a URL').optional(),
+  /** `1`: a device login's user code goes into notices too (whoever approves it first binds the slot). @default 0 */
+  NOTIFY_USER_CODE: z.enum(['0', '1'], { message: 'must be 0 or 1' }).default('0'),
   /** Payload encryption keys, `<keyId>:<base64 of 32 bytes>[,…]`, the first one encrypting. Unset: no encryption. */
   SLOTS_ENCRYPTION_KEYS: z.string().optional(),
   /** A file holding the keys in the same form (one per line allowed). */
@@ -218,6 +222,8 @@ export interface Config {
   readonly taskQueue: string;
   readonly maxCachedWorkflows: number;
   readonly notifyWebhookUrl: string | undefined;
+  /** NOTIFY_USER_CODE: device logins' user codes in notices. */
+  readonly notifyUserCode: boolean;
   /** Secret: never log the config object whole. */
   readonly encryptionKeys: readonly EncryptionKey[] | undefined;
   /** SLOT_BACKUP_URL (holds the database password: never log it); undefined: no backups. */
@@ -382,6 +388,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     taskQueue: c.SLOTS_TASK_QUEUE,
     maxCachedWorkflows: c.WORKER_MAX_CACHED_WORKFLOWS,
     notifyWebhookUrl: c.NOTIFY_WEBHOOK_URL,
+    notifyUserCode: c.NOTIFY_USER_CODE === '1',
     encryptionKeys,
     backupUrl: c.SLOT_BACKUP_URL,
     backup,

@@ -17,6 +17,15 @@ import { poolStatusQuery, type PoolStatus } from '../common/pool';
 /** The `outcome` label of refreshes_total. */
 const REFRESH_OUTCOMES = ['success', 'transient', 'permanent', 'error'] as const;
 
+/**
+ * The `provider` label of what an activity observed: the activity's input is workflow input,
+ * which anyone in the namespace writes, so a name the registry does not know is `other`
+ * (one series, not one per string an attacker invents).
+ */
+function providerLabel(value: unknown): string {
+  return typeof value === 'string' && providerNames().includes(value) ? value : 'other';
+}
+
 /** Every name starts with this. */
 export const METRIC_PREFIX = 'slot_provisioner_';
 
@@ -102,6 +111,7 @@ export class SlotMetrics {
     for (const provider of providerNames()) {
       for (const outcome of REFRESH_OUTCOMES) this.refreshes.inc({ provider, outcome }, 0);
       this.logins.inc({ provider, outcome: 'verified' }, 0);
+      this.logins.inc({ provider, outcome: 'login-host-busy' }, 0);
       for (const outcome of PROBE_OUTCOMES) this.probes.inc({ provider, outcome }, 0);
     }
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
@@ -199,7 +209,7 @@ export class SlotMetrics {
 
   /** Called by the interceptor with each activity's input and how it ended. */
   observe(activityType: string, input: Record<string, unknown>, ended: { ok: Record<string, unknown> } | { failed: unknown }): void {
-    const provider = typeof input.provider === 'string' ? input.provider : 'unknown';
+    const provider = providerLabel(input.provider);
     const now = this.now();
     const failureType = 'failed' in ended && ended.failed instanceof ApplicationFailure ? ended.failed.type ?? 'error' : 'failed' in ended ? 'error' : undefined;
     switch (activityType) {
@@ -295,7 +305,7 @@ class ObservingInterceptor implements ActivityInboundCallsInterceptor {
     const type = this.ctx.info.activityType;
     const arg = input.args[0];
     const fields = typeof arg === 'object' && arg !== null ? (arg as Record<string, unknown>) : {};
-    if (type === 'startLogin' && typeof fields.loginId === 'string' && typeof fields.provider === 'string') this.metrics.noteSession(fields.loginId, fields.provider);
+    if (type === 'startLogin' && typeof fields.loginId === 'string' && typeof fields.provider === 'string') this.metrics.noteSession(fields.loginId, providerLabel(fields.provider));
     try {
       const result = await next(input);
       this.metrics.observe(type, fields, { ok: typeof result === 'object' && result !== null ? (result as Record<string, unknown>) : {} });

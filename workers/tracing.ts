@@ -40,14 +40,40 @@ export interface SlotTracing {
   shutdown(): Promise<void>;
 }
 
-/** Spans to several processors at once (one per exporter). */
+/**
+ * The span as exported: without failure text. Temporal's interceptors put an activity's or
+ * workflow's failure message in the span status and record the exception (message, stack),
+ * in clear, where the payload codec would have encrypted them in history; the message of a
+ * login failure can carry the CLI's screen. Kept: that it failed, and the error's type.
+ */
+export function withoutFailureText(span: ReadableSpan): ReadableSpan {
+  const failed = span.status.message !== undefined && span.status.message !== '';
+  const exceptions = span.events.some((e) => e.name === 'exception');
+  if (!failed && !exceptions) return span;
+  const status = failed ? { ...span.status, message: 'failed (the failure is in the workflow history)' } : span.status;
+  const events = span.events.map((event) => {
+    if (event.name !== 'exception' || event.attributes === undefined) return event;
+    const type = event.attributes['exception.type'];
+    return { ...event, attributes: type === undefined ? {} : { 'exception.type': type } };
+  });
+  return new Proxy(span, {
+    get(target, prop, receiver) {
+      if (prop === 'status') return status;
+      if (prop === 'events') return events;
+      return Reflect.get(target, prop, receiver) as unknown;
+    },
+  });
+}
+
+/** Spans to several processors at once (one per exporter), without failure text. */
 class FanOut implements SpanProcessor {
   constructor(private readonly processors: readonly SpanProcessor[]) {}
   onStart(...args: Parameters<SpanProcessor['onStart']>): void {
     for (const p of this.processors) p.onStart(...args);
   }
   onEnd(span: ReadableSpan): void {
-    for (const p of this.processors) p.onEnd(span);
+    const exported = withoutFailureText(span);
+    for (const p of this.processors) p.onEnd(exported);
   }
   async forceFlush(): Promise<void> {
     await Promise.all(this.processors.map((p) => p.forceFlush()));

@@ -13,6 +13,7 @@ import { resolve } from 'node:path';
 import type { Logger as PinoLogger } from 'pino';
 import { createHostActivities, createSessionActivities, createSharedActivities } from '../activities/index';
 import { LoginSessions } from '../activities/login-session';
+import { LoginCapacity, loginMemoryBudgetBytes } from '../activities/login-capacity';
 import type { CredentialBackup } from '../activities/credential-backup';
 import { PostgresBackupStore } from '../activities/postgres-backup-store';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
@@ -59,6 +60,8 @@ export interface SlotWorkerOptions {
   readonly log?: PinoLogger;
   /** Operator notices are POSTed here as JSON. */
   readonly notifyWebhookUrl?: string;
+  /** Device logins' user codes in notices (NOTIFY_USER_CODE). @default false */
+  readonly notifyUserCode?: boolean;
   /** Encrypts payloads when keys are configured (see workers/encryption.ts). */
   readonly dataConverter?: DataConverter;
   /** Workflows cached in memory. @default DEFAULT_MAX_CACHED_WORKFLOWS (500) */
@@ -109,7 +112,8 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
   const workerId = opts.workerId ?? `${process.pid}-${randomUUID().slice(0, 8)}`;
   if (!WORKER_ID.test(workerId)) throw new RangeError(`workerId must be 1-64 letters, digits, dashes or underscores, got ${JSON.stringify(workerId)}`);
   const sessionQueue = sessionTaskQueue(opts.host, workerId);
-  const sessions = new LoginSessions();
+  // Live login CLIs by memory (each ~85-140 MiB, bench/login-cli-memory.ts), at most the session worker's slots.
+  const sessions = new LoginSessions(new LoginCapacity(loginMemoryBudgetBytes(opts.env ?? process.env), MAX_LIVE_LOGINS));
   const deps = {
     slotsDir: opts.slotsDir,
     sessions,
@@ -144,6 +148,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
       activities: createSharedActivities({
         log: opts.log ?? createLogger('warn'),
         ...(opts.notifyWebhookUrl ? { webhookUrl: opts.notifyWebhookUrl } : {}),
+        ...(opts.notifyUserCode === true ? { includeUserCode: true } : {}),
       }),
       ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     }),
@@ -298,6 +303,7 @@ export async function runWorker(
     envPassthrough: config.loginEnvPassthrough,
     log,
     ...(config.notifyWebhookUrl ? { notifyWebhookUrl: config.notifyWebhookUrl } : {}),
+    ...(config.notifyUserCode ? { notifyUserCode: true } : {}),
     dataConverter,
     maxCachedWorkflows: config.maxCachedWorkflows,
     roles: config.roles,

@@ -2,11 +2,11 @@
 // (or a device flow), publish its prompt, wait for the operator with a deadline,
 // verify the credential. Codes are typed by the submitCode handler through the
 // live attempt (see `LiveLogin`), in the workflow task that accepted them.
-import { ApplicationFailure, CancellationScope, condition, isCancellation, log, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, isCancellation, log, sleep, workflowInfo } from '@temporalio/workflow';
 import type { CredentialSummary } from '../activities/credential';
 import type { LoginOutcome, PtyLoginStarted } from '../activities/login';
 import type { DeviceLoginStarted } from '../activities/device-login';
-import { describeFailure, FailureType } from '../common/failures';
+import { describeFailure, FailureType, innermostFailureType } from '../common/failures';
 import type { SubmitCodeResult } from '../common/messages';
 import { loginAttemptId } from '../common/slot';
 import { loginActivities, sessionActivities } from './activities';
@@ -18,6 +18,10 @@ export interface LoginResult {
 }
 
 const fail = (type: string, message: string): ApplicationFailure => ApplicationFailure.nonRetryable(message, type);
+
+/** A host at its cap of live login CLIs (LoginHostBusy) is asked again after this long, at most this often (an hour). */
+const HOST_BUSY_RETRY_MS = 60_000;
+const MAX_HOST_BUSY_DEFERRALS = 60;
 
 /** How one PTY attempt ended, when it did not end the login. */
 type AttemptEnd = { readonly restart: string } | { readonly done: LoginResult };
@@ -31,11 +35,31 @@ export async function runLogin(slot: Slot): Promise<LoginResult> {
   const counts = { badCodes: 0 };
   let lastError: string | undefined;
 
+  let deferrals = 0;
   for (let restarts = 0; ; restarts += 1) {
     const attempt = loginAttemptId(slotId, workflowInfo().firstExecutionRunId, slot.logins, restarts);
-    const started = await acts.start({ slotId, provider, providerConfig, loginId: attempt });
+    let started: Awaited<ReturnType<typeof acts.start>>;
+    try {
+      started = await acts.start({ slotId, provider, providerConfig, loginId: attempt });
+    } catch (err) {
+      // A host whose worker holds as many login CLIs as its memory allows: not this slot's fault, try again later.
+      if (innermostFailureType(err) !== FailureType.loginHostBusy || deferrals >= MAX_HOST_BUSY_DEFERRALS) throw err;
+      deferrals += 1;
+      slot.lastError = describeFailure(err);
+      slot.record('info', `login deferred: ${slot.lastError}`);
+      await sleep(HOST_BUSY_RETRY_MS);
+      restarts -= 1;
+      continue;
+    }
     const verify = (startedAt: number, previousMtime: number | undefined) =>
-      acts.verify({ slotId, provider, providerConfig, notBefore: startedAt, ...(previousMtime !== undefined ? { previousMtime } : {}) });
+      acts.verify({
+        slotId,
+        provider,
+        providerConfig,
+        notBefore: startedAt,
+        ...(previousMtime !== undefined ? { previousMtime } : {}),
+        ...(options.expectedAccount !== undefined ? { expectedAccount: options.expectedAccount } : {}),
+      });
     if (started.kind === 'device-flow') return await deviceLogin(slot, attempt, started, acts, verify);
 
     const end = await ptyAttempt(slot, attempt, started, counts, verify);

@@ -66,6 +66,11 @@ export interface TokenFault {
    * @default false
    */
   readonly afterRotation?: boolean;
+  /**
+   * Answer the refresh as usual (the token is rotated) with this raw JSON text added as
+   * the extra field `extra` (e.g. nested thousands deep, which JSON.stringify cannot write back).
+   */
+  readonly extraJson?: string;
 }
 
 export interface IssuedTokens {
@@ -335,6 +340,13 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     const misbehaves =
       fault !== undefined &&
       (fault.status !== undefined || fault.retryAfter !== undefined || fault.body !== undefined || fault.html === true || fault.dropConnection === true || fault.hugeBodyBytes !== undefined);
+    if (fault?.extraJson !== undefined && !misbehaves) {
+      const a = examine();
+      if (a.status !== 200) return answer(res, record, a);
+      record.status = a.status;
+      record.outcome = a.outcome;
+      return send(res, 200, 'application/json', `${JSON.stringify(a.body).slice(0, -1)},"extra":${fault.extraJson}}`);
+    }
     if (fault === undefined || !misbehaves) return answer(res, record, examine());
 
     if (fault.afterRotation === true) examine();

@@ -123,18 +123,31 @@ describe('agent token service', () => {
     expect((await refreshAt(s, 'slot-c', a.secret)).status).toBe(401);
   });
 
-  it('cuts a flood off with 429 per slot, wrong secrets included, without affecting other slots', async () => {
+  it("cuts a flood off with 429 per slot, its agents' and wrong secrets' apart, without affecting other slots", async () => {
     const a = await seedCodexSlot('slot-a', Date.now() + 3_600_000);
     const b = await seedCodexSlot('slot-b', Date.now() + 3_600_000);
     const s = await start({ perSlotPerMinute: 5 });
     const statuses: number[] = [];
-    for (let i = 0; i < 4; i++) statuses.push((await refreshAt(s, 'slot-a', 'slot-agent-guess')).status);
-    statuses.push((await refreshAt(s, 'slot-a', a.secret)).status);
+    for (let i = 0; i < 5; i++) statuses.push((await refreshAt(s, 'slot-a', a.secret)).status);
     const limited = await refreshAt(s, 'slot-a', a.secret);
-    expect(statuses).toEqual([401, 401, 401, 401, 200]);
+    expect(statuses).toEqual([200, 200, 200, 200, 200]);
     expect(limited.status).toBe(429);
     expect(limited.headers.get('retry-after')).toBe('60');
+    const guesses: number[] = [];
+    for (let i = 0; i < 6; i++) guesses.push((await refreshAt(s, 'slot-b', 'slot-agent-guess')).status);
+    expect(guesses).toEqual([401, 401, 401, 401, 401, 429]);
     expect((await refreshAt(s, 'slot-b', b.secret)).status).toBe(200);
+  });
+
+  it("61 requests a minute with a wrong secret, from any local process, never lock the slot's agents out (issue 23)", async () => {
+    const a = await seedCodexSlot('slot-a', Date.now() + 3_600_000);
+    const s = await start();
+    const guesses = await Promise.all(Array.from({ length: 61 }, () => refreshAt(s, 'slot-a', 'not-the-secret').then((r) => r.status)));
+    expect(guesses.filter((status) => status === 401)).toHaveLength(60);
+    expect(guesses.filter((status) => status === 429)).toHaveLength(1);
+    const agent = await refreshAt(s, 'slot-a', a.secret);
+    expect(agent.status).toBe(200);
+    expect(((await agent.json()) as { access_token: string }).access_token).toBe(a.accessToken);
   });
 
   it('asks the slot workflow to refresh (once) when the token is near expiry, and never hands out an expired one', async () => {

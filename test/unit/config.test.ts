@@ -30,7 +30,7 @@ describe('configuration', () => {
   it('names every bad variable and why', () => {
     let error: unknown;
     try {
-      loadConfig({ TEMPORAL_PORT: 'seventy', TEMPORAL_UI_PORT: '99999', LOG_LEVEL: 'loud', SLOT_HOST: 'a/b' });
+      loadConfig({ TEMPORAL_PORT: 'seventy', TEMPORAL_UI_PORT: '99999', LOG_LEVEL: 'loud', SLOT_HOST: 'a/b', LOGIN_CLI_MEMORY_BUDGET_MB: 'lots', NOTIFY_USER_CODE: 'yes' });
     } catch (err) {
       error = err;
     }
@@ -40,6 +40,8 @@ describe('configuration', () => {
     expect(problems).toMatch(/TEMPORAL_UI_PORT="99999"/);
     expect(problems).toMatch(/LOG_LEVEL="loud"/);
     expect(problems).toMatch(/SLOT_HOST="a\/b": must be letters/);
+    expect(problems).toMatch(/LOGIN_CLI_MEMORY_BUDGET_MB="lots": must be a positive whole number of MiB/);
+    expect(problems).toMatch(/NOTIFY_USER_CODE="yes": must be 0 or 1/);
   });
 
   it("names each bad entry of the host's OAuth server list, and takes good ones", () => {

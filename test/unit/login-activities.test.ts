@@ -9,7 +9,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHostActivities, createSessionActivities } from '../../activities/index';
 import type { LoginOutcome, StartLoginResult } from '../../activities/login';
+import { LoginCapacity, loginMemoryBudgetBytes } from '../../activities/login-capacity';
 import { LoginSessions } from '../../activities/login-session';
+import { isProjectSetting } from '../../activities/login-environment';
+import { ConfigSchema } from '../../workers/config';
+import { FailureType } from '../../common/failures';
 import { FIXTURE_BIN, expectNoProcesses, processesOfSlot } from '../slot-fixtures';
 
 const SESSION_QUEUE = 'slots.test-host.4242-0123abcd';
@@ -28,13 +32,13 @@ afterEach(async () => {
   await rm(slotsDir, { recursive: true, force: true });
 });
 
-function activities(unclaimedSessionMs: number, fixtureEnv: Record<string, string> = {}) {
+function activities(unclaimedSessionMs: number, fixtureEnv: Record<string, string> = {}, envPassthrough: string[] = ['FIXTURE_*']) {
   const deps = {
     slotsDir,
     sessions,
     sessionQueue: SESSION_QUEUE,
     env: { ...process.env, CLAUDE_BIN: join(FIXTURE_BIN, 'claude'), FIXTURE_SPEED: '0.2', ...fixtureEnv },
-    envPassthrough: ['FIXTURE_*'],
+    envPassthrough,
     heartbeatMs: 200,
     unclaimedSessionMs,
   };
@@ -95,6 +99,47 @@ describe('startLogin for a PTY login', () => {
     expect(await readFile(join(slotsDir, 'input.log'), 'utf8').catch(() => '')).not.toMatch(/abc|no-state|another-state/);
   });
 
+  it('a worker at its memory budget for live login CLIs refuses another login (LoginHostBusy), starts nothing, and admits it once a CLI is closed (issue 23)', async () => {
+    // Room for one Claude CLI (140 MiB as measured by bench/login-cli-memory.ts), not two.
+    sessions = new LoginSessions(new LoginCapacity(200 * 1024 * 1024, 1000));
+    const acts = activities(60_000);
+    await startClaudeLogin(acts, 'slot-first');
+    const refused = await startClaudeLogin(acts, 'slot-second').catch((err: unknown) => err);
+    expect(refused).toMatchObject({ type: FailureType.loginHostBusy, nonRetryable: true });
+    expect((refused as Error).message).toMatch(/^not starting Claude Code's login CLI now: this worker process holds 1 live login CLIs \(about 140 MiB\) and another \(about 140 MiB\) would pass its memory budget of 200 MiB \(LOGIN_CLI_MEMORY_BUDGET_MB\)/);
+    await expectNoProcesses(slotsDir, 'slot-second');
+    expect(sessions.capacity?.count).toBe(1);
+
+    expect(await new MockActivityEnvironment({ workflowExecution: { workflowId: 'slot:slot-first', runId: 'run-1' } }, { logger: quiet }).run(acts.session.closeLogin, { slotId: 'slot-first', loginId: 'slot-first:1' })).toEqual({ closed: true });
+    expect(sessions.capacity?.count).toBe(0);
+    const started = await startClaudeLogin(acts, 'slot-second');
+    expect(started.kind).toBe('pty');
+    expect(sessions.capacity?.usedBytes).toBe(140 * 1024 * 1024);
+  });
+
+  it("LOGIN_ENV_PASSTHROUGH=* never hands the project's own secrets (payload keys, SLOT_BACKUP_URL, Temporal's API key) to a login CLI (issue 23)", async () => {
+    const secrets = {
+      SLOTS_ENCRYPTION_KEYS: 'k1:PLANTED-PAYLOAD-KEY-0123456789abcdef',
+      SLOT_BACKUP_URL: 'postgres://u:PLANTED-DB-PASSWORD@127.0.0.1/db',
+      TEMPORAL_API_KEY: 'PLANTED-TEMPORAL-KEY',
+      CODEC_SERVER_TOKEN: 'PLANTED-CODEC-TOKEN',
+      OPERATOR_CHOSEN: 'passed-through',
+    };
+    await startClaudeLogin(activities(60_000, secrets, ['*']), 'slot-env');
+    const pids = await processesOfSlot(slotsDir, 'slot-env');
+    expect(pids).not.toEqual([]);
+    const environs = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/environ`, 'utf8')));
+    // The search can find what it looks for: the operator's own variable is there.
+    expect(environs.join('\n')).toContain('OPERATOR_CHOSEN=passed-through');
+    expect(environs.join('\n')).not.toMatch(/PLANTED/);
+  });
+
+  it("every setting of the worker's configuration counts as the project's own (never passed to a CLI)", () => {
+    const own = Object.keys(ConfigSchema.shape).filter((name) => !isProjectSetting(name));
+    expect(own).toEqual([]);
+    expect(isProjectSetting('HTTPS_PROXY')).toBe(false);
+  });
+
   it('a session activity for a login this process does not hold fails LoginSessionLost', async () => {
     const acts = activities(60_000);
     const failure = await new MockActivityEnvironment({}, { logger: quiet }).run(acts.session.submitLoginCode, { loginId: 'elsewhere:1', code: 'c#s' }).catch((err: unknown) => err);
@@ -128,4 +173,12 @@ describe('startLogin when the CLI draws its URL in a narrow box', () => {
     expect((failure as { details?: unknown[] }).details?.[0]).toMatchObject({ missing: ['redirect_uri', 'code_challenge', 'state'] });
     await expectNoProcesses(slotsDir, 'slot-cut');
   }, 60_000);
+});
+
+describe('the memory budget of live login CLIs', () => {
+  it('is LOGIN_CLI_MEMORY_BUDGET_MB when set, else half the memory, and a bad value is named', () => {
+    expect(loginMemoryBudgetBytes({ LOGIN_CLI_MEMORY_BUDGET_MB: '512' })).toBe(512 * 1024 * 1024);
+    expect(loginMemoryBudgetBytes({})).toBeGreaterThan(0);
+    expect(() => loginMemoryBudgetBytes({ LOGIN_CLI_MEMORY_BUDGET_MB: 'lots' })).toThrow(/^LOGIN_CLI_MEMORY_BUDGET_MB must be a positive whole number of MiB, got "lots"$/);
+  });
 });

@@ -3,6 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SlotMetrics, startMetricsServer, type MetricsServer } from '../../workers/metrics';
+import { providerNames } from '../../providers';
 import { devServerClient, uniqueName } from '../harness';
 import { freePort } from '../peers/observability';
 
@@ -11,9 +12,11 @@ describe('the metrics endpoint', () => {
   let endpoint: MetricsServer;
   let core: Server;
   let coreUrl: string;
+  let temporal: Awaited<ReturnType<typeof devServerClient>>['client'];
 
   beforeAll(async () => {
     const { client, connection } = await devServerClient();
+    temporal = client;
     close = () => connection.close();
     // A stand-in for the SDK core's exporter, started and stopped by the test.
     const corePort = await freePort();
@@ -47,6 +50,17 @@ describe('the metrics endpoint', () => {
     expect(down).toContain('slot_provisioner_sdk_core_metrics_up 0');
     expect(down).not.toContain('temporal_request_total');
     expect(down).toContain('slot_provisioner_slots');
+  });
+
+  it("a provider name from workflow input is a label only when the registry knows it, else 'other': no series per invented name (issue 23)", async () => {
+    const metrics = new SlotMetrics({ client: temporal, taskQueue: uniqueName('empty-queue'), processMetrics: false });
+    for (let i = 0; i < 500; i++) metrics.observe('refreshCredential', { provider: `invented-${i}` }, { ok: { kind: 'refreshed' } });
+    metrics.observe('refreshCredential', { provider: 'claude' }, { ok: { kind: 'refreshed' } });
+    const values = (await metrics.refreshes.get()).values;
+    const providers = new Set(values.map((v) => v.labels.provider));
+    expect([...providers].sort()).toEqual([...providerNames(), 'other'].sort());
+    expect(values.find((v) => v.labels.provider === 'other' && v.labels.outcome === 'success')?.value).toBe(500);
+    expect(values.find((v) => v.labels.provider === 'claude' && v.labels.outcome === 'success')?.value).toBe(1);
   });
 
   it('answers 404 elsewhere and 405 to anything but GET', async () => {

@@ -2,10 +2,18 @@
 // one delivery per event id in a process, 4xx not retried, a token-looking reason withheld.
 import { createServer, type Server } from 'node:http';
 import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNotifyActivities } from '../../activities/notify';
+import { createNotifyActivities, type NotifyDeps } from '../../activities/notify';
+import { FailureType } from '../../common/failures';
 import type { Notice, NoticeBody } from '../../common/notices';
+
+/** The notice activity as workflow `workflowId` calls it (slot:alpha unless told). */
+function notifier(deps: NotifyDeps, workflowId = 'slot:alpha'): { sendNotice: (n: Notice) => Promise<unknown> } {
+  const acts = createNotifyActivities(deps);
+  return { sendNotice: (n) => new MockActivityEnvironment({ workflowExecution: { workflowId, runId: 'run' } }).run(acts.sendNotice, n) };
+}
 
 describe('sendNotice', () => {
   let server: Server;
@@ -41,7 +49,7 @@ describe('sendNotice', () => {
   });
 
   it('posts the v1 body with a Slack text, once per event id', async () => {
-    const { sendNotice } = createNotifyActivities({ log: pino({ level: 'silent' }), webhookUrl: url });
+    const { sendNotice } = notifier({ log: pino({ level: 'silent' }), webhookUrl: url });
     posts.length = 0;
     expect(await sendNotice(notice('slot:alpha/run/1'))).toEqual({ delivered: 'webhook' });
     // A retry of an attempt whose answer was lost: the same event is not posted again.
@@ -56,26 +64,65 @@ describe('sendNotice', () => {
   });
 
   it('a 4xx is final, a 5xx is retried, and neither counts as delivered', async () => {
-    const { sendNotice } = createNotifyActivities({ log: pino({ level: 'silent' }), webhookUrl: url });
+    const { sendNotice } = notifier({ log: pino({ level: 'silent' }), webhookUrl: url });
     answer = 404;
-    const refused = await sendNotice(notice('e-404')).catch((e: unknown) => e);
+    const refused = await sendNotice(notice('slot:alpha/run/e-404')).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ApplicationFailure);
     expect((refused as ApplicationFailure).nonRetryable).toBe(true);
     expect((refused as ApplicationFailure).message).toBe('notice webhook answered HTTP 404');
     answer = 503;
-    const busy = await sendNotice(notice('e-503')).catch((e: unknown) => e);
+    const busy = await sendNotice(notice('slot:alpha/run/e-503')).catch((e: unknown) => e);
     expect((busy as ApplicationFailure).nonRetryable).toBe(false);
     answer = 200;
-    expect(await sendNotice(notice('e-503'))).toEqual({ delivered: 'webhook' });
+    expect(await sendNotice(notice('slot:alpha/run/e-503'))).toEqual({ delivered: 'webhook' });
   });
 
   it('withholds a reason that looks like a token', async () => {
-    const { sendNotice } = createNotifyActivities({ log: pino({ level: 'silent' }), webhookUrl: url });
+    const { sendNotice } = notifier({ log: pino({ level: 'silent' }), webhookUrl: url });
     posts.length = 0;
-    await sendNotice(notice('e-token', 'the file held sk-ant-ort01-LEAKED-0123456789'));
+    await sendNotice(notice('slot:alpha/run/e-token', 'the file held sk-ant-ort01-LEAKED-0123456789'));
     const raw = JSON.stringify(posts);
     expect(raw).not.toContain('LEAKED');
     expect(posts[0]?.body.reason).toMatch(/withheld/);
     expect(posts[0]?.body.action).toEqual({ command: 'slotctl submit-code alpha' });
+  });
+
+  it('refuses a notice for slot alpha from any workflow but slot:alpha, or with its event ids: nothing is posted (issue 23)', async () => {
+    posts.length = 0;
+    const deps = { log: pino({ level: 'silent' }), webhookUrl: url };
+    for (const caller of ['attacker-workflow', 'slot:beta', 'pool:alpha']) {
+      const refused = await notifier(deps, caller).sendNotice(notice(`${caller}/run/1`, 'Your session expired: log in again at https://evil.example')).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ type: FailureType.noticeRefused, nonRetryable: true });
+    }
+    const borrowed = await notifier(deps).sendNotice(notice('slot:beta/run/9')).catch((e: unknown) => e);
+    expect(borrowed).toMatchObject({ type: FailureType.noticeRefused });
+    expect(posts).toEqual([]);
+  });
+
+  it("escapes Slack markup in a workflow's words: no planted link or @channel (issue 23)", async () => {
+    posts.length = 0;
+    const { sendNotice } = notifier({ log: pino({ level: 'silent' }), webhookUrl: url });
+    const phish = notice('slot:alpha/run/phish', 'session expired <https://evil.example/login|Re-authenticate here> <!channel>');
+    await sendNotice({ ...phish, kind: 'needs-relogin', action: { command: 'slotctl relogin alpha` <https://evil.example|x> `' } });
+    const text = posts[0]!.body.text;
+    expect(text).not.toMatch(/<https?:|<!channel>/);
+    expect(text).toContain('&lt;https://evil.example/login|Re-authenticate here&gt; &lt;!channel&gt;');
+    // The command's code span cannot be closed to let a link out.
+    expect(text.match(/`/g)).toHaveLength(4);
+  });
+
+  it("leaves a device login's user code out of notices unless the host allows it (NOTIFY_USER_CODE) (issue 23)", async () => {
+    const device: Notice = {
+      ...notice('slot:alpha/run/device', 'Open https://auth.example/device and enter the one-time code WXYZ-1234'),
+      action: { url: 'https://auth.example/device', userCode: 'WXYZ-1234', interaction: 'device-approval' },
+    };
+    posts.length = 0;
+    await notifier({ log: pino({ level: 'silent' }), webhookUrl: url }).sendNotice(device);
+    expect(JSON.stringify(posts)).not.toContain('WXYZ-1234');
+    expect(posts[0]!.body.text).toContain('open https://auth.example/device');
+    expect(posts[0]!.body.reason).toContain('`slotctl status alpha`');
+    posts.length = 0;
+    await notifier({ log: pino({ level: 'silent' }), webhookUrl: url, includeUserCode: true }).sendNotice({ ...device, eventId: 'slot:alpha/run/device-2' });
+    expect(posts[0]!.body.text).toContain('enter the code WXYZ-1234');
   });
 });
