@@ -4,6 +4,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import { FailureType } from '../common/failures';
 import { noticeBody, type Notice, type NoticeBody } from '../common/notices';
+import { sendOutbound, type OutboundAnswer } from '../providers/outbound';
 import { tokenLikeField } from './refresh';
 
 export interface OperatorNotice {
@@ -30,9 +31,9 @@ export function createNotifyActivities(deps: NotifyDeps) {
   async function notifyOperator(notice: OperatorNotice): Promise<{ delivered: 'log' | 'webhook' }> {
     deps.log.warn({ ...notice, event: 'operator-needed' }, `slot ${notice.slotId} needs an operator: ${notice.reason}`);
     if (!deps.webhookUrl) return { delivered: 'log' };
-    let response: Response;
+    let response: OutboundAnswer;
     try {
-      response = await fetch(deps.webhookUrl, {
+      response = await sendOutbound(new URL(deps.webhookUrl), {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ event: 'operator-needed', ...notice }),
@@ -41,8 +42,7 @@ export function createNotifyActivities(deps: NotifyDeps) {
     } catch (err) {
       throw ApplicationFailure.retryable(`operator webhook unreachable: ${(err as Error).message}`, FailureType.notifyFailed);
     }
-    await response.body?.cancel();
-    if (!response.ok) {
+    if (!ok(response)) {
       throw ApplicationFailure.create({
         message: `operator webhook answered HTTP ${response.status}`,
         type: FailureType.notifyFailed,
@@ -59,9 +59,9 @@ export function createNotifyActivities(deps: NotifyDeps) {
     if (delivered.has(body.eventId)) return { delivered: 'already' };
     deps.log.info({ event: 'notice', kind: body.kind, eventId: body.eventId, slotId: body.slotId, pool: body.pool }, body.text);
     if (!deps.webhookUrl) return { delivered: 'log' };
-    let response: Response;
+    let response: OutboundAnswer;
     try {
-      response = await fetch(deps.webhookUrl, {
+      response = await sendOutbound(new URL(deps.webhookUrl), {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'idempotency-key': body.eventId },
         body: JSON.stringify(body),
@@ -70,9 +70,8 @@ export function createNotifyActivities(deps: NotifyDeps) {
     } catch (err) {
       throw ApplicationFailure.retryable(`notice webhook unreachable: ${(err as Error).message}`, FailureType.notifyFailed);
     }
-    await response.body?.cancel();
-    if (!response.ok) {
-      const retryAfter = Number(response.headers.get('retry-after'));
+    if (!ok(response)) {
+      const retryAfter = Number(response.header('retry-after'));
       throw ApplicationFailure.create({
         message: `notice webhook answered HTTP ${response.status}`,
         type: FailureType.notifyFailed,
@@ -86,6 +85,8 @@ export function createNotifyActivities(deps: NotifyDeps) {
   }
   return { notifyOperator, sendNotice };
 }
+
+const ok = (response: OutboundAnswer): boolean => response.status >= 200 && response.status < 300;
 
 /** The body to send; a reason that looks like it holds a token is withheld (the slot's status has it). */
 function safeBody(notice: Notice): NoticeBody {
