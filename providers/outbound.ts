@@ -4,6 +4,7 @@
 import { request as httpRequest, type Agent, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP, type LookupFunction, type Socket } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { OutboundProxyError } from '../common/failures';
 
@@ -222,7 +223,7 @@ class TunnelAgent extends HttpsProxyAgent<string> {
   override async connect(req: ClientRequest, opts: Parameters<HttpsProxyAgent<string>['connect']>[1]): Promise<Socket> {
     const shown = shownProxy(this.route.proxy);
     const where = `proxy ${shown} (${this.route.variable})`;
-    const destination = `${this.hostname}:${opts.port}${this.target ? ` (${this.target.address})` : ''}`;
+    const destination = `${this.hostname}:${opts.port}${this.target && this.target.address !== this.hostname ? ` (${this.target.address})` : ''}`;
     let status: number | undefined;
     req.once('proxyConnect', (answer: { statusCode?: number }) => {
       status = answer.statusCode;
@@ -233,7 +234,9 @@ class TunnelAgent extends HttpsProxyAgent<string> {
         ...opts,
         host: this.target?.address ?? opts.host,
         ...(isIP(this.hostname) === 0 ? { servername: this.hostname } : {}),
-      });
+        // The library drops `host` before TLS, so an address without SNI would be checked as "localhost".
+        checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(this.hostname, cert),
+      } as typeof opts);
     } catch (err) {
       throw new OutboundProxyError(`${where} ${proxyProblem(err)}; nothing was sent to ${destination}`, shown, this.route.variable, undefined, { cause: err });
     }

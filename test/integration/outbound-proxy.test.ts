@@ -104,6 +104,15 @@ describe('outbound HTTPS through a proxy (HTTPS_PROXY, NO_PROXY, NODE_EXTRA_CA_C
     expect(output).not.toContain(REFRESH_TOKEN);
   });
 
+  it('checks the certificate of a host written as an address against that address', async () => {
+    const { result } = await call(token(`https://${PUBLIC_ADDRESS}/v1/oauth/token`, {}), viaProxy());
+    expect(result).toMatchObject({ ok: true, answer: { status: 200 } });
+    expect(proxy.connects).toEqual([{ authority: `${PUBLIC_ADDRESS}:443`, status: 200 }]);
+    // An address the certificate does not list is refused.
+    const wrong = await call(token('https://93.184.216.36/v1/oauth/token', {}), viaProxy());
+    expect(wrong.result).toMatchObject({ ok: false, reason: expect.stringContaining('TLS certificate not accepted (ERR_TLS_CERT_ALTNAME_INVALID)') });
+  });
+
   it('without the extra CA the same request fails on the certificate: NODE_EXTRA_CA_CERTS is what our client trusted', async () => {
     const { result } = await call(token('https://tokens.example/v1/oauth/token'), { HTTPS_PROXY: proxy.url });
     expect(result.ok).toBe(false);
