@@ -31,14 +31,16 @@ const CLIENT_ID = '9d1c250a-e61b-44d9-88ed-5944d1962f5e';
 const MINUTE = 60_000;
 
 const AUTHORIZE_URL = /^https:\/\/[a-z0-9.-]+\/(?:cai\/)?oauth\/authorize\?/;
-/** PKCE S256 challenges are 43 base64url characters (RFC 7636 §4.2); Claude Code's state is 32 random bytes, the same. */
-const BASE64URL_43 = /^[A-Za-z0-9_-]{43}$/;
+/** PKCE S256 challenges are 43 base64url characters: the specification fixes it (RFC 7636 §4.1, §4.2). */
+const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
+/** `state` is the client's choice (RFC 6749 §4.1.1): any length, here in unreserved URL characters. */
+const STATE = /^[A-Za-z0-9._~-]+$/;
 
 /**
  * Claude's authorize URL is whole when it carries its client, where to send the
- * code, the PKCE challenge and the state, each in the form the CLI makes them:
- * a row cut or a word run on cannot pass. A newer CLI that changes the forms makes
- * the login fail saying the URL could not be read, never publish a wrong link.
+ * code, an S256 challenge of the length the specification fixes, and a state: the
+ * layout (screen-url.ts) says where the URL ends, these say a row is not missing.
+ * No length the CLI may change (the state's) is assumed.
  */
 export const CLAUDE_AUTHORIZE_URL: UrlShape = {
   start: AUTHORIZE_URL,
@@ -47,8 +49,8 @@ export const CLAUDE_AUTHORIZE_URL: UrlShape = {
     const lacking: string[] = [];
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(p.get('client_id') ?? '')) lacking.push('client_id');
     if (!/^https:\/\/[^\s]+\/callback$/.test(p.get('redirect_uri') ?? '')) lacking.push('redirect_uri');
-    if (!BASE64URL_43.test(p.get('code_challenge') ?? '')) lacking.push('code_challenge');
-    if (!BASE64URL_43.test(p.get('state') ?? '')) lacking.push('state');
+    if (!S256_CHALLENGE.test(p.get('code_challenge') ?? '') || p.get('code_challenge_method') !== 'S256') lacking.push('code_challenge');
+    if (!STATE.test(p.get('state') ?? '')) lacking.push('state');
     return lacking;
   },
 };
