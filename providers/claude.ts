@@ -3,7 +3,8 @@
 import { z } from 'zod';
 import { clampExpiresIn, oauthClassifier, plausibleExpiresAt } from './oauth';
 import { AGENT_PLACEHOLDER, agentDirOf } from './agent-dir';
-import type { Provider, PtyLoginSpec, UrlShape } from './provider';
+import type { LoginCliSpec, Provider, PtyLoginSpec, UrlShape } from './provider';
+import PINNED_CLI_VERSIONS from './cli-versions.json';
 import { binary, escapeRegExp, findLine, lastWords } from './screen-text';
 import { readUrl } from './screen-url';
 import { claudeMessagesProbe } from './claude-probe';
@@ -74,9 +75,20 @@ export function claudeCommand(args: readonly string[]): PtyLoginSpec['command'] 
   });
 }
 
+/** Claude Code's binary and the version checked against (`2.1.197 (Claude Code)`). */
+export const CLAUDE_CLI: LoginCliSpec = {
+  command: (env) => binary(env, 'CLAUDE_BIN', 'claude'),
+  versionArgs: ['--version'],
+  versionEnv: (scratch) => ({ HOME: scratch, CLAUDE_CONFIG_DIR: scratch, DISABLE_AUTOUPDATER: '1', DISABLE_TELEMETRY: '1' }),
+  parseVersion: (output) => /^(\d+\.\d+\.\d+\S*) \(Claude Code\)/m.exec(output)?.[1],
+  checked: PINNED_CLI_VERSIONS.claude,
+  install: `npm install -g @anthropic-ai/claude-code@${PINNED_CLI_VERSIONS.claude}`,
+};
+
 export const claude: Provider = {
   name: 'claude',
   displayName: 'Claude Code',
+  cli: CLAUDE_CLI,
   login: {
     kind: 'pty',
     interaction: 'paste-code',

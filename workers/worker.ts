@@ -24,6 +24,7 @@ import { slotDataConverter } from './encryption';
 import { createLogger, installRuntimeLogger } from './logger';
 import { explainTlsFailure } from './tls-handshake';
 import { cachedWorkflowBundle } from './workflow-bundle';
+import { checkLoginClis, logLoginClis } from './cli-versions';
 import { metricsPlan, SlotMetrics, startMetricsServer, type MetricsServer } from './metrics';
 import type { SlotTracing } from './tracing';
 import { WORKFLOW_TRACING_MODULE } from './workflow-tracing-module';
@@ -262,6 +263,9 @@ export async function runWorker(
   const tracing = config.tracing.otlpEndpoint || config.tracing.zipkinEndpoint ? (await import('./tracing')).startTracing(config.tracing) : undefined;
   const observing = startObservability(config, log);
   observing.catch(() => undefined);
+  // The login CLIs of a host that serves slots, asked their versions while the rest starts.
+  const cliChecks = config.roles.includes('host') ? checkLoginClis(process.env) : Promise.resolve([]);
+  cliChecks.catch(() => undefined);
   // Built once per set of sources and cached (.cache/workflow-bundles): a restart polls in
   // a second instead of webpacking for several. Webpack's report goes to debug.
   const started = Date.now();
@@ -283,6 +287,13 @@ export async function runWorker(
   });
   log.debug({ bundleFile, built, ms: Date.now() - started }, built ? 'workflow bundle built and cached' : 'workflow bundle from the cache');
   const observed = await observing;
+  void cliChecks.then(
+    (checks) => {
+      logLoginClis(checks, log);
+      for (const c of checks) for (const provider of c.providers) observed?.metrics.loginCli.set({ provider, version: c.version ?? '', checked_version: c.checked, status: c.status }, 1);
+    },
+    (err: unknown) => log.warn({ err }, 'could not check the login CLIs\' versions'),
+  );
   // The token service answers from this host's slot files: only a process serving the host runs it.
   const tokenService = config.roles.includes('host') ? await startConfiguredTokenService(config, log) : undefined;
   // The backup store is the host's: its table is created on first use, so a database that is down does not stop the worker.
