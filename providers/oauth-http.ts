@@ -8,7 +8,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP } from 'node:net';
 import { parseRetryAfter } from './oauth';
-import { proxyResolvesNames, transportOptions } from './outbound';
+import { proxyResolvesNames, transportOptions, unresolvedBehindProxy } from './outbound';
 import type { OAuthAnswer } from './provider';
 import { OutboundProxyError } from '../common/failures';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
@@ -205,7 +205,7 @@ export async function checkEndpoint(
     } catch (err) {
       // A proxy that resolves names (SLOTS_PROXY_CONNECT=name) may reach hosts this one cannot resolve.
       if (proxyResolvesNames(url, env, err)) return { ok: true, target: undefined };
-      return { ok: false, refused: false, reason: '', cause: err };
+      return { ok: false, refused: false, reason: '', cause: unresolvedBehindProxy(url, env, err) ?? err };
     }
   }
   if (addresses.length === 0) return { ok: false, refused: false, reason: '', cause: Object.assign(new Error('no address'), { code: 'ENOTFOUND' }) };

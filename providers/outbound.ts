@@ -155,6 +155,30 @@ export function proxyResolvesNames(url: URL, env: NodeJS.ProcessEnv, dnsError: u
   }
 }
 
+/**
+ * The failure of a name this host cannot resolve, on its way to a proxy that is not asked
+ * to resolve names (SLOTS_PROXY_CONNECT=address): it says how to let the proxy do it.
+ */
+export function unresolvedBehindProxy(url: URL, env: NodeJS.ProcessEnv, dnsError: unknown): OutboundProxyError | undefined {
+  const code = codeOf(dnsError);
+  if (code !== 'ENOTFOUND' && code !== 'EAI_AGAIN' && code !== 'ENODATA') return undefined;
+  let route: ProxyRoute | undefined;
+  try {
+    route = proxyRoute(url, env);
+  } catch {
+    return undefined;
+  }
+  if (!route || route.connect !== 'address') return undefined;
+  const shown = shownProxy(route.proxy);
+  return new OutboundProxyError(
+    `host not found (DNS) on this host, which checks the address before the proxy ${shown} (${route.variable}) connects to it; if only the proxy can resolve public names, set ${PROXY_CONNECT_VARIABLE}=name`,
+    shown,
+    route.variable,
+    undefined,
+    { cause: dnsError },
+  );
+}
+
 /** A `lookup` that answers every question with the checked address (the name stays in SNI and Host). */
 export const pinnedLookup =
   (target: CheckedAddress): LookupFunction =>

@@ -127,7 +127,10 @@ describe('outbound HTTPS through a proxy (HTTPS_PROXY, NO_PROXY, NODE_EXTRA_CA_C
     expect(proxy.connects).toEqual([{ authority: 'tokens.example:443', status: 200 }]);
     // In the default mode a name this host cannot resolve is not sent anywhere.
     const pinned = await call(token('https://tokens.example/v1/oauth/token', {}), viaProxy());
-    expect(pinned.result).toMatchObject({ ok: false, reason: expect.stringMatching(/host not found \(DNS\)/) });
+    expect(pinned.result).toEqual({
+      ok: false,
+      reason: `token endpoint https://tokens.example/v1/oauth/token: host not found (DNS) on this host, which checks the address before the proxy ${proxy.url} (HTTPS_PROXY) connects to it; if only the proxy can resolve public names, set SLOTS_PROXY_CONNECT=name`,
+    });
     expect(proxy.connects).toHaveLength(1);
   });
 
