@@ -93,7 +93,21 @@ describe('outbound HTTPS through a proxy (HTTPS_PROXY, NO_PROXY, NODE_EXTRA_CA_C
   const viaProxy = (extra: Record<string, string> = {}): Record<string, string> => ({ HTTPS_PROXY: proxy.url, NODE_EXTRA_CA_CERTS: pki.caFile, ...extra });
 
   it('sends a refresh through the proxy, CONNECTing to the address the guard checked, TLS verified for the name with the extra CA', async () => {
-    const { result, output } = await call(token('https://tokens.example/v1/oauth/token'), viaProxy());
+    // The proxy's own DNS says tokens.example is an internal host (a rebinding): a CONNECT by
+    // name would hand the refresh token to it. The CONNECT names the address checked here.
+    const internal: string[] = [];
+    const internalServer = createServer((req, res) => {
+      internal.push(req.url ?? '');
+      res.end('{}');
+    });
+    await new Promise<void>((resolve) => internalServer.listen(0, '127.0.0.1', resolve));
+    const internalRelay = await startTlsRelay(pki, (internalServer.address() as AddressInfo).port);
+    proxy.configure({ route: (authority) => (authority === 'tokens.example:443' ? internalRelay.port : relay.port) });
+    const { result, output } = await call(token('https://tokens.example/v1/oauth/token'), viaProxy()).finally(async () => {
+      await internalRelay.close();
+      await new Promise<void>((resolve) => internalServer.close(() => resolve()));
+    });
+    expect(internal).toEqual([]);
     expect(result).toMatchObject({ ok: true, answer: { status: 200, json: { access_token: 'at-stand-in' } } });
     // The CONNECT names the checked address, so the proxy's own DNS cannot send the token elsewhere.
     expect(proxy.connects).toEqual([{ authority: `${PUBLIC_ADDRESS}:443`, status: 200 }]);
