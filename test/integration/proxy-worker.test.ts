@@ -13,6 +13,7 @@ import { FailureType } from '../../common/failures';
 import { slotWorkflowId } from '../../common/slot';
 import { devServerClient, uniqueName } from '../harness';
 import { makeHostPki, startConnectProxy, startTlsRelay, type ConnectProxy, type TlsRelay } from '../peers/connect-proxy';
+import { startScriptedDeviceServer, type ScriptedDeviceServer } from '../peers/device-server';
 import { startProbeApi, type ProbeApi } from '../peers/probe-api';
 import { startTokenServer, type TokenServer } from '../peers/token-server';
 import { startWebhookReceiver, type WebhookReceiver } from '../peers/webhook-receiver';
@@ -23,6 +24,7 @@ const CLAUDE_CLIENT_ID = '9d1c250a-e61b-44d9-88ed-5944d1962f5e';
 /** Public addresses: the endpoint guard lets them through; only the proxy knows where they lead. */
 const TOKEN_HOST = '93.184.216.34';
 const PROBE_HOST = '93.184.216.35';
+const ISSUER_HOST = '93.184.216.40';
 const PLANTED = { accessToken: 'sk-ant-oat01-PROXYACCESS-1b9e7c', refreshToken: 'sk-ant-ort01-PROXYREFRESH-6d3a8f', proxyPassword: 'PROXYPASS-4c2e9a' };
 
 describe('a slot host behind a proxy', () => {
@@ -30,6 +32,7 @@ describe('a slot host behind a proxy', () => {
   let tokens: TokenServer;
   let probes: ProbeApi;
   let hook: WebhookReceiver;
+  let issuer: ScriptedDeviceServer;
   const notices: { kind?: string }[] = [];
   let relays: Record<string, TlsRelay>;
   let proxy: ConnectProxy;
@@ -43,7 +46,8 @@ describe('a slot host behind a proxy', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'proxy-worker-'));
-    const pki = makeHostPki(dir, [TOKEN_HOST, PROBE_HOST, 'hooks.example']);
+    const pki = makeHostPki(dir, [TOKEN_HOST, PROBE_HOST, ISSUER_HOST, 'hooks.example']);
+    issuer = await startScriptedDeviceServer({ issuer: `https://${ISSUER_HOST}` });
     tokens = await startTokenServer({ defaultClientId: CLAUDE_CLIENT_ID, accessTtlSec: 8 * 3600 });
     probes = await startProbeApi((token) => token === PLANTED.accessToken || tokens.grant('g1')?.accessToken === token);
     hook = await startWebhookReceiver(notices);
@@ -51,6 +55,7 @@ describe('a slot host behind a proxy', () => {
       [`${TOKEN_HOST}:443`]: await startTlsRelay(pki, Number(new URL(tokens.url).port)),
       [`${PROBE_HOST}:443`]: await startTlsRelay(pki, Number(new URL(probes.url).port)),
       'hooks.example:443': await startTlsRelay(pki, hook.port),
+      [`${ISSUER_HOST}:443`]: await startTlsRelay(pki, issuer.port),
     };
     proxy = await startConnectProxy({ route });
     const slotsDir = join(dir, 'slots');
@@ -89,6 +94,7 @@ describe('a slot host behind a proxy', () => {
     for (const relay of Object.values(relays ?? {})) await relay.close();
     await tokens?.close();
     await probes?.close();
+    await issuer?.close();
     hook?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -140,5 +146,25 @@ describe('a slot host behind a proxy', () => {
     const recovered = await slots.waitFor(slotId, (s) => s.phase === 'active' && (s.lastOutcome?.at ?? 0) > (during.lastOutcome?.at ?? 0) && s.lastOutcome?.message.startsWith('refreshed') === true, { timeoutMs: 60_000, pollMs: 200 });
     expect(recovered.reached, JSON.stringify(recovered.status)).toBe(true);
     expect(worker.output()).not.toContain(PLANTED.proxyPassword);
+  });
+
+  it('runs an OAuth device flow through the proxy: discovery, device authorization, polls, refresh, revocation', async () => {
+    const slotId = uniqueName('proxied-device');
+    proxy.connects.length = 0;
+    issuer.script(['approve']);
+    await slots.provision({ slotId, provider: 'oidc-device', providerConfig: { issuer: issuer.issuer, clientId: 'device-client' }, host });
+    expect((await waitForPhase(slots, slotId, ['active', 'needs-relogin'], 40_000)).phase).toBe('active');
+    await slots.refreshNow(slotId);
+    const refreshed = await slots.waitFor(slotId, (s) => s.lastOutcome?.message.startsWith('refreshed') === true, { timeoutMs: 30_000, pollMs: 100 });
+    expect(refreshed.reached, JSON.stringify(refreshed.status)).toBe(true);
+    expect(issuer.issued).toHaveLength(2);
+    await slots.retire(slotId);
+    const retired = await waitForPhase(slots, slotId, ['retired']);
+    expect(retired.lastOutcome?.message, JSON.stringify(retired)).not.toMatch(/failed/);
+    expect(issuer.revocations).toEqual(['refresh_token', 'access_token']);
+    const tunnels = proxy.connects.filter((c) => c.authority === `${ISSUER_HOST}:443`);
+    // Discovery, device authorization, at least one poll, the refresh and two revocations, each its own tunnel.
+    expect(tunnels.length).toBeGreaterThanOrEqual(6);
+    expect(tunnels.every((c) => c.status === 200)).toBe(true);
   });
 });
