@@ -170,6 +170,20 @@ describe('Claude login with a state of another length', () => {
       }
     });
   }
+
+  it('logs in with claude setup-token (its full-screen UI) when the CLI prints a 32-character state', async () => {
+    const rig = await startSlotRig({ FIXTURE_CLAUDE_STATE_BYTES: '24' });
+    try {
+      const slotId = uniqueName('setup32');
+      await rig.slots.provision({ slotId, provider: 'claude-setup-token', host: rig.workers.hostName });
+      const waiting = await waitForPrompt(rig.slots, slotId);
+      expect(waiting.prompt.url).toMatch(/&code_challenge=[\w-]{43}&code_challenge_method=S256&state=[\w-]{32}$/);
+      expect((await rig.slots.submitCode(slotId, claudeCode(waiting))).answer).toBe('succeeded');
+      expect((await waitForPhase(rig.slots, slotId, ['active', 'needs-relogin'])).phase).toBe('active');
+    } finally {
+      await rig.close();
+    }
+  });
 });
 
 describe('Claude login failures', () => {
