@@ -41,7 +41,7 @@ describe('outbound HTTPS through a proxy (HTTPS_PROXY, NO_PROXY, NODE_EXTRA_CA_C
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'outbound-proxy-'));
-    pki = makeHostPki(dir, ['tokens.example', 'hooks.example', PUBLIC_ADDRESS]);
+    pki = makeHostPki(dir, ['tokens.example', 'hooks.example', PUBLIC_ADDRESS, '127.0.0.1']);
     upstream = createServer((req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString('utf8')));
@@ -214,6 +214,23 @@ describe('outbound HTTPS through a proxy (HTTPS_PROXY, NO_PROXY, NODE_EXTRA_CA_C
     }
     expect(proxy.connects).toEqual([]);
     expect(received).toHaveLength(0);
+  });
+
+  it('tunnels through an https:// proxy, whose certificate the extra CA vouches for too', async () => {
+    const tlsProxy = await startConnectProxy({ route: routeAll }, { key: pki.key, cert: pki.cert });
+    try {
+      const { result } = await call(token('https://tokens.example/v1/oauth/token'), viaProxy({ HTTPS_PROXY: tlsProxy.url }));
+      expect(result).toMatchObject({ ok: true, answer: { status: 200 } });
+      expect(tlsProxy.connects).toEqual([{ authority: `${PUBLIC_ADDRESS}:443`, status: 200 }]);
+      // Without the CA, it is the proxy's certificate that is refused, and the message says so.
+      const untrusted = await call(token('https://tokens.example/v1/oauth/token'), { HTTPS_PROXY: tlsProxy.url });
+      expect(untrusted.result).toEqual({
+        ok: false,
+        reason: `token endpoint https://tokens.example/v1/oauth/token: proxy ${tlsProxy.url} (HTTPS_PROXY) presented a TLS certificate that is not accepted (UNABLE_TO_VERIFY_LEAF_SIGNATURE); nothing was sent to tokens.example:443 (${PUBLIC_ADDRESS})`,
+      });
+    } finally {
+      await tlsProxy.close();
+    }
   });
 
   it('a webhook notice goes through the proxy too', async () => {

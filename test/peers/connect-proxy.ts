@@ -4,7 +4,8 @@
 // With it: TLS relays that terminate HTTPS for those hosts with a per-run test CA.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
@@ -19,7 +20,7 @@ export interface ProxyConnect {
 }
 
 export interface ConnectProxy {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>` (`https://` for a TLS proxy) */
   readonly url: string;
   readonly port: number;
   readonly connects: ProxyConnect[];
@@ -37,13 +38,16 @@ export interface ConnectProxyOptions {
   readonly refuseWith?: number;
 }
 
-export async function startConnectProxy(initial: ConnectProxyOptions): Promise<ConnectProxy> {
+/** `tls`: the proxy itself speaks HTTPS (an `https://` proxy URL) with this key and certificate. */
+export async function startConnectProxy(initial: ConnectProxyOptions, tls?: { key: Buffer; cert: Buffer }): Promise<ConnectProxy> {
   let options = initial;
   const connects: ProxyConnect[] = [];
   const sockets = new Set<Socket>();
-  const server = createServer((_req, res) => {
+  const refuseRequests = (_req: IncomingMessage, res: ServerResponse): void => {
     res.writeHead(405, { allow: 'CONNECT' }).end();
-  });
+  };
+  const server = tls ? createHttpsServer({ key: tls.key, cert: tls.cert }, refuseRequests) : createServer(refuseRequests);
+  server.on('tlsClientError', () => undefined);
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -78,7 +82,7 @@ export async function startConnectProxy(initial: ConnectProxyOptions): Promise<C
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     connects,
     configure: (next) => void (options = next),
