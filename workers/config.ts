@@ -9,7 +9,6 @@ import { loadEncryptionKeys, type EncryptionKey } from './encryption';
 import { PROJECT_ROOT } from './temporal-binaries';
 import { ConfigError } from '../common/failures';
 import { parseAllowedEndpointHosts } from '../providers/oauth-http';
-import { outboundProxyProblems } from '../providers/outbound';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const hostName = z
@@ -322,8 +321,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ]);
   }
   const temporalTransport = loadTemporalTransport(c);
-  const proxyProblems = outboundProxyProblems(env);
-  if (proxyProblems.length > 0) throw new ConfigError(proxyProblems);
   if (typeof c.METRICS_PORT === 'number' && c.TEMPORAL_METRICS_PORT === c.METRICS_PORT) {
     throw new ConfigError([`TEMPORAL_METRICS_PORT=${c.TEMPORAL_METRICS_PORT}: must differ from METRICS_PORT (the SDK core serves its metrics there, /metrics includes them)`]);
   }

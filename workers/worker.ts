@@ -18,13 +18,14 @@ import { PostgresBackupStore } from '../activities/postgres-backup-store';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
 import { SHARED_TASK_QUEUE, hostTaskQueue, sessionTaskQueue, slotWorkflowId } from '../common/slot';
 import type { DataConverter } from '@temporalio/common';
-import { TemporalTransportError } from '../common/failures';
+import { ConfigError, TemporalTransportError } from '../common/failures';
 import { DEFAULT_MAX_CACHED_WORKFLOWS, loadConfigOrExit, temporalAddress, temporalConnectionOptions, type Config } from './config';
 import { slotDataConverter } from './encryption';
 import { createLogger, installRuntimeLogger } from './logger';
 import { explainTlsFailure } from './tls-handshake';
 import { cachedWorkflowBundle } from './workflow-bundle';
 import { checkLoginClis, logLoginClis } from './cli-versions';
+import { outboundProxyProblems } from '../providers/outbound';
 import { metricsPlan, SlotMetrics, startMetricsServer, type MetricsServer } from './metrics';
 import type { SlotTracing } from './tracing';
 import { WORKFLOW_TRACING_MODULE } from './workflow-tracing-module';
@@ -242,6 +243,9 @@ export async function runWorker(
   /** Modules loaded once per worker thread instead of once per workflow (benchmark experiments). */
   bundle: { preloadModules?: string[] } = {},
 ): Promise<void> {
+  // The proxy variables matter to the worker alone (slotctl makes no outbound request): checked here.
+  const proxyProblems = outboundProxyProblems(process.env);
+  if (proxyProblems.length > 0) throw new ConfigError(proxyProblems);
   const address = temporalAddress(config);
   let conn: NativeConnection;
   // Both at once: each waits a round trip or two on the server.
@@ -389,7 +393,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const log = createLogger(config.logLevel);
   installRuntimeLogger(log, metricsPlan(config.metrics)?.coreBindAddress);
   await runWorker(config, log).catch((err: unknown) => {
-    if (!(err instanceof TemporalTransportError)) throw err;
+    if (!(err instanceof TemporalTransportError) && !(err instanceof ConfigError)) throw err;
     // A configuration problem, not a crash: say it in one line.
     process.stderr.write(`${err.message}\n`);
     process.exit(2);

@@ -167,4 +167,19 @@ describe('a slot host behind a proxy', () => {
     expect(tunnels.length).toBeGreaterThanOrEqual(6);
     expect(tunnels.every((c) => c.status === 200)).toBe(true);
   });
+
+  it('a worker whose proxy variable is not a proxy URL stops at start, naming it and never its password', async () => {
+    const bad = spawnWorkerProcess({
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      SLOT_HOST: uniqueName('host'),
+      SLOTS_DIR: join(dir, 'bad-slots'),
+      HTTPS_PROXY: 'socks5://ops:PROXYPASS-bad-7e1d@127.0.0.1:1080',
+      AGENT_TOKEN_SERVICE: 'off',
+    });
+    const code = await new Promise<number | null>((resolve) => bad.child.once('exit', (c) => resolve(c)));
+    expect(code).toBe(2);
+    expect(bad.output()).toContain('HTTPS_PROXY: only http:// and https:// proxies are supported, not socks5://');
+    expect(bad.output()).not.toContain('PROXYPASS-bad-7e1d');
+  });
 });
+
