@@ -8,6 +8,7 @@ import { NOTICE_KINDS, noticeBody, type Notice, type NoticeBody } from '../commo
 import { poolWorkflowId } from '../common/pool';
 import { SlotId } from '../common/schemas';
 import { slotWorkflowId } from '../common/slot';
+import { sendOutbound, type OutboundAnswer } from '../providers/outbound';
 import { tokenLikeField } from './refresh';
 
 export interface OperatorNotice {
@@ -113,9 +114,9 @@ export function createNotifyActivities(deps: NotifyDeps) {
     }
     deps.log.warn({ ...notice, event: 'operator-needed' }, `slot ${notice.slotId} needs an operator: ${notice.reason}`);
     if (!deps.webhookUrl) return { delivered: 'log' };
-    let response: Response;
+    let response: OutboundAnswer;
     try {
-      response = await fetch(deps.webhookUrl, {
+      response = await sendOutbound(new URL(deps.webhookUrl), {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ event: 'operator-needed', ...notice }),
@@ -124,8 +125,7 @@ export function createNotifyActivities(deps: NotifyDeps) {
     } catch (err) {
       throw ApplicationFailure.retryable(`operator webhook unreachable: ${(err as Error).message}`, FailureType.notifyFailed);
     }
-    await response.body?.cancel();
-    if (!response.ok) {
+    if (!ok(response)) {
       throw ApplicationFailure.create({
         message: `operator webhook answered HTTP ${response.status}`,
         type: FailureType.notifyFailed,
@@ -143,9 +143,9 @@ export function createNotifyActivities(deps: NotifyDeps) {
     if (delivered.has(body.eventId)) return { delivered: 'already' };
     deps.log.info({ event: 'notice', kind: body.kind, eventId: body.eventId, slotId: body.slotId, pool: body.pool }, body.text);
     if (!deps.webhookUrl) return { delivered: 'log' };
-    let response: Response;
+    let response: OutboundAnswer;
     try {
-      response = await fetch(deps.webhookUrl, {
+      response = await sendOutbound(new URL(deps.webhookUrl), {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'idempotency-key': body.eventId },
         body: JSON.stringify(body),
@@ -154,9 +154,8 @@ export function createNotifyActivities(deps: NotifyDeps) {
     } catch (err) {
       throw ApplicationFailure.retryable(`notice webhook unreachable: ${(err as Error).message}`, FailureType.notifyFailed);
     }
-    await response.body?.cancel();
-    if (!response.ok) {
-      const retryAfter = Number(response.headers.get('retry-after'));
+    if (!ok(response)) {
+      const retryAfter = Number(response.header('retry-after'));
       throw ApplicationFailure.create({
         message: `notice webhook answered HTTP ${response.status}`,
         type: FailureType.notifyFailed,
@@ -170,6 +169,8 @@ export function createNotifyActivities(deps: NotifyDeps) {
   }
   return { notifyOperator, sendNotice };
 }
+
+const ok = (response: OutboundAnswer): boolean => response.status >= 200 && response.status < 300;
 
 /** The body to send; a reason that looks like it holds a token is withheld (the slot's status has it). */
 function safeBody(notice: Notice): NoticeBody {

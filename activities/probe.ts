@@ -4,14 +4,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { LookupFunction } from 'node:net';
 import { z } from 'zod';
 import { FailureType, ProviderConfigError, ProviderEndpointError, UnknownProviderError } from '../common/failures';
 import type { ProbeOutcome, ProbeReason } from '../common/probe';
 import { SlotId } from '../common/schemas';
 import { getProvider } from '../providers';
 import { parseRetryAfter } from '../providers/oauth';
-import { checkEndpoint, endpointAllowList, endpointUrlProblem, networkProblem, type ResolvedAddress } from '../providers/oauth-http';
+import { checkEndpoint, endpointAllowList, endpointUrlProblem, networkProblem } from '../providers/oauth-http';
+import { transportOptions } from '../providers/outbound';
 import type { Provider } from '../providers/provider';
 import { readSecretFile, slotHome } from './credential-store';
 import { checkSlotRequest } from './slot-record';
@@ -129,7 +129,7 @@ export function createProbeActivities(deps: ProbeActivityDeps) {
   /** Sends the request to the checked address and reads the status line and headers; the body is discarded unread. */
   async function send(url: URL, method: 'GET' | 'POST', given: Readonly<Record<string, string>>, body: unknown): Promise<Sent> {
     const signal = AbortSignal.timeout(timeoutMs);
-    const checked = await checkEndpoint(url, { allowedHosts: endpointAllowList(deps.env) }, signal);
+    const checked = await checkEndpoint(url, { allowedHosts: endpointAllowList(deps.env) }, signal, deps.env);
     if (!checked.ok) return checked.refused ? { ok: false, refused: true, reason: checked.reason } : { ok: false, refused: false, reason: networkProblem(checked.cause, 'request') };
     const text = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = {
@@ -141,7 +141,7 @@ export function createProbeActivities(deps: ProbeActivityDeps) {
     try {
       const response = await new Promise<IncomingMessage>((resolve, reject) => {
         const call = url.protocol === 'https:' ? httpsRequest : httpRequest;
-        const req = call(url, { method, headers, agent: false, lookup: pinnedLookup(checked.target), signal }, resolve);
+        const req = call(url, { method, headers, signal, ...transportOptions(url, checked.target, deps.env) }, resolve);
         req.on('error', reject);
         req.end(text);
       });
@@ -155,13 +155,5 @@ export function createProbeActivities(deps: ProbeActivityDeps) {
 
   return { probeCredential };
 }
-
-/** Every lookup answers with the checked address (the name stays in SNI and Host). */
-const pinnedLookup =
-  (target: ResolvedAddress): LookupFunction =>
-  (_hostname, options, callback) => {
-    if (options.all) (callback as unknown as (err: null, addresses: ResolvedAddress[]) => void)(null, [target]);
-    else callback(null, target.address, target.family);
-  };
 
 export type ProbeActivities = ReturnType<typeof createProbeActivities>;

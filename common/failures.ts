@@ -217,6 +217,29 @@ export class ProviderConfigError extends Error {
 }
 
 /**
+ * The operator's outbound proxy (HTTPS_PROXY, HTTP_PROXY) did not open a tunnel: it is down,
+ * refused CONNECT, or wants credentials (407). Nothing reached the target, so no token was
+ * spent; callers treat it as transient (a refresh is retried, a probe is `transient`).
+ * The message names the proxy by scheme, host and port and the variable that set it, never
+ * the credentials in its URL. Operator: fix the proxy or the variable.
+ */
+export class OutboundProxyError extends Error {
+  override readonly name = 'OutboundProxyError';
+  constructor(
+    message: string,
+    /** `http://proxy.example:3128`: no credentials. */
+    readonly proxy: string,
+    /** The variable the proxy came from (`HTTPS_PROXY`, `https_proxy`, …). */
+    readonly variable: string,
+    /** The proxy's answer to CONNECT, when it answered. */
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
  * A provider cannot tell where its server's endpoint is: the issuer is unreachable
  * (`retryable`), or its discovery document is missing or wrong (not retryable: an
  * operator must fix the configuration). Messages name URLs, never a token.

@@ -3,7 +3,7 @@
 // of writing a file. Nothing refreshes it; the slot warns before it expires.
 import { z } from 'zod';
 import { ProviderEndpointError } from '../common/failures';
-import { claude, claudeCommand } from './claude';
+import { claude, CLAUDE_CLI, claudeCommand } from './claude';
 import type { Provider, PtyLoginSpec } from './provider';
 import { findLine, lastWords } from './screen-text';
 import { readHardWrapped } from './screen-url';
@@ -86,6 +86,7 @@ const login: PtyLoginSpec = {
 export const claudeSetupToken: Provider = {
   name: 'claude-setup-token',
   displayName: 'Claude Code (setup-token)',
+  cli: CLAUDE_CLI,
   login,
   credential: {
     file: `${CONFIG_DIR}/setup-token.json`,

@@ -3,7 +3,8 @@
 import { z } from 'zod';
 import { clampExpiresIn, oauthClassifier, plausibleExpiresAt } from './oauth';
 import { AGENT_PLACEHOLDER, agentDirOf } from './agent-dir';
-import type { Provider, PtyLoginSpec, UrlShape } from './provider';
+import type { LoginCliSpec, Provider, PtyLoginSpec, UrlShape } from './provider';
+import PINNED_CLI_VERSIONS from './cli-versions.json';
 import { binary, escapeRegExp, findLine, lastWords } from './screen-text';
 import { readUrl } from './screen-url';
 import { claudeMessagesProbe } from './claude-probe';
@@ -39,14 +40,16 @@ const REFRESH_SCOPE = 'user:profile user:inference user:sessions:claude_code use
 const MINUTE = 60_000;
 
 const AUTHORIZE_URL = /^https:\/\/[a-z0-9.-]+\/(?:cai\/)?oauth\/authorize\?/;
-/** PKCE S256 challenges are 43 base64url characters (RFC 7636 §4.2); Claude Code's state is 32 random bytes, the same. */
-const BASE64URL_43 = /^[A-Za-z0-9_-]{43}$/;
+/** PKCE S256 challenges are 43 base64url characters: the specification fixes it (RFC 7636 §4.1, §4.2). */
+const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
+/** `state` is the client's choice (RFC 6749 §4.1.1): any length, here in unreserved URL characters. */
+const STATE = /^[A-Za-z0-9._~-]+$/;
 
 /**
  * Claude's authorize URL is whole when it carries its client, where to send the
- * code, the PKCE challenge and the state, each in the form the CLI makes them:
- * a row cut or a word run on cannot pass. A newer CLI that changes the forms makes
- * the login fail saying the URL could not be read, never publish a wrong link.
+ * code, an S256 challenge of the length the specification fixes, and a state: the
+ * layout (screen-url.ts) says where the URL ends, these say a row is not missing.
+ * No length the CLI may change (the state's) is assumed.
  */
 export const CLAUDE_AUTHORIZE_URL: UrlShape = {
   start: AUTHORIZE_URL,
@@ -55,8 +58,8 @@ export const CLAUDE_AUTHORIZE_URL: UrlShape = {
     const lacking: string[] = [];
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(p.get('client_id') ?? '')) lacking.push('client_id');
     if (!/^https:\/\/[^\s]+\/callback$/.test(p.get('redirect_uri') ?? '')) lacking.push('redirect_uri');
-    if (!BASE64URL_43.test(p.get('code_challenge') ?? '')) lacking.push('code_challenge');
-    if (!BASE64URL_43.test(p.get('state') ?? '')) lacking.push('state');
+    if (!S256_CHALLENGE.test(p.get('code_challenge') ?? '') || p.get('code_challenge_method') !== 'S256') lacking.push('code_challenge');
+    if (!STATE.test(p.get('state') ?? '')) lacking.push('state');
     return lacking;
   },
 };
@@ -80,9 +83,20 @@ export function claudeCommand(args: readonly string[]): PtyLoginSpec['command'] 
   });
 }
 
+/** Claude Code's binary and the version checked against (`2.1.197 (Claude Code)`). */
+export const CLAUDE_CLI: LoginCliSpec = {
+  command: (env) => binary(env, 'CLAUDE_BIN', 'claude'),
+  versionArgs: ['--version'],
+  versionEnv: (scratch) => ({ HOME: scratch, CLAUDE_CONFIG_DIR: scratch, DISABLE_AUTOUPDATER: '1', DISABLE_TELEMETRY: '1' }),
+  parseVersion: (output) => /^(\d+\.\d+\.\d+\S*) \(Claude Code\)/m.exec(output)?.[1],
+  checked: PINNED_CLI_VERSIONS.claude,
+  install: `npm install -g @anthropic-ai/claude-code@${PINNED_CLI_VERSIONS.claude}`,
+};
+
 export const claude: Provider = {
   name: 'claude',
   displayName: 'Claude Code',
+  cli: CLAUDE_CLI,
   login: {
     kind: 'pty',
     interaction: 'paste-code',

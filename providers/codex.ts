@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { idTokenIdentity, oauthClassifier, plausibleExpiresAt } from './oauth';
 import { agentDirOf } from './agent-dir';
 import type { Provider, UrlShape } from './provider';
+import PINNED_CLI_VERSIONS from './cli-versions.json';
 import { binary, findLine, lastWords } from './screen-text';
 import { readUrl } from './screen-url';
 
@@ -88,6 +89,15 @@ function jwtExpiry(token: string): number | undefined {
 export const codex: Provider = {
   name: 'codex',
   displayName: 'Codex CLI',
+  // `codex-cli 0.169.0`
+  cli: {
+    command: (env) => binary(env, 'CODEX_BIN', 'codex'),
+    versionArgs: ['--version'],
+    versionEnv: (scratch) => ({ HOME: scratch, CODEX_HOME: scratch }),
+    parseVersion: (output) => /^codex-cli (\d+\.\d+\.\d+\S*)/m.exec(output)?.[1],
+    checked: PINNED_CLI_VERSIONS.codex,
+    install: `npm install -g @openai/codex@${PINNED_CLI_VERSIONS.codex}`,
+  },
   login: {
     kind: 'pty',
     interaction: 'device-approval',

@@ -6,9 +6,11 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { parseRetryAfter } from './oauth';
+import { proxyResolvesNames, transportOptions, unresolvedBehindProxy } from './outbound';
 import type { OAuthAnswer } from './provider';
+import { OutboundProxyError } from '../common/failures';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 
 const tracer = trace.getTracer('slot-provisioner');
@@ -184,13 +186,15 @@ const defaultResolve = async (hostname: string): Promise<readonly ResolvedAddres
 /**
  * Resolves the URL's host once and decides whether it may be contacted: every
  * address public, or the host allow-listed; plain http only for an allow-listed
- * host whose addresses are all loopback. Returns the address to connect to.
+ * host whose addresses are all loopback. Returns the address to connect to (undefined
+ * when a proxy that resolves names takes a name this host cannot resolve).
  */
 export async function checkEndpoint(
   url: URL,
   limits: Pick<EndpointLimits, 'allowedHosts' | 'resolve'>,
   signal?: AbortSignal,
-): Promise<{ readonly ok: true; readonly target: ResolvedAddress } | { readonly ok: false; readonly reason: string; readonly refused: boolean; readonly cause?: unknown }> {
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ readonly ok: true; readonly target: ResolvedAddress | undefined } | { readonly ok: false; readonly reason: string; readonly refused: boolean; readonly cause?: unknown }> {
   const allowed = isAllowListed(url, limits.allowedHosts ?? NO_HOSTS);
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && allowed)) {
     return { ok: false, refused: true, reason: `refusing plain ${url.protocol}// to ${url.host}: http is allowed only for loopback hosts in ${ALLOWED_HOSTS_VARIABLE}` };
@@ -203,7 +207,9 @@ export async function checkEndpoint(
     try {
       addresses = await abortable((limits.resolve ?? defaultResolve)(literal), signal);
     } catch (err) {
-      return { ok: false, refused: false, reason: '', cause: err };
+      // A proxy that resolves names (SLOTS_PROXY_CONNECT=name) may reach hosts this one cannot resolve.
+      if (proxyResolvesNames(url, env, err)) return { ok: true, target: undefined };
+      return { ok: false, refused: false, reason: '', cause: unresolvedBehindProxy(url, env, err) ?? err };
     }
   }
   if (addresses.length === 0) return { ok: false, refused: false, reason: '', cause: Object.assign(new Error('no address'), { code: 'ENOTFOUND' }) };
@@ -224,14 +230,6 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
     promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
-
-/** A `lookup` that answers every question with the checked address (the name stays in SNI and Host). */
-const pinnedLookup =
-  (target: ResolvedAddress): LookupFunction =>
-  (_hostname, options, callback) => {
-    if (options.all) (callback as unknown as (err: null, addresses: ResolvedAddress[]) => void)(null, [target]);
-    else callback(null, target.address, target.family);
-  };
 
 /**
  * One request. Redirects are not followed: they would carry a refresh token or a
@@ -287,7 +285,7 @@ async function callEndpointOnce(url: URL, request: OAuthRequest, limits: Endpoin
   try {
     response = await new Promise<IncomingMessage>((resolve, reject) => {
       const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-      const req = send(url, { method: request.method, headers, agent: false, lookup: pinnedLookup(checked.target), signal }, resolve);
+      const req = send(url, { method: request.method, headers, signal, ...transportOptions(url, checked.target) }, resolve);
       req.on('error', reject);
       req.end(body);
     });
@@ -343,6 +341,7 @@ export function networkProblem(err: unknown, phase: 'request' | 'answer'): strin
     typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
   const cause = typeof err === 'object' && err !== null && 'cause' in err ? err.cause : undefined;
   const code = codeOf(cause) ?? codeOf(err);
+  if (err instanceof OutboundProxyError) return err.message;
   switch (code) {
     case 'ECONNREFUSED':
       return 'connection refused';

@@ -314,6 +314,26 @@ export interface AgentPlanBody {
   readonly needsTokenService: boolean;
 }
 
+/**
+ * The login CLI a host runs, and the version this project was checked against (its
+ * screens and requests; providers/cli-versions.json, which test/real-clis.sh installs).
+ * A worker that serves slots runs `<command> <versionArgs>` at start and says when the
+ * version differs (workers/cli-versions.ts).
+ */
+export interface LoginCliSpec {
+  /** The binary, as the login runs it (`CLAUDE_BIN`, else `claude`). */
+  command(env: NodeJS.ProcessEnv): string;
+  readonly versionArgs: readonly string[];
+  /** Variables for that run: the CLI's config and updater kept out of the way (`scratch` is an empty directory). */
+  versionEnv?(scratch: string): Record<string, string>;
+  /** The version in what `--version` printed, or undefined when it is not there. */
+  parseVersion(output: string): string | undefined;
+  /** The version the project was checked against. */
+  readonly checked: string;
+  /** How to install that version (README, warnings). */
+  readonly install: string;
+}
+
 /** Token revocation (RFC 7009), used when a slot is retired. */
 export interface RevokeSpec {
   /** The revocation endpoint, or undefined when the server offers none; may discover it (throws ProviderEndpointError). */
@@ -362,6 +382,8 @@ export interface Provider {
   readonly revoke?: RevokeSpec;
   /** Present when the provider can prove a credential live (activities/probe.ts). */
   readonly probe?: ProbeSpec;
+  /** Present when logins run a CLI whose version matters (its screens, its requests). */
+  readonly cli?: LoginCliSpec;
 }
 
 /**

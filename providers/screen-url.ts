@@ -47,8 +47,11 @@ export type UrlReading =
  * as the first row's, followed by nothing but padding or a border, and the next row
  * holds nothing but URL characters at a left edge no further right than the URL began.
  * Every reading the layout allows (each number of rows joined) is checked against the
- * provider's `shape`; the URL is published only when exactly one is whole. A URL that
- * runs into the end of the output (it may still be arriving) is incomplete unless `final`.
+ * provider's `shape`, which asks only for what the specification fixes (parameters
+ * present, an S256 challenge's 43 characters), never a length the CLI may change;
+ * the longest whole reading is the URL: the layout joined its rows, and a shorter one
+ * would cut a value whose length is free. A URL that runs into the end of the output
+ * (it may still be arriving) is incomplete unless `final`.
  */
 export function readUrl(snapshot: ScreenSnapshot, shape: UrlShape, options: { final?: boolean } = {}): UrlReading {
   const matches = anchoredTester(shape.start);
@@ -67,20 +70,14 @@ export function readUrl(snapshot: ScreenSnapshot, shape: UrlShape, options: { fi
       if (candidates.length === 0) continue;
       const longest = candidates[candidates.length - 1] as string;
       if (readings.reachesEnd && !options.final) return { kind: 'incomplete', url: longest, missing: ['the rest of the URL (it may still be arriving)'] };
-      const whole = [...new Set(candidates.filter((url) => {
+      const whole = candidates.filter((url) => {
         const parsed = parseUrl(url);
         return parsed !== undefined && shape.missing(parsed).length === 0;
-      }))];
-      if (whole.length === 1) return { kind: 'complete', url: whole[0] as string };
+      });
+      if (whole.length > 0) return { kind: 'complete', url: whole[whole.length - 1] as string };
       if (seen.kind === 'absent') {
         const parsed = parseUrl(longest);
-        seen = {
-          kind: 'incomplete',
-          url: longest,
-          missing: whole.length > 1
-            ? [`a single reading (the rows can be joined ${whole.length} ways)`]
-            : parsed ? shape.missing(parsed) : ['a URL that parses'],
-        };
+        seen = { kind: 'incomplete', url: longest, missing: parsed ? shape.missing(parsed) : ['a URL that parses'] };
       }
     }
   }

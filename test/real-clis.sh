@@ -8,10 +8,11 @@
 # only (the CLIs themselves are run offline). About 640 MB on disk, ~15 s to install.
 set -euo pipefail
 
-CLAUDE_VERSION=2.1.197
-CODEX_VERSION=0.169.0
-
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The versions the project was checked against: one file, which the worker's start-up check reads too.
+pins="$root/providers/cli-versions.json"
+CLAUDE_VERSION="$(node -p 'require(process.argv[1]).claude' "$pins")"
+CODEX_VERSION="$(node -p 'require(process.argv[1]).codex' "$pins")"
 dir="${REAL_CLIS_DIR:-$root/.real-clis}"
 claude="$dir/node_modules/.bin/claude"
 codex="$dir/node_modules/.bin/codex"

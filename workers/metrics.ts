@@ -79,6 +79,8 @@ export class SlotMetrics {
   private poolListing: { at: number; rows: PoolRow[] } | undefined;
   private poolsInFlight: Promise<PoolRow[]> | undefined;
   readonly probes: Counter<'provider' | 'outcome'>;
+  /** Set once at start (workers/cli-versions.ts): 1 per provider's login CLI, labelled with what was found. */
+  readonly loginCli: Gauge<'provider' | 'version' | 'checked_version' | 'status'>;
 
   constructor(private readonly opts: SlotMetricsOptions) {
     this.now = opts.now ?? Date.now;
@@ -106,6 +108,7 @@ export class SlotMetrics {
     this.poolLeasesRefused = new Counter({ name: `${p}pool_leases_refused_total`, help: 'Lease requests each pool refused for want of a slot (pool-exhausted) or because its slots could not be asked', labelNames: poolLabels, registers, collect: collectPools });
     this.poolCooldownSeconds = new Gauge({ name: `${p}pool_cooldown_seconds`, help: "Seconds until the last of each pool's cooling-down slots may be leased again (0: none cooling down)", labelNames: poolLabels, registers, collect: collectPools });
     this.poolListingErrors = new Counter({ name: `${p}pool_listing_errors_total`, help: 'Scrapes whose listing of the pools or one of their status queries failed (that pool is left out of the scrape)', registers });
+    this.loginCli = new Gauge({ name: `${p}login_cli_info`, help: "Each provider's login CLI on this host: its version, the version the project was checked against, and status checked, other (a version not checked), missing or unreadable", labelNames: ['provider', 'version', 'checked_version', 'status'], registers });
     this.probes = new Counter({ name: `${p}probes_total`, help: 'Live probes of slot credentials by outcome: ok, unauthorized (401/403), rate-limited (429), transient (network, 5xx), error (could not probe), none (no probe)', labelNames: ['provider', 'outcome'], registers });
     // Series exist from the start at 0: a counter first seen at 1 shows no increase() to alert on.
     for (const provider of providerNames()) {

@@ -19,12 +19,14 @@ import { PostgresBackupStore } from '../activities/postgres-backup-store';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
 import { SHARED_TASK_QUEUE, hostTaskQueue, sessionTaskQueue, slotWorkflowId } from '../common/slot';
 import type { DataConverter } from '@temporalio/common';
-import { TemporalTransportError } from '../common/failures';
+import { ConfigError, TemporalTransportError } from '../common/failures';
 import { DEFAULT_MAX_CACHED_WORKFLOWS, loadConfigOrExit, temporalAddress, temporalConnectionOptions, type Config } from './config';
 import { slotDataConverter } from './encryption';
 import { createLogger, installRuntimeLogger } from './logger';
 import { explainTlsFailure } from './tls-handshake';
 import { cachedWorkflowBundle } from './workflow-bundle';
+import { checkLoginClis, logLoginClis } from './cli-versions';
+import { outboundProxyProblems } from '../providers/outbound';
 import { metricsPlan, SlotMetrics, startMetricsServer, type MetricsServer } from './metrics';
 import type { SlotTracing } from './tracing';
 import { WORKFLOW_TRACING_MODULE } from './workflow-tracing-module';
@@ -246,6 +248,9 @@ export async function runWorker(
   /** Modules loaded once per worker thread instead of once per workflow (benchmark experiments). */
   bundle: { preloadModules?: string[] } = {},
 ): Promise<void> {
+  // The proxy variables matter to the worker alone (slotctl makes no outbound request): checked here.
+  const proxyProblems = outboundProxyProblems(process.env);
+  if (proxyProblems.length > 0) throw new ConfigError(proxyProblems);
   const address = temporalAddress(config);
   let conn: NativeConnection;
   // Both at once: each waits a round trip or two on the server.
@@ -267,6 +272,9 @@ export async function runWorker(
   const tracing = config.tracing.otlpEndpoint || config.tracing.zipkinEndpoint ? (await import('./tracing')).startTracing(config.tracing) : undefined;
   const observing = startObservability(config, log);
   observing.catch(() => undefined);
+  // The login CLIs of a host that serves slots, asked their versions while the rest starts.
+  const cliChecks = config.roles.includes('host') ? checkLoginClis(process.env) : Promise.resolve([]);
+  cliChecks.catch(() => undefined);
   // Built once per set of sources and cached (.cache/workflow-bundles): a restart polls in
   // a second instead of webpacking for several. Webpack's report goes to debug.
   const started = Date.now();
@@ -288,6 +296,13 @@ export async function runWorker(
   });
   log.debug({ bundleFile, built, ms: Date.now() - started }, built ? 'workflow bundle built and cached' : 'workflow bundle from the cache');
   const observed = await observing;
+  void cliChecks.then(
+    (checks) => {
+      logLoginClis(checks, log);
+      for (const c of checks) for (const provider of c.providers) observed?.metrics.loginCli.set({ provider, version: c.version ?? '', checked_version: c.checked, status: c.status }, 1);
+    },
+    (err: unknown) => log.warn({ err }, 'could not check the login CLIs\' versions'),
+  );
   // The token service answers from this host's slot files: only a process serving the host runs it.
   const tokenService = config.roles.includes('host') ? await startConfiguredTokenService(config, log) : undefined;
   // The backup store is the host's: its table is created on first use, so a database that is down does not stop the worker.
@@ -386,7 +401,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const log = createLogger(config.logLevel);
   installRuntimeLogger(log, metricsPlan(config.metrics)?.coreBindAddress);
   await runWorker(config, log).catch((err: unknown) => {
-    if (!(err instanceof TemporalTransportError)) throw err;
+    if (!(err instanceof TemporalTransportError) && !(err instanceof ConfigError)) throw err;
     // A configuration problem, not a crash: say it in one line.
     process.stderr.write(`${err.message}\n`);
     process.exit(2);

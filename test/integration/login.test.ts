@@ -150,6 +150,42 @@ describe('Claude login', () => {
   });
 });
 
+describe('Claude login with a state of another length', () => {
+  // `state` is the CLI's choice (claude 2.1.197 makes 43 characters): a release that makes
+  // 32 must still log in, its URL read off a plain line and off a hard-wrapped box.
+  for (const mode of ['', 'boxed']) {
+    it(`logs in when the CLI prints a 32-character state${mode ? ` (${mode})` : ''}`, async () => {
+      const rig = await startSlotRig({ FIXTURE_CLAUDE_STATE_BYTES: '24', ...(mode ? { FIXTURE_CLAUDE_MODE: mode } : {}) });
+      try {
+        const slotId = uniqueName('state32');
+        await rig.slots.provision({ slotId, provider: 'claude', host: rig.workers.hostName });
+        const waiting = await waitForPrompt(rig.slots, slotId);
+        expect(stateOf(waiting.prompt.url)).toMatch(/^[\w-]{32}$/);
+        expect(waiting.prompt.url).toMatch(/&code_challenge=[\w-]{43}&code_challenge_method=S256&state=[\w-]{32}$/);
+        const accepted = await rig.slots.submitCode(slotId, claudeCode(waiting));
+        expect(accepted.answer).toBe('succeeded');
+        expect((await waitForPhase(rig.slots, slotId, ['active', 'needs-relogin'])).phase).toBe('active');
+      } finally {
+        await rig.close();
+      }
+    });
+  }
+
+  it('logs in with claude setup-token (its full-screen UI) when the CLI prints a 32-character state', async () => {
+    const rig = await startSlotRig({ FIXTURE_CLAUDE_STATE_BYTES: '24' });
+    try {
+      const slotId = uniqueName('setup32');
+      await rig.slots.provision({ slotId, provider: 'claude-setup-token', host: rig.workers.hostName });
+      const waiting = await waitForPrompt(rig.slots, slotId);
+      expect(waiting.prompt.url).toMatch(/&code_challenge=[\w-]{43}&code_challenge_method=S256&state=[\w-]{32}$/);
+      expect((await rig.slots.submitCode(slotId, claudeCode(waiting))).answer).toBe('succeeded');
+      expect((await waitForPhase(rig.slots, slotId, ['active', 'needs-relogin'])).phase).toBe('active');
+    } finally {
+      await rig.close();
+    }
+  });
+});
+
 describe('Claude login failures', () => {
   it('reports the CLI\'s error when the token exchange fails, and leaves no process', async () => {
     const rig = await startSlotRig({ FIXTURE_CLAUDE_OFFLINE: '1' });

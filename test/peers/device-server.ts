@@ -20,10 +20,14 @@ export interface ScriptedDeviceServerOptions {
   readonly tokenExpiresInSec?: number;
   /** @default 'ok' */
   readonly discovery?: DiscoveryMode;
+  /** The issuer it names itself (a public URL a proxy leads to). @default its own `http://127.0.0.1:<port>` */
+  readonly issuer?: string;
 }
 
 export interface ScriptedDeviceServer {
   readonly issuer: string;
+  /** Its port on 127.0.0.1. */
+  readonly port: number;
   /** Answers to the next device-code polls, in order; once used up, polls are `pending`. */
   script(answers: PollAnswer[]): void;
   /** Epoch ms of each device-code poll. */
@@ -65,7 +69,7 @@ export async function startScriptedDeviceServer(options: ScriptedDeviceServerOpt
 
   const server = createServer((req, res) => {
     void (async () => {
-      const path = new URL(req.url ?? '/', issuer).pathname;
+      const path = new URL(req.url ?? '/', 'http://device-server').pathname;
       if (req.method === 'GET' && path === '/.well-known/openid-configuration') {
         const doc = {
           issuer,
@@ -139,10 +143,11 @@ export async function startScriptedDeviceServer(options: ScriptedDeviceServerOpt
     socket.on('close', () => sockets.delete(socket));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  issuer = options.issuer ?? `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   return Object.assign(state, {
     issuer,
+    port: (server.address() as AddressInfo).port,
     script(next: PollAnswer[]) {
       answers = [...next];
     },

@@ -1,0 +1,40 @@
+// One outbound request of ours, made by the project's own code in a fresh Node process,
+// so the process's start-up environment (HTTPS_PROXY, NO_PROXY, NODE_EXTRA_CA_CERTS) is
+// the one under test. Input: one JSON argument; output: one JSON line on stdout.
+import { callOAuthEndpoint, parseAllowedEndpointHosts } from '../../providers/oauth-http';
+import { sendOutbound } from '../../providers/outbound';
+
+interface Call {
+  readonly kind: 'token' | 'webhook';
+  readonly url: string;
+  /** Name → address, in place of DNS (a name not listed does not resolve: ENOTFOUND). */
+  readonly hosts?: Readonly<Record<string, string>>;
+  /** SLOTS_ALLOWED_ENDPOINT_HOSTS. */
+  readonly allowedHosts?: string;
+}
+
+const call = JSON.parse(process.argv[2] ?? '{}') as Call;
+const url = new URL(call.url);
+if (call.kind === 'webhook') {
+  try {
+    const answer = await sendOutbound(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ event: 'test' }), signal: AbortSignal.timeout(10_000) });
+    process.stdout.write(`${JSON.stringify({ ok: true, status: answer.status })}\n`);
+  } catch (err) {
+    process.stdout.write(`${JSON.stringify({ ok: false, reason: (err as Error).message, name: (err as Error).name })}\n`);
+  }
+} else {
+  const allowed = parseAllowedEndpointHosts(call.allowedHosts);
+  if (!allowed.ok) throw new Error(allowed.problems.join('; '));
+  const hosts = call.hosts ?? {};
+  const resolve = async (hostname: string) => {
+    const address = hosts[hostname];
+    if (address === undefined) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
+    return [{ address, family: address.includes(':') ? 6 : 4 }];
+  };
+  const called = await callOAuthEndpoint(
+    url,
+    { method: 'POST', encoding: 'json', body: { grant_type: 'refresh_token', refresh_token: 'rt-PLANTED-9f3c2a', client_id: 'test-client' } },
+    { fetchTimeoutMs: 10_000, maxBodyBytes: 65_536, allowedHosts: allowed.allowList, resolve },
+  );
+  process.stdout.write(`${JSON.stringify(called)}\n`);
+}
