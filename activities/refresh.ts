@@ -26,6 +26,7 @@ import { checkSlotRequest } from './slot-record';
 import { backUpFile, type CredentialBackup } from './credential-backup';
 import type { BackupNote } from '../common/backup';
 import { withSlotLock } from './slot-lock';
+import { providerPaused, ProviderPauses, waitingForProvider } from './provider-pause';
 
 /** The status file beside the credential, for agents and monitoring. */
 export const SLOT_STATUS_FILE = 'slot-status.json';
@@ -54,6 +55,8 @@ export interface RefreshActivityDeps {
   readonly afterSpool?: () => void;
   /** Where every refreshed credential is written through, sealed (SLOT_BACKUP_URL); none: no backups. */
   readonly backup?: CredentialBackup;
+  /** This host's name, said in a waiting slot's status. */
+  readonly host?: string;
 }
 
 export interface RefreshCredentialInput {
@@ -123,6 +126,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw new RangeError(`maxBodyBytes must be a positive integer, got ${maxBodyBytes}`);
 
   const heartbeatMs = deps.heartbeatMs ?? 2000;
+  const pauses = new ProviderPauses(deps.slotsDir);
 
   /**
    * One refresh, retried by the workflow's retry policy on RefreshTransient. A
@@ -170,7 +174,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
       }
       return result;
     } catch (err) {
-      if (status && err instanceof ApplicationFailure && err.type === FailureType.refreshTransient) {
+      if (status && err instanceof ApplicationFailure && (err.type === FailureType.refreshTransient || err.type === FailureType.providerPaused || err.type === FailureType.providerRefusing)) {
         await writeStatusBestEffort(slotId, { ...status, lastError: err.message, attempt, updatedAt: input.data.now });
       }
       throw err;
@@ -224,12 +228,25 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
 
     const endpoint = await endpointOf(provider, deps.env);
     const request = provider.refresh.request(credential.parsed);
+    // The provider asked this host to wait (a 429 to any slot): nothing is sent until then.
+    const paused = await pauses.current(provider.name);
+    if (paused) throw providerPaused(provider.displayName, deps.host, paused);
     // The last moment a cancellation is obeyed: from here the refresh token may be spent.
     throwIfCancelled();
     const called = await callOAuthEndpoint(endpoint, { method: 'POST', ...request }, { fetchTimeoutMs, maxBodyBytes, allowedHosts: endpointAllowList(deps.env) });
     if (!called.ok) throw called.refused ? misconfigured(called.reason) : transient(secrets.scrub(called.reason));
     const verdict = provider.refresh.classify(called.answer);
     const details = [{ provider: provider.name, httpStatus: called.answer.status }];
+    const refusing = await answeredForRate(pauses, provider, called.answer);
+    if (refusing) {
+      throw ApplicationFailure.create({
+        message: `${provider.displayName} is refusing refresh requests (HTTP 429${verdict.kind !== 'success' ? `: ${secrets.scrub(verdict.reason)}` : ''}); ${waitingForProvider(provider.displayName, deps.host, refusing).replace(/^waiting for the provider: [^;]*; /, '')}`,
+        type: FailureType.providerRefusing,
+        nonRetryable: false,
+        details,
+        nextRetryDelay: Math.max(refusing.until - Date.now(), 1000),
+      });
+    }
     if (verdict.kind === 'permanent') {
       throw ApplicationFailure.create({ message: secrets.scrub(verdict.reason), type: FailureType.refreshPermanent, nonRetryable: true, details });
     }
@@ -376,6 +393,17 @@ const transient = (message: string, retryAfterMs?: number, details?: unknown[]):
     ...(details ? { details } : {}),
     ...(retryAfterMs !== undefined ? { nextRetryDelay: retryAfterMs } : {}),
   });
+
+/**
+ * A 429, or any answer with Retry-After, pauses the provider on the whole host (the pause in
+ * force is returned for a 429); any other answer resets the growing pause.
+ */
+async function answeredForRate(pauses: ProviderPauses, provider: Provider, answer: { status: number; retryAfterMs?: number }): Promise<Awaited<ReturnType<ProviderPauses['pause']>> | undefined> {
+  if (answer.status === 429) return pauses.pause(provider.name, answer);
+  if (answer.retryAfterMs !== undefined && answer.status >= 400) await pauses.pause(provider.name, answer);
+  else await pauses.answered(provider.name);
+  return undefined;
+}
 
 const misconfigured = (message: string): ApplicationFailure => ApplicationFailure.nonRetryable(message, FailureType.refreshMisconfigured);
 

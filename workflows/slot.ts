@@ -29,18 +29,25 @@ import {
 } from '../common/messages';
 import { SLOT_WORKFLOW_VERSION } from '../common/slot';
 import type { SlotInput } from '../common/slot-input';
-import { fileActivities, sharedActivities } from './activities';
+import { fileActivities, revokeActivity, sharedActivities, slotQueues } from './activities';
 import { runLogin } from './login-step';
 import { inScope, refreshStep } from './refresh-step';
 import { Slot } from './slot-state';
 import { Notices, slotNoticeObserver } from './notices';
 import { installMoveHandler, moveStep } from './restore-step';
 import { installProbeHandlers, probeAfterLogin, probeDue, probeStep, untilNextProbe } from './probe-step';
+import { joinIncident, waitWhileHeld } from './incident-step';
+import { INCIDENT_HANDLER_DESCRIPTIONS, incidentSignal } from '../common/incidents';
 
 /** Runs recorded before notices existed ask the operator only on needs-relogin, and keep doing so on replay. */
 const NOTICES_PATCH = 'operator-notices';
 /** Runs recorded before live probes never probe (and answer a pool's auth-failure report with a refresh), on replay too. */
 const PROBES_PATCH = 'live-probes';
+/**
+ * Runs recorded before pacing send token requests and login starts to the host's queue,
+ * wait for device approvals there, and know no provider incidents, on replay too.
+ */
+const GENTLE_PATCH = 'gentle-providers';
 /** How long continue-as-new and the end wait for notices still being delivered. */
 const NOTICE_SETTLE_MS = 60_000;
 
@@ -48,6 +55,8 @@ export type { SlotInput, CarriedState, LoginOptions, RefreshBackoff } from '../c
 
 export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   const slot = new Slot(input);
+  slot.paced = patched(GENTLE_PATCH);
+  slot.queues = slotQueues(input.host, input.provider, slot.paced);
   if (workflowInfo().memo?.slotWorkflowVersion !== SLOT_WORKFLOW_VERSION) upsertMemo({ slotWorkflowVersion: SLOT_WORKFLOW_VERSION });
   const files = fileActivities(input.host, input.hostWaitMs);
   const { notifyOperator } = sharedActivities();
@@ -94,6 +103,11 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
         await notices?.settle(NOTICE_SETTLE_MS);
         await continueAsNew<typeof slotWorkflow>({ ...input, host: to, carried: slot.carry() });
       }
+      continue;
+    }
+    if (slot.pending.login && slot.incident?.held) {
+      // A provider incident holds the automatic relogins until an operator releases them.
+      await waitWhileHeld(slot);
       continue;
     }
     if (slot.pending.login) {
@@ -185,7 +199,7 @@ async function retire(slot: Slot, files: ReturnType<typeof fileActivities>, save
   slot.setPhase(slot.phase, undefined);
   let revocation = '';
   try {
-    const revoked = await files.revokeCredential({ slotId, provider, providerConfig });
+    const revoked = await (slot.paced ? revokeActivity(slot.queues.tokens, slot.input.hostWaitMs) : files.revokeCredential)({ slotId, provider, providerConfig });
     if (revoked.kind === 'revoked') revocation = `${revoked.message}; `;
     else if (revoked.kind === 'failed') revocation = `revoking the tokens failed, they stay valid until they expire (${revoked.reason.replace(/\.$/, '')}); `;
   } catch (err) {
@@ -251,11 +265,14 @@ function installHandlers(slot: Slot): void {
     () => {
       if (slot.pending.retire) return refused('relogin', 'the slot is being retired');
       slot.pending.login = true;
+      // An operator's relogin of this slot is not held by its provider's incident.
+      if (slot.incident?.held) slot.incident = { ...slot.incident, held: false };
       slot.interrupt();
     },
     { description: HANDLER_DESCRIPTIONS.relogin },
   );
   setHandler(refreshNowSignal, () => void (slot.pending.refresh = true), { description: HANDLER_DESCRIPTIONS.refreshNow });
+  setHandler(incidentSignal, (state) => joinIncident(slot, state), { description: INCIDENT_HANDLER_DESCRIPTIONS.providerIncident });
   setHandler(
     retireSignal,
     (options) => {

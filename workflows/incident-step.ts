@@ -1,0 +1,39 @@
+// A slot's side of a provider incident: a permanent failure is reported to the provider's
+// incident workflow before the slot says anything itself, so that past the threshold one
+// incident notice speaks for all; a held automatic relogin waits for the operator's release.
+import { condition } from '@temporalio/workflow';
+import { incidentStateOf, type IncidentState } from '../common/incidents';
+import { sharedActivities } from './activities';
+import type { Slot } from './slot-state';
+
+/** Reports the failure; the slot then knows whether it is part of an incident. A report that fails leaves it on its own. */
+export async function reportPermanentFailure(slot: Slot, failure: string, reason: string): Promise<void> {
+  if (!slot.paced) return;
+  const { slotId, host, provider } = slot.input;
+  try {
+    const answer = await sharedActivities().reportPermanentFailure({ slotId, host, provider, failure, reason: reason.slice(0, 300) });
+    joinIncident(slot, answer);
+  } catch {
+    // The incident workflow could not be reached: the slot speaks for itself, as before incidents.
+  }
+}
+
+/** Takes an incident's state (the answer to a report, or its signal). */
+export function joinIncident(slot: Slot, value: unknown): void {
+  const state: IncidentState | undefined = incidentStateOf(value);
+  if (!state || state.provider !== slot.input.provider) return;
+  slot.incident = state.open ? state : undefined;
+}
+
+/** Before an automatic relogin: waits while the incident holds it (or until retire, a move, or the operator's own relogin). */
+export async function waitWhileHeld(slot: Slot): Promise<void> {
+  const incident = slot.incident;
+  if (!incident?.held) return;
+  slot.record(
+    'info',
+    `part of the ${incident.provider} incident (${incident.slots} slots failing: ${incident.failure.replace(/\.$/, '')}); ` +
+      `its automatic relogin is held by an operator: \`slotctl incident release ${incident.provider}\`, or \`slotctl relogin ${slot.input.slotId}\` for this slot alone`,
+  );
+  slot.publish();
+  await condition(() => !slot.incident?.held || slot.pending.retire !== undefined || (slot.pending.move !== undefined && !slot.pending.probe));
+}
