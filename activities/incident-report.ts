@@ -27,7 +27,7 @@ export function createIncidentReportActivities(deps: IncidentReportDeps) {
     // Only the slot's own workflow speaks for it: another workflow cannot put a slot into an incident.
     if (ctx.info.workflowExecution?.workflowId !== slotWorkflowId(report.slotId)) refuse(`it did not come from the workflow ${slotWorkflowId(report.slotId)}`);
     if (typeof report.provider !== 'string' || !PROVIDER_NAME.test(report.provider)) refuse('the provider is not a provider name');
-    const workflowId = incidentWorkflowId(report.provider);
+    const workflowId = incidentWorkflowId(report.provider, ctx.info.taskQueue);
     return ctx.client.workflow.executeUpdateWithStart(reportFailureUpdate, {
       args: [report],
       startWorkflowOperation: new WithStartWorkflowOperation('providerIncidentWorkflow', {

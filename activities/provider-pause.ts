@@ -48,10 +48,10 @@ export class ProviderPauses {
     }
   }
 
-  /** The pause in force now, or undefined. */
-  async current(provider: string): Promise<ProviderPause | undefined> {
+  /** The pause in force at `now` (a refresh passes the workflow's clock, which time skipping moves), or undefined. */
+  async current(provider: string, now: number = this.now()): Promise<ProviderPause | undefined> {
     const record = await this.record(provider);
-    return record && record.until > this.now() ? record : undefined;
+    return record && record.until > now ? record : undefined;
   }
 
   /**
@@ -59,8 +59,7 @@ export class ProviderPauses {
    * host for `retryAfterMs`, or, without one, for a time that doubles with each 429 in a row.
    * A pause already longer is kept. Returns the pause in force.
    */
-  async pause(provider: string, answer: { status: number; retryAfterMs?: number }): Promise<ProviderPause> {
-    const now = this.now();
+  async pause(provider: string, answer: { status: number; retryAfterMs?: number }, now: number = this.now()): Promise<ProviderPause> {
     const before = await this.record(provider);
     const strikes = (before?.strikes ?? 0) + 1;
     const growing = Math.min(FIRST_PAUSE_MS * 2 ** Math.min(strikes - 1, 20), MAX_PAUSE_MS);
@@ -74,9 +73,9 @@ export class ProviderPauses {
   }
 
   /** An answer that was no refusal for rate: the next 429 starts the growing pause over. No write when there was no strike. */
-  async answered(provider: string): Promise<void> {
+  async answered(provider: string, now: number = this.now()): Promise<void> {
     const before = await this.record(provider);
-    if (before && before.strikes > 0 && before.until <= this.now()) await this.write({ ...before, strikes: 0 });
+    if (before && before.strikes > 0 && before.until <= now) await this.write({ ...before, strikes: 0 });
   }
 
   /** Every provider's record (the metrics read this). */
@@ -107,8 +106,7 @@ export function waitingForProvider(displayName: string, host: string | undefined
 }
 
 /** A request held back for the provider's pause: retried when it ends (a little later for some, so they do not come back as one burst). */
-export function providerPaused(displayName: string, host: string | undefined, pause: ProviderPause): ApplicationFailure {
-  const now = Date.now();
+export function providerPaused(displayName: string, host: string | undefined, pause: ProviderPause, now: number = Date.now()): ApplicationFailure {
   return ApplicationFailure.create({
     message: waitingForProvider(displayName, host, pause, now),
     type: FailureType.providerPaused,

@@ -229,22 +229,22 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
     const endpoint = await endpointOf(provider, deps.env);
     const request = provider.refresh.request(credential.parsed);
     // The provider asked this host to wait (a 429 to any slot): nothing is sent until then.
-    const paused = await pauses.current(provider.name);
-    if (paused) throw providerPaused(provider.displayName, deps.host, paused);
+    const paused = await pauses.current(provider.name, now);
+    if (paused) throw providerPaused(provider.displayName, deps.host, paused, now);
     // The last moment a cancellation is obeyed: from here the refresh token may be spent.
     throwIfCancelled();
     const called = await callOAuthEndpoint(endpoint, { method: 'POST', ...request }, { fetchTimeoutMs, maxBodyBytes, allowedHosts: endpointAllowList(deps.env) });
     if (!called.ok) throw called.refused ? misconfigured(called.reason) : transient(secrets.scrub(called.reason));
     const verdict = provider.refresh.classify(called.answer);
     const details = [{ provider: provider.name, httpStatus: called.answer.status }];
-    const refusing = await answeredForRate(pauses, provider, called.answer);
+    const refusing = await answeredForRate(pauses, provider, called.answer, now);
     if (refusing) {
       throw ApplicationFailure.create({
-        message: `${provider.displayName} is refusing refresh requests (HTTP 429${verdict.kind !== 'success' ? `: ${secrets.scrub(verdict.reason)}` : ''}); ${waitingForProvider(provider.displayName, deps.host, refusing).replace(/^waiting for the provider: [^;]*; /, '')}`,
+        message: `${provider.displayName} is refusing refresh requests (HTTP 429${verdict.kind !== 'success' ? `: ${secrets.scrub(verdict.reason)}` : ''}); ${waitingForProvider(provider.displayName, deps.host, refusing, now).replace(/^waiting for the provider: [^;]*; /, '')}`,
         type: FailureType.providerRefusing,
         nonRetryable: false,
         details,
-        nextRetryDelay: Math.max(refusing.until - Date.now(), 1000),
+        nextRetryDelay: Math.max(refusing.until - now, 1000),
       });
     }
     if (verdict.kind === 'permanent') {
@@ -398,10 +398,10 @@ const transient = (message: string, retryAfterMs?: number, details?: unknown[]):
  * A 429, or any answer with Retry-After, pauses the provider on the whole host (the pause in
  * force is returned for a 429); any other answer resets the growing pause.
  */
-async function answeredForRate(pauses: ProviderPauses, provider: Provider, answer: { status: number; retryAfterMs?: number }): Promise<Awaited<ReturnType<ProviderPauses['pause']>> | undefined> {
-  if (answer.status === 429) return pauses.pause(provider.name, answer);
-  if (answer.retryAfterMs !== undefined && answer.status >= 400) await pauses.pause(provider.name, answer);
-  else await pauses.answered(provider.name);
+async function answeredForRate(pauses: ProviderPauses, provider: Provider, answer: { status: number; retryAfterMs?: number }, now: number): Promise<Awaited<ReturnType<ProviderPauses['pause']>> | undefined> {
+  if (answer.status === 429) return pauses.pause(provider.name, answer, now);
+  if (answer.retryAfterMs !== undefined && answer.status >= 400) await pauses.pause(provider.name, answer, now);
+  else await pauses.answered(provider.name, now);
   return undefined;
 }
 

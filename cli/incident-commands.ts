@@ -1,5 +1,5 @@
 // `slotctl incident …`: see a provider's incident, hold or release its automatic relogins,
-// end it. Each is a signal or query on `provider-incident:<provider>`, the same the Web UI sends.
+// end it. Each is a signal or query on `provider-incident:<provider>:<queue>`, the same the Web UI sends.
 import { Option, type Command } from 'commander';
 import { WorkflowNotFoundError, type SignalDefinition } from '@temporalio/common';
 import { SlotInputError } from '../common/failures';
@@ -47,7 +47,7 @@ export function addIncidentCommands(program: Command, ctx: { connect: () => Prom
       asJson = Boolean(opts.json);
       const slots = await ctx.connect();
       try {
-        show({ kind: 'status', status: await slots.client.workflow.getHandle(incidentWorkflowId(checked(provider))).query(incidentStatusQuery) });
+        show({ kind: 'status', status: await slots.client.workflow.getHandle(incidentWorkflowId(checked(provider), slots.taskQueue)).query(incidentStatusQuery) });
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
         show({ kind: 'none', provider });
@@ -63,7 +63,7 @@ export function addIncidentCommands(program: Command, ctx: { connect: () => Prom
         asJson = Boolean(opts.json);
         const slots = await ctx.connect();
         try {
-          await slots.client.workflow.getHandle(incidentWorkflowId(checked(provider))).signal(signal);
+          await slots.client.workflow.getHandle(incidentWorkflowId(checked(provider), slots.taskQueue)).signal(signal);
         } catch (err) {
           if (err instanceof WorkflowNotFoundError) throw new SlotInputError(`no ${provider} incident is open (see: slotctl incident status ${provider})`);
           throw err;

@@ -15,8 +15,11 @@ export interface IncidentSettings {
 
 export const DEFAULT_INCIDENT_SETTINGS: IncidentSettings = { threshold: 5, windowMs: 10 * 60_000, holdRelogins: false };
 
-/** One incident workflow per provider in the namespace: the failures of every host count together. */
-export const incidentWorkflowId = (provider: string): string => `provider-incident:${provider}`;
+/**
+ * One incident workflow per provider and deployment (its shared task queue, where the
+ * workflow runs): the failures of every host of the deployment count together.
+ */
+export const incidentWorkflowId = (provider: string, taskQueue: string): string => `provider-incident:${provider}:${taskQueue}`;
 
 /** What a slot reports when a refresh or probe finds its credential dead. Never a token. */
 export interface PermanentFailureReport {

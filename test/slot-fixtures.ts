@@ -34,6 +34,10 @@ export async function startSlotRig(
     namespace?: string;
     /** Counts what the workers' activities observe (workers/metrics.ts). */
     metrics?: SlotWorkerOptions['metrics'];
+    /** Each provider's pace on the rig's host (workers/pacing.ts). */
+    pace?: SlotWorkerOptions['pace'];
+    /** When failing slots make a provider incident. */
+    incidents?: SlotWorkerOptions['incidents'];
   } = {},
 ): Promise<SlotRig> {
   const slotsDir = await mkdtemp(join(tmpdir(), 'slots-'));

@@ -1,4 +1,4 @@
-// `provider-incident:<provider>`: counts the slots of one provider that fail permanently.
+// `provider-incident:<provider>:<shared queue>`: counts the slots of one provider that fail permanently.
 // Past the threshold within the window it is an incident: one notice for all of them, the
 // slots keep their own notices back, and their automatic relogins can be held by an
 // operator. It ends after a quiet window (or when an operator says so), and tells its slots.
