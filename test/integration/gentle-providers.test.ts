@@ -75,7 +75,10 @@ describe('pacing per host and provider', () => {
     // The wait was a task in the provider's queue: one scheduled refresh per slot, no timer, no retry events.
     for (const id of ids) {
       const history = await rig.slots.client.workflow.getHandle(slotWorkflowId(id)).fetchHistory();
-      expect((history.events ?? []).filter((e) => e.timerStartedEventAttributes)).toEqual([]);
+      const events = history.events ?? [];
+      const completed = events.findIndex((e) => e.activityTaskCompletedEventAttributes);
+      expect(completed).toBeGreaterThan(0);
+      expect(events.slice(0, completed).filter((e) => e.timerStartedEventAttributes)).toEqual([]);
       const scheduled = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes);
       expect(scheduled.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)).toEqual(['refreshCredential']);
       expect(scheduled[0]?.activityTaskScheduledEventAttributes?.taskQueue?.name).toBe(`slots.${rig.workers.hostName}:provider:claude`);
@@ -127,13 +130,13 @@ describe('a 429 holds the provider on the whole host', () => {
       },
       { timeout: 10_000 },
     );
-    expect(waiting).toMatch(/Claude is refusing requests from this host .*HTTP 429, Retry-After 5 s/);
+    expect(waiting).toMatch(/Claude Code is refusing requests from this host .*HTTP 429, Retry-After 5 s/);
     // The slot's status file on the host says it too.
     const statusFile = JSON.parse(await readFile(join(rig.slotsDir, b, 'slot-status.json'), 'utf8')) as { lastError?: string };
     expect(statusFile.lastError).toMatch(/waiting for the provider/);
     // The refused slot's own failure says the provider refuses, not that the network failed.
     const own = await rig.slots.client.workflow.getHandle(slotWorkflowId(a)).describe();
-    expect(own.raw.pendingActivities?.[0]?.lastFailure?.message).toMatch(/Claude is refusing refresh requests \(HTTP 429/);
+    expect(own.raw.pendingActivities?.[0]?.lastFailure?.message).toMatch(/Claude Code is refusing refresh requests \(HTTP 429/);
     // The metric shows the pause.
     const metric = await metrics.registry.getSingleMetricAsString('slot_provisioner_provider_paused_seconds');
     const paused = Number(/provider="claude"} (\d+)/.exec(metric)?.[1]);
