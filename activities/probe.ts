@@ -15,7 +15,8 @@ import { checkEndpoint, endpointAllowList, endpointUrlProblem, networkProblem, t
 import type { Provider } from '../providers/provider';
 import { readSecretFile, slotHome } from './credential-store';
 import { checkSlotRequest } from './slot-record';
-import { ProviderPauses, waitingForProvider } from './provider-pause';
+import { ProviderPauses, sendTurn, waitingForProvider } from './provider-pause';
+import type { SendSpacing } from '../common/pacing';
 
 export interface ProbeActivityDeps {
   readonly slotsDir: string;
@@ -25,6 +26,8 @@ export interface ProbeActivityDeps {
   readonly probeTimeoutMs?: number;
   /** This host's name, said when a probe waits for the provider. */
   readonly host?: string;
+  /** Spaces this process's requests by the provider's pace. */
+  readonly spacing?: SendSpacing;
 }
 
 export interface ProbeCredentialInput {
@@ -115,6 +118,7 @@ export function createProbeActivities(deps: ProbeActivityDeps) {
     // The provider asked this host to wait (a 429 at its token endpoint): a probe is a sample, the next one will do.
     const paused = await pauses.current(provider.name);
     if (paused) return { outcome: 'transient', detail: waitingForProvider(provider.displayName, deps.host, paused) };
+    await sendTurn(deps.spacing, provider.name);
     const answered = await send(url, request.method, request.headers, request.body);
     if (!answered.ok) return { outcome: answered.refused ? 'error' : 'transient', detail: `${where}: ${answered.reason}` };
     const { status, headers } = answered;

@@ -105,6 +105,12 @@ export function waitingForProvider(displayName: string, host: string | undefined
   );
 }
 
+/** Waits this process's turn to send a request of `provider` (common/pacing.ts SendSpacing). */
+export async function sendTurn(spacing: { take(provider: string): number } | undefined, provider: string): Promise<void> {
+  const wait = spacing?.take(provider) ?? 0;
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+}
+
 /** A request held back for the provider's pause: retried when it ends (a little later for some, so they do not come back as one burst). */
 export function providerPaused(displayName: string, host: string | undefined, pause: ProviderPause, now: number = Date.now()): ApplicationFailure {
   return ApplicationFailure.create({

@@ -26,7 +26,8 @@ import { checkSlotRequest } from './slot-record';
 import { backUpFile, type CredentialBackup } from './credential-backup';
 import type { BackupNote } from '../common/backup';
 import { withSlotLock } from './slot-lock';
-import { providerPaused, ProviderPauses, waitingForProvider } from './provider-pause';
+import { providerPaused, ProviderPauses, sendTurn, waitingForProvider } from './provider-pause';
+import type { SendSpacing } from '../common/pacing';
 
 /** The status file beside the credential, for agents and monitoring. */
 export const SLOT_STATUS_FILE = 'slot-status.json';
@@ -57,6 +58,8 @@ export interface RefreshActivityDeps {
   readonly backup?: CredentialBackup;
   /** This host's name, said in a waiting slot's status. */
   readonly host?: string;
+  /** Spaces this process's token requests by the provider's pace. */
+  readonly spacing?: SendSpacing;
 }
 
 export interface RefreshCredentialInput {
@@ -231,6 +234,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
     // The provider asked this host to wait (a 429 to any slot): nothing is sent until then.
     const paused = await pauses.current(provider.name, now);
     if (paused) throw providerPaused(provider.displayName, deps.host, paused, now);
+    await sendTurn(deps.spacing, provider.name);
     // The last moment a cancellation is obeyed: from here the refresh token may be spent.
     throwIfCancelled();
     const called = await callOAuthEndpoint(endpoint, { method: 'POST', ...request }, { fetchTimeoutMs, maxBodyBytes, allowedHosts: endpointAllowList(deps.env) });

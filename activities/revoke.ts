@@ -7,7 +7,8 @@ import { readOAuthError } from '../providers/oauth';
 import type { Provider } from '../providers/provider';
 import { readSecretFile, slotHome } from './credential-store';
 import { checkSlotRequest } from './slot-record';
-import { providerPaused, ProviderPauses } from './provider-pause';
+import { providerPaused, ProviderPauses, sendTurn } from './provider-pause';
+import type { SendSpacing } from '../common/pacing';
 import { callOAuthEndpoint, endpointAllowList, endpointUrlProblem } from '../providers/oauth-http';
 
 export interface RevokeCredentialInput {
@@ -28,7 +29,7 @@ export type RevokeResult =
 
 const LIMITS = { fetchTimeoutMs: 20_000, maxBodyBytes: 64 * 1024 } as const;
 
-export function createRevokeActivities(deps: { readonly slotsDir: string; readonly env: NodeJS.ProcessEnv; readonly host?: string }) {
+export function createRevokeActivities(deps: { readonly slotsDir: string; readonly env: NodeJS.ProcessEnv; readonly host?: string; readonly spacing?: SendSpacing }) {
   const pauses = new ProviderPauses(deps.slotsDir);
   async function revokeCredential(input: RevokeCredentialInput): Promise<RevokeResult> {
     await checkSlotRequest(deps, input);
@@ -75,6 +76,7 @@ export function createRevokeActivities(deps: { readonly slotsDir: string; readon
     if (paused) throw providerPaused(provider.displayName, deps.host, paused);
     const failures: string[] = [];
     for (const request of revoke.requests(credential)) {
+      await sendTurn(deps.spacing, provider.name);
       const called = await callOAuthEndpoint(url, { method: 'POST', encoding: 'form', body: request.body }, { ...LIMITS, allowedHosts: endpointAllowList(deps.env) }, 'revocation endpoint');
       if (!called.ok) {
         failures.push(`${request.token}: ${called.reason}`);

@@ -11,7 +11,7 @@ import { ConfigError } from '../common/failures';
 import { parseAllowedEndpointHosts } from '../providers/oauth-http';
 import { providerNames } from '../providers';
 import { DEFAULT_INCIDENT_SETTINGS, type IncidentSettings } from '../common/incidents';
-import { parseProviderPace, type ProviderPace } from './pacing';
+import { parseProviderPace, type ProviderPace } from '../common/pacing';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const hostName = z

@@ -15,7 +15,7 @@ import { createDeviceWaitActivities, createHostActivities, createPacedActivities
 import { ProviderPauses } from '../activities/provider-pause';
 import { providerNames } from '../providers';
 import type { IncidentSettings } from '../common/incidents';
-import { DEFAULT_PROVIDER_PACE, type ProviderPace } from './pacing';
+import { DEFAULT_PROVIDER_PACE, SendSpacing, type ProviderPace } from '../common/pacing';
 import { LoginSessions } from '../activities/login-session';
 import type { BackupStore, SealingKey } from '../activities/credential-backup';
 import { PostgresBackupStore } from '../activities/postgres-backup-store';
@@ -131,6 +131,8 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     ...(opts.agentTokenServiceUrl ? { agentTokenServiceUrl: opts.agentTokenServiceUrl } : {}),
     ...(opts.backup ? { backup: { ...opts.backup, host: opts.host } } : {}),
     host: opts.host,
+    // One per process: the host queue's and the paced queues' activities share it.
+    spacing: new SendSpacing(opts.pace),
   };
   const roles = new Set<WorkerRole>(opts.roles ?? WORKER_ROLES);
   if (roles.size === 0) throw new RangeError('a worker needs at least one role: workflows, host');

@@ -1,6 +1,7 @@
 // The pace of each provider's token requests and login starts on a host: a rate the
 // Temporal server enforces on the provider's queue of the host (every process of the
 // host together) and a concurrency per worker process. Parsed once from PROVIDER_PACE.
+// Node-free: the worker sets its queues from it, the activities space their sends by it.
 
 export interface ProviderPace {
   /** Activities (token requests, login starts) the server hands out per second on the queue: all processes of the host together. */
@@ -44,4 +45,28 @@ export function parseProviderPace(
     else value[provider] = { requestsPerSecond: rate, concurrency };
   }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, value };
+}
+
+/**
+ * Spaces one process's sends of each provider's requests at least 1/rate apart. The
+ * queue's rate limit decides when a request's activity starts; what an activity does
+ * before it sends (files, a lock) takes a varying time, and this keeps that variance from
+ * putting two sends closer than the pace. A wait here is a fraction of a second.
+ */
+export class SendSpacing {
+  private readonly next = new Map<string, number>();
+
+  constructor(
+    private readonly pace: Readonly<Record<string, ProviderPace>> = {},
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Milliseconds to wait before sending for `provider`; the send's moment is taken. */
+  take(provider: string): number {
+    const interval = 1000 / (this.pace[provider] ?? DEFAULT_PROVIDER_PACE).requestsPerSecond;
+    const now = this.now();
+    const at = Math.max(now, this.next.get(provider) ?? 0);
+    this.next.set(provider, at + interval);
+    return at - now;
+  }
 }
