@@ -40,8 +40,9 @@ export class ProviderPauses {
 
   /** The provider's record, whether or not its pause is over (a torn or foreign file counts as none). */
   async record(provider: string): Promise<ProviderPause | undefined> {
+    const file = this.file(provider);
     try {
-      const parsed = PauseRecord.safeParse(JSON.parse(await readFile(this.file(provider), 'utf8')));
+      const parsed = PauseRecord.safeParse(JSON.parse(await readFile(file, 'utf8')));
       return parsed.success && parsed.data.provider === provider ? parsed.data : undefined;
     } catch {
       return undefined;

@@ -658,7 +658,8 @@ function dueTime(facts: CredentialFacts, schedule: RefreshSchedule): number | un
   return candidates.length > 0 ? Math.min(...candidates) : undefined;
 }
 
-function nextRefreshAt(dueAt: number | undefined, schedule: RefreshSchedule, now: number): number {
+/** When the workflow calls again: the due time, up to the schedule's jitter earlier at random, and never within a minute. */
+export function nextRefreshAt(dueAt: number | undefined, schedule: RefreshSchedule, now: number): number {
   // A credential that tells neither expiry nor age is looked at again after one margin.
   const at = (dueAt ?? now + schedule.beforeExpiryMs) - Math.floor(Math.random() * (schedule.jitterMs + 1));
   return Math.max(Math.round(at), now + MIN_NEXT_REFRESH_MS);

@@ -146,7 +146,10 @@ export const claude: Provider = {
         },
       };
     },
-    schedule: { beforeExpiryMs: 60 * MINUTE, jitterMs: 5 * MINUTE },
+    // 90 minutes of jitter: 10 000 slots logged in or adopted together come due over 90 minutes,
+    // fewer than 2 a second, which the default pace (2/s) drains before any nears expiry
+    // (test/unit/pacing.test.ts). A refresh comes 45 minutes early on average.
+    schedule: { beforeExpiryMs: 60 * MINUTE, jitterMs: 90 * MINUTE },
   },
   agent: {
     // The access token only, never the refresh token. A running `claude` re-reads
