@@ -53,6 +53,8 @@ beforeAll(async () => {
       CLAUDE_BIN: '/nonexistent/claude',
     },
     notifyWebhookUrl: `http://127.0.0.1:${webhookPort}/notify`,
+    // Time skipping puts a month of refreshes into seconds of real time: the highest pace keeps their spacing short.
+    pace: { claude: { requestsPerSecond: 10, concurrency: 4 } },
   });
   running = workers.run();
   slots = new SlotClient(env.client, sharedTaskQueue);
