@@ -131,7 +131,8 @@ describe('a 429 holds the provider on the whole host', () => {
       { timeout: 10_000 },
     );
     expect(waiting).toMatch(/Claude Code is refusing requests from this host .*HTTP 429, Retry-After 5 s/);
-    // The slot's status file on the host says it too.
+    // So does the slot's status (slotctl status, SlotClient.status), and its status file on the host.
+    expect((await rig.slots.status(b)).lastError).toMatch(/^waiting for the provider: Claude Code is refusing requests from this host/);
     const statusFile = JSON.parse(await readFile(join(rig.slotsDir, b, 'slot-status.json'), 'utf8')) as { lastError?: string };
     expect(statusFile.lastError).toMatch(/waiting for the provider/);
     // The refused slot's own failure says the provider refuses, not that the network failed.
