@@ -1,8 +1,8 @@
 // A slot's side of a provider incident: a permanent failure is reported to the provider's
 // incident workflow before the slot says anything itself, so that past the threshold one
 // incident notice speaks for all; a held automatic relogin waits for the operator's release.
-import { condition } from '@temporalio/workflow';
-import { incidentStateOf, type IncidentState } from '../common/incidents';
+import { condition, setHandler } from '@temporalio/workflow';
+import { INCIDENT_HANDLER_DESCRIPTIONS, incidentSignal, incidentStateOf, type IncidentState } from '../common/incidents';
 import { sharedActivities } from './activities';
 import type { Slot } from './slot-state';
 
@@ -10,12 +10,26 @@ import type { Slot } from './slot-state';
 export async function reportPermanentFailure(slot: Slot, failure: string, reason: string): Promise<void> {
   if (!slot.paced) return;
   const { slotId, host, provider } = slot.input;
+  listenToIncident(slot);
   try {
     const answer = await sharedActivities().reportPermanentFailure({ slotId, host, provider, failure, reason: reason.slice(0, 300) });
     joinIncident(slot, answer);
   } catch {
     // The incident workflow could not be reached: the slot speaks for itself, as before incidents.
   }
+}
+
+const listening = new WeakSet<Slot>();
+
+/**
+ * The incident workflow's signal, from the slot's first report on: internal plumbing, so it
+ * is not among the handlers the Web UI offers on a slot that never failed (a signal sent
+ * before is kept by the SDK until the handler is set).
+ */
+export function listenToIncident(slot: Slot): void {
+  if (listening.has(slot)) return;
+  listening.add(slot);
+  setHandler(incidentSignal, (state) => joinIncident(slot, state), { description: INCIDENT_HANDLER_DESCRIPTIONS.providerIncident });
 }
 
 /** Takes an incident's state (the answer to a report, or its signal). */

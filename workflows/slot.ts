@@ -36,8 +36,7 @@ import { Slot } from './slot-state';
 import { Notices, slotNoticeObserver } from './notices';
 import { installMoveHandler, moveStep } from './restore-step';
 import { installProbeHandlers, probeAfterLogin, probeDue, probeStep, untilNextProbe } from './probe-step';
-import { joinIncident, waitWhileHeld } from './incident-step';
-import { INCIDENT_HANDLER_DESCRIPTIONS, incidentSignal } from '../common/incidents';
+import { listenToIncident, waitWhileHeld } from './incident-step';
 
 /** Runs recorded before notices existed ask the operator only on needs-relogin, and keep doing so on replay. */
 const NOTICES_PATCH = 'operator-notices';
@@ -61,6 +60,8 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   const files = fileActivities(input.host, input.hostWaitMs);
   const { notifyOperator } = sharedActivities();
   installHandlers(slot);
+  // A slot that was part of an incident when it continued as new still hears when it ends.
+  if (slot.incident) listenToIncident(slot);
   // Every event that needs or informs a person is a notice, sent from the slot's phase changes.
   const notices = patched(NOTICES_PATCH) ? new Notices() : undefined;
   if (notices) slot.observer = slotNoticeObserver(slot, notices);
@@ -272,7 +273,6 @@ function installHandlers(slot: Slot): void {
     { description: HANDLER_DESCRIPTIONS.relogin },
   );
   setHandler(refreshNowSignal, () => void (slot.pending.refresh = true), { description: HANDLER_DESCRIPTIONS.refreshNow });
-  setHandler(incidentSignal, (state) => joinIncident(slot, state), { description: INCIDENT_HANDLER_DESCRIPTIONS.providerIncident });
   setHandler(
     retireSignal,
     (options) => {
