@@ -48,6 +48,11 @@ export interface IncidentInput {
 }
 
 const NOTICE_SETTLE_MS = 60_000;
+/** A window in words: "10 minutes", "1 minute", "4 seconds". */
+const span = (ms: number): string => {
+  const n = ms >= 60_000 ? Math.round(ms / 60_000) : Math.round(ms / 1000);
+  return `${n} ${ms >= 60_000 ? 'minute' : 'second'}${n === 1 ? '' : 's'}`;
+};
 const MAX_REASON = 300;
 
 export async function providerIncidentWorkflow(input: IncidentInput): Promise<void> {
@@ -107,7 +112,7 @@ export async function providerIncidentWorkflow(input: IncidentInput): Promise<vo
         notices.emit('provider-incident', {
           provider,
           reason:
-            `${failures.length} ${provider} slots failed permanently within ${Math.round(settings.windowMs / 60_000)} minutes ` +
+            `${failures.length} ${provider} slots failed permanently within ${span(settings.windowMs)} ` +
             `(on ${hosts.length === 1 ? `host ${hosts[0]}` : `${hosts.length} hosts`}); most with: ${reason.replace(/\.$/, '')}. ` +
             (held
               ? `Their automatic relogins are held: fix the cause, then release them with \`slotctl incident release ${provider}\`.`
@@ -193,7 +198,7 @@ export async function providerIncidentWorkflow(input: IncidentInput): Promise<vo
     tell();
     notices.emit('provider-incident-ended', {
       provider,
-      reason: `the ${provider} incident is over (${count} slots, ${endRequested ? 'ended by an operator' : `no slot failed for ${Math.round(settings.windowMs / 60_000)} minutes`}); each slot sends its own notices again.`,
+      reason: `the ${provider} incident is over (${count} slots, ${endRequested ? 'ended by an operator' : `no slot failed for ${span(settings.windowMs)}`}); each slot sends its own notices again.`,
       action: { command: `slotctl incident status ${provider}` },
     });
   }

@@ -186,7 +186,7 @@ describe('one incident instead of a storm', () => {
     await vi.waitFor(() => expect(notices.filter((n) => n.kind === 'provider-incident')).toHaveLength(1), { timeout: 15_000 });
     const [notice] = notices.filter((n) => n.kind === 'provider-incident');
     expect(notice?.provider).toBe('claude');
-    expect(notice?.reason).toMatch(/^3 claude slots failed permanently within 1 minutes/);
+    expect(notice?.reason).toMatch(/^3 claude slots failed permanently within 1 minute \(on host /);
     expect(notice?.reason).toMatch(/invalid_grant/);
     expect(notice?.action?.command).toBe(`slotctl relogin --where "SlotProvider = 'claude' AND SlotPhase = 'needs-relogin'"`);
     expect(notice?.text).toContain('slotctl incident release claude');
@@ -225,4 +225,43 @@ describe('one incident instead of a storm', () => {
     const everything = JSON.stringify(notices);
     for (const t of tokens.values()) expect(everything).not.toContain(t.refreshToken);
   }, 120_000);
+});
+
+describe('an incident ends by itself', () => {
+  let rig: SlotRig;
+  const seen: NoticeBody[] = [];
+  let hook: WebhookReceiver;
+  beforeAll(async () => {
+    hook = await startWebhookReceiver(seen);
+    rig = await startSlotRig(
+      { CLAUDE_TOKEN_URL: server.claudeTokenUrl },
+      { notifyWebhookUrl: `http://127.0.0.1:${hook.port}/hook`, incidents: { threshold: 2, windowMs: 4000, holdRelogins: false } },
+    );
+  });
+  afterAll(async () => {
+    await rig?.close();
+    hook?.close();
+  });
+
+  it('after a quiet window: one ended notice, and relogins were not held', async () => {
+    const ids = [uniqueName('quiet0'), uniqueName('quiet1')];
+    const tokens: IssuedTokens[] = [];
+    for (const id of ids) {
+      tokens.push(await seedClaude(rig, id, 6 * 3600_000));
+      await rig.slots.provision({ slotId: id, provider: 'claude', host: rig.workers.hostName, adoptExisting: true, options: { probe: { everyMs: 0 } } });
+    }
+    for (const id of ids) await waitForPhase(rig.slots, id, ['active']);
+    for (const t of tokens) server.revoke(t.refreshToken);
+    for (const id of ids) await rig.slots.refreshNow(id);
+    // Not held: both logins start by themselves, at the pace.
+    for (const id of ids) await waitForPrompt(rig.slots, id);
+    await vi.waitFor(() => expect(seen.filter((n) => n.kind === 'provider-incident')).toHaveLength(1), { timeout: 15_000 });
+    expect(seen.find((n) => n.kind === 'provider-incident')?.text).toContain('slotctl incident hold claude');
+    // Four quiet seconds after the last failure: over, by itself.
+    await vi.waitFor(() => expect(seen.filter((n) => n.kind === 'provider-incident-ended').map((n) => n.reason)).toEqual([expect.stringMatching(/^the claude incident is over \(2 slots, no slot failed for 4 seconds\)/)]), { timeout: 20_000 });
+    const handle = rig.slots.client.workflow.getHandle(incidentWorkflowId('claude', rig.workers.sharedTaskQueue));
+    await vi.waitFor(async () => expect((await handle.describe()).status.name).toBe('COMPLETED'), { timeout: 10_000 });
+    // The second slot (it opened the incident) never spoke for itself while it lasted.
+    expect(seen.filter((n) => n.slotId === ids[1])).toEqual([]);
+  }, 90_000);
 });
