@@ -2,13 +2,21 @@
 // incident workflow before the slot says anything itself, so that past the threshold one
 // incident notice speaks for all; a held automatic relogin waits for the operator's release.
 import { condition, setHandler } from '@temporalio/workflow';
+import { FailureType } from '../common/failures';
 import { INCIDENT_HANDLER_DESCRIPTIONS, incidentSignal, incidentStateOf, type IncidentState } from '../common/incidents';
 import { sharedActivities } from './activities';
 import type { Slot } from './slot-state';
 
-/** Reports the failure; the slot then knows whether it is part of an incident. A report that fails leaves it on its own. */
+/** What a provider-wide invalidation (a revoked client, a password reset, a changed endpoint) or a host's lost files look like. */
+const INCIDENT_FAILURES: readonly string[] = [FailureType.refreshPermanent, FailureType.credentialInvalid, FailureType.refreshMisconfigured];
+
+/**
+ * Reports the failure (before the slot records and publishes it, so that both appear at
+ * once); the slot then knows whether it is part of an incident. A report that fails leaves
+ * it on its own. A host refusing the request (another workflow's) is nobody's incident.
+ */
 export async function reportPermanentFailure(slot: Slot, failure: string, reason: string): Promise<void> {
-  if (!slot.paced) return;
+  if (!slot.paced || !INCIDENT_FAILURES.includes(failure)) return;
   const { slotId, host, provider } = slot.input;
   listenToIncident(slot);
   try {

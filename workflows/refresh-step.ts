@@ -127,20 +127,20 @@ export async function refreshStep(
   slot.consecutiveFailures += 1;
   slot.lastError = reason;
   if (type === FailureType.refreshMisconfigured || !(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) {
-    // Neither a retry nor a login fixes a configuration.
-    slot.record('refresh-failed', `refresh cannot run: ${reason.replace(/\.$/, '')}. Fix the slot's provider configuration on its host, then: slotctl refresh ${slotId}`);
     // Counted with the provider's other failures first: past the threshold, the incident's notice speaks for this slot.
     await reportPermanentFailure(slot, type ?? FailureType.refreshMisconfigured, reason);
+    // Neither a retry nor a login fixes a configuration.
+    slot.record('refresh-failed', `refresh cannot run: ${reason.replace(/\.$/, '')}. Fix the slot's provider configuration on its host, then: slotctl refresh ${slotId}`);
     slot.setPhase('needs-relogin');
     await askOperator(slot.lastOutcome?.message ?? reason);
     return;
   }
   const automatic = (slot.input.onPermanentFailure ?? 'login') === 'login' && PERMANENT_REFRESH_FAILURES.includes(type ?? '');
+  await reportPermanentFailure(slot, type ?? FailureType.refreshPermanent, reason);
   slot.record(
     'refresh-failed',
     `refresh failed permanently: ${reason.replace(/\.$/, '')}. ${automatic ? 'A new login was started; an operator must complete it.' : `Run \`slotctl relogin ${slotId}\` to log in again.`}`,
   );
-  await reportPermanentFailure(slot, type ?? FailureType.refreshPermanent, reason);
   slot.setPhase('needs-relogin');
   await askOperator(slot.lastOutcome?.message ?? reason);
   if (automatic) slot.pending.login = true;
