@@ -10,12 +10,18 @@ import { createPoolActivities } from './pool';
 import { createBackupActivities, type CredentialBackup } from './credential-backup';
 import { createAgentPlanActivities } from './slot-agent-plan';
 import { createProbeActivities } from './probe';
+import type { SendSpacing } from '../common/pacing';
+import { createIncidentReportActivities, type IncidentReportDeps } from './incident-report';
 
 export type ActivityDeps = LoginActivityDeps & {
   /** The worker's agent token service, named in the agents' env and files (see workers/agent-token-service.ts). */
   readonly agentTokenServiceUrl?: string;
   /** The credential backup store and keys of this host (SLOT_BACKUP_URL); none: no backups, no restores. */
   readonly backup?: CredentialBackup;
+  /** This host's name (SLOT_HOST), said in the status of a slot that waits for its provider. */
+  readonly host?: string;
+  /** Spaces this process's sends of each provider's token requests by its pace (one per process). */
+  readonly spacing?: SendSpacing;
 };
 
 /**
@@ -37,6 +43,21 @@ export function createHostActivities(deps: ActivityDeps) {
 export type HostActivities = ReturnType<typeof createHostActivities>;
 
 /**
+ * Token requests and login starts of one provider: registered on that provider's paced
+ * queue of the host (`slots.<host>:provider:<name>`), whose workers set the provider's pace.
+ */
+export function createPacedActivities(deps: ActivityDeps) {
+  const { startLogin, refreshCredential, probeCredential, revokeCredential } = createHostActivities(deps);
+  return { startLogin, refreshCredential, probeCredential, revokeCredential };
+}
+
+/** Device-flow waits: their own queue of the host (`slots.<host>:device-waits`), so they never hold a slot a refresh or a restore needs. */
+export function createDeviceWaitActivities(deps: ActivityDeps) {
+  const { awaitDeviceApproval } = createDeviceLoginActivities(deps);
+  return { awaitDeviceApproval };
+}
+
+/**
  * Activities that reach a live PTY session: registered on this process's own queue
  * (`PtyLoginStarted.sessionQueue`), since only the process that started the CLI holds it.
  */
@@ -48,8 +69,8 @@ export function createSessionActivities(deps: Pick<ActivityDeps, 'sessions' | 'h
 export type SessionActivities = ReturnType<typeof createSessionActivities>;
 
 /** Activities with no host: registered on the shared queue, next to the workflows. */
-export function createSharedActivities(deps: NotifyDeps) {
-  return { ...createNotifyActivities(deps), ...createPoolActivities() };
+export function createSharedActivities(deps: NotifyDeps & IncidentReportDeps) {
+  return { ...createNotifyActivities(deps), ...createPoolActivities(), ...createIncidentReportActivities(deps) };
 }
 
 export type SharedActivities = ReturnType<typeof createSharedActivities>;

@@ -15,6 +15,8 @@ import { transportOptions } from '../providers/outbound';
 import type { Provider } from '../providers/provider';
 import { readSecretFile, slotHome } from './credential-store';
 import { checkSlotRequest } from './slot-record';
+import { ProviderPauses, sendTurn, waitingForProvider } from './provider-pause';
+import type { SendSpacing } from '../common/pacing';
 
 export interface ProbeActivityDeps {
   readonly slotsDir: string;
@@ -22,6 +24,10 @@ export interface ProbeActivityDeps {
   readonly env: NodeJS.ProcessEnv;
   /** Whole request, until the answer's status line and headers. @default 20000 */
   readonly probeTimeoutMs?: number;
+  /** This host's name, said when a probe waits for the provider. */
+  readonly host?: string;
+  /** Spaces this process's requests by the provider's pace. */
+  readonly spacing?: SendSpacing;
 }
 
 export interface ProbeCredentialInput {
@@ -49,6 +55,7 @@ const ProbeInput = z.object({
 
 export function createProbeActivities(deps: ProbeActivityDeps) {
   const timeoutMs = deps.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+  const pauses = new ProviderPauses(deps.slotsDir);
 
   /** One probe; never retried by itself (the next one is the retry). */
   async function probeCredential(raw: ProbeCredentialInput): Promise<ProbeResult> {
@@ -108,6 +115,10 @@ export function createProbeActivities(deps: ProbeActivityDeps) {
     const problem = endpointUrlProblem(url);
     if (problem) return { outcome: 'error', detail: `refusing to send a ${provider.displayName} token to ${url.protocol}//${url.host}: ${problem}` };
 
+    // The provider asked this host to wait (a 429 at its token endpoint): a probe is a sample, the next one will do.
+    const paused = await pauses.current(provider.name);
+    if (paused) return { outcome: 'transient', detail: waitingForProvider(provider.displayName, deps.host, paused) };
+    await sendTurn(deps.spacing, provider.name);
     const answered = await send(url, request.method, request.headers, request.body);
     if (!answered.ok) return { outcome: answered.refused ? 'error' : 'transient', detail: `${where}: ${answered.reason}` };
     const { status, headers } = answered;

@@ -30,6 +30,8 @@ import { checkSlotRequest } from './slot-record';
 import { backUpFile, type CredentialBackup } from './credential-backup';
 import type { BackupNote } from '../common/backup';
 import { withSlotLock, type SlotLockHold } from './slot-lock';
+import { providerPaused, ProviderPauses, sendTurn, waitingForProvider } from './provider-pause';
+import type { SendSpacing } from '../common/pacing';
 
 /** The status file beside the credential, for agents and monitoring. */
 export const SLOT_STATUS_FILE = 'slot-status.json';
@@ -71,6 +73,10 @@ export interface RefreshActivityDeps {
   readonly spoolReserveBytes?: number;
   /** The slot lock's stale threshold (tests shorten it). @default 30000 */
   readonly lockStaleMs?: number;
+  /** This host's name, said in a waiting slot's status. */
+  readonly host?: string;
+  /** Spaces this process's token requests by the provider's pace. */
+  readonly spacing?: SendSpacing;
 }
 
 export interface RefreshCredentialInput {
@@ -143,6 +149,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
   const spoolReserveBytes = deps.spoolReserveBytes ?? DEFAULT_SPOOL_RESERVE_BYTES;
   // A reservation younger than this may belong to an attempt whose request is still in flight.
   const reservationLiveMs = fetchTimeoutMs + 30_000;
+  const pauses = new ProviderPauses(deps.slotsDir);
 
   /**
    * One refresh, retried by the workflow's retry policy on RefreshTransient. A
@@ -190,7 +197,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
       }
       return result;
     } catch (err) {
-      if (status && err instanceof ApplicationFailure && err.type === FailureType.refreshTransient) {
+      if (status && err instanceof ApplicationFailure && (err.type === FailureType.refreshTransient || err.type === FailureType.providerPaused || err.type === FailureType.providerRefusing)) {
         await writeStatusBestEffort(slotId, { ...status, lastError: err.message, attempt, updatedAt: input.data.now });
       }
       throw err;
@@ -247,6 +254,9 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
 
     const endpoint = await endpointOf(provider, deps.env);
     const request = provider.refresh.request(credential.parsed);
+    // The provider asked this host to wait (a 429 to any slot): nothing is sent until then.
+    const paused = await pauses.current(provider.name, now);
+    if (paused) throw providerPaused(provider.displayName, deps.host, paused, now);
     // Room for the answer first: a disk that cannot hold it fails here, with the old token unspent.
     hold.throwIfLost();
     const reservation = await reserveSpool(slot.home);
@@ -256,6 +266,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
       if ((await readSecretFile(slot.home, REFRESH_SPOOL_FILE)).ok) {
         throw transient(`a token answer arrived in ${REFRESH_SPOOL_FILE} during this attempt; nothing was sent, the next attempt applies it`);
       }
+      await sendTurn(deps.spacing, provider.name);
       // The last moment a cancellation (or a lost lock) is obeyed: from here the refresh token may be spent.
       throwIfCancelled();
       await hold.verify();
@@ -264,6 +275,16 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
       if (!called.ok) throw called.refused ? misconfigured(called.reason) : transient(secrets.scrub(called.reason));
       const verdict = provider.refresh.classify(called.answer);
       const details = [{ provider: provider.name, httpStatus: called.answer.status }];
+      const refusing = await answeredForRate(pauses, provider, called.answer, now);
+      if (refusing) {
+        throw ApplicationFailure.create({
+          message: `${provider.displayName} is refusing refresh requests (HTTP 429${verdict.kind !== 'success' ? `: ${secrets.scrub(verdict.reason)}` : ''}); ${waitingForProvider(provider.displayName, deps.host, refusing, now).replace(/^waiting for the provider: [^;]*; /, '')}`,
+          type: FailureType.providerRefusing,
+          nonRetryable: false,
+          details,
+          nextRetryDelay: Math.max(refusing.until - now, 1000),
+        });
+      }
       if (verdict.kind === 'permanent') {
         throw ApplicationFailure.create({ message: secrets.scrub(verdict.reason), type: FailureType.refreshPermanent, nonRetryable: true, details });
       }
@@ -487,6 +508,17 @@ const transient = (message: string, retryAfterMs?: number, details?: unknown[]):
     ...(details ? { details } : {}),
     ...(retryAfterMs !== undefined ? { nextRetryDelay: retryAfterMs } : {}),
   });
+
+/**
+ * A 429, or any answer with Retry-After, pauses the provider on the whole host (the pause in
+ * force is returned for a 429); any other answer resets the growing pause.
+ */
+async function answeredForRate(pauses: ProviderPauses, provider: Provider, answer: { status: number; retryAfterMs?: number }, now: number): Promise<Awaited<ReturnType<ProviderPauses['pause']>> | undefined> {
+  if (answer.status === 429) return pauses.pause(provider.name, answer, now);
+  if (answer.retryAfterMs !== undefined && answer.status >= 400) await pauses.pause(provider.name, answer, now);
+  else await pauses.answered(provider.name, now);
+  return undefined;
+}
 
 const misconfigured = (message: string): ApplicationFailure => ApplicationFailure.nonRetryable(message, FailureType.refreshMisconfigured);
 
@@ -775,7 +807,8 @@ function dueTime(facts: CredentialFacts, schedule: RefreshSchedule): number | un
   return candidates.length > 0 ? Math.min(...candidates) : undefined;
 }
 
-function nextRefreshAt(dueAt: number | undefined, schedule: RefreshSchedule, now: number): number {
+/** When the workflow calls again: the due time, up to the schedule's jitter earlier at random, and never within a minute. */
+export function nextRefreshAt(dueAt: number | undefined, schedule: RefreshSchedule, now: number): number {
   // A credential that tells neither expiry nor age is looked at again after one margin.
   const at = (dueAt ?? now + schedule.beforeExpiryMs) - Math.floor(Math.random() * (schedule.jitterMs + 1));
   return Math.max(Math.round(at), now + MIN_NEXT_REFRESH_MS);

@@ -7,6 +7,8 @@ import { readOAuthError } from '../providers/oauth';
 import type { Provider } from '../providers/provider';
 import { readSecretFile, slotHome } from './credential-store';
 import { checkSlotRequest } from './slot-record';
+import { providerPaused, ProviderPauses, sendTurn } from './provider-pause';
+import type { SendSpacing } from '../common/pacing';
 import { callOAuthEndpoint, endpointAllowList, endpointUrlProblem } from '../providers/oauth-http';
 
 export interface RevokeCredentialInput {
@@ -27,7 +29,8 @@ export type RevokeResult =
 
 const LIMITS = { fetchTimeoutMs: 20_000, maxBodyBytes: 64 * 1024 } as const;
 
-export function createRevokeActivities(deps: { readonly slotsDir: string; readonly env: NodeJS.ProcessEnv }) {
+export function createRevokeActivities(deps: { readonly slotsDir: string; readonly env: NodeJS.ProcessEnv; readonly host?: string; readonly spacing?: SendSpacing }) {
+  const pauses = new ProviderPauses(deps.slotsDir);
   async function revokeCredential(input: RevokeCredentialInput): Promise<RevokeResult> {
     await checkSlotRequest(deps, input);
     let provider: Provider;
@@ -68,8 +71,12 @@ export function createRevokeActivities(deps: { readonly slotsDir: string; readon
     const problem = endpointUrlProblem(url);
     if (problem) return { kind: 'failed', reason: `refusing the revocation endpoint ${url.origin}${url.pathname}: ${problem}` };
 
+    // The provider asked this host to wait: the retry policy brings the revocation back when the pause ends.
+    const paused = await pauses.current(provider.name);
+    if (paused) throw providerPaused(provider.displayName, deps.host, paused);
     const failures: string[] = [];
     for (const request of revoke.requests(credential)) {
+      await sendTurn(deps.spacing, provider.name);
       const called = await callOAuthEndpoint(url, { method: 'POST', encoding: revoke.encoding ?? 'form', body: request.body }, { ...LIMITS, allowedHosts: endpointAllowList(deps.env) }, 'revocation endpoint');
       if (!called.ok) {
         failures.push(`${request.token}: ${called.reason}`);
@@ -77,6 +84,7 @@ export function createRevokeActivities(deps: { readonly slotsDir: string; readon
       }
       // RFC 7009 §2.2: 200 whether or not the token was still valid.
       const { status, json } = called.answer;
+      if (status === 429 || called.answer.retryAfterMs !== undefined) await pauses.pause(provider.name, called.answer);
       if (status !== 200) {
         const error = readOAuthError(json);
         failures.push(`${request.token}: HTTP ${status}${error ? ` ${error.code}${error.description ? `: ${error.description}` : ''}` : ''}`);

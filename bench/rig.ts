@@ -198,6 +198,8 @@ export class Rig {
         LOG_LEVEL: 'warn',
         // The bench's token server listens on loopback, which a worker contacts only when allow-listed.
         SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1',
+        // The highest pace allowed: adoption checks and login starts take turns at it. The paced benchmarks set their own.
+        PROVIDER_PACE: 'claude=10/s:10,codex=10/s:10',
         ...setup.env,
       },
       detached: true,

@@ -24,7 +24,7 @@ import { agentPlan, type AgentPlan, type AgentPlanOptions } from '../providers/a
 import type { Provider } from '../providers/provider';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import { join } from 'node:path';
-import { CodeRejectedError, ProbeRefusedError, ProviderConfigError, SlotExistsError, SlotInputError, SlotNotFoundError, TemporalTransportError, UnknownProviderError } from '../common/failures';
+import { CodeRejectedError, FailureType, ProbeRefusedError, ProviderConfigError, SlotExistsError, SlotInputError, SlotNotFoundError, TemporalTransportError, UnknownProviderError } from '../common/failures';
 import { explainTlsFailure } from '../workers/tls-handshake';
 import type { SlotInput } from '../common/slot-input';
 import { moveInputProblem, moveUpdate, type MoveState } from '../common/backup';
@@ -164,7 +164,12 @@ export class SlotClient {
     const handle = this.client.workflow.getHandle(slotWorkflowId(id));
     const deadline = Date.now() + (opts.queryTimeoutMs ?? 10_000);
     try {
-      return await this.client.connection.withDeadline(deadline, () => handle.query(statusQuery));
+      const status = await this.client.connection.withDeadline(deadline, () => handle.query(statusQuery));
+      if (status.phase !== 'refreshing' && status.phase !== 'verifying' && status.phase !== 'degraded') return status;
+      // A refresh held back for its provider (a 429 to the host) is retried by Temporal without telling the
+      // workflow: the pending activity's last failure says so (no history event per waiting slot).
+      const waiting = await this.client.connection.withDeadline(deadline, () => waitingForProvider(handle)).catch(() => undefined);
+      return waiting ? { ...status, lastError: waiting } : status;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new SlotNotFoundError(id);
       // FAILED_PRECONDITION (9, "no poller seen") or our deadline passed (the call is then CANCELLED or
@@ -357,4 +362,20 @@ export class SlotClient {
       throw err;
     }
   }
+}
+
+/** The pending activity's own words when it waits for its provider (ProviderPaused, ProviderRefusing), or undefined. */
+async function waitingForProvider(handle: { describe(): Promise<{ raw: { pendingActivities?: Array<{ lastFailure?: { message?: string | null; applicationFailureInfo?: { type?: string | null } | null } | null }> | null } }> }): Promise<string | undefined> {
+  const { raw } = await handle.describe();
+  for (const pending of raw.pendingActivities ?? []) {
+    const failure = pending.lastFailure;
+    const type = failure?.applicationFailureInfo?.type;
+    if (type !== FailureType.providerPaused && type !== FailureType.providerRefusing) continue;
+    // With payload keys the message is sealed: the type still says what the slot waits for.
+    const message = failure?.message ?? '';
+    return message.startsWith('waiting for the provider') || / is refusing refresh requests /.test(message)
+      ? message.slice(0, 500)
+      : 'waiting for the provider: it refused requests from this host (HTTP 429) and the host holds them until the time it asked';
+  }
+  return undefined;
 }

@@ -14,6 +14,7 @@ import { getProvider, parseProviderConfig, providerNames } from '../providers';
 import { handOverOnThisHost } from '../workers/credential-handover';
 import { PoolNotFoundError, PoolRequestError, ProviderConfigError, TemporalTransportError } from '../common/failures';
 import { addPoolCommands } from './pool-commands';
+import { addIncidentCommands } from './incident-commands';
 import { addMoveCommand } from './move-command';
 import { seconds } from './options';
 import { addHostCommands } from './host-command';
@@ -570,6 +571,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     });
 
   addPoolCommands(program, { connect, out: (text) => io.out(text) });
+  addIncidentCommands(program, { connect, out: (text) => io.out(text) });
   addMoveCommand(program, { connect, out: (text) => io.out(text), err: (text) => io.err(text), failed: (code) => void (exitCode = code) });
   addHostCommands(program, { slotsDir: config.slotsDir, out: (text) => io.out(text), err: (text) => io.err(text), failed: (code) => void (exitCode = code) });
 

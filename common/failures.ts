@@ -68,6 +68,15 @@ export const FailureType = {
   refreshTransient: 'RefreshTransient',
   /** Bad input or endpoint configuration: neither a retry nor a login helps. Operator: fix the configuration. */
   refreshMisconfigured: 'RefreshMisconfigured',
+  /**
+   * The provider answered 429 (or asked for time with Retry-After) to a request from this
+   * host, so the host holds every token request of that provider until the time asked;
+   * this request was not sent. Retried by the retry policy when the pause ends. Operator:
+   * nothing, unless it lasts (see the provider's 429s; the pause shows in the metrics).
+   */
+  providerPaused: 'ProviderPaused',
+  /** The provider refuses refresh requests for rate (HTTP 429): retried with a growing delay, the host pauses the provider. */
+  providerRefusing: 'ProviderRefusing',
 
   // ── status file ──
   /** A status to be written held something that looks like a token; nothing is written. A bug to report. */

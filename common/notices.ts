@@ -16,6 +16,10 @@ export const NOTICE_KINDS = [
   'setup-token-expiring',
   /** A pool had no slot to lease. */
   'pool-exhausted',
+  /** Many slots of one provider failed permanently at once: one notice for all (common/incidents.ts). */
+  'provider-incident',
+  /** That incident is over: each slot sends its own notices again. */
+  'provider-incident-ended',
 ] as const;
 export type NoticeKind = (typeof NOTICE_KINDS)[number];
 
@@ -99,7 +103,11 @@ export function noticeText(raw: Notice): string {
         }
       : {}),
   };
-  const who = n.slotId ? `Slot \`${n.slotId}\` (${n.provider}${n.host ? ` on ${n.host}` : ''})` : `Pool \`${n.pool ?? '?'}\` (${n.provider})`;
+  const who = n.slotId
+    ? `Slot \`${n.slotId}\` (${n.provider}${n.host ? ` on ${n.host}` : ''})`
+    : n.pool !== undefined
+      ? `Pool \`${n.pool}\` (${n.provider})`
+      : `Provider \`${n.provider}\``;
   const a = n.action ?? {};
   const until = a.until !== undefined ? ` Answer before ${iso(a.until)}.` : '';
   switch (n.kind) {
@@ -116,6 +124,10 @@ export function noticeText(raw: Notice): string {
       return `:white_check_mark: ${who} is active again: ${n.reason}`;
     case 'setup-token-expiring':
       return `:hourglass: ${who}: ${n.reason}${a.command ? ` Run \`${a.command}\`.` : ''}`;
+    case 'provider-incident':
+      return `:fire: ${who} incident: ${n.reason}${a.command ? ` To relogin them all: \`${a.command}\`.` : ''}`;
+    case 'provider-incident-ended':
+      return `:white_check_mark: ${who}: ${n.reason}`;
     case 'pool-exhausted':
       return `:no_entry: ${who} has no slot to lease: ${n.reason}${a.command ? ` See \`${a.command}\`.` : ''}`;
   }

@@ -4,6 +4,7 @@ import type { SlotStatus } from './messages';
 import type { ProbeOptions } from './probe';
 import type { RefreshSchedule } from './slot';
 import type { MoveInput } from './backup';
+import type { IncidentState } from './incidents';
 
 export interface LoginOptions {
   /** Codes an operator may get wrong before the login gives up. @default 3 */
@@ -96,4 +97,9 @@ export type CarriedState = Pick<
   | 'move'
   | 'lastProbe'
   | 'nextProbeAt'
-> & { readonly runs: number; readonly pending?: Pending };
+> & {
+  readonly runs: number;
+  readonly pending?: Pending;
+  /** The provider incident the slot is part of (common/incidents.ts). */
+  readonly incident?: IncidentState;
+};

@@ -41,6 +41,15 @@ export const hostTaskQueue = (host: string): string => `slots.${host}`;
  * process, so the activities that touch it go there (worker-specific task queues).
  */
 export const sessionTaskQueue = (host: string, workerId: string): string => `slots.${host}.${workerId}`;
+/**
+ * The queue of one provider's token requests (refresh, probe, revocation) and login
+ * starts on a host: its workers set the provider's pace there (a task-queue rate limit
+ * the server enforces for every process of the host, and a concurrency per process).
+ * `:` cannot be in a host name or a worker id, so no other queue has this name.
+ */
+export const providerTaskQueue = (host: string, provider: string): string => `slots.${host}:provider:${provider}`;
+/** Device-flow waits (an activity each, up to an hour): their own queue, so they never hold a slot a refresh or restore needs. */
+export const deviceWaitTaskQueue = (host: string): string => `slots.${host}:device-waits`;
 
 export const PHASES = [
   'logging-in',

@@ -175,7 +175,10 @@ export const claude: Provider = {
         },
       };
     },
-    schedule: { beforeExpiryMs: 60 * MINUTE, jitterMs: 5 * MINUTE },
+    // 90 minutes of jitter: 10 000 slots logged in or adopted together come due over 90 minutes,
+    // fewer than 2 a second, which the default pace (2/s) drains before any nears expiry
+    // (test/unit/pacing.test.ts). A refresh comes 45 minutes early on average.
+    schedule: { beforeExpiryMs: 60 * MINUTE, jitterMs: 90 * MINUTE },
   },
   // As Claude Code 2.1.197 does at logout: the refresh token only (it ends the grant), JSON,
   // at `<token endpoint>/revoke`, with the credential's client id when it names one.

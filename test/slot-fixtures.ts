@@ -36,6 +36,10 @@ export async function startSlotRig(
     metrics?: SlotWorkerOptions['metrics'];
     /** What the rig's workers serve. @default both (workflows and host) */
     roles?: SlotWorkerOptions['roles'];
+    /** Each provider's pace on the rig's host (workers/pacing.ts). */
+    pace?: SlotWorkerOptions['pace'];
+    /** When failing slots make a provider incident. */
+    incidents?: SlotWorkerOptions['incidents'];
   } = {},
 ): Promise<SlotRig> {
   const slotsDir = await mkdtemp(join(tmpdir(), 'slots-'));

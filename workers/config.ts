@@ -10,6 +10,9 @@ import { PROJECT_ROOT } from './temporal-binaries';
 import { ConfigError } from '../common/failures';
 import { parseAllowedEndpointHosts } from '../providers/oauth-http';
 import { parseServerList } from '../providers/host-servers';
+import { providerNames } from '../providers';
+import { DEFAULT_INCIDENT_SETTINGS, type IncidentSettings } from '../common/incidents';
+import { parseProviderPace, type ProviderPace } from '../common/pacing';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const hostName = z
@@ -201,6 +204,25 @@ export const ConfigSchema = z.object({
     .default('127.0.0.1:7311'),
   /** The URL agents are told to use for the token service, when they reach it under another name (a container's host gateway). @default "http://<AGENT_TOKEN_SERVICE>" */
   AGENT_TOKEN_SERVICE_URL: z.url('must be a URL').optional(),
+  /**
+   * The pace of each provider's token requests (refresh, probe, revocation) and login starts
+   * from this host: comma-separated `<provider>=<rate>/s[:<concurrency>]`, e.g. `claude=1/s:2`.
+   * The rate holds for all worker processes of the host together (at most 10/s), the
+   * concurrency per process (at most 10). @default every provider 2/s, 2 at a time
+   */
+  PROVIDER_PACE: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      const parsed = parseProviderPace(value, providerNames());
+      if (!parsed.ok) for (const problem of parsed.problems) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+  /** Slots of one provider failing permanently within INCIDENT_WINDOW_MINUTES that make one incident. @default 5 */
+  INCIDENT_THRESHOLD: z.coerce.number().int().min(2).max(100_000).default(DEFAULT_INCIDENT_SETTINGS.threshold),
+  /** The incident window, and the quiet time after which an incident ends, in minutes. @default 10 */
+  INCIDENT_WINDOW_MINUTES: z.coerce.number().min(1).max(7 * 24 * 60).default(DEFAULT_INCIDENT_SETTINGS.windowMs / 60_000),
+  /** Hold an incident's automatic relogins from the moment it opens, until `slotctl incident release`. @default false */
+  INCIDENT_HOLD_RELOGINS: z.enum(['true', 'false'], 'must be true or false').default('false'),
   /** @default "info" */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -257,6 +279,10 @@ export interface Config {
   /** Undefined when AGENT_TOKEN_SERVICE=off. */
   readonly agentTokenService: { readonly host: string; readonly port: number; readonly url: string | undefined } | undefined;
   readonly logLevel: z.infer<typeof ConfigSchema>['LOG_LEVEL'];
+  /** Each provider's pace on this host (PROVIDER_PACE; workers/pacing.ts). */
+  readonly pace: Readonly<Record<string, ProviderPace>>;
+  /** When many slots failing are one incident (INCIDENT_*); used by the process that reports failures (workflows role). */
+  readonly incidents: IncidentSettings;
 }
 
 export { ConfigError };
@@ -406,6 +432,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tracing: { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT, zipkinEndpoint: c.OTEL_EXPORTER_ZIPKIN_ENDPOINT, serviceName: c.OTEL_SERVICE_NAME },
     agentTokenService: agentTokenServiceOf(c),
     logLevel: c.LOG_LEVEL,
+    // Checked by the schema above: parsing again cannot fail.
+    pace: (parseProviderPace(c.PROVIDER_PACE, providerNames()) as { value: Config['pace'] }).value,
+    incidents: { threshold: c.INCIDENT_THRESHOLD, windowMs: Math.round(c.INCIDENT_WINDOW_MINUTES * 60_000), holdRelogins: c.INCIDENT_HOLD_RELOGINS === 'true' },
   };
 }
 

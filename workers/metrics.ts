@@ -81,6 +81,8 @@ export class SlotMetrics {
   readonly probes: Counter<'provider' | 'outcome'>;
   /** Set once at start (workers/cli-versions.ts): 1 per provider's login CLI, labelled with what was found. */
   readonly loginCli: Gauge<'provider' | 'version' | 'checked_version' | 'status'>;
+  readonly providerPausedSeconds: Gauge<'provider'>;
+  private pauses: { all(): Promise<Array<{ provider: string; until: number }>> } | undefined;
 
   constructor(private readonly opts: SlotMetricsOptions) {
     this.now = opts.now ?? Date.now;
@@ -110,6 +112,13 @@ export class SlotMetrics {
     this.poolListingErrors = new Counter({ name: `${p}pool_listing_errors_total`, help: 'Scrapes whose listing of the pools or one of their status queries failed (that pool is left out of the scrape)', registers });
     this.loginCli = new Gauge({ name: `${p}login_cli_info`, help: "Each provider's login CLI on this host: its version, the version the project was checked against, and status checked, other (a version not checked), missing or unreadable", labelNames: ['provider', 'version', 'checked_version', 'status'], registers });
     this.probes = new Counter({ name: `${p}probes_total`, help: 'Live probes of slot credentials by outcome: ok, unauthorized (401/403), rate-limited (429), transient (network, 5xx), error (could not probe), none (no probe)', labelNames: ['provider', 'outcome'], registers });
+    this.providerPausedSeconds = new Gauge({
+      name: `${p}provider_paused_seconds`,
+      help: "Seconds this host still holds back each provider's token requests because the provider answered 429 or asked for time with Retry-After (0: not paused)",
+      labelNames: ['provider'],
+      registers,
+      collect: async () => this.fillPauses(),
+    });
     // Series exist from the start at 0: a counter first seen at 1 shows no increase() to alert on.
     for (const provider of providerNames()) {
       for (const outcome of REFRESH_OUTCOMES) this.refreshes.inc({ provider, outcome }, 0);
@@ -118,6 +127,20 @@ export class SlotMetrics {
       for (const outcome of PROBE_OUTCOMES) this.probes.inc({ provider, outcome }, 0);
     }
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The host's provider pauses (activities/provider-pause.ts), read at scrape time. */
+  watchProviderPauses(pauses: { all(): Promise<Array<{ provider: string; until: number }>> }): void {
+    this.pauses = pauses;
+  }
+
+  private async fillPauses(): Promise<void> {
+    const now = this.now();
+    const records = (await this.pauses?.all().catch(() => [])) ?? [];
+    for (const provider of providerNames()) {
+      const until = records.find((r) => r.provider === provider)?.until ?? 0;
+      this.providerPausedSeconds.set({ provider }, Math.max(0, Math.ceil((until - now) / 1000)));
+    }
   }
 
   /** The slots as visibility lists them, at most every LISTING_TTL_MS. */
@@ -220,7 +243,9 @@ export class SlotMetrics {
         if ('ok' in ended) {
           // A check that found the credential fresh asked nothing: not a refresh.
           if (ended.ok.kind === 'refreshed') this.refreshes.inc({ provider, outcome: 'success' });
-        } else if (failureType === FailureType.refreshTransient) this.refreshes.inc({ provider, outcome: 'transient' });
+        } else if (failureType === FailureType.refreshTransient || failureType === FailureType.providerRefusing) this.refreshes.inc({ provider, outcome: 'transient' });
+        // A request the host held back for the provider's pause asked nothing.
+        else if (failureType === FailureType.providerPaused) return;
         else if (PERMANENT_REFRESH_FAILURES.includes(failureType ?? '')) this.refreshes.inc({ provider, outcome: 'permanent' });
         else if (!isCancellation(ended)) this.refreshes.inc({ provider, outcome: 'error' });
         return;

@@ -11,13 +11,17 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import type { Logger as PinoLogger } from 'pino';
-import { createHostActivities, createSessionActivities, createSharedActivities } from '../activities/index';
+import { createDeviceWaitActivities, createHostActivities, createPacedActivities, createSessionActivities, createSharedActivities } from '../activities/index';
+import { ProviderPauses } from '../activities/provider-pause';
+import { providerNames } from '../providers';
+import type { IncidentSettings } from '../common/incidents';
+import { DEFAULT_PROVIDER_PACE, SendSpacing, type ProviderPace } from '../common/pacing';
 import { LoginSessions } from '../activities/login-session';
 import { LoginCapacity, loginMemoryBudgetBytes } from '../activities/login-capacity';
 import type { CredentialBackup } from '../activities/credential-backup';
 import { PostgresBackupStore } from '../activities/postgres-backup-store';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
-import { SHARED_TASK_QUEUE, hostTaskQueue, sessionTaskQueue, slotWorkflowId } from '../common/slot';
+import { SHARED_TASK_QUEUE, deviceWaitTaskQueue, hostTaskQueue, providerTaskQueue, sessionTaskQueue, slotWorkflowId } from '../common/slot';
 import type { DataConverter } from '@temporalio/common';
 import { ConfigError, TemporalTransportError } from '../common/failures';
 import { DEFAULT_MAX_CACHED_WORKFLOWS, loadConfigOrExit, temporalAddress, temporalConnectionOptions, type Config } from './config';
@@ -87,6 +91,10 @@ export interface SlotWorkerOptions {
   readonly agentTokenServiceUrl?: string;
   /** The credential backup store, the backup keys that seal for it and the restore policy (SLOT_BACKUP_*); unset: no backups. */
   readonly backup?: Omit<CredentialBackup, 'host' | 'namespace'>;
+  /** Each provider's pace on this host (PROVIDER_PACE). @default DEFAULT_PROVIDER_PACE for every provider */
+  readonly pace?: Readonly<Record<string, ProviderPace>>;
+  /** When failing slots make an incident, for the failures this process reports (INCIDENT_*). @default DEFAULT_INCIDENT_SETTINGS */
+  readonly incidents?: IncidentSettings;
 }
 
 export const WORKER_ROLES = ['workflows', 'host'] as const;
@@ -99,6 +107,8 @@ export interface SlotWorkers {
   readonly host: Worker | undefined;
   /** Polls `sessionQueue`: the activities that reach a PTY this process holds; undefined without the `host` role. */
   readonly session: Worker | undefined;
+  /** Poll each provider's paced queue of the host and the device-wait queue; empty without the `host` role. */
+  readonly paced: readonly Worker[];
   readonly workerId: string;
   readonly sessionQueue: string;
   readonly sessions: LoginSessions;
@@ -126,6 +136,9 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
     ...(opts.minPollIntervalMs !== undefined ? { minPollIntervalMs: opts.minPollIntervalMs } : {}),
     ...(opts.agentTokenServiceUrl ? { agentTokenServiceUrl: opts.agentTokenServiceUrl } : {}),
     ...(opts.backup ? { backup: { ...opts.backup, host: opts.host, namespace: opts.namespace } } : {}),
+    host: opts.host,
+    // One per process: the host queue's and the paced queues' activities share it.
+    spacing: new SendSpacing(opts.pace),
   };
   const roles = new Set<WorkerRole>(opts.roles ?? WORKER_ROLES);
   if (roles.size === 0) throw new RangeError('a worker needs at least one role: workflows, host');
@@ -133,7 +146,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
   const interceptors = activityInterceptors.length > 0 ? { interceptors: { activity: activityInterceptors } } : {};
   // The three are made at once: each asks the server about the namespace, and the workflow
   // worker's thread loads the bundle meanwhile (a start-up in ~2 s instead of ~2.3 s here).
-  const [shared, host, session] = await Promise.all([
+  const [shared, host, session, paced] = await Promise.all([
     !roles.has('workflows') ? undefined : Worker.create({
       ...interceptors,
       ...(opts.tracing
@@ -151,6 +164,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
         log: opts.log ?? createLogger('warn'),
         ...(opts.notifyWebhookUrl ? { webhookUrl: opts.notifyWebhookUrl } : {}),
         ...(opts.notifyUserCode === true ? { includeUserCode: true } : {}),
+        ...(opts.incidents ? { incidents: opts.incidents } : {}),
       }),
       ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     }),
@@ -177,12 +191,49 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
       defaultHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
       activities: createSessionActivities(deps),
     }),
+    // Token requests and login starts, one queue per provider: the server hands out at most the
+    // provider's rate per second there (all processes of the host together), each process runs
+    // at most its concurrency at once. A waiting request is a task in the queue: no history event.
+    !roles.has('host')
+      ? []
+      : Promise.all([
+          ...providerNames().map((provider) => {
+            const pace = opts.pace?.[provider] ?? DEFAULT_PROVIDER_PACE;
+            return Worker.create({
+              ...interceptors,
+              connection: opts.connection,
+              namespace: opts.namespace,
+              taskQueue: providerTaskQueue(opts.host, provider),
+              maxTaskQueueActivitiesPerSecond: pace.requestsPerSecond,
+              maxActivitiesPerSecond: pace.requestsPerSecond,
+              maxConcurrentActivityTaskExecutions: pace.concurrency,
+              ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+              maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+              defaultHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+              activities: createPacedActivities(deps),
+            });
+          }),
+          // Device-flow waits (each up to an hour) on their own queue: they never hold a slot a refresh or a restore needs.
+          Worker.create({
+            ...interceptors,
+            connection: opts.connection,
+            namespace: opts.namespace,
+            taskQueue: deviceWaitTaskQueue(opts.host),
+            maxConcurrentActivityTaskExecutions: MAX_LIVE_LOGINS,
+            ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+            maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+            defaultHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+            activities: createDeviceWaitActivities(deps),
+          }),
+        ]),
   ]);
-  const workers = [shared, host, session].filter((w): w is Worker => w !== undefined);
+  if (opts.metrics && roles.has('host')) opts.metrics.watchProviderPauses(new ProviderPauses(opts.slotsDir));
+  const workers = [shared, host, session, ...paced].filter((w): w is Worker => w !== undefined);
   return {
     shared,
     host,
     session,
+    paced,
     workerId,
     sessionQueue,
     sessions,
@@ -327,6 +378,8 @@ export async function runWorker(
     ...(backupStore && config.backup
       ? { backup: { store: backupStore, keys: config.backup.keys, restoreFromHosts: config.backup.restoreFromHosts, restoreReconfigured: config.backup.restoreReconfigured } }
       : {}),
+    pace: config.pace,
+    incidents: config.incidents,
   });
   if (backupStore) log.info({ store: backupStore.description }, 'credentials are backed up, sealed, after every login and refresh');
   log.info(

@@ -5,16 +5,36 @@
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { HostActivities, SessionActivities, SharedActivities } from '../activities/index';
 import { FailureType, NON_RETRYABLE_REFRESH_FAILURES } from '../common/failures';
-import { hostTaskQueue } from '../common/slot';
+import { deviceWaitTaskQueue, hostTaskQueue, providerTaskQueue } from '../common/slot';
 import type { RefreshBackoff } from '../common/slot-input';
+
+/**
+ * Where a slot's host activities go. Runs from before pacing send everything to the
+ * host's queue, on replay too; newer runs send token requests and login starts to the
+ * provider's paced queue on the host, and device-flow waits to a queue of their own.
+ */
+export interface SlotQueues {
+  /** Files, status, verification, backups: the host's queue. */
+  readonly host: string;
+  /** Refresh, probe, revocation and login start: paced per provider on the host. */
+  readonly tokens: string;
+  /** Device-flow waits, which hold an activity for up to an hour. */
+  readonly deviceWaits: string;
+}
+
+export function slotQueues(host: string, provider: string, paced: boolean): SlotQueues {
+  const queue = hostTaskQueue(host);
+  return paced ? { host: queue, tokens: providerTaskQueue(host, provider), deviceWaits: deviceWaitTaskQueue(host) } : { host: queue, tokens: queue, deviceWaits: queue };
+}
 
 /** A retry elsewhere would find no session: the workflow decides what to redo. */
 const ONCE = { maximumAttempts: 1 };
 
-export function loginActivities(host: string, heartbeatTimeoutMs: number) {
-  const taskQueue = hostTaskQueue(host);
+export function loginActivities(queues: SlotQueues, heartbeatTimeoutMs: number) {
+  const taskQueue = queues.host;
   return {
-    start: proxyActivities<HostActivities>({ taskQueue, scheduleToCloseTimeout: '2 minutes', heartbeatTimeout: heartbeatTimeoutMs, retry: ONCE }).startLogin,
+    // Paced: a login start waits its turn on the provider's queue, and the two minutes include that wait.
+    start: proxyActivities<HostActivities>({ taskQueue: queues.tokens, scheduleToCloseTimeout: '2 minutes', heartbeatTimeout: heartbeatTimeoutMs, retry: ONCE }).startLogin,
     verify: proxyActivities<HostActivities>({
       taskQueue,
       scheduleToCloseTimeout: '1 minute',
@@ -25,7 +45,7 @@ export function loginActivities(host: string, heartbeatTimeoutMs: number) {
     /** One activity polls until the device is approved, denied or expired: no history event per poll. */
     awaitDevice: (deadline: number) =>
       proxyActivities<HostActivities>({
-        taskQueue,
+        taskQueue: queues.deviceWaits,
         // The deadline is the operator's; a minute more lets the last poll answer.
         scheduleToCloseTimeout: Math.max(deadline - Date.now(), 0) + 60_000,
         heartbeatTimeout: Math.max(heartbeatTimeoutMs, 30_000),
@@ -56,9 +76,9 @@ export function sessionActivities(sessionQueue: string, heartbeatTimeoutMs: numb
  * A cancel waits for the activity to say it stopped: a token write in progress
  * finishes first, so there is never a second writer.
  */
-export function refreshActivity(host: string, backoff: RefreshBackoff | undefined, untilMs?: number) {
+export function refreshActivity(taskQueue: string, backoff: RefreshBackoff | undefined, untilMs?: number) {
   return proxyActivities<HostActivities>({
-    taskQueue: hostTaskQueue(host),
+    taskQueue,
     startToCloseTimeout: '90 seconds',
     heartbeatTimeout: '30 seconds',
     ...(untilMs !== undefined ? { scheduleToCloseTimeout: Math.max(untilMs, 60_000) } : {}),
@@ -77,8 +97,13 @@ export function refreshActivity(host: string, backoff: RefreshBackoff | undefine
  * a probe is a sample, its outcome says a network error itself, and the next probe is the retry.
  * A host that does not take it within two minutes is recorded as a transient outcome.
  */
-export function probeActivity(host: string) {
-  return proxyActivities<HostActivities>({ taskQueue: hostTaskQueue(host), scheduleToCloseTimeout: '2 minutes', retry: { maximumAttempts: 1 } }).probeCredential;
+export function probeActivity(taskQueue: string) {
+  return proxyActivities<HostActivities>({ taskQueue, scheduleToCloseTimeout: '2 minutes', retry: { maximumAttempts: 1 } }).probeCredential;
+}
+
+/** Revocation at retire: a token request, so paced with the provider's others; a host that is down fails it as `fileActivities` do. */
+export function revokeActivity(taskQueue: string, waitMs = 600_000) {
+  return proxyActivities<HostActivities>({ taskQueue, scheduleToCloseTimeout: waitMs, retry: { maximumAttempts: 5 } }).revokeCredential;
 }
 
 /** Files, status and revocation on the slot's host: a host that is down for ten minutes fails these, and the slot says so. */

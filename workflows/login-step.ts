@@ -28,9 +28,9 @@ type AttemptEnd = { readonly restart: string } | { readonly done: LoginResult };
 
 /** Runs the login until a credential is verified; throws a typed failure (or the cancellation) otherwise. */
 export async function runLogin(slot: Slot): Promise<LoginResult> {
-  const { slotId, provider, providerConfig, host } = slot.input;
+  const { slotId, provider, providerConfig } = slot.input;
   const options = slot.input.login ?? {};
-  const acts = loginActivities(host, options.heartbeatTimeoutMs ?? 15_000);
+  const acts = loginActivities(slot.queues, options.heartbeatTimeoutMs ?? 15_000);
   const maxRestarts = options.maxRestarts ?? 3;
   const counts = { badCodes: 0 };
   let lastError: string | undefined;

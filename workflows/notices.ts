@@ -39,8 +39,11 @@ export function slotNoticeObserver(slot: Slot, notices: Notices): (before: strin
   // A run continued from a troubled slot still owes the `recovered` notice.
   let troubled = slot.phase === 'degraded' || slot.phase === 'needs-relogin';
   let promptUrl: string | undefined;
-  const send = (kind: NoticeKind, reason: string, action?: NoticeAction): void =>
+  const send = (kind: NoticeKind, reason: string, action?: NoticeAction): void => {
+    // Part of an open provider incident: its one notice speaks for the slot until it ends.
+    if (slot.incident?.open) return;
     notices.emit(kind, { slotId, provider, host, phase: slot.phase, reason, ...(action ? { action } : {}) });
+  };
   return (before) => {
     const phase: Phase = slot.phase;
     const prompt = slot.prompt;

@@ -80,10 +80,10 @@ export async function probeStep(slot: Slot, reason: ProbeReason, askOperator: As
 
 /** One probe activity, in a scope relogin and retire cancel; records the outcome. Undefined when cancelled. */
 async function probeOnce(slot: Slot, reason: ProbeReason): Promise<LastProbe | undefined> {
-  const { slotId, provider, providerConfig, host } = slot.input;
+  const { slotId, provider, providerConfig } = slot.input;
   let probe: LastProbe;
   try {
-    const r = await inScope(slot, () => probeActivity(host)({ slotId, provider, ...(providerConfig !== undefined ? { providerConfig } : {}), reason }));
+    const r = await inScope(slot, () => probeActivity(slot.queues.tokens)({ slotId, provider, ...(providerConfig !== undefined ? { providerConfig } : {}), reason }));
     probe = {
       at: Date.now(),
       outcome: r.outcome,

@@ -9,6 +9,7 @@ import type { Phase } from '../common/slot';
 import { refreshActivity } from './activities';
 import type { Slot } from './slot-state';
 import { restoreAfterLoss } from './restore-step';
+import { reportPermanentFailure } from './incident-step';
 
 /** Runs recorded before credential backups went to needs-relogin at once when the file was lost, and keep doing so on replay. */
 const RESTORE_PATCH = 'credential-restore';
@@ -42,7 +43,7 @@ export async function refreshStep(
   askOperator: (reason: string, kind?: 'setup-token-expiring') => Promise<void>,
   phaseWhileRunning: Extract<Phase, 'refreshing' | 'verifying'> = 'refreshing',
 ): Promise<void> {
-  const { slotId, provider, providerConfig, host } = slot.input;
+  const { slotId, provider, providerConfig } = slot.input;
   const { backoff, ...schedule } = slot.input.refresh ?? {};
   slot.refreshes += 1;
   const before = slot.phase;
@@ -66,7 +67,7 @@ export async function refreshStep(
   const settled = await inScope(slot, async (): Promise<Settled> => {
     try {
       // Bounded by the moment the slot turns degraded; past it, the same request again without bound.
-      return { ok: await refreshActivity(host, backoff, degradedAt - Date.now())(request) };
+      return { ok: await refreshActivity(slot.queues.tokens, backoff, degradedAt - Date.now())(request) };
     } catch (err) {
       if (!isDeadline(err) || slot.phase === 'degraded') return { failed: err };
       // The deadline's cause is the last attempt's failure: the operator sees why.
@@ -75,7 +76,7 @@ export async function refreshStep(
       slot.setPhase('degraded');
       slot.record('degraded', `refreshes are failing and the token expires ${slot.expiresAt !== undefined ? new Date(slot.expiresAt).toISOString() : 'at an unknown time'}; still retrying`);
       try {
-        return { ok: await refreshActivity(host, backoff)(request) };
+        return { ok: await refreshActivity(slot.queues.tokens, backoff)(request) };
       } catch (again) {
         return { failed: again };
       }
@@ -150,6 +151,8 @@ export async function refreshStep(
     return;
   }
   if (type === FailureType.refreshMisconfigured || unfinished) {
+    // Counted with the provider's other failures first: past the threshold, the incident's notice speaks for this slot.
+    await reportPermanentFailure(slot, type ?? FailureType.refreshMisconfigured, reason);
     // Neither a retry nor a login fixes a configuration.
     slot.record('refresh-failed', `refresh cannot run: ${reason.replace(/\.$/, '')}. Fix the slot's provider configuration on its host, then: slotctl refresh ${slotId}`);
     slot.setPhase('needs-relogin');
@@ -157,6 +160,7 @@ export async function refreshStep(
     return;
   }
   const automatic = (slot.input.onPermanentFailure ?? 'login') === 'login' && PERMANENT_REFRESH_FAILURES.includes(type ?? '');
+  await reportPermanentFailure(slot, type ?? FailureType.refreshPermanent, reason);
   slot.record(
     'refresh-failed',
     `refresh failed permanently: ${reason.replace(/\.$/, '')}. ${automatic ? 'A new login was started; an operator must complete it.' : `Run \`slotctl relogin ${slotId}\` to log in again.`}`,

@@ -9,7 +9,7 @@ import { HANDLER_DESCRIPTIONS } from '../common/messages';
 import { SlotHostKey } from '../common/search-attributes';
 import { describeFailure, FailureType, innermostFailureType } from '../common/failures';
 import { hostTaskQueue } from '../common/slot';
-import { refreshActivity } from './activities';
+import { refreshActivity, slotQueues } from './activities';
 import type { Slot } from './slot-state';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -119,7 +119,7 @@ export async function moveStep(slot: Slot, to: string): Promise<boolean> {
   let proven: RefreshResult;
   try {
     const { backoff, ...schedule } = slot.input.refresh ?? {};
-    proven = await refreshActivity(to, backoff, waitMs)({
+    proven = await refreshActivity(slotQueues(to, provider, slot.paced).tokens, backoff, waitMs)({
       slotId,
       provider,
       ...(providerConfig !== undefined ? { providerConfig } : {}),

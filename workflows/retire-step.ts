@@ -3,7 +3,7 @@
 // can lift). The status says what was done and what was not; a host that is down is told.
 import { patched } from '@temporalio/workflow';
 import { describeFailure } from '../common/failures';
-import type { fileActivities } from './activities';
+import { revokeActivity, type fileActivities } from './activities';
 import { retireBackupsStep } from './restore-step';
 import type { Slot } from './slot-state';
 
@@ -22,7 +22,7 @@ export async function retire(slot: Slot, files: ReturnType<typeof fileActivities
   slot.setPhase(slot.phase, undefined);
   let revocation = '';
   try {
-    const revoked = await files.revokeCredential({ slotId, provider, providerConfig });
+    const revoked = await (slot.paced ? revokeActivity(slot.queues.tokens, slot.input.hostWaitMs) : files.revokeCredential)({ slotId, provider, providerConfig });
     if (revoked.kind === 'revoked') revocation = `${revoked.message}; `;
     else if (revoked.kind === 'failed') revocation = `revoking the tokens failed, they stay valid until they expire (${revoked.reason.replace(/\.$/, '')}); `;
     else if (toTrash) revocation = revoked.kind === 'unsupported' ? `the tokens were not revoked (${revoked.message}): they stay valid until they expire; ` : `nothing was revoked (${revoked.message}); `;

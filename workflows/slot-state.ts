@@ -8,7 +8,9 @@ import type { LastProbe } from '../common/probe';
 import type { LoginPrompt, Phase } from '../common/slot';
 import type { CarriedState, Pending, SlotInput } from '../common/slot-input';
 import { slotDetails } from './slot-details';
+import { slotQueues, type SlotQueues } from './activities';
 import type { BackupNote, MoveState } from '../common/backup';
+import type { IncidentState } from '../common/incidents';
 
 /** The login attempt whose CLI is on screen now: the only one a code can be typed into. */
 export interface LiveLogin {
@@ -55,11 +57,18 @@ export class Slot {
   /** A login is in progress (a refresh needs no flag: nothing refers to it). */
   step: 'login' | undefined;
   live: LiveLogin | undefined;
+  /** Whether this run paces its token requests and takes part in provider incidents (a patch: older runs do neither). */
+  paced = false;
+  /** Where the host activities go (workflows/activities.ts); set with `paced` when the run starts. */
+  queues: SlotQueues;
+  /** The provider incident the slot is part of: its own notices wait, its automatic relogin may be held. */
+  incident: IncidentState | undefined;
   /** Told after every publish, with the phase published before (notices, workflows/notices.ts). */
   observer: ((before: string | undefined) => void) | undefined;
   private published: Published;
 
   constructor(readonly input: SlotInput) {
+    this.queues = slotQueues(input.host, input.provider, false);
     const carried = input.carried;
     if (carried) {
       const { pending, runs, ...rest } = carried;
@@ -97,6 +106,7 @@ export class Slot {
       pending: { ...this.pending },
       ...(this.lastProbe ? { lastProbe: this.lastProbe } : {}),
       ...(this.nextProbeAt !== undefined ? { nextProbeAt: this.nextProbeAt } : {}),
+      ...(this.incident ? { incident: this.incident } : {}),
     };
   }
 

@@ -29,7 +29,7 @@ import {
 } from '../common/messages';
 import { SLOT_WORKFLOW_VERSION } from '../common/slot';
 import type { SlotInput } from '../common/slot-input';
-import { fileActivities, sharedActivities } from './activities';
+import { fileActivities, revokeActivity, sharedActivities, slotQueues } from './activities';
 import { runLogin } from './login-step';
 import { inScope, refreshStep } from './refresh-step';
 import { Slot } from './slot-state';
@@ -37,11 +37,17 @@ import { Notices, slotNoticeObserver } from './notices';
 import { installMoveHandler, moveStep } from './restore-step';
 import { retire } from './retire-step';
 import { installProbeHandlers, probeAfterLogin, probeDue, probeStep, untilNextProbe } from './probe-step';
+import { listenToIncident, waitWhileHeld } from './incident-step';
 
 /** Runs recorded before notices existed ask the operator only on needs-relogin, and keep doing so on replay. */
 const NOTICES_PATCH = 'operator-notices';
 /** Runs recorded before live probes never probe (and answer a pool's auth-failure report with a refresh), on replay too. */
 const PROBES_PATCH = 'live-probes';
+/**
+ * Runs recorded before pacing send token requests and login starts to the host's queue,
+ * wait for device approvals there, and know no provider incidents, on replay too.
+ */
+const GENTLE_PATCH = 'gentle-providers';
 /** How long continue-as-new and the end wait for notices still being delivered. */
 const NOTICE_SETTLE_MS = 60_000;
 
@@ -49,10 +55,14 @@ export type { SlotInput, CarriedState, LoginOptions, RefreshBackoff } from '../c
 
 export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
   const slot = new Slot(input);
+  slot.paced = patched(GENTLE_PATCH);
+  slot.queues = slotQueues(input.host, input.provider, slot.paced);
   if (workflowInfo().memo?.slotWorkflowVersion !== SLOT_WORKFLOW_VERSION) upsertMemo({ slotWorkflowVersion: SLOT_WORKFLOW_VERSION });
   const files = fileActivities(input.host, input.hostWaitMs);
   const { notifyOperator } = sharedActivities();
   installHandlers(slot);
+  // A slot that was part of an incident when it continued as new still hears when it ends.
+  if (slot.incident) listenToIncident(slot);
   // Every event that needs or informs a person is a notice, sent from the slot's phase changes.
   const notices = patched(NOTICES_PATCH) ? new Notices() : undefined;
   if (notices) slot.observer = slotNoticeObserver(slot, notices);
@@ -95,6 +105,11 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
         await notices?.settle(NOTICE_SETTLE_MS);
         await continueAsNew<typeof slotWorkflow>({ ...input, host: to, carried: slot.carry() });
       }
+      continue;
+    }
+    if (slot.pending.login && slot.incident?.held) {
+      // A provider incident holds the automatic relogins until an operator releases them.
+      await waitWhileHeld(slot);
       continue;
     }
     if (slot.pending.login) {
@@ -223,6 +238,8 @@ function installHandlers(slot: Slot): void {
     () => {
       if (slot.pending.retire) return refused('relogin', 'the slot is being retired');
       slot.pending.login = true;
+      // An operator's relogin of this slot is not held by its provider's incident.
+      if (slot.incident?.held) slot.incident = { ...slot.incident, held: false };
       slot.interrupt();
     },
     { description: HANDLER_DESCRIPTIONS.relogin },

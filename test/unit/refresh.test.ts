@@ -197,7 +197,7 @@ describe('refreshCredential: Claude', () => {
     expect(result).toMatchObject({ kind: 'refreshed', expiresAt: NOW + 8 * HOUR, lastRefresh: NOW, account: 'max subscription' });
     // One hour before expiry, up to five minutes earlier.
     expect(result.nextRefreshAt).toBeLessThanOrEqual(NOW + 7 * HOUR);
-    expect(result.nextRefreshAt).toBeGreaterThanOrEqual(NOW + 7 * HOUR - 5 * MINUTE);
+    expect(result.nextRefreshAt).toBeGreaterThanOrEqual(NOW + 7 * HOUR - 90 * MINUTE);
     for (const secret of knownSecrets(server)) expect(JSON.stringify(result)).not.toContain(secret);
   });
 
@@ -212,7 +212,7 @@ describe('refreshCredential: Claude', () => {
     expect(await readFile(join(home, CLAUDE_FILE))).toEqual(bytes);
     expect(result).toMatchObject({ kind: 'fresh', expiresAt: NOW + 10 * HOUR });
     expect(result.nextRefreshAt).toBeLessThanOrEqual(NOW + 9 * HOUR);
-    expect(result.nextRefreshAt).toBeGreaterThanOrEqual(NOW + 9 * HOUR - 5 * MINUTE);
+    expect(result.nextRefreshAt).toBeGreaterThanOrEqual(NOW + 9 * HOUR - 90 * MINUTE);
     expect(await agentEnv()).toEqual({ CLAUDE_CODE_OAUTH_TOKEN: issued.accessToken, CLAUDE_CONFIG_DIR: join(home, 'agent', 'claude') });
   });
 
@@ -425,7 +425,6 @@ describe('refreshCredential: transient failures leave the credential as it was',
   const cases: { name: string; fault: TokenFault; reason: RegExp; retryAfterMs?: number }[] = [
     { name: '500', fault: { status: 500 }, reason: /HTTP 500 server_error/ },
     { name: '503', fault: { status: 503 }, reason: /HTTP 503 temporarily_unavailable/ },
-    { name: '429 with Retry-After', fault: { status: 429, retryAfter: 7 }, reason: /HTTP 429 rate_limit_exceeded/, retryAfterMs: 7000 },
     { name: 'garbage body', fault: { body: 'garbage', contentType: 'text/plain' }, reason: /HTTP 200 with an unparseable body/ },
     { name: 'JSON without access_token', fault: { body: '{"token_type":"Bearer"}' }, reason: /missing access_token/ },
     { name: 'an HTML error page', fault: { html: true }, reason: /HTTP 502 \(body is not JSON\)/ },
@@ -455,6 +454,50 @@ describe('refreshCredential: transient failures leave the credential as it was',
     // The endpoint is well again: the refresh token in the file still works (faults strike first).
     expect((await activities.refreshCredential(claudeInput())).kind).toBe('refreshed');
     expect(server.presentedTwice()).toEqual([]);
+  });
+
+  it('a 429 says the provider refuses (not a network failure), pauses the provider on the host for the Retry-After, and sends nothing meanwhile', async () => {
+    const server = await startServer();
+    const issued = server.issue({ clientId: CLAUDE_CLIENT });
+    const bytes = await seed(CLAUDE_FILE, claudeCredential(issued, NOW - MINUTE));
+    const activities = activitiesFor(server);
+    server.script([{ status: 429, retryAfter: 7 }]);
+    const refused = await failureOf(activities.refreshCredential(claudeInput()), () => knownSecrets(server));
+    expect(refused).toMatchObject({ type: 'ProviderRefusing', nonRetryable: false, nextRetryDelay: 7000 });
+    expect(refused.message).toMatch(/^Claude Code is refusing refresh requests \(HTTP 429: token endpoint answered HTTP 429 rate_limit_exceeded/);
+    expect(await readFile(join(home, CLAUDE_FILE))).toEqual(bytes);
+
+    // Any slot of the host within the seven seconds: held back, nothing sent, retried when the pause ends.
+    const held = await failureOf(activities.refreshCredential(claudeInput({ now: NOW + 3000 })), () => knownSecrets(server));
+    expect(held).toMatchObject({ type: 'ProviderPaused', nonRetryable: false });
+    expect(held.message).toMatch(/^waiting for the provider: Claude Code is refusing requests from this host \(HTTP 429, Retry-After 7 s\)/);
+    expect(held.nextRetryDelay).toBeGreaterThanOrEqual(4000 + 1000);
+    expect(held.nextRetryDelay).toBeLessThanOrEqual(4000 + 3000);
+    expect(server.requests).toHaveLength(1);
+
+    expect((await activities.refreshCredential(claudeInput({ now: NOW + 7000 }))).kind).toBe('refreshed');
+    expect(server.presentedTwice()).toEqual([]);
+  });
+
+  it('a 429 without Retry-After pauses the provider for longer each time in a row, until an answer that is no 429', async () => {
+    const server = await startServer();
+    await seed(CLAUDE_FILE, claudeCredential(server.issue({ clientId: CLAUDE_CLIENT }), NOW - MINUTE));
+    const activities = activitiesFor(server);
+    server.script([{ status: 429 }, { status: 429 }, { status: 429 }]);
+    const delays: unknown[] = [];
+    let now = NOW;
+    for (let i = 0; i < 3; i++) {
+      const failure = await failureOf(activities.refreshCredential(claudeInput({ now })), () => knownSecrets(server));
+      expect(failure.type).toBe('ProviderRefusing');
+      delays.push(failure.nextRetryDelay);
+      now += failure.nextRetryDelay as number;
+    }
+    expect(delays).toEqual([15_000, 30_000, 60_000]);
+    // Answered at last: the next 429 starts over at the first pause.
+    expect((await activities.refreshCredential(claudeInput({ now }))).kind).toBe('refreshed');
+    server.script([{ status: 429 }]);
+    const again = await failureOf(activities.refreshCredential(claudeInput({ now: now + 1000, force: true })), () => knownSecrets(server));
+    expect(again.nextRetryDelay).toBe(15_000);
   });
 
   it('honours a Retry-After HTTP date on a 503', async () => {

@@ -1,0 +1,24 @@
+// The floor's worker in a process of its own (so its CPU is measured apart, as ours is):
+// the floor workflows and both queues' activities. Answers `cycles` over IPC.
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { fileURLToPath } from 'node:url';
+import * as activities from './activities';
+
+const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
+const { workflowQueue, hostQueue, sessionQueue } = JSON.parse(process.env.FLOOR_QUEUES ?? '{}') as Record<string, string>;
+const connection = await NativeConnection.connect({ address });
+const workflowsPath = fileURLToPath(new URL('./workflows.ts', import.meta.url));
+const workers = await Promise.all([
+  Worker.create({ connection, taskQueue: workflowQueue as string, workflowsPath, maxCachedWorkflows: 500 }),
+  Worker.create({ connection, taskQueue: hostQueue as string, activities }),
+  Worker.create({ connection, taskQueue: sessionQueue as string, activities, maxConcurrentActivityTaskExecutions: 1000 }),
+]);
+process.on('message', (m: { type: string }) => {
+  if (m.type === 'cycles') process.send?.({ type: 'cycles', cycles: activities.cyclesDone() });
+});
+process.on('SIGTERM', () => workers.forEach((w) => w.shutdown()));
+process.on('disconnect', () => workers.forEach((w) => w.shutdown()));
+process.send?.({ type: 'ready' });
+await Promise.all(workers.map((w) => w.run()));
+await connection.close();
+process.exit(0);
