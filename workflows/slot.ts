@@ -29,7 +29,7 @@ import {
 } from '../common/messages';
 import { SLOT_WORKFLOW_VERSION } from '../common/slot';
 import type { SlotInput } from '../common/slot-input';
-import { fileActivities, revokeActivity, sharedActivities, slotQueues } from './activities';
+import { fileActivities, sharedActivities, slotQueues } from './activities';
 import { runLogin } from './login-step';
 import { inScope, refreshStep } from './refresh-step';
 import { Slot } from './slot-state';
