@@ -8,7 +8,7 @@ import { BackupStoreError, CredentialStoreError, ProviderConfigError, UnknownPro
 import { getProvider, parseProviderConfig } from '../providers';
 import type { CredentialFacts, Provider } from '../providers/provider';
 import { ensureSlotHome, readSecretFile, writeSecretFileAtomic } from './credential-store';
-import { checkSlotRequest } from './slot-record';
+import { checkSlotRequest, type SlotCheckDeps } from './slot-record';
 import { withSlotLock } from './slot-lock';
 
 /** A credential, or the tombstone a retire leaves as the slot's newest version. */
@@ -258,7 +258,7 @@ async function newestOpened(backup: CredentialBackup, slotId: string): Promise<N
   return opened.ok ? { kind: 'ok', stored, text: opened.text } : { kind: 'unusable', stored, reason: opened.reason };
 }
 
-export function createBackupActivities(deps: { readonly slotsDir: string; readonly backup?: CredentialBackup }) {
+export function createBackupActivities(deps: SlotCheckDeps & { readonly backup?: CredentialBackup }) {
   /**
    * A backup of the credential as it is on this host now (before a move, or of a copy a
    * failed move leaves). Not stored when the store's newest is fresher than the file here:
