@@ -242,7 +242,7 @@ export class SlotMetrics {
       listing = await withTimeout(this.slotListing(), LISTING_TIMEOUT_MS);
     } catch (err) {
       // A failed reading was counted where it failed; a slow one is counted here.
-      if (err instanceof ListingTimeout) this.listingErrors.inc();
+      if (err === TIMED_OUT) this.listingErrors.inc();
       return;
     }
     const now = this.now();
@@ -482,11 +482,12 @@ function poolRowOf(answer: unknown, now: number): PoolRow | undefined {
   };
 }
 
-class ListingTimeout extends Error {}
+/** What withTimeout rejects with when the time ran out (not a failure of the listing itself). */
+const TIMED_OUT = new Error('no answer in time');
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new ListingTimeout(`no answer within ${ms} ms`)), ms)));
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(TIMED_OUT), ms)));
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
