@@ -18,16 +18,15 @@ export interface VisibleExecution {
 /** Rows per page: the server's default is 1000 on SQL visibility; a page of 1000 rows is about 1 MB. */
 const PAGE_SIZE = 1000;
 
+/** A page (or count) that takes longer fails the reading (a hung call would otherwise hold every later one). */
+const PAGE_TIMEOUT_MS = 30_000;
+
 /** Every execution `query` selects, page by page; a row whose search attributes cannot be decoded is yielded with the error. */
 export async function* listExecutions(client: Client, query: string, opts: { pageSize?: number } = {}): AsyncGenerator<VisibleExecution> {
   let nextPageToken: Uint8Array | undefined;
   do {
-    const page = await client.workflowService.listWorkflowExecutions({
-      namespace: client.options.namespace,
-      query,
-      pageSize: opts.pageSize ?? PAGE_SIZE,
-      ...(nextPageToken ? { nextPageToken } : {}),
-    });
+    const request = { namespace: client.options.namespace, query, pageSize: opts.pageSize ?? PAGE_SIZE, ...(nextPageToken ? { nextPageToken } : {}) };
+    const page = await client.connection.withDeadline(Date.now() + PAGE_TIMEOUT_MS, () => client.workflowService.listWorkflowExecutions(request));
     for (const wf of page.executions ?? []) {
       let searchAttributes: TypedSearchAttributes | Error;
       try {
@@ -54,7 +53,7 @@ export async function* listExecutions(client: Client, query: string, opts: { pag
  */
 export async function countGrouped(client: Client, query: string, attribute: string): Promise<Map<string, number> | undefined> {
   try {
-    const answer = await client.workflow.count(`${query} GROUP BY ${attribute}`);
+    const answer = await client.connection.withDeadline(Date.now() + PAGE_TIMEOUT_MS, () => client.workflow.count(`${query} GROUP BY ${attribute}`));
     const groups = new Map<string, number>();
     for (const group of answer.groups) groups.set(String(group.groupValues[0] ?? ''), (groups.get(String(group.groupValues[0] ?? '')) ?? 0) + group.count);
     return groups;
@@ -67,7 +66,7 @@ export async function countGrouped(client: Client, query: string, attribute: str
 
 /** How many executions `query` selects (one COUNT on the server, no rows sent). */
 export async function countExecutions(client: Client, query: string): Promise<number> {
-  return (await client.workflow.count(query)).count;
+  return (await client.connection.withDeadline(Date.now() + PAGE_TIMEOUT_MS, () => client.workflow.count(query))).count;
 }
 
 function isInvalidArgument(err: unknown): boolean {
