@@ -56,8 +56,9 @@ export interface SlotMetricsOptions {
    */
   readonly perSlotSeries?: boolean;
   /**
-   * With per-slot series: a listing older than this is redone in the background while the
-   * scrape answers with it, so a scrape never waits for one (except the very first).
+   * With per-slot series: a listing older than this (and than five times what it took) is
+   * redone in the background while the scrape answers with it, so a scrape never waits for
+   * one (except the very first).
    * @default DEFAULT_SLOT_LISTING_MAX_AGE_MS
    */
   readonly slotListingMaxAgeMs?: number;
@@ -70,7 +71,7 @@ type Unreadable = { workflowId: string; reason: UnreadableReason; detail: string
 /** One visibility reading of the slots: the rows (or counts) and the rows left out. */
 type SlotGroup = { phase: string; provider: string; host: string; slots: number };
 /** One reading of the slots from visibility: per-slot rows (none from counts), their totals, and the rows left out. */
-type SlotListing = { at: number; rows: SlotRow[]; groups: SlotGroup[]; unreadable: Map<UnreadableReason, number> };
+type SlotListing = { at: number; tookMs: number; rows: SlotRow[]; groups: SlotGroup[]; unreadable: Map<UnreadableReason, number> };
 
 /** The project's metrics, their registry, and the activity interceptor that feeds them. */
 export class SlotMetrics {
@@ -151,7 +152,8 @@ export class SlotMetrics {
     const perSlot = this.opts.perSlotSeries !== false;
     const maxAge = perSlot ? (this.opts.slotListingMaxAgeMs ?? DEFAULT_SLOT_LISTING_MAX_AGE_MS) : LISTING_TTL_MS;
     const last = this.listing;
-    if (last && this.now() - last.at < maxAge) return last;
+    // A listing that took L is not redone before 5 L: the server spends at most a fifth of its time on it.
+    if (last && this.now() - last.at < Math.max(maxAge, 5 * last.tookMs)) return last;
     if (!this.inFlight) {
       const next = (perSlot ? this.listSlots() : this.countSlots())
         .then((listing) => (this.listing = listing))
@@ -187,7 +189,7 @@ export class SlotMetrics {
       group.slots += 1;
       groups.set(key, group);
     }
-    return { at: started, rows, groups: [...groups.values()], unreadable };
+    return { at: started, tookMs: this.now() - started, rows, groups: [...groups.values()], unreadable };
   }
 
   /**
@@ -220,7 +222,7 @@ export class SlotMetrics {
       }
     }
     const total = await countExecutions(client, base);
-    return { at: started, rows: [], groups, unreadable: new Map(total > known ? [['unknown-phase', total - known]] : []) };
+    return { at: started, tookMs: this.now() - started, rows: [], groups, unreadable: new Map(total > known ? [['unknown-phase', total - known]] : []) };
   }
 
   /** Whether the server counts `GROUP BY SlotPhase` (asked once). */
