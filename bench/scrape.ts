@@ -27,7 +27,7 @@ async function timed<T>(f: () => Promise<T>): Promise<{ ms: number; value: T }> 
 
 export interface ScrapeCost {
   readonly perSlotSeries: boolean;
-  /** The first scrape: waits for the first listing (or counts). */
+  /** The first scrape of an exporter nobody primed: waits for the first listing (or counts), at most 5 s. */
   readonly coldMs: number;
   /** Scrapes answered from the cached listing. */
   readonly warmMs: ReturnType<typeof distribution>;
@@ -39,7 +39,7 @@ export interface ScrapeCost {
   readonly bytes: number;
   /** RPCs the server served for the cold scrape, by method. */
   readonly rpcsCold: Record<string, number>;
-  /** RPCs for the warm scrapes, all of them. */
+  /** RPCs for the warm scrapes, all of them (a new listing each 15 s or 5 times what the last took; counts each 5 s; pools each 5 s). */
   readonly rpcsWarm: Record<string, number>;
   /** What the scrape reported as slot_provisioner_slots (the sum). */
   readonly slotsCounted: number;
@@ -57,21 +57,27 @@ export async function scrapeCost(address: string, namespace: string, taskQueue: 
     const cold = await timed(() => metrics.registry.metrics());
     const rpcsCold = Object.fromEntries(counts);
     counts.clear();
+    // A first scrape that gave up (5 s) left the listing running: the warm scrapes start once it is done.
+    for (let i = 0; i < 600 && !/^slot_provisioner_slots\{/m.test(await metrics.registry.metrics()); i++) await sleep(100);
+    counts.clear();
     const warm: number[] = [];
+    let text = '';
     for (let i = 0; i < warmScrapes; i++) {
       // Prometheus' usual interval is 15 s or more; a second apart is enough for the cache to be what is measured.
       await sleep(1000);
-      warm.push((await timed(() => metrics.registry.metrics())).ms);
+      const scrape = await timed(() => metrics.registry.metrics());
+      warm.push(scrape.ms);
+      text = scrape.value;
     }
     const rpcsWarm = Object.fromEntries(counts);
-    const lines = cold.value.split('\n').filter((l) => l.startsWith('slot_provisioner_'));
+    const lines = text.split('\n').filter((l) => l.startsWith('slot_provisioner_'));
     const slotsCounted = lines.filter((l) => l.startsWith('slot_provisioner_slots{')).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
     let stale: { staleMs: number; backgroundListingMs: number } | undefined;
     if (perSlotSeries) {
       // The same exporter once its listing is older than the max age: the scrape answers at once.
       let skewMs = 0;
       const aged = new SlotMetrics({ client, taskQueue, processMetrics: false, perSlotSeries, now: () => Date.now() + skewMs });
-      await aged.registry.metrics();
+      for (let i = 0; i < 600 && !/^slot_provisioner_slots\{/m.test(await aged.registry.metrics()); i++) await sleep(100);
       // An hour later by its clock: its listing is too old whatever it took.
       skewMs = 3600_000;
       const staleScrape = await timed(() => aged.registry.metrics());
@@ -89,7 +95,7 @@ export async function scrapeCost(address: string, namespace: string, taskQueue: 
       warmMs: distribution(warm, 1),
       ...(stale ?? {}),
       series: lines.length,
-      bytes: Buffer.byteLength(cold.value),
+      bytes: Buffer.byteLength(text),
       rpcsCold,
       rpcsWarm,
       slotsCounted,

@@ -176,7 +176,10 @@ export class SlotMetrics {
     const rows: SlotRow[] = [];
     const groups = new Map<string, SlotGroup>();
     const unreadable = new Map<UnreadableReason, number>();
+    let seen = 0;
     for await (const wf of listExecutions(this.opts.client, this.slotsQuery())) {
+      // A page of 1000 rows is a few hundred ms of decoding: a scrape answered meanwhile is not held up by it.
+      if (++seen % 100 === 0) await new Promise((resolve) => setImmediate(resolve));
       const row = rowOf(wf);
       if ('reason' in row) {
         unreadable.set(row.reason, (unreadable.get(row.reason) ?? 0) + 1);
@@ -260,6 +263,11 @@ export class SlotMetrics {
         this.secondsToExpiry.set({ slot, provider, host }, Math.round((expiresAt - now) / 1000));
       }
     }
+  }
+
+  /** Starts the first reading of the slots now, so that the first scrape finds it (a fleet's listing takes seconds). */
+  prime(): void {
+    void withTimeout(this.slotListing(), LISTING_TIMEOUT_MS).catch(() => undefined);
   }
 
   /** The running pools and their status, at most every LISTING_TTL_MS. */
@@ -504,6 +512,7 @@ export interface MetricsServer {
  * on `coreMetricsUrl`, loopback only), so one scrape target carries both.
  */
 export async function startMetricsServer(opts: { metrics: SlotMetrics; host: string; port: number; coreMetricsUrl?: string }): Promise<MetricsServer> {
+  opts.metrics.prime();
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' || path !== '/metrics') {
