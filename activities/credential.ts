@@ -129,7 +129,8 @@ export function createCredentialActivities(deps: { readonly slotsDir: string; re
     const facts = provider.credential.facts(parsed.data);
     // The login's credential is backed up at once; a store that is down does not fail the login.
     const backup = deps.backup ? await writeThrough(deps.backup, { slotId: input.slotId, provider, providerConfig: input.providerConfig }, read.text, facts, Date.now()) : undefined;
-    return { file, modifiedAt, ...facts, ...(backup ? { backup } : {}) };
+    // Whole milliseconds: the mtime is fractional, status times are not.
+    return { file, modifiedAt: Math.floor(modifiedAt), ...facts, ...(backup ? { backup } : {}) };
   }
 
   /**

@@ -11,6 +11,7 @@ import type { SlotClient } from '../cli/slot-client';
 import { slotWorkflowId } from '../common/slot';
 import type { TokenServer } from '../test/peers/token-server';
 import { provisionFleet } from './fleet-slots';
+import { scrapeCost, type ScrapeCost } from './scrape';
 import { EventType, historyOf, timerCycles, type TimerCycle } from './history';
 import { descendantsOf, memoryOf, sampleRss } from './process-stats';
 import { distribution, kib, mib, round, type Target } from './report';
@@ -24,6 +25,8 @@ const SETTLE_SECONDS = param('BENCH_IDLE_SETTLE_SECONDS', 10);
 const REFRESH_SAMPLE = param('BENCH_IDLE_REFRESH_SAMPLE', 100);
 const BASH_LOOPS = param('BENCH_IDLE_BASH_LOOPS', 50);
 const NODE_LOOPS = param('BENCH_IDLE_NODE_LOOPS', 20);
+/** Measure what a scrape of the slot metrics costs with every slot asleep (bench/scrape.ts); 0 skips it. */
+const SCRAPE = param('BENCH_IDLE_SCRAPE', 1) === 1;
 /**
  * Also measure a worker with common/* evaluated once per thread (an experiment, see worker-entry.ts).
  * Off by default since zod left the workflow bundle (the fix the experiment was for); 1 runs it.
@@ -249,6 +252,16 @@ await runBenchmark('idle', 75 * 60_000, async (rig) => {
   const db2 = await sqliteBytes(dbFile);
   if (tokens.requests.length !== 0) throw new Error(`the sleeping slots made ${tokens.requests.length} token requests`);
 
+  // After the idle window, so that the scrapes' load is not counted as idle CPU.
+  let scrape: { perSlotSeries: ScrapeCost; countsOnly: ScrapeCost } | undefined;
+  if (SCRAPE) {
+    rig.note(`slot metrics: scrapes of ${SLOTS} slots, per-slot series on, then off`);
+    const perSlot = await scrapeCost(server.address, 'default', taskQueue, true);
+    const countsOnly = await scrapeCost(server.address, 'default', taskQueue, false);
+    rig.note(`scrape: per-slot cold ${perSlot.coldMs} ms, warm p50 ${perSlot.warmMs.p50} ms, stale ${perSlot.staleMs} ms, listing ${perSlot.backgroundListingMs} ms; counts only cold ${countsOnly.coldMs} ms`);
+    scrape = { perSlotSeries: perSlot, countsOnly };
+  }
+
   rig.note(`history of refresh cycles: ${TIMER_CYCLES} woken by the slot's own timer (~${TIMER_TTL_S - TIMER_BEFORE_EXPIRY_MS / 1000} s each), one by refreshNow`);
   const timerCycle = await timerDrivenCycles(rig, { client, slots, tokens, slotsDir, host });
   const nowCycle = await refreshNowCycle(client, slots, 'idle-0');
@@ -312,7 +325,13 @@ await runBenchmark('idle', 75 * 60_000, async (rig) => {
   const node = NODE_LOOPS > 0 ? await watchdogs(rig, 'node', NODE_LOOPS, loopsDir) : undefined;
 
   const dbPerSlot = (db1.total - db0.total) / SLOTS;
+  const scrapeMs = scrape ? Math.max(scrape.perSlotSeries.staleMs ?? 0, scrape.perSlotSeries.warmMs.max, scrape.countsOnly.warmMs.max) : null;
   const targets: Record<string, Target> = {
+    slotMetricsScrape: {
+      target: `<= 1000 ms for a scrape of the slot metrics at ${SLOTS} slots once the exporter runs (the slowest warm or stale scrape, either setting; Prometheus' default scrape timeout is 10 s, ours in the README 5 s)`,
+      measured: scrapeMs,
+      met: scrapeMs === null ? null : scrapeMs <= 1000,
+    },
     workerMemoryPerSleepingSlot: {
       target: '<= 10 KB (10 KiB) worker memory per sleeping slot (marginal RSS)',
       measured: curve.marginalKiBPerSlot,
@@ -369,6 +388,7 @@ await runBenchmark('idle', 75 * 60_000, async (rig) => {
         note: 'a cycle = the events after the TimerStarted the slot slept on, up to and including the next TimerStarted; bytes = protobuf-encoded size of those events',
       },
       ...(experiment ? { experiment } : {}),
+      ...(scrape ? { slotMetricsScrape: scrape } : {}),
     },
     baseline: {
       bashWatchdog: bash,

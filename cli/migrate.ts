@@ -5,11 +5,11 @@ import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowExecuti
 import { fromPayloadsAtIndex, WorkflowNotFoundError, type Payload } from '@temporalio/common';
 // CommonJS: Node's ESM loader cannot see its named exports.
 import proto from '@temporalio/proto';
-import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes';
 import { z } from 'zod';
 import { SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey } from '../common/search-attributes';
 import { SLOT_WORKFLOW_VERSION, slotWorkflowId } from '../common/slot';
 import type { SlotInput } from '../common/slot-input';
+import { listExecutions } from '../workers/visibility';
 
 /** The memo value v2 runs set on themselves; a run without it is v1. */
 export const V2_MEMO = { slotWorkflowVersion: SLOT_WORKFLOW_VERSION } as const;
@@ -119,18 +119,12 @@ function candidateOf(slotId: string, description: WorkflowExecutionDescription):
  * slot is reported, and the others are still found.
  */
 async function* runningSlotRuns(client: Client): AsyncGenerator<{ workflowId: string; runId: string; slotId: string; memo: Record<string, unknown> | Error }> {
-  const query = `WorkflowType = 'slotWorkflow' AND ExecutionStatus = 'Running'`;
-  let nextPageToken: Uint8Array | undefined;
-  do {
-    const page = await client.workflowService.listWorkflowExecutions({ namespace: client.options.namespace, query, pageSize: 200, ...(nextPageToken ? { nextPageToken } : {}) });
-    for (const wf of page.executions ?? []) {
-      const workflowId = wf.execution?.workflowId ?? '';
-      const slotId = decodeTypedSearchAttributes(wf.searchAttributes?.indexedFields).get(SlotIdKey) ?? workflowId.replace(/^slot:/, '');
-      const memo = await decodeMemo(client, wf.memo?.fields ?? {}).catch((err: unknown) => err as Error);
-      yield { workflowId, runId: wf.execution?.runId ?? '', slotId, memo };
-    }
-    nextPageToken = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : undefined;
-  } while (nextPageToken);
+  for await (const wf of listExecutions(client, `WorkflowType = 'slotWorkflow' AND ExecutionStatus = 'Running'`, { pageSize: 200 })) {
+    const attrs = wf.searchAttributes instanceof Error ? undefined : wf.searchAttributes;
+    const slotId = attrs?.get(SlotIdKey) ?? wf.workflowId.replace(/^slot:/, '');
+    const memo = await decodeMemo(client, wf.memo).catch((err: unknown) => err as Error);
+    yield { workflowId: wf.workflowId, runId: wf.runId, slotId, memo };
+  }
 }
 
 async function decodeMemo(client: Client, fields: Record<string, Payload>): Promise<Record<string, unknown>> {
@@ -201,7 +195,8 @@ type Child = { readonly workflowId: string; readonly runId?: string };
 /** Running v1 children by slot id: orphans of an earlier, half-done migration included. One query per batch. */
 async function runningChildren(client: Client): Promise<Map<string, Child[]>> {
   const bySlot = new Map<string, Child[]>();
-  for await (const wf of client.workflow.list({ query: `WorkflowType IN ('loginWorkflow', 'refreshWorkflow') AND ExecutionStatus = 'Running'` })) {
+  // Raw rows: a child's memo is never needed, and one sealed with another key would stop the SDK's iterator.
+  for await (const wf of listExecutions(client, `WorkflowType IN ('loginWorkflow', 'refreshWorkflow') AND ExecutionStatus = 'Running'`)) {
     const slotId = /^(?:login|refresh):(.+):\d+$/.exec(wf.workflowId)?.[1];
     if (slotId) bySlot.set(slotId, [...(bySlot.get(slotId) ?? []), { workflowId: wf.workflowId, runId: wf.runId }]);
   }

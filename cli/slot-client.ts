@@ -26,6 +26,7 @@ import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-w
 import { join } from 'node:path';
 import { CodeRejectedError, FailureType, ProbeRefusedError, ProviderConfigError, SlotExistsError, SlotInputError, SlotNotFoundError, TemporalTransportError, UnknownProviderError } from '../common/failures';
 import { explainTlsFailure } from '../workers/tls-handshake';
+import { listExecutions } from '../workers/visibility';
 import type { SlotInput } from '../common/slot-input';
 import { moveInputProblem, moveUpdate, type MoveState } from '../common/backup';
 import { MoveRefusedError } from '../common/failures';
@@ -241,27 +242,21 @@ export class SlotClient {
   async list(opts: { includeClosed?: boolean; limit?: number; /** A whole visibility query instead (cli/bulk.ts builds one). */ query?: string } = {}): Promise<SlotSummary[]> {
     const query = opts.query ?? `WorkflowType = 'slotWorkflow'${opts.includeClosed ? '' : ` AND ExecutionStatus = 'Running'`}`;
     const rows: SlotSummary[] = [];
-    // Raw pages: search attributes are never encoded, so the list needs no payload key (the
-    // SDK's iterator decodes every memo, and one slot sealed with another key would fail it).
-    let nextPageToken: Uint8Array | undefined;
-    do {
-      const page = await this.client.workflowService.listWorkflowExecutions({ namespace: this.client.options.namespace, query, pageSize: 200, ...(nextPageToken ? { nextPageToken } : {}) });
-      for (const wf of page.executions ?? []) {
-        const attrs = decodeTypedSearchAttributes(wf.searchAttributes?.indexedFields);
-        const phase = Phase.safeParse(attrs.get(SlotPhaseKey));
-        const prompt = attrs.get(SlotPromptKey);
-        rows.push({
-          slotId: attrs.get(SlotIdKey) ?? (wf.execution?.workflowId ?? '').replace(/^slot:/, ''),
-          provider: attrs.get(SlotProviderKey) ?? 'unknown',
-          host: attrs.get(SlotHostKey) ?? 'unknown',
-          phase: phase.success ? phase.data : 'unknown',
-          ...(prompt ? { prompt } : {}),
-          running: wf.status === 1 /* WORKFLOW_EXECUTION_STATUS_RUNNING */,
-        });
-        if (rows.length >= (opts.limit ?? 1000)) return rows;
-      }
-      nextPageToken = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : undefined;
-    } while (nextPageToken);
+    // Raw rows (workers/visibility.ts): the list needs no payload key, and one slot sealed with another key fails nothing.
+    for await (const wf of listExecutions(this.client, query, { pageSize: 200 })) {
+      const attrs = wf.searchAttributes instanceof Error ? undefined : wf.searchAttributes;
+      const phase = Phase.safeParse(attrs?.get(SlotPhaseKey));
+      const prompt = attrs?.get(SlotPromptKey);
+      rows.push({
+        slotId: attrs?.get(SlotIdKey) ?? wf.workflowId.replace(/^slot:/, ''),
+        provider: attrs?.get(SlotProviderKey) ?? 'unknown',
+        host: attrs?.get(SlotHostKey) ?? 'unknown',
+        phase: phase.success ? phase.data : 'unknown',
+        ...(prompt ? { prompt } : {}),
+        running: wf.running,
+      });
+      if (rows.length >= (opts.limit ?? 1000)) return rows;
+    }
     return rows;
   }
 

@@ -334,13 +334,21 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     const { status, reached } = await slots.waitFor(slotId, (s) => !LOGGING_IN.includes(s.phase), {
       timeoutMs,
       onStatus: (s) => {
-        const key = s.prompt ? `${s.prompt.url} ${s.lastError ?? ''}` : '';
-        if (s.prompt && key !== shownPrompt) {
+        // In --json mode stdout carries only the final document; the prompt goes to stderr.
+        const say = asJson ? io.err : io.out;
+        const url = (p: { url: string; userCode?: string }): string => `  URL:  ${p.url}${p.userCode ? `\n  code: ${p.userCode}` : ''}`;
+        if (s.prompt) {
+          const key = `${s.prompt.url} ${s.lastError ?? ''}`;
+          if (key === shownPrompt) return;
           shownPrompt = key;
-          // In --json mode stdout carries only the final document; the prompt goes to stderr.
-          const say = asJson ? io.err : io.out;
           if (s.lastError) say(`previous attempt: ${s.lastError}`);
-          say(`${s.prompt.instructions}\n  URL:  ${s.prompt.url}${s.prompt.userCode ? `\n  code: ${s.prompt.userCode}` : ''}`);
+          say(`${s.prompt.instructions}\n${url(s.prompt)}`);
+        } else if (s.stale && s.publishedPrompt) {
+          // No worker answered in time (busy, or down): the prompt the slot published is still what to act on.
+          const key = `stale ${s.publishedPrompt.url}`;
+          if (key === shownPrompt || shownPrompt.startsWith(`${s.publishedPrompt.url} `)) return;
+          shownPrompt = key;
+          say(`(stale: ${s.stale.replace(/;.*$/, '')}; this is the prompt the slot last published, the full one follows when its worker answers)\n${url(s.publishedPrompt)}`);
         }
       },
     });
@@ -409,12 +417,16 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     .command('status [slot]')
     .description('show one slot, or list all slots')
     .option('--all', 'include retired slots in the list')
+    .option('--wait', "with a slot: wait until its login succeeds or fails, showing its prompt (a slot's login started elsewhere)")
+    .option('--timeout <seconds>', 'with --wait: how long to wait', '3600')
     .addOption(jsonOption)
-    .action(async (slot: string | undefined, opts: { json?: boolean; all?: boolean }) => {
+    .action(async (slot: string | undefined, opts: { json?: boolean; all?: boolean; wait?: boolean; timeout: string }) => {
       asJson = Boolean(opts.json);
       if (slot) parseSlotId(slot);
+      if (opts.wait && !slot) throw new SlotInputError('--wait needs a slot');
       const slots = await connect();
-      if (slot) show({ kind: 'status', status: await slots.status(slot) });
+      if (slot && opts.wait) await waitForLogin(slots, slot, Number(opts.timeout) * 1000);
+      else if (slot) show({ kind: 'status', status: await slots.status(slot) });
       else show({ kind: 'list', slots: await slots.list({ includeClosed: Boolean(opts.all) }) });
     });
 

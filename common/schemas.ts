@@ -20,7 +20,8 @@ export const Phase = z.enum(PHASES);
 // when one of them drifts from the TypeScript types the workflow uses.
 
 const ms = (what: string): z.ZodNumber => z.number().int().min(0).describe(`${what}, in milliseconds`);
-const epochMs = (what: string): z.ZodNumber => z.number().describe(`${what}, epoch milliseconds`);
+/** A time: whole milliseconds since the Unix epoch (an integer: never a file's fractional mtime). */
+const epochMs = (what: string): z.ZodNumber => z.number().int().describe(`${what}, integer epoch milliseconds`);
 
 /** The slot id as JSON Schema can say it (the same rule as `slotIdProblem`). */
 export const SlotIdContract = z

@@ -51,7 +51,7 @@ function readExpiresIn(value: unknown): number | undefined {
  */
 export function plausibleExpiresAt(ms: unknown, now: number = Date.now()): number | undefined {
   if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) return undefined;
-  return Math.min(ms, now + MAX_TOKEN_EXPIRES_IN_S * 1000);
+  return Math.floor(Math.min(ms, now + MAX_TOKEN_EXPIRES_IN_S * 1000));
 }
 
 /** The answer as a provider's `classify` receives it. */

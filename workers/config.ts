@@ -186,6 +186,11 @@ export const ConfigSchema = z.object({
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   /** Loopback port where the SDK core serves its metrics for /metrics to include. @default METRICS_PORT + 1 */
   TEMPORAL_METRICS_PORT: port.optional(),
+  /**
+   * One series per slot (`slot_phase`, token expiry), read from a listing of every slot (README,
+   * "What a scrape costs"); `off`: slot counts only, by phase and provider. @default "on"
+   */
+  METRICS_SLOT_SERIES: z.enum(['on', 'off'], 'must be on or off').default('on'),
   /** OTLP/HTTP endpoint for traces (base URL, `http://collector:4318`; spans go to `/v1/traces`). Unset: no OTLP export. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   /** Zipkin span intake (`http://zipkin:9411/api/v2/spans`). Unset: no Zipkin export. */
@@ -274,7 +279,7 @@ export interface Config {
   readonly codecUrl: string | undefined;
   readonly loginEnvPassthrough: readonly string[];
   /** `port` undefined: the entry point's default (off for the worker, on for `npm start`). */
-  readonly metrics: { readonly port: number | 'off' | undefined; readonly host: string; readonly temporalPort: number | undefined };
+  readonly metrics: { readonly port: number | 'off' | undefined; readonly host: string; readonly temporalPort: number | undefined; readonly perSlotSeries: boolean };
   readonly tracing: { readonly otlpEndpoint: string | undefined; readonly zipkinEndpoint: string | undefined; readonly serviceName: string };
   /** Undefined when AGENT_TOKEN_SERVICE=off. */
   readonly agentTokenService: { readonly host: string; readonly port: number; readonly url: string | undefined } | undefined;
@@ -428,7 +433,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     codecUrl: c.SLOTS_CODEC_URL,
     supervisorMaxRestarts: c.SUPERVISOR_MAX_RESTARTS,
     loginEnvPassthrough: c.LOGIN_ENV_PASSTHROUGH.split(',').map((s) => s.trim()).filter(Boolean),
-    metrics: { port: c.METRICS_PORT, host: c.METRICS_HOST, temporalPort: c.TEMPORAL_METRICS_PORT },
+    metrics: { port: c.METRICS_PORT, host: c.METRICS_HOST, temporalPort: c.TEMPORAL_METRICS_PORT, perSlotSeries: c.METRICS_SLOT_SERIES === 'on' },
     tracing: { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT, zipkinEndpoint: c.OTEL_EXPORTER_ZIPKIN_ENDPOINT, serviceName: c.OTEL_SERVICE_NAME },
     agentTokenService: agentTokenServiceOf(c),
     logLevel: c.LOG_LEVEL,

@@ -1,8 +1,8 @@
 // Prometheus metrics of the slots. Workflows cannot do I/O, so figures come from two
 // places a worker sees: what the activities it runs observe (refresh and login
 // outcomes, times), and the search attributes the slot workflows publish (phase,
-// provider, host, expiry), listed from visibility at scrape time. Never a token.
-import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
+// provider, host, expiry), read raw from visibility (workers/visibility.ts). Never a token.
+import type { Client } from '@temporalio/client';
 import type { ActivityInboundCallsInterceptor, ActivityInterceptorsFactory } from '@temporalio/worker';
 import { ApplicationFailure, type Context } from '@temporalio/activity';
 import { createServer, type Server } from 'node:http';
@@ -13,6 +13,8 @@ import { PROBE_OUTCOMES } from '../common/probe';
 import { providerNames } from '../providers';
 import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey } from '../common/search-attributes';
 import { poolStatusQuery, type PoolStatus } from '../common/pool';
+import { isPhase, PHASES } from '../common/slot';
+import { countExecutions, countGrouped, listExecutions, type VisibleExecution } from './visibility';
 
 /** The `outcome` label of refreshes_total. */
 const REFRESH_OUTCOMES = ['success', 'transient', 'permanent', 'error'] as const;
@@ -33,6 +35,18 @@ export const METRIC_PREFIX = 'slot_provisioner_';
 const LISTING_TTL_MS = 5_000;
 /** A scrape answers with the last figures when visibility is slower than this. */
 const LISTING_TIMEOUT_MS = 5_000;
+/** @see SlotMetricsOptions.slotListingMaxAgeMs */
+export const DEFAULT_SLOT_LISTING_MAX_AGE_MS = 15_000;
+/** Slots whose unreadable row was logged, remembered so that each is logged once (bounded). */
+const MAX_LOGGED_UNREADABLE = 10_000;
+/**
+ * Why a running slot's row was left out of the slot gauges (the `reason` label of
+ * slots_unreadable): its search attributes could not be decoded, it has no SlotPhase,
+ * or its SlotPhase is no phase a slot publishes (anyone who may start workflows can
+ * start a `slotWorkflow`: its values are not ours to turn into label values).
+ */
+export const UNREADABLE_REASONS = ['search-attributes', 'no-phase', 'unknown-phase'] as const;
+type UnreadableReason = (typeof UNREADABLE_REASONS)[number];
 /** Prompts remembered until their code arrives (per process): bounded against logins that never see one. */
 const MAX_OPEN_PROMPTS = 10_000;
 
@@ -45,16 +59,36 @@ export interface SlotMetricsOptions {
   readonly processMetrics?: boolean;
   /** @default Date.now */
   readonly now?: () => number;
+  /**
+   * One series per slot (`slot_phase`, the token expiry gauges), from a listing of every
+   * running slot. Off: no listing at all, `slots` comes from counts (without `host`). @default true
+   */
+  readonly perSlotSeries?: boolean;
+  /**
+   * With per-slot series: a listing older than this (and than five times what it took) is
+   * redone in the background while the scrape answers with it, so a scrape never waits for
+   * one (except the very first).
+   * @default DEFAULT_SLOT_LISTING_MAX_AGE_MS
+   */
+  readonly slotListingMaxAgeMs?: number;
+  /** Told once per slot whose row is left out (slots_unreadable). @default nothing */
+  readonly warn?: (fields: Record<string, unknown>, message: string) => void;
 }
 
 type SlotRow = { slot: string; phase: string; provider: string; host: string; expiresAt: number | undefined };
+type Unreadable = { workflowId: string; reason: UnreadableReason; detail: string };
+/** One visibility reading of the slots: the rows (or counts) and the rows left out. */
+type SlotGroup = { phase: string; provider: string; host: string; slots: number };
+/** One reading of the slots from visibility: per-slot rows (none from counts), their totals, and the rows left out. */
+type SlotListing = { at: number; tookMs: number; rows: SlotRow[]; groups: SlotGroup[]; unreadable: Map<UnreadableReason, number> };
 
 /** The project's metrics, their registry, and the activity interceptor that feeds them. */
 export class SlotMetrics {
   readonly registry = new Registry();
   private readonly now: () => number;
-  private listing: { at: number; rows: SlotRow[] } | undefined;
-  private inFlight: Promise<SlotRow[]> | undefined;
+  private listing: SlotListing | undefined;
+  private inFlight: Promise<SlotListing> | undefined;
+  private readonly loggedUnreadable = new Set<string>();
   /** When the prompt of a PTY login (by login id) was shown: the operator's wait ends with the code. */
   private readonly promptShownAt = new Map<string, number>();
 
@@ -63,6 +97,7 @@ export class SlotMetrics {
   readonly expiryTimestamp: Gauge<'slot' | 'provider' | 'host'>;
   readonly secondsToExpiry: Gauge<'slot' | 'provider' | 'host'>;
   readonly listingErrors: Counter;
+  readonly slotsUnreadable: Gauge<'reason'>;
   readonly refreshes: Counter<'provider' | 'outcome'>;
   readonly logins: Counter<'provider' | 'outcome'>;
   readonly codeAnswers: Counter<'provider' | 'answer'>;
@@ -95,6 +130,7 @@ export class SlotMetrics {
     this.expiryTimestamp = new Gauge({ name: `${p}token_expiry_timestamp_seconds`, help: "When each slot's access token expires (Unix seconds, from SlotExpiresAt)", labelNames: ['slot', 'provider', 'host'], registers, collect });
     this.secondsToExpiry = new Gauge({ name: `${p}token_expiry_seconds`, help: "Seconds until each slot's access token expires (negative: expired)", labelNames: ['slot', 'provider', 'host'], registers, collect });
     this.listingErrors = new Counter({ name: `${p}slot_listing_errors_total`, help: 'Scrapes whose listing of the slots from Temporal visibility failed (the last figures were served)', registers });
+    this.slotsUnreadable = new Gauge({ name: `${p}slots_unreadable`, help: 'Running slot workflows left out of the slot gauges, by reason: search-attributes (undecodable), no-phase, unknown-phase (each logged once)', labelNames: ['reason'], registers, collect });
     this.refreshes = new Counter({ name: `${p}refreshes_total`, help: 'Refresh attempts that asked the token endpoint, by outcome: success, transient (retried), permanent (needs a login), error (configuration)', labelNames: ['provider', 'outcome'], registers });
     this.logins = new Counter({ name: `${p}logins_total`, help: 'Login outcomes seen by this worker: verified, or why a login attempt failed', labelNames: ['provider', 'outcome'], registers });
     this.codeAnswers = new Counter({ name: `${p}login_codes_total`, help: "The login CLI's answers to codes typed into it: succeeded, rejected, failed, hung, exited", labelNames: ['provider', 'answer'], registers });
@@ -143,41 +179,131 @@ export class SlotMetrics {
     }
   }
 
-  /** The slots as visibility lists them, at most every LISTING_TTL_MS. */
-  private async slotRows(): Promise<SlotRow[]> {
-    if (this.listing && this.now() - this.listing.at < LISTING_TTL_MS) return this.listing.rows;
-    this.inFlight ??= this.listSlots().finally(() => (this.inFlight = undefined));
-    const rows = await this.inFlight;
-    this.listing = { at: this.now(), rows };
-    return rows;
+  /**
+   * The slots as visibility shows them. Per-slot: a listing at most `slotListingMaxAgeMs` old,
+   * redone in the background when older (the scrape answers with the last one meanwhile: a
+   * listing of a whole fleet takes seconds); otherwise counts, at most every LISTING_TTL_MS.
+   */
+  private async slotListing(): Promise<SlotListing> {
+    const perSlot = this.opts.perSlotSeries !== false;
+    const maxAge = perSlot ? (this.opts.slotListingMaxAgeMs ?? DEFAULT_SLOT_LISTING_MAX_AGE_MS) : LISTING_TTL_MS;
+    const last = this.listing;
+    // A listing that took L is not redone before 5 L: the server spends at most a fifth of its time on it.
+    if (last && this.now() - last.at < Math.max(maxAge, 5 * last.tookMs)) return last;
+    if (!this.inFlight) {
+      const next = (perSlot ? this.listSlots() : this.countSlots())
+        .then((listing) => (this.listing = listing))
+        .finally(() => (this.inFlight = undefined));
+      // Counted once per failed reading, whoever waits for it.
+      next.catch(() => this.listingErrors.inc());
+      this.inFlight = next;
+    }
+    return perSlot && last ? last : this.inFlight;
   }
 
-  private async listSlots(): Promise<SlotRow[]> {
-    const rows: SlotRow[] = [];
-    // The queue names come from configuration (checked there): letters, digits, `.`, `-`, `_`.
-    const query = `WorkflowType = 'slotWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${this.opts.taskQueue}'`;
-    for await (const wf of this.opts.client.workflow.list({ query })) rows.push(rowOf(wf));
-    return rows;
+  /** The running slot workflows of this deployment (the queue names come from configuration, checked there). */
+  private slotsQuery(): string {
+    return `WorkflowType = 'slotWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${this.opts.taskQueue}'`;
   }
+
+  /** Every running slot's row, from its search attributes: one page per 1000 slots. */
+  private async listSlots(): Promise<SlotListing> {
+    const started = this.now();
+    const rows: SlotRow[] = [];
+    const groups = new Map<string, SlotGroup>();
+    const unreadable = new Map<UnreadableReason, number>();
+    let seen = 0;
+    for await (const wf of listExecutions(this.opts.client, this.slotsQuery())) {
+      // A page of 1000 rows is a few hundred ms of decoding: a scrape answered meanwhile is not held up by it.
+      if (++seen % 100 === 0) await new Promise((resolve) => setImmediate(resolve));
+      const row = rowOf(wf);
+      if ('reason' in row) {
+        unreadable.set(row.reason, (unreadable.get(row.reason) ?? 0) + 1);
+        this.logUnreadable(row);
+        continue;
+      }
+      rows.push(row);
+      const key = JSON.stringify([row.phase, row.provider, row.host]);
+      const group = groups.get(key) ?? { phase: row.phase, provider: row.provider, host: row.host, slots: 0 };
+      group.slots += 1;
+      groups.set(key, group);
+    }
+    return { at: started, tookMs: this.now() - started, rows, groups: [...groups.values()], unreadable };
+  }
+
+  /**
+   * The slots by phase and provider from COUNTs: no row leaves the server. One grouped count
+   * per provider where the server groups by SlotPhase, else a count per provider and one per
+   * phase of the providers that have slots. Slots of no known phase are counted, not named.
+   */
+  private async countSlots(): Promise<SlotListing> {
+    const started = this.now();
+    const { client } = this.opts;
+    const base = this.slotsQuery();
+    const groups: SlotGroup[] = [];
+    let known = 0;
+    for (const provider of providerNames()) {
+      const ofProvider = `${base} AND ${SlotProviderKey.name} = '${provider}'`;
+      let byPhase = this.groupBySupported === false ? undefined : await countGrouped(client, ofProvider, SlotPhaseKey.name);
+      this.groupBySupported = byPhase !== undefined;
+      if (!byPhase) {
+        byPhase = new Map();
+        if ((await countExecutions(client, ofProvider)) > 0) {
+          const counts = await Promise.all(PHASES.map((phase) => countExecutions(client, `${ofProvider} AND ${SlotPhaseKey.name} = '${phase}'`)));
+          PHASES.forEach((phase, i) => byPhase?.set(phase, counts[i] ?? 0));
+        }
+      }
+      for (const [phase, slots] of byPhase) {
+        if (!isPhase(phase) || slots === 0) continue;
+        known += slots;
+        // No host: a count per host would need the hosts, which only a listing names.
+        groups.push({ phase, provider, host: '', slots });
+      }
+    }
+    const total = await countExecutions(client, base);
+    return { at: started, tookMs: this.now() - started, rows: [], groups, unreadable: new Map(total > known ? [['unknown-phase', total - known]] : []) };
+  }
+
+  /** Whether the server counts `GROUP BY SlotPhase` (asked once). */
+  private groupBySupported: boolean | undefined;
+
+  private logUnreadable(row: Unreadable): void {
+    if (this.loggedUnreadable.has(row.workflowId)) return;
+    if (this.loggedUnreadable.size >= MAX_LOGGED_UNREADABLE) this.loggedUnreadable.clear();
+    this.loggedUnreadable.add(row.workflowId);
+    this.opts.warn?.({ workflowId: row.workflowId, reason: row.reason, detail: row.detail }, 'a running slot workflow is left out of the slot metrics: its row in visibility cannot be read as a slot');
+  }
+
+  /** The listing the gauges were last filled from, and when: the five gauges of a scrape share one fill. */
+  private filled: { listing: SlotListing; at: number } | undefined;
 
   private async fillFromListing(): Promise<void> {
-    let rows: SlotRow[];
+    let listing: SlotListing;
     try {
-      rows = await withTimeout(this.slotRows(), LISTING_TIMEOUT_MS);
-    } catch {
-      this.listingErrors.inc();
+      listing = await withTimeout(this.slotListing(), LISTING_TIMEOUT_MS);
+    } catch (err) {
+      // A failed reading was counted where it failed; a slow one is counted here.
+      if (err === TIMED_OUT) this.listingErrors.inc();
       return;
     }
     const now = this.now();
-    for (const g of [this.slots, this.slotPhase, this.expiryTimestamp, this.secondsToExpiry]) g.reset();
-    for (const { slot, phase, provider, host, expiresAt } of rows) {
-      this.slots.inc({ phase, provider, host });
+    if (this.filled?.listing === listing && now - this.filled.at < 1000) return;
+    this.filled = { listing, at: now };
+    for (const g of [this.slots, this.slotPhase, this.expiryTimestamp, this.secondsToExpiry, this.slotsUnreadable]) g.reset();
+    for (const reason of UNREADABLE_REASONS) this.slotsUnreadable.set({ reason }, listing.unreadable.get(reason) ?? 0);
+    for (const { phase, provider, host, slots } of listing.groups) this.slots.set({ phase, provider, host }, slots);
+    for (const { slot, phase, provider, host, expiresAt } of listing.rows) {
       this.slotPhase.set({ slot, phase, provider, host }, 1);
       if (expiresAt !== undefined) {
         this.expiryTimestamp.set({ slot, provider, host }, expiresAt / 1000);
         this.secondsToExpiry.set({ slot, provider, host }, Math.round((expiresAt - now) / 1000));
       }
     }
+  }
+
+  /** Starts the first reading of the slots now, so that the first scrape finds it (a fleet's listing takes seconds). */
+  prime(): void {
+    void withTimeout(this.slotListing(), LISTING_TIMEOUT_MS).catch(() => undefined);
   }
 
   /** The running pools and their status, at most every LISTING_TTL_MS. */
@@ -192,7 +318,7 @@ export class SlotMetrics {
   private async listPools(): Promise<PoolRow[]> {
     const { client, taskQueue } = this.opts;
     const ids: string[] = [];
-    for await (const wf of client.workflow.list({ query: `WorkflowType = 'poolWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'` })) {
+    for await (const wf of listExecutions(client, `WorkflowType = 'poolWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'`, { pageSize: MAX_POOLS })) {
       if (ids.length >= MAX_POOLS) break;
       ids.push(wf.workflowId);
     }
@@ -353,11 +479,16 @@ function isCancellation(ended: { failed: unknown }): boolean {
   return err?.name === 'CancelledFailure' || err?.name === 'AbortError';
 }
 
-function rowOf(wf: WorkflowExecutionInfo): SlotRow {
-  const sa = wf.typedSearchAttributes;
+/** A slot's row from its search attributes alone (no payload decoded), or why it cannot be one. */
+function rowOf(wf: VisibleExecution): SlotRow | Unreadable {
+  const sa = wf.searchAttributes;
+  if (sa instanceof Error) return { workflowId: wf.workflowId, reason: 'search-attributes', detail: sa.message.slice(0, 200) };
+  const phase = sa.get(SlotPhaseKey);
+  if (phase === undefined) return { workflowId: wf.workflowId, reason: 'no-phase', detail: 'no SlotPhase' };
+  if (!isPhase(phase)) return { workflowId: wf.workflowId, reason: 'unknown-phase', detail: `SlotPhase ${JSON.stringify(phase.slice(0, 40))}` };
   return {
     slot: sa.get(SlotIdKey) ?? wf.workflowId.replace(/^slot:/, ''),
-    phase: sa.get(SlotPhaseKey) ?? 'unknown',
+    phase,
     provider: sa.get(SlotProviderKey) ?? 'unknown',
     host: sa.get(SlotHostKey) ?? 'unknown',
     expiresAt: sa.get(SlotExpiresAtKey)?.getTime(),
@@ -399,9 +530,12 @@ function poolRowOf(answer: unknown, now: number): PoolRow | undefined {
   };
 }
 
+/** What withTimeout rejects with when the time ran out (not a failure of the listing itself). */
+const TIMED_OUT = new Error('no answer in time');
+
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(TIMED_OUT), ms)));
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
@@ -416,6 +550,7 @@ export interface MetricsServer {
  * on `coreMetricsUrl`, loopback only), so one scrape target carries both.
  */
 export async function startMetricsServer(opts: { metrics: SlotMetrics; host: string; port: number; coreMetricsUrl?: string }): Promise<MetricsServer> {
+  opts.metrics.prime();
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' || path !== '/metrics') {

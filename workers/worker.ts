@@ -402,7 +402,12 @@ async function startObservability(config: Config, log: PinoLogger): Promise<{ me
   const plan = metricsPlan(config.metrics);
   if (!plan) return undefined;
   const connection = await Connection.connect(temporalConnectionOptions(config));
-  const metrics = new SlotMetrics({ client: new Client({ connection, namespace: config.namespace }), taskQueue: config.taskQueue });
+  const metrics = new SlotMetrics({
+    client: new Client({ connection, namespace: config.namespace }),
+    taskQueue: config.taskQueue,
+    perSlotSeries: config.metrics.perSlotSeries,
+    warn: (fields, message) => log.warn(fields, message),
+  });
   const server = await startMetricsServer({ metrics, host: plan.host, port: plan.port, coreMetricsUrl: plan.coreUrl });
   log.info({ url: server.url, sdkCore: plan.coreUrl }, 'metrics endpoint');
   return {

@@ -12,6 +12,7 @@ import {
   type PoolSlotStatus,
   type PoolStatus,
 } from '../common/pool';
+import { codeSpan, markdownText } from '../common/markdown';
 import { PoolAvailableKey } from '../common/search-attributes';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -151,7 +152,7 @@ export class Pool {
       upsertSearchAttributes([{ key: PoolAvailableKey, value: s.available }]);
       this.publishedAvailable = s.available;
     }
-    const rows = s.slots.map((x) => `| \`${x.slotId}\` | ${x.phase} | ${x.eligible ? 'yes' : (x.why ?? 'no')} | ${x.leases} |`);
+    const rows = s.slots.map((x) => `| ${codeSpan(x.slotId)} | ${x.phase} | ${x.eligible ? 'yes' : markdownText(x.why ?? 'no')} | ${x.leases} |`);
     setCurrentDetails(
       [
         `**Pool \`${s.pool}\`** · ${s.provider} · policy ${s.policy} · **${s.available} of ${s.slots.length} available**`,

@@ -1,6 +1,7 @@
 // The Web UI's workflow page for a slot (the workflow's current details, markdown):
 // the phase, the prompt, and the exact next step both in the UI's signal form and
 // in slotctl. Built from the status alone, so it never holds what status does not.
+import { codeSpan, markdownText } from '../common/markdown';
 import type { SlotStatus } from '../common/messages';
 import { describeProbe } from '../common/probe';
 import type { LoginPrompt } from '../common/slot';
@@ -19,13 +20,14 @@ const signal = (name: string, input?: string): string =>
   `**Send a Signal** (this page) → signal name \`${name}\`${input ? `, input \`${input}\`` : ', no input'}`;
 
 function promptSteps(slotId: string, prompt: LoginPrompt): string[] {
+  // One paragraph each: markdown joins lines that only a newline separates.
   const lines = ['', `**Login page:** ${link(prompt.url)}`];
-  if (prompt.userCode) lines.push(`**User code:** \`${prompt.userCode}\``);
-  if (prompt.completeUrl) lines.push(`**Or, code included:** ${link(prompt.completeUrl)}`);
-  lines.push(`**Answer before:** ${when(prompt.expiresAt)}`, '', '### Next step');
+  if (prompt.userCode) lines.push('', `**User code:** ${codeSpan(prompt.userCode)}`);
+  if (prompt.completeUrl) lines.push('', `**Or, code included:** ${link(prompt.completeUrl)}`);
+  lines.push('', `**Answer before:** ${when(prompt.expiresAt)}`, '', '### Next step');
   if (prompt.interaction === 'paste-code') {
     lines.push(
-      `1. Open the login page, sign in, and copy the code it shows${prompt.codeFormat ? ` (${prompt.codeFormat.description})` : ''}.`,
+      `1. Open the login page, sign in, and copy the code it shows${prompt.codeFormat ? ` (${markdownText(prompt.codeFormat.description)})` : ''}.`,
       '2. Submit it, one of:',
       `   - slotctl: \`slotctl submit-code ${slotId}\` and paste the code when asked (it is not echoed);`,
       `   - ${signal('submitCode', '{"code": "<the code you copied>"}')}.`,
@@ -33,11 +35,11 @@ function promptSteps(slotId: string, prompt: LoginPrompt): string[] {
     );
   } else {
     lines.push(
-      `1. Open the login page${prompt.userCode ? `, enter the user code \`${prompt.userCode}\`` : ''} and approve.`,
+      `1. Open the login page${prompt.userCode ? `, enter the user code ${codeSpan(prompt.userCode)}` : ''} and approve.`,
       '2. Nothing to submit: the slot sees the approval by itself and shows `active` (reload this page).',
     );
   }
-  lines.push(`A new URL instead: \`slotctl relogin ${slotId}\`, or ${signal('relogin')}.`);
+  lines.push('', `A new URL instead: \`slotctl relogin ${slotId}\`, or ${signal('relogin')}.`);
   return lines;
 }
 
@@ -47,7 +49,7 @@ function phaseSteps(s: SlotStatus): string[] {
   const relogin = `\`slotctl relogin ${id}\`, or ${signal('relogin')}`;
   switch (s.phase) {
     case 'logging-in':
-      return [`The login CLI is starting on \`${s.host}\`; its URL appears here within seconds (reload this page). Nothing to do yet.`];
+      return [`The login CLI is starting on ${codeSpan(s.host)}; its URL appears here within seconds (reload this page). Nothing to do yet.`];
     case 'awaiting-operator':
       return ['The login is waiting for its URL to be read; reload this page.'];
     case 'verifying':
@@ -70,16 +72,16 @@ function phaseSteps(s: SlotStatus): string[] {
 
 /** The slot's page: a heading with the phase, the prompt and its next step, or the phase's next step. */
 export function slotDetails(s: SlotStatus): string {
-  const lines = [`## Slot \`${s.slotId}\`: **${s.phase}**`, '', `${s.provider} on host \`${s.host}\` · logins ${s.logins} · refreshes ${s.refreshes}`];
+  const lines = [`## Slot ${codeSpan(s.slotId)}: **${s.phase}**`, '', `${markdownText(s.provider)} on host ${codeSpan(s.host)} · logins ${s.logins} · refreshes ${s.refreshes}`];
   if (s.phase === 'awaiting-operator' && s.prompt) lines.push(...promptSteps(s.slotId, s.prompt));
   else lines.push('', '### Next step', ...phaseSteps(s));
   if (s.expiresAt !== undefined) lines.push('', `Token expires ${when(s.expiresAt)}.`);
-  if (s.lastOutcome) lines.push('', `Last: ${s.lastOutcome.message} (${when(s.lastOutcome.at)})`);
-  if (s.lastError) lines.push('', `Problem: ${s.lastError}`);
+  if (s.lastOutcome) lines.push('', `Last: ${markdownText(s.lastOutcome.message)} (${when(s.lastOutcome.at)})`);
+  if (s.lastError) lines.push('', `Problem: ${markdownText(s.lastError)}`);
   if (s.lastProbe) {
     const next = s.nextProbeAt !== undefined ? `; next ${when(s.nextProbeAt)}` : '';
-    lines.push('', `Last probe: ${describeProbe(s.lastProbe).replace(/[`*_[\]]/g, '')}${next}. Probe now: \`slotctl probe ${s.slotId}\`, or ${signal('probeNow')}.`);
+    lines.push('', `Last probe: ${markdownText(describeProbe(s.lastProbe))}${next}. Probe now: \`slotctl probe ${s.slotId}\`, or ${signal('probeNow')}.`);
   }
-  if (s.pending?.length) lines.push('', `Requested, not yet done: ${s.pending.join(', ')}.`);
+  if (s.pending?.length) lines.push('', `Requested, not yet done: ${markdownText(s.pending.join(', '))}.`);
   return lines.join('\n');
 }

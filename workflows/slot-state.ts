@@ -26,6 +26,11 @@ export interface LiveLogin {
 
 type Published = { phase?: string; prompt?: string; expiresAt?: number };
 
+/** Status times are whole epoch milliseconds (the schema says so); a file's mtime is not. */
+function epochMs<T extends number | undefined>(ms: T): T {
+  return (ms === undefined ? ms : Math.floor(ms)) as T;
+}
+
 export class Slot {
   phase: Phase = 'logging-in';
   prompt: LoginPrompt | undefined;
@@ -91,9 +96,9 @@ export class Slot {
   carry(): CarriedState {
     return {
       phase: this.phase,
-      expiresAt: this.expiresAt,
-      lastRefresh: this.lastRefresh,
-      nextRefreshAt: this.nextRefreshAt,
+      expiresAt: epochMs(this.expiresAt),
+      lastRefresh: epochMs(this.lastRefresh),
+      nextRefreshAt: epochMs(this.nextRefreshAt),
       account: this.account,
       lastOutcome: this.lastOutcome,
       lastError: this.lastError,
@@ -105,7 +110,7 @@ export class Slot {
       runs: this.runs,
       pending: { ...this.pending },
       ...(this.lastProbe ? { lastProbe: this.lastProbe } : {}),
-      ...(this.nextProbeAt !== undefined ? { nextProbeAt: this.nextProbeAt } : {}),
+      ...(this.nextProbeAt !== undefined ? { nextProbeAt: epochMs(this.nextProbeAt) } : {}),
       ...(this.incident ? { incident: this.incident } : {}),
     };
   }
@@ -123,9 +128,9 @@ export class Slot {
       host: this.input.host,
       phase: this.phase,
       ...(this.prompt ? { prompt: this.prompt } : {}),
-      ...(this.expiresAt !== undefined ? { expiresAt: this.expiresAt } : {}),
-      ...(this.lastRefresh !== undefined ? { lastRefresh: this.lastRefresh } : {}),
-      ...(this.nextRefreshAt !== undefined && (this.phase === 'active' || this.phase === 'degraded') ? { nextRefreshAt: this.nextRefreshAt } : {}),
+      ...(this.expiresAt !== undefined ? { expiresAt: epochMs(this.expiresAt) } : {}),
+      ...(this.lastRefresh !== undefined ? { lastRefresh: epochMs(this.lastRefresh) } : {}),
+      ...(this.nextRefreshAt !== undefined && (this.phase === 'active' || this.phase === 'degraded') ? { nextRefreshAt: epochMs(this.nextRefreshAt) } : {}),
       ...(this.account ? { account: this.account } : {}),
       ...(this.lastOutcome ? { lastOutcome: this.lastOutcome } : {}),
       ...(this.lastError ? { lastError: this.lastError } : {}),
@@ -136,7 +141,7 @@ export class Slot {
       ...(this.backup ? { backup: this.backup } : {}),
       ...(this.move ? { move: this.move } : {}),
       ...(this.lastProbe ? { lastProbe: this.lastProbe } : {}),
-      ...(this.nextProbeAt !== undefined && (this.phase === 'active' || this.phase === 'degraded') ? { nextProbeAt: this.nextProbeAt } : {}),
+      ...(this.nextProbeAt !== undefined && (this.phase === 'active' || this.phase === 'degraded') ? { nextProbeAt: epochMs(this.nextProbeAt) } : {}),
     };
   }
 

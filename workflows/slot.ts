@@ -9,6 +9,7 @@ import {
   continueAsNew,
   isCancellation,
   patched,
+  setCurrentDetails,
   setHandler,
   upsertMemo,
   workflowInfo,
@@ -198,6 +199,8 @@ function installHandlers(slot: Slot): void {
   const refused = (what: string, problem: string, kind: 'code-not-used' | 'request-refused' = 'request-refused'): void => {
     slot.lastError = `${what} was not used: ${problem}`;
     slot.record(kind, slot.lastError);
+    // The Web UI's page says why (a signal from its form has no other answer); not a command.
+    setCurrentDetails(slot.details());
   };
   setHandler(statusQuery, () => slot.status(), { description: HANDLER_DESCRIPTIONS.status });
   installMoveHandler(slot);

@@ -41,10 +41,22 @@ progress_pid=""
 progress_start() {
   local what="$1" since
   since=$(date +%s)
-  ( while sleep "$PROGRESS_EVERY"; do log "… still $what: $(( $(date +%s) - since ))s elapsed (details in $LOG)"; done ) &
+  (
+    # Stopped with TERM: its sleep goes too, so nothing outlives the script holding its output.
+    sleeper=""
+    trap 'if [ -n "$sleeper" ]; then kill "$sleeper" 2>/dev/null; fi; exit 0' TERM
+    while :; do
+      sleep "$PROGRESS_EVERY" & sleeper=$!
+      wait "$sleeper" || true
+      log "… still $what: $(( $(date +%s) - since ))s elapsed (details in $LOG)"
+    done
+  ) &
   progress_pid=$!
+  # Not a job of this shell: bash neither reports its end ("Terminated") nor waits for it
+  # (a `wait` on a job it had already reaped printed "wait_for: No record of process").
+  disown "$progress_pid" 2>/dev/null || true
 }
-progress_stop() { [ -n "$progress_pid" ] && kill "$progress_pid" 2>/dev/null; wait "$progress_pid" 2>/dev/null || true; progress_pid=""; }
+progress_stop() { if [ -n "$progress_pid" ]; then kill "$progress_pid" 2>/dev/null || true; progress_pid=""; fi; }
 trap progress_stop EXIT
 
 # 1. PostgreSQL

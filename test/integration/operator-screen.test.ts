@@ -61,7 +61,7 @@ describe("the slot's page in the Web UI", () => {
     expect(awaiting).toMatch(/\*\*Answer before:\*\* \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/);
     expect(awaiting).toContain(`\`slotctl submit-code ${slotId}\``);
     expect(awaiting).toContain('**Send a Signal** (this page) → signal name `submitCode`, input `{"code": "<the code you copied>"}`');
-    expect(awaiting).toMatch(/copy the code it shows \(<code>#<state>, where <state> is the one in the current login URL/);
+    expect(awaiting).toMatch(/copy the code it shows \(`<code>#<state>`, where `<state>` is the one in the current login URL/);
 
     const { definition } = await metadata(slotId);
     expect(definition?.type).toBe('slotWorkflow');

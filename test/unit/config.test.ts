@@ -87,6 +87,9 @@ describe('metrics and traces', () => {
       return '';
     };
     expect(problems({ METRICS_PORT: 'on' })).toMatch(/METRICS_PORT="on": must be a port \(1-65535\) or off/);
+    expect(problems({ METRICS_SLOT_SERIES: 'no' })).toMatch(/METRICS_SLOT_SERIES="no": must be on or off/);
+    expect(loadConfig({}).metrics.perSlotSeries).toBe(true);
+    expect(loadConfig({ METRICS_SLOT_SERIES: 'off' }).metrics.perSlotSeries).toBe(false);
     expect(problems({ METRICS_PORT: '9464', TEMPORAL_METRICS_PORT: '9464' })).toMatch(/TEMPORAL_METRICS_PORT=9464: must differ from METRICS_PORT/);
     const endpoints = problems({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318', OTEL_EXPORTER_ZIPKIN_ENDPOINT: 'zipkin' });
     expect(endpoints).toMatch(/OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318": must be an http\(s\) URL/);

@@ -30,6 +30,26 @@ describe('the JSON Schema contract', () => {
     for (const kind of Object.values(messages ?? {})) for (const m of Object.values(kind)) expect(m.description.length).toBeGreaterThan(20);
   });
 
+  it('says every time is an integer of epoch milliseconds, and refuses a fractional one (a file mtime)', () => {
+    const times: string[] = [];
+    const walk = (node: unknown, path: string): void => {
+      if (typeof node !== 'object' || node === null) return;
+      const n = node as { description?: unknown; type?: unknown };
+      if (typeof n.description === 'string' && /epoch milliseconds/.test(n.description)) {
+        times.push(path);
+        expect(n.type, `${path} is a time: "type" must be "integer"`).toBe('integer');
+        expect(n.description, path).toMatch(/integer epoch milliseconds$/);
+      }
+      for (const [key, child] of Object.entries(node)) walk(child, `${path}/${key}`);
+    };
+    for (const [name, doc] of Object.entries(contractDocuments())) walk(doc, name);
+    // The walk saw the status's times (not a vacuous pass).
+    for (const field of ['expiresAt', 'lastRefresh', 'nextRefreshAt', 'nextProbeAt']) expect(times).toContain(`slot-status.schema.json/properties/${field}`);
+    const status = { slotId: 'a', provider: 'claude', host: 'h', phase: 'active', logins: 1, refreshes: 0, consecutiveFailures: 0 };
+    expect(SlotStatusSchema.safeParse({ ...status, lastRefresh: 1796588988681 }).success).toBe(true);
+    expect(SlotStatusSchema.safeParse({ ...status, lastRefresh: 1796588988681.7896 }).success).toBe(false);
+  });
+
   it('the zod schemas refuse what the workflow would refuse', () => {
     expect(SlotInputSchema.safeParse({ slotId: '../etc', provider: 'claude', host: 'h' }).success).toBe(false);
     expect(SlotInputSchema.safeParse({ slotId: 'team-a-1', provider: 'claude', host: 'h', login: { maxBadCodes: 0 } }).success).toBe(false);

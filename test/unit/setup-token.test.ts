@@ -90,6 +90,9 @@ describe('claude-setup-token login', () => {
 
     const verified = await asSlot('st').run(acts.host.verifyCredential, { slotId: 'st', provider: 'claude-setup-token', notBefore: started.startedAt });
     expect(verified).toMatchObject({ file: '.claude/setup-token.json', expiresAt: stored.expiresAt, account: 'long-lived token' });
+    // The file's mtime is fractional; what the slot records (lastRefresh after a login) is whole milliseconds.
+    const { modifiedAt } = verified as { modifiedAt: number };
+    expect(Number.isInteger(modifiedAt), `modifiedAt ${modifiedAt}`).toBe(true);
     expect(JSON.stringify(verified)).not.toContain('sk-ant');
 
     // The CLI never exits by itself: closing the login ends it.
