@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { FailureType } from '../common/failures';
 import { NOTICE_KINDS, noticeBody, type Notice, type NoticeBody } from '../common/notices';
 import { poolWorkflowId } from '../common/pool';
+import { incidentWorkflowId } from '../common/incidents';
+import { providerNames } from '../providers';
 import { SlotId } from '../common/schemas';
 import { slotWorkflowId } from '../common/slot';
 import { sendOutbound, type OutboundAnswer } from '../providers/outbound';
@@ -62,6 +64,8 @@ const NoticeSchema = z.object({
  * workflow, with event ids of that workflow: no other workflow of the namespace can post
  * through the team's webhook in a slot's name.
  */
+const INCIDENT_KINDS: readonly string[] = ['provider-incident', 'provider-incident-ended'];
+
 function checkNotice(raw: Notice): Notice {
   const parsed = NoticeSchema.safeParse(raw);
   if (!parsed.success) {
@@ -70,9 +74,11 @@ function checkNotice(raw: Notice): Notice {
   }
   const notice = parsed.data as Notice;
   const caller = Context.current().info.workflowExecution?.workflowId ?? '(no workflow)';
-  const owner = notice.slotId !== undefined ? slotWorkflowId(notice.slotId) : notice.pool !== undefined ? poolWorkflowId(notice.pool) : undefined;
-  if (owner === undefined) throw ApplicationFailure.nonRetryable('refusing a notice that names neither a slot nor a pool', FailureType.noticeRefused);
-  if (caller !== owner) {
+  // A provider's incident speaks for the provider (its id names the deployment's queue after the provider).
+  const incident = notice.slotId === undefined && notice.pool === undefined && INCIDENT_KINDS.includes(notice.kind) && providerNames().includes(notice.provider);
+  const owner = notice.slotId !== undefined ? slotWorkflowId(notice.slotId) : notice.pool !== undefined ? poolWorkflowId(notice.pool) : incident ? incidentWorkflowId(notice.provider, '') : undefined;
+  if (owner === undefined) throw ApplicationFailure.nonRetryable('refusing a notice that names neither a slot, a pool nor a provider incident', FailureType.noticeRefused);
+  if (incident ? !caller.startsWith(owner) || caller.length === owner.length : caller !== owner) {
     throw ApplicationFailure.nonRetryable(`refusing a notice for ${JSON.stringify(owner)} from workflow ${JSON.stringify(caller)}: only ${owner} sends its notices`, FailureType.noticeRefused);
   }
   if (!notice.eventId.startsWith(`${caller}/`)) throw ApplicationFailure.nonRetryable(`refusing a notice whose event id is not one of ${caller}'s`, FailureType.noticeRefused);

@@ -72,6 +72,9 @@ afterAll(async () => {
 
 afterEach(async () => {
   for (const slotId of provisioned.splice(0)) await slots.retire(slotId).catch(() => undefined);
+  // A 429 one test provokes pauses the host's provider (activities/provider-pause.ts) at the skipped
+  // clock, a month ahead of the real one that a revocation reads: the next test starts unpaused.
+  if (slotsDir) await rm(join(slotsDir, '.provider-pauses'), { recursive: true, force: true });
 });
 
 /** Writes a Claude credential as the CLI would, with tokens the server issued. */

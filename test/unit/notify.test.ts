@@ -99,6 +99,27 @@ describe('sendNotice', () => {
     expect(posts).toEqual([]);
   });
 
+  it("posts a provider's incident notice only from that provider's incident workflow (issue 25 with issue 23)", async () => {
+    posts.length = 0;
+    const deps = { log: pino({ level: 'silent' }), webhookUrl: url };
+    const incident = (eventId: string, provider = 'claude'): Notice => ({
+      eventId,
+      kind: 'provider-incident',
+      at: Date.UTC(2026, 0, 2, 3, 4, 5),
+      provider,
+      reason: '5 slots failed permanently within 10 minutes',
+      action: { command: "slotctl relogin --where \"SlotProvider = 'claude'\"" },
+    });
+    for (const [caller, provider] of [['slot:alpha', 'claude'], ['attacker', 'claude'], ['provider-incident:codex:q', 'claude'], ['provider-incident:', 'claude'], ['provider-incident:made-up:q', 'made-up']] as const) {
+      const refused = await notifier(deps, caller).sendNotice(incident(`${caller}/run/1`, provider)).catch((e: unknown) => e);
+      expect(refused, caller).toMatchObject({ type: FailureType.noticeRefused, nonRetryable: true });
+    }
+    expect(posts).toEqual([]);
+    const own = 'provider-incident:claude:slot-provisioner';
+    expect(await notifier(deps, own).sendNotice(incident(`${own}/run/1`))).toEqual({ delivered: 'webhook' });
+    expect(posts.map((p) => p.body.kind)).toEqual(['provider-incident']);
+  });
+
   it("escapes Slack markup in a workflow's words: no planted link or @channel (issue 23)", async () => {
     posts.length = 0;
     const { sendNotice } = notifier({ log: pino({ level: 'silent' }), webhookUrl: url });
