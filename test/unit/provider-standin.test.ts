@@ -88,6 +88,28 @@ describe('the provider stand-in', () => {
     expect(await models(second.json.access_token)).toBe(401);
   });
 
+  it("revokes as Claude's endpoint does: the refresh token ends the grant, an unknown token is answered 200, another client's is refused", async () => {
+    const { url, verifier, state } = authorizeUrl();
+    const tokens = (await redeem(standIn.signIn(url).split('#')[0] as string, verifier, state)).json;
+    const revoke = (body: Record<string, unknown>) => post(`${claudeToken}/revoke`, body);
+    expect((await revoke({ token: tokens.refresh_token, token_type_hint: 'refresh_token', client_id: 'someone-else' })).status).toBe(401);
+    expect(standIn.isCurrentAccessToken(String(tokens.access_token))).toBe(true);
+    expect((await revoke({ token: tokens.refresh_token, token_type_hint: 'refresh_token', client_id: CLAUDE_CLIENT_ID })).status).toBe(200);
+    expect(standIn.isCurrentAccessToken(String(tokens.access_token))).toBe(false);
+    const refresh = await post(claudeToken, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: CLAUDE_CLIENT_ID, scope: 'user:inference' });
+    expect(refresh).toMatchObject({ status: 400, json: { error: 'invalid_grant' } });
+    // RFC 7009 §2.2: a token the server does not know (or no longer honours) is no error.
+    expect((await revoke({ token: 'sk-ant-ort01-unknown', token_type_hint: 'refresh_token', client_id: CLAUDE_CLIENT_ID })).status).toBe(200);
+    expect((await revoke({ token_type_hint: 'refresh_token', client_id: CLAUDE_CLIENT_ID })).status).toBe(400);
+    standIn.strict = true;
+    try {
+      // The WAF judges the revocation as the token request: without the CLI's client headers, 429.
+      expect((await post(`${claudeToken}/revoke`, { token: 'x', client_id: CLAUDE_CLIENT_ID }, { 'content-type': 'application/json' })).status).toBe(429);
+    } finally {
+      standIn.strict = false;
+    }
+  });
+
   it('in strict mode answers 429 to a refresh that does not carry what the pinned CLI sends', async () => {
     const { url, verifier, state } = authorizeUrl();
     const tokens = (await redeem(standIn.signIn(url).split('#')[0] as string, verifier, state)).json;
