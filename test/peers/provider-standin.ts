@@ -4,7 +4,7 @@
 // SSL_CERT_FILE), no URL override; it records every request and plays the OAuth, profile and model APIs.
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -106,12 +106,6 @@ export interface ProviderStandIn {
   expireAccessTokens(provider: Grant['provider']): void;
   /** Requests to `host` whose path starts with `pathPrefix`. */
   requestsTo(host: string, pathPrefix?: string): RecordedRequest[];
-  /**
-   * `http://127.0.0.1:<port>`: the same routes for `host`, without TLS or the proxy, for tests
-   * of the stand-in's own rules made from the test process (test/unit/provider-standin.test.ts).
-   * Its requests are recorded like the others. Clients under test (CLIs, the worker) use the proxy.
-   */
-  plainUrl(host: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -490,13 +484,13 @@ export async function startProviderStandIn(options: StandInOptions = {}): Promis
     return undefined;
   }
 
-  /** One request, to `host` (its Host header when the stand-in is reached through the proxy). */
-  const serve = (req: IncomingMessage, res: ServerResponse, fixedHost?: string): void => {
+  /** One request, to the host its Host header names. */
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('error', () => undefined);
     req.on('end', () => {
-      const host = fixedHost ?? (req.headers.host ?? '').replace(/:443$/, '').toLowerCase();
+      const host = (req.headers.host ?? '').replace(/:443$/, '').toLowerCase();
       const headers: Record<string, string> = {};
       for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
       const record: RecordedRequest = { at: Date.now(), host, method: req.method ?? '', path: req.url ?? '/', headers, body: Buffer.concat(chunks).toString('utf8'), status: 0, handled: true };
@@ -538,24 +532,12 @@ export async function startProviderStandIn(options: StandInOptions = {}): Promis
     },
   });
 
-  /** Plain-http doors to one played host, for requests of ours that cannot take the proxy and the CA yet. */
-  const plainDoors = new Map<string, { url: string; server: ReturnType<typeof createHttpServer> }>();
-  async function plainUrl(host: string): Promise<string> {
-    const open = plainDoors.get(host);
-    if (open) return open.url;
-    const server = createHttpServer((req, res) => serve(req, res, host));
-    server.on('connection', track);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    plainDoors.set(host, { url, server });
-    return url;
-  }
   const proxyUrl = proxy.url;
 
   const played = Object.assign(standIn, {
     proxyUrl,
     caFile: pki.caFile,
-    // NO_PROXY: what listens on loopback (Temporal, the plain doors, a token service) is reached directly.
+    // NO_PROXY: what listens on loopback (Temporal, a token service) is reached directly.
     cliEnv: { HTTPS_PROXY: proxyUrl, https_proxy: proxyUrl, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost', NODE_EXTRA_CA_CERTS: pki.caFile, SSL_CERT_FILE: pki.caFile },
     incidents,
     requests,
@@ -571,11 +553,9 @@ export async function startProviderStandIn(options: StandInOptions = {}): Promis
       for (const g of grants) if (g.provider === provider) g.accessExpiresAt = Date.now() - 1;
     },
     requestsTo: (host: string, pathPrefix = '/') => requests.filter((r) => r.host === host && r.path.startsWith(pathPrefix)),
-    plainUrl,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
-        for (const door of plainDoors.values()) door.server.close();
         void proxy.close().then(() =>
           https.close(() => {
             rmSync(dir, { recursive: true, force: true });
