@@ -364,7 +364,7 @@ export async function startProviderStandIn(options: StandInOptions = {}): Promis
       res.end(`<p>Paste this into Claude Code:</p><code>${encodeURIComponent(url.searchParams.get('code') ?? '')}#${encodeURIComponent(url.searchParams.get('state') ?? '')}</code>`);
       return 200;
     }
-    // What `claude auth logout` (2.1.197) sends, recorded through this proxy: the refresh token, JSON.
+    // What the pinned `claude auth logout` sends, recorded through this proxy: the refresh token, JSON.
     if (host === 'platform.claude.com' && path === '/v1/oauth/token/revoke' && req.method === 'POST') return revoke(res, params);
     if (host === 'platform.claude.com' && path === '/v1/oauth/token' && req.method === 'POST') {
       if (params.grant_type === 'authorization_code') return redeemCode(res, 'claude', params);
