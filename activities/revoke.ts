@@ -77,7 +77,7 @@ export function createRevokeActivities(deps: { readonly slotsDir: string; readon
     const failures: string[] = [];
     for (const request of revoke.requests(credential)) {
       await sendTurn(deps.spacing, provider.name);
-      const called = await callOAuthEndpoint(url, { method: 'POST', encoding: revoke.encoding ?? 'form', body: request.body }, { ...LIMITS, allowedHosts: endpointAllowList(deps.env) }, 'revocation endpoint');
+      const called = await callOAuthEndpoint(url, { method: 'POST', encoding: revoke.encoding ?? 'form', body: request.body, ...(revoke.headers ? { headers: revoke.headers } : {}) }, { ...LIMITS, allowedHosts: endpointAllowList(deps.env) }, 'revocation endpoint');
       if (!called.ok) {
         failures.push(`${request.token}: ${called.reason}`);
         continue;

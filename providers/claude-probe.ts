@@ -1,10 +1,11 @@
 // Claude's live probe: the request Claude Code itself makes to check its quota (its
 // `quota_check`: one user message "quota", max_tokens 1, the small fast model), with
-// the headers the pinned CLI (2.1.197) sends for an OAuth token. Costs one output token.
+// the headers the pinned CLI sends for an OAuth token. Costs one output token.
 import type { ProbeSpec } from './provider';
+import PINNED_CLI_VERSIONS from './cli-versions.json';
 
-/** The CLI version whose requests these are (test/real-clis.sh pins it). */
-const CLI_VERSION = '2.1.197';
+/** The CLI version whose requests these are: the pin (its User-Agent names it). */
+const CLI_VERSION = PINNED_CLI_VERSIONS.claude;
 const DEFAULT_BASE_URL = 'https://api.anthropic.com';
 /** Claude Code's small fast model (first party): what its own quota check asks. */
 const DEFAULT_MODEL = 'claude-haiku-4-5';

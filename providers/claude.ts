@@ -180,10 +180,12 @@ export const claude: Provider = {
     // (test/unit/pacing.test.ts). A refresh comes 45 minutes early on average.
     schedule: { beforeExpiryMs: 60 * MINUTE, jitterMs: 90 * MINUTE },
   },
-  // As Claude Code 2.1.197 does at logout: the refresh token only (it ends the grant), JSON,
-  // at `<token endpoint>/revoke`, with the credential's client id when it names one.
+  // As the pinned CLI's `claude auth logout` does, recorded through the provider stand-in (the
+  // e2e test compares ours with it in every run): the refresh token only (it ends the grant),
+  // JSON, at `<token endpoint>/revoke`, with its HTTP client's headers, as its refresh.
   revoke: {
     encoding: 'json',
+    headers: REFRESH_HEADERS,
     endpoint: async (env) => `${env.CLAUDE_TOKEN_URL || TOKEN_URL}/revoke`,
     requests(credential) {
       const oauth = ClaudeCredentials.parse(credential).claudeAiOauth;

@@ -52,8 +52,8 @@ const CLI_STALE_AFTER_MS = 8 * 24 * 60 * MINUTE;
 
 /** The Codex backend (the CLI's `chatgpt_base_url`); `CODEX_PROBE_BASE_URL` points tests and proxies elsewhere. */
 const BACKEND_URL = 'https://chatgpt.com/backend-api';
-/** The CLI version whose requests the probe copies (test/real-clis.sh pins it). */
-const CLI_VERSION = '0.169.0';
+/** The CLI version whose requests the refresh and the probe copy: the pin (their User-Agents name it). */
+const CLI_VERSION = PINNED_CLI_VERSIONS.codex;
 
 const DEVICE_URL = /^https:\/\/[a-z0-9.-]+(?::\d+)?\/[^\s]*device/;
 // Codex prints codes like `ABCD-12345`; it is shown to the operator, so it is no secret.

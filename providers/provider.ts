@@ -340,6 +340,8 @@ export interface RevokeSpec {
   endpoint(env: NodeJS.ProcessEnv): Promise<string | undefined>;
   /** How the bodies are sent, as the provider's own CLI sends them. @default "form" (RFC 7009) */
   readonly encoding?: 'form' | 'json';
+  /** The identifying headers the pinned CLI sends with it (`user-agent`, `accept`, …), lower-case names. @default none */
+  readonly headers?: Readonly<Record<string, string>>;
   /** The requests, one per token, refresh token first (revoking it ends the grant on most servers). */
   requests(credential: unknown): ReadonlyArray<{ readonly token: 'refresh_token' | 'access_token'; readonly body: Record<string, string> }>;
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { recordClaudeLogin, recordClaudeRefresh, recordCodexLogin, recordCodexRefresh, shapeOf, type LoginRecording } from './peers/cli-recording';
+import { recordClaudeLogin, recordClaudeLogout, recordClaudeRefresh, recordCodexLogin, recordCodexRefresh, shapeOf, type LoginRecording } from './peers/cli-recording';
 import { startProviderStandIn, type ProviderStandIn, type RecordedRequest } from './peers/provider-standin';
 
 const run = promisify(execFile);
@@ -95,6 +95,11 @@ async function profileClaude(bin: string, standIn: ProviderStandIn): Promise<Pro
     profile.set('claude -p with an expired credential: exit code', String(agent.exitCode));
     // Its refresh and its model call; the background reads around them (MCP, feature flags) come and go with timing.
     addRequests(profile, 'claude -p with an expired credential', agent.requests.filter((r) => r.path.startsWith('/v1/oauth/token') || r.path.startsWith('/v1/messages')));
+    // Its revocation, which a slot's retire copies; the profile read after it comes and goes with timing.
+    const { run: logout } = await recordClaudeLogout(bin, standIn, login);
+    profile.set('auth logout: exit code', String(logout.exitCode));
+    profile.set('auth logout: screen', normalizeText(logout.output));
+    addRequests(profile, 'auth logout', logout.requests.filter((r) => r.path.startsWith('/v1/oauth/token')));
   } finally {
     await login.cleanup();
   }

@@ -1,30 +1,31 @@
 // The pinned real CLIs end to end: slots log in, refresh and serve agents through the
 // provider stand-in (test/peers/provider-standin.ts), a TLS server for the providers'
-// own hosts behind a CONNECT proxy. The CLIs get HTTPS_PROXY and the run's CA, nothing
-// else: no URL of theirs is overridden. The stand-in is strict: a token request that
-// does not look like the pinned CLI's is answered 429, as Claude's endpoint does.
+// own hosts behind a CONNECT proxy. The worker (a process of its own) and the CLIs it runs
+// get HTTPS_PROXY and the run's CA, nothing else: no URL of theirs or ours is overridden.
+// The stand-in is strict: a token request that does not look like the pinned CLI's is
+// answered 429, as Claude's endpoint does. Our requests (refresh, probe, revocation) are
+// compared with the real CLI's, both recorded by the stand-in in the same run.
 // Runs when REAL_CLAUDE_BIN / REAL_CODEX_BIN are set (test/real-clis.sh); with CI set, a
 // missing CLI fails instead of skipping.
-//
-// Our own requests (the worker's refresh and probe) reach the stand-in through its plain
-// loopback doors (CLAUDE_TOKEN_URL …) until they honour HTTPS_PROXY and an extra CA.
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { SlotClient } from '../../cli/slot-client';
 import { EXIT, slotctl } from '../../cli/slotctl';
 import { refreshNowSignal } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
-import { callOAuthEndpoint, endpointAllowList } from '../../providers/oauth-http';
-import { claude } from '../../providers/claude';
-import { codex } from '../../providers/codex';
 import { startAgentTokenService, type AgentTokenService } from '../../workers/agent-token-service';
 import { createLogger } from '../../workers/logger';
-import { uniqueName } from '../harness';
-import { recordClaudeLogin, recordClaudeRefresh, recordCodexLogin, recordCodexRefresh, runCli, shapeOf } from '../peers/cli-recording';
+import { devServerClient, uniqueName } from '../harness';
+import { recordClaudeLogin, recordClaudeLogout, recordClaudeRefresh, recordCodexLogin, recordCodexRefresh, runCli, shapeOf } from '../peers/cli-recording';
 import { startProviderStandIn, type Grant, type ProviderStandIn, type RecordedRequest } from '../peers/provider-standin';
-import { expectNoProcesses, startSlotRig, stateOf, waitForPhase, waitForPrompt, type SlotRig } from '../slot-fixtures';
+import { expectNoProcesses, stateOf, waitForPhase, waitForPrompt } from '../slot-fixtures';
+import { spawnWorkerProcess, stopWorkerProcess, untilPolling, type WorkerProcess } from '../worker-process';
 
 const REAL_CLAUDE_BIN = process.env.REAL_CLAUDE_BIN ?? '';
 const REAL_CODEX_BIN = process.env.REAL_CODEX_BIN ?? '';
@@ -43,8 +44,85 @@ async function eventually(check: () => boolean | Promise<boolean>, what: string,
 const bearerOf = (r: RecordedRequest | undefined): string => /^Bearer (\S+)$/.exec(r?.headers.authorization ?? '')?.[1] ?? '';
 const isTokenRequest = (r: RecordedRequest, grantType: string): boolean => r.method === 'POST' && /\/(v1\/)?oauth\/token$/.test(r.path) && r.body.includes(grantType);
 
+const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * How a host behind an operator's proxy reaches the providers: the stand-in's proxy and CA
+ * (HTTPS_PROXY, NODE_EXTRA_CA_CERTS for Node and claude, SSL_CERT_FILE for codex). Plus
+ * SLOTS_PROXY_CONNECT=name: our CONNECT names the host, as the CLIs' do, and the proxy
+ * resolves it. This sandbox (like many CI runners) resolves no public name, and on a host
+ * that does, the default CONNECT to the address our DNS gave would lead to the real
+ * provider, which the stand-in's proxy refuses to tunnel. No endpoint may be on loopback
+ * (SLOTS_ALLOWED_ENDPOINT_HOSTS empty): every provider request of ours has to take the proxy.
+ */
+const viaStandIn = (standIn: ProviderStandIn): Record<string, string> => ({
+  ...standIn.cliEnv,
+  SLOTS_PROXY_CONNECT: 'name',
+  SLOTS_ALLOWED_ENDPOINT_HOSTS: '',
+});
+
+/** A slot host as the tests use it: a real worker process and a client on its queues. */
+interface HostRig {
+  readonly slotsDir: string;
+  readonly hostName: string;
+  readonly sharedTaskQueue: string;
+  readonly slots: SlotClient;
+  readonly worker: WorkerProcess;
+  close(): Promise<void>;
+}
+
+/**
+ * The worker as its own process (`workers/worker.ts`), started with the stand-in's proxy and
+ * CA as an operator would start it: Node reads NODE_EXTRA_CA_CERTS only at start. The login
+ * CLIs it runs inherit the same proxy and CA variables.
+ */
+async function startProxiedHost(standIn: ProviderStandIn, env: Record<string, string>): Promise<HostRig> {
+  const slotsDir = await mkdtemp(join(tmpdir(), 'e2e-slots-'));
+  const hostName = uniqueName('e2e-host');
+  const sharedTaskQueue = uniqueName('e2e-shared');
+  const worker = spawnWorkerProcess({
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    SLOT_HOST: hostName,
+    SLOTS_TASK_QUEUE: sharedTaskQueue,
+    SLOTS_DIR: slotsDir,
+    LOG_LEVEL: 'warn',
+    // The codex test runs its own token service in this process.
+    AGENT_TOKEN_SERVICE: 'off',
+    ...viaStandIn(standIn),
+    ...env,
+  });
+  const { client, connection } = await devServerClient();
+  const close = async (): Promise<void> => {
+    await stopWorkerProcess(worker, 'SIGTERM');
+    await connection.close();
+    await rm(slotsDir, { recursive: true, force: true });
+  };
+  try {
+    await untilPolling(worker, client, hostName, 60_000);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { slotsDir, hostName, sharedTaskQueue, slots: new SlotClient(client, sharedTaskQueue), worker, close };
+}
+
+/**
+ * Our refresh of a credential file, sent by the project's own code in a fresh process with
+ * the same environment as the worker's: to the provider's own endpoint, through the proxy.
+ * Answers the status only (the answer holds tokens).
+ */
+async function ourRefresh(standIn: ProviderStandIn, provider: string, credentialFile: string): Promise<unknown> {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/proxy|^NODE_EXTRA_CA_CERTS$|^SSL_CERT_FILE$|^SLOTS_|_URL$/i.test(k)));
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'test/peers/outbound-call.ts', JSON.stringify({ kind: 'refresh', provider, credentialFile })], {
+    cwd: PROJECT_ROOT,
+    env: { ...inherited, ...viaStandIn(standIn) },
+    timeout: 30_000,
+  });
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? 'null');
+}
+
 /** The slot's workflow history, payloads decoded, for secret searches. */
-async function historyText(rig: SlotRig, slotId: string): Promise<string> {
+async function historyText(rig: HostRig, slotId: string): Promise<string> {
   const history = await rig.slots.client.workflow.getHandle(slotWorkflowId(slotId)).fetchHistory();
   return JSON.stringify(history, (key, v: unknown) =>
     v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : key === 'data' && typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : v,
@@ -52,40 +130,33 @@ async function historyText(rig: SlotRig, slotId: string): Promise<string> {
 }
 
 /** Refreshes the slot now and waits until the stand-in rotated the grant and the slot holds the new token. */
-async function refreshSlot(rig: SlotRig, slotId: string, grant: Grant, credentialFile: string, refreshTokenOf: (file: unknown) => string): Promise<void> {
+async function refreshSlot(rig: HostRig, slotId: string, grant: Grant, credentialFile: string, refreshTokenOf: (file: unknown) => string): Promise<void> {
   const rotations = grant.rotations;
   await rig.slots.refreshNow(slotId);
   await eventually(async () => {
     if (grant.rotations !== rotations + 1) return false;
     const onDisk = refreshTokenOf(JSON.parse(await readFile(credentialFile, 'utf8')));
     return onDisk === grant.refreshToken && (await rig.slots.status(slotId)).phase === 'active';
-  }, `refresh #${rotations + 1} of ${slotId} (grant alive: ${grant.alive})`);
+  }, `refresh #${rotations + 1} of ${slotId} (grant alive: ${grant.alive}); the worker said:\n${rig.worker.output().slice(-3000)}`);
 }
 
 describe.skipIf(!REAL_CLAUDE_BIN && !CI)('the real claude end to end through the provider stand-in (REAL_CLAUDE_BIN)', () => {
   let standIn: ProviderStandIn;
-  let rig: SlotRig;
-  let tokenUrl: string;
+  let rig: HostRig;
 
   beforeAll(async () => {
     if (!REAL_CLAUDE_BIN) throw missing('REAL_CLAUDE_BIN');
     standIn = await startProviderStandIn({ strict: true });
-    tokenUrl = `${await standIn.plainUrl('platform.claude.com')}/v1/oauth/token`;
-    rig = await startSlotRig({
-      CLAUDE_BIN: REAL_CLAUDE_BIN,
-      ...standIn.cliEnv,
-      CLAUDE_TOKEN_URL: tokenUrl,
-      CLAUDE_PROBE_BASE_URL: await standIn.plainUrl('api.anthropic.com'),
-    });
-  }, 60_000);
+    rig = await startProxiedHost(standIn, { CLAUDE_BIN: REAL_CLAUDE_BIN });
+  }, 90_000);
   afterAll(async () => {
     await rig?.close();
     await standIn?.close();
   });
 
-  it('logs in with `claude auth login` under our PTY, refreshes, and serves a `claude -p` agent across two refreshes', async () => {
+  it('logs in with `claude auth login` under our PTY, refreshes, serves a `claude -p` agent across two refreshes, and retires revoking as `claude auth logout` does', async () => {
     const slotId = uniqueName('e2e-claude');
-    await rig.slots.provision({ slotId, provider: 'claude', host: rig.workers.hostName });
+    await rig.slots.provision({ slotId, provider: 'claude', host: rig.hostName });
     const waiting = await waitForPrompt(rig.slots, slotId);
     const url = new URL(waiting.prompt.url);
     expect(`${url.origin}${url.pathname}`).toBe('https://claude.com/cai/oauth/authorize');
@@ -94,7 +165,7 @@ describe.skipIf(!REAL_CLAUDE_BIN && !CI)('the real claude end to end through the
     // submits the code with `slotctl submit-code` (on stdin, as a terminal would give it).
     const out: string[] = [];
     const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t), readStdin: async () => `${standIn.signIn(waiting.prompt.url)}\n`, stdinIsTTY: false };
-    const env = { TEMPORAL_ADDRESS: inject('temporalAddress'), SLOTS_TASK_QUEUE: rig.workers.sharedTaskQueue };
+    const env = { TEMPORAL_ADDRESS: inject('temporalAddress'), SLOTS_TASK_QUEUE: rig.sharedTaskQueue };
     expect(await slotctl(['submit-code', slotId], io, env), out.join('\n')).toBe(EXIT.ok);
     const active = await waitForPhase(rig.slots, slotId, ['active', 'needs-relogin', 'degraded'], 60_000);
     expect(active.phase, JSON.stringify(active.lastOutcome)).toBe('active');
@@ -109,11 +180,14 @@ describe.skipIf(!REAL_CLAUDE_BIN && !CI)('the real claude end to end through the
     expect(refreshTokenOf(JSON.parse(await readFile(file, 'utf8')))).toBe(grant.refreshToken);
     await expectNoProcesses(rig.slotsDir, slotId);
 
-    // Our refresh, accepted by the strict stand-in (a request unlike the CLI's would get a 429).
+    // Our refresh, accepted by the strict stand-in (a request unlike the CLI's would get a 429),
+    // through the proxy: the CLI is gone, the worker alone opened the tunnel, by name.
     const before = standIn.requests.length;
+    const tunnels = standIn.connects.length;
     await refreshSlot(rig, slotId, grant, file, refreshTokenOf);
     const ours = standIn.requests.slice(before).filter((r) => isTokenRequest(r, 'refresh_token'));
     expect(ours.map((r) => r.status)).toEqual([200]);
+    expect(standIn.connects.slice(tunnels)).toEqual(['platform.claude.com:443']);
 
     // A real agent with the slot's plan: its placeholder token is refused, it re-reads the agent directory's copy.
     const plan = await rig.slots.agentPlan(slotId, { slotsDir: rig.slotsDir });
@@ -135,7 +209,9 @@ describe.skipIf(!REAL_CLAUDE_BIN && !CI)('the real claude end to end through the
 
       // Our probe (slotctl probe) sends the request the CLI sends to the Messages API for an OAuth token.
       const probed = standIn.requests.length;
+      const probeTunnels = standIn.connects.length;
       expect((await rig.slots.probe(slotId)).outcome).toBe('ok');
+      expect(standIn.connects.slice(probeTunnels)).toEqual(['api.anthropic.com:443']);
       const probe = standIn.requests.slice(probed).find((r) => r.host === 'api.anthropic.com' && r.path.startsWith('/v1/messages'));
       const [ours, cli] = [shapeOf(probe as RecordedRequest), shapeOf(cliMessage as RecordedRequest)];
       expect({ ...ours, bodyFields: [], headers: { ...ours.headers, 'anthropic-beta': '' } }).toEqual({ ...cli, bodyFields: [], headers: { ...cli.headers, 'anthropic-beta': '' } });
@@ -153,11 +229,36 @@ describe.skipIf(!REAL_CLAUDE_BIN && !CI)('the real claude end to end through the
     } finally {
       await rm(agentHome, { recursive: true, force: true });
     }
-  }, 240_000);
+
+    // Retiring revokes the grant as the real `claude auth logout` does, recorded in this run after a real login.
+    const cliLogin = await recordClaudeLogin(REAL_CLAUDE_BIN, standIn);
+    try {
+      const cliGrant = standIn.grants.at(-1) as Grant;
+      const logout = await recordClaudeLogout(REAL_CLAUDE_BIN, standIn, cliLogin);
+      expect(logout.run.output).toContain('Successfully logged out');
+      expect(logout.revoke?.status, logout.run.output).toBe(200);
+      expect(cliGrant.alive).toBe(false);
+
+      const retiring = standIn.requests.length;
+      const retireTunnels = standIn.connects.length;
+      await rig.slots.retire(slotId);
+      const retired = await waitForPhase(rig.slots, slotId, ['retired'], 60_000);
+      expect(retired.lastOutcome?.message).toMatch(/^retired; the refresh token was revoked at https:\/\/platform\.claude\.com \(the access token lapses when it expires\)/);
+      const revocations = standIn.requests.slice(retiring).filter((r) => r.path === '/v1/oauth/token/revoke');
+      expect(revocations.map((r) => r.status)).toEqual([200]);
+      expect(standIn.connects.slice(retireTunnels)).toEqual(['platform.claude.com:443']);
+      expect(shapeOf(revocations[0] as RecordedRequest)).toEqual(shapeOf(logout.revoke as RecordedRequest));
+      // The stand-in ended the slot's grant: its tokens, the agents' access token included, are dead.
+      expect(grant.alive).toBe(false);
+      expect(standIn.isCurrentAccessToken(grant.accessToken)).toBe(false);
+    } finally {
+      await cliLogin.cleanup();
+    }
+  }, 300_000);
 
   it('a code the stand-in refuses: the real CLI says so and exits, the slot starts a fresh login with a fresh URL', async () => {
     const slotId = uniqueName('e2e-claude-refused');
-    await rig.slots.provision({ slotId, provider: 'claude', host: rig.workers.hostName });
+    await rig.slots.provision({ slotId, provider: 'claude', host: rig.hostName });
     const first = await waitForPrompt(rig.slots, slotId);
     standIn.refuseNextCode();
     await rig.slots.submitCode(slotId, standIn.signIn(first.prompt.url));
@@ -173,7 +274,7 @@ describe.skipIf(!REAL_CLAUDE_BIN && !CI)('the real claude end to end through the
 
   it('`claude setup-token` to its real success screen: the token is stored, the slot active, the token in no history or status', async () => {
     const slotId = uniqueName('e2e-setup-token');
-    await rig.slots.provision({ slotId, provider: 'claude-setup-token', host: rig.workers.hostName });
+    await rig.slots.provision({ slotId, provider: 'claude-setup-token', host: rig.hostName });
     const waiting = await waitForPrompt(rig.slots, slotId);
     const submitted = await rig.slots.submitCode(slotId, standIn.signIn(waiting.prompt.url));
     expect(submitted.answer).toBe('succeeded');
@@ -204,14 +305,8 @@ describe.skipIf(!REAL_CLAUDE_BIN && !CI)('the real claude end to end through the
       const { refresh: cli, run } = await recordClaudeRefresh(REAL_CLAUDE_BIN, standIn, login);
       expect(cli?.status, run.output).toBe(200);
 
-      const credential: unknown = JSON.parse(await readFile(join(login.home, '.claude', '.credentials.json'), 'utf8'));
       const before = standIn.requests.length;
-      const called = await callOAuthEndpoint(new URL(tokenUrl), { method: 'POST', ...claude.refresh.request(credential) }, {
-        fetchTimeoutMs: 10_000,
-        maxBodyBytes: 65_536,
-        allowedHosts: endpointAllowList({ SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1' }),
-      });
-      expect(called.ok && called.answer.status).toBe(200);
+      expect(await ourRefresh(standIn, 'claude', join(login.home, '.claude', '.credentials.json'))).toEqual({ ok: true, status: 200 });
       const ours = standIn.requests.slice(before).find((r) => isTokenRequest(r, 'refresh_token'));
       expect(shapeOf(ours as RecordedRequest)).toEqual(shapeOf(cli as RecordedRequest));
     } finally {
@@ -222,20 +317,13 @@ describe.skipIf(!REAL_CLAUDE_BIN && !CI)('the real claude end to end through the
 
 describe.skipIf(!REAL_CODEX_BIN && !CI)('the real codex end to end through the provider stand-in (REAL_CODEX_BIN)', () => {
   let standIn: ProviderStandIn;
-  let rig: SlotRig;
+  let rig: HostRig;
   let service: AgentTokenService;
-  let tokenUrl: string;
 
   beforeAll(async () => {
     if (!REAL_CODEX_BIN) throw missing('REAL_CODEX_BIN');
     standIn = await startProviderStandIn({ strict: true });
-    tokenUrl = `${await standIn.plainUrl('auth.openai.com')}/oauth/token`;
-    rig = await startSlotRig({
-      CODEX_BIN: REAL_CODEX_BIN,
-      ...standIn.cliEnv,
-      CODEX_TOKEN_URL: tokenUrl,
-      CODEX_PROBE_BASE_URL: `${await standIn.plainUrl('chatgpt.com')}/backend-api`,
-    });
+    rig = await startProxiedHost(standIn, { CODEX_BIN: REAL_CODEX_BIN });
     service = await startAgentTokenService({
       slotsDir: rig.slotsDir,
       port: 0,
@@ -244,7 +332,7 @@ describe.skipIf(!REAL_CODEX_BIN && !CI)('the real codex end to end through the p
         await rig.slots.client.workflow.getHandle(slotWorkflowId(slotId)).signal(refreshNowSignal);
       },
     });
-  }, 60_000);
+  }, 90_000);
   afterAll(async () => {
     await service?.close();
     await rig?.close();
@@ -253,7 +341,7 @@ describe.skipIf(!REAL_CODEX_BIN && !CI)('the real codex end to end through the p
 
   it('logs in with `codex login --device-auth`, approved at the stand-in; refreshes; serves a `codex exec` agent across two refreshes', async () => {
     const slotId = uniqueName('e2e-codex');
-    await rig.slots.provision({ slotId, provider: 'codex', host: rig.workers.hostName });
+    await rig.slots.provision({ slotId, provider: 'codex', host: rig.hostName });
     const waiting = await waitForPrompt(rig.slots, slotId);
     expect(waiting.prompt.url).toBe('https://auth.openai.com/codex/device');
     expect(waiting.prompt.userCode).toMatch(/^[A-Z0-9]{4,5}-[A-Z0-9]{4,6}$/);
@@ -272,8 +360,11 @@ describe.skipIf(!REAL_CODEX_BIN && !CI)('the real codex end to end through the p
     await expectNoProcesses(rig.slotsDir, slotId);
 
     const before = standIn.requests.length;
+    const tunnels = standIn.connects.length;
     await refreshSlot(rig, slotId, grant, file, refreshTokenOf);
     expect(standIn.requests.slice(before).filter((r) => isTokenRequest(r, 'refresh_token')).map((r) => r.status)).toEqual([200]);
+    // The worker's refresh took the proxy, by name (no CLI runs meanwhile).
+    expect(standIn.connects.slice(tunnels)).toEqual(['auth.openai.com:443']);
 
     const plan = await rig.slots.agentPlan(slotId, { slotsDir: rig.slotsDir, tokenServiceUrl: service.url });
     const agentHome = await mkdtemp(join(tmpdir(), 'e2e-codex-agent-'));
@@ -307,7 +398,7 @@ describe.skipIf(!REAL_CODEX_BIN && !CI)('the real codex end to end through the p
 
   it('a device code denied at the stand-in: the real CLI fails and the slot needs a new login', async () => {
     const slotId = uniqueName('e2e-codex-deny');
-    await rig.slots.provision({ slotId, provider: 'codex', host: rig.workers.hostName });
+    await rig.slots.provision({ slotId, provider: 'codex', host: rig.hostName });
     const waiting = await waitForPrompt(rig.slots, slotId);
     standIn.denyDevice(waiting.prompt.userCode as string);
     const failed = await waitForPhase(rig.slots, slotId, ['needs-relogin', 'active'], 60_000);
@@ -318,7 +409,7 @@ describe.skipIf(!REAL_CODEX_BIN && !CI)('the real codex end to end through the p
 
   it('a device code that expires before approval: the real CLI gives up and the slot needs a new login', async () => {
     const slotId = uniqueName('e2e-codex-expired');
-    await rig.slots.provision({ slotId, provider: 'codex', host: rig.workers.hostName });
+    await rig.slots.provision({ slotId, provider: 'codex', host: rig.hostName });
     const waiting = await waitForPrompt(rig.slots, slotId);
     standIn.expireDevice(waiting.prompt.userCode as string);
     const failed = await waitForPhase(rig.slots, slotId, ['needs-relogin', 'active'], 60_000);
@@ -334,14 +425,8 @@ describe.skipIf(!REAL_CODEX_BIN && !CI)('the real codex end to end through the p
       const { refresh: cli, run } = await recordCodexRefresh(REAL_CODEX_BIN, standIn, login);
       expect(cli?.status, run.output).toBe(200);
 
-      const credential: unknown = JSON.parse(await readFile(join(login.home, '.codex', 'auth.json'), 'utf8'));
       const before = standIn.requests.length;
-      const called = await callOAuthEndpoint(new URL(tokenUrl), { method: 'POST', ...codex.refresh.request(credential) }, {
-        fetchTimeoutMs: 10_000,
-        maxBodyBytes: 65_536,
-        allowedHosts: endpointAllowList({ SLOTS_ALLOWED_ENDPOINT_HOSTS: '127.0.0.1' }),
-      });
-      expect(called.ok && called.answer.status).toBe(200);
+      expect(await ourRefresh(standIn, 'codex', join(login.home, '.codex', 'auth.json'))).toEqual({ ok: true, status: 200 });
       const ours = standIn.requests.slice(before).find((r) => isTokenRequest(r, 'refresh_token'));
       expect(shapeOf(ours as RecordedRequest)).toEqual(shapeOf(cli as RecordedRequest));
     } finally {

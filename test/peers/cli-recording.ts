@@ -171,6 +171,12 @@ export async function recordClaudeRefresh(bin: string, standIn: ProviderStandIn,
   return { refresh: run.requests.find((r) => r.host === 'platform.claude.com' && r.path === '/v1/oauth/token'), run };
 }
 
+/** The CLI's own revocation: `claude auth logout` in the login's config home (2.1.197 revokes the refresh token). */
+export async function recordClaudeLogout(bin: string, standIn: ProviderStandIn, login: LoginRecording): Promise<{ revoke?: RecordedRequest; run: AgentRun }> {
+  const run = await runCli(bin, ['auth', 'logout'], cliEnv(standIn, login.home), standIn, { cwd: login.home, timeoutMs: 60_000 });
+  return { revoke: run.requests.find((r) => r.host === 'platform.claude.com' && r.path === '/v1/oauth/token/revoke'), run };
+}
+
 /** The CLI's own refresh: `codex exec` with the login's access token about to expire (stopped once it refreshed). */
 export async function recordCodexRefresh(bin: string, standIn: ProviderStandIn, login: LoginRecording): Promise<{ refresh?: RecordedRequest; run: AgentRun }> {
   const file = join(login.home, '.codex', 'auth.json');
@@ -199,7 +205,7 @@ export interface RequestShape {
 }
 
 const IDENTIFYING_HEADERS = ['user-agent', 'originator', 'accept', 'anthropic-beta', 'anthropic-version', 'x-app'];
-const CONSTANT_FIELDS = ['grant_type', 'client_id', 'scope', 'refresh_reason', 'redirect_uri'];
+const CONSTANT_FIELDS = ['grant_type', 'client_id', 'scope', 'refresh_reason', 'redirect_uri', 'token_type_hint'];
 
 export function shapeOf(request: RecordedRequest): RequestShape {
   const contentType = (request.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';

@@ -1,12 +1,17 @@
 // One outbound request of ours, made by the project's own code in a fresh Node process,
 // so the process's start-up environment (HTTPS_PROXY, NO_PROXY, NODE_EXTRA_CA_CERTS) is
 // the one under test. Input: one JSON argument; output: one JSON line on stdout.
-import { callOAuthEndpoint, parseAllowedEndpointHosts } from '../../providers/oauth-http';
+import { readFile } from 'node:fs/promises';
+import { getProvider } from '../../providers';
+import { callOAuthEndpoint, endpointAllowList, parseAllowedEndpointHosts } from '../../providers/oauth-http';
 import { sendOutbound } from '../../providers/outbound';
 
 interface Call {
-  readonly kind: 'token' | 'webhook';
-  readonly url: string;
+  /** `refresh`: the provider's own refresh of `credentialFile`, to its endpoint as the worker would find it (no URL). */
+  readonly kind: 'token' | 'webhook' | 'refresh';
+  readonly url?: string;
+  readonly provider?: string;
+  readonly credentialFile?: string;
   /** Name → address, in place of DNS (a name not listed does not resolve: ENOTFOUND). */
   readonly hosts?: Readonly<Record<string, string>>;
   /** SLOTS_ALLOWED_ENDPOINT_HOSTS. */
@@ -14,7 +19,20 @@ interface Call {
 }
 
 const call = JSON.parse(process.argv[2] ?? '{}') as Call;
-const url = new URL(call.url);
+if (call.kind === 'refresh') {
+  const refresh = getProvider(call.provider ?? '').refresh;
+  if (!refresh) throw new Error(`${call.provider} has no refresh`);
+  const credential: unknown = JSON.parse(await readFile(call.credentialFile ?? '', 'utf8'));
+  const called = await callOAuthEndpoint(
+    new URL(await refresh.endpoint(process.env)),
+    { method: 'POST', ...refresh.request(credential) },
+    { fetchTimeoutMs: 10_000, maxBodyBytes: 65_536, allowedHosts: endpointAllowList(process.env) },
+  );
+  // The status only: the answer holds tokens.
+  process.stdout.write(`${JSON.stringify(called.ok ? { ok: true, status: called.answer.status } : called)}\n`);
+  process.exit(0);
+}
+const url = new URL(call.url ?? '');
 if (call.kind === 'webhook') {
   try {
     const answer = await sendOutbound(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ event: 'test' }), signal: AbortSignal.timeout(10_000) });

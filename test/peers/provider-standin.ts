@@ -1,14 +1,15 @@
-// A stand-in for the providers' hosts, for the real CLIs: one HTTPS server (a CA
-// made per run with openssl) behind an HTTP CONNECT proxy on 127.0.0.1. The CLIs
-// reach it with HTTPS_PROXY and the CA (NODE_EXTRA_CA_CERTS, SSL_CERT_FILE), no URL
-// override; it records every request and plays the OAuth, profile and model APIs.
+// A stand-in for the providers' hosts, for the real CLIs and our worker: one HTTPS server
+// (a CA made per run with openssl) behind the CONNECT proxy of test/peers/connect-proxy.ts
+// on 127.0.0.1. Clients reach it with HTTPS_PROXY and the CA (NODE_EXTRA_CA_CERTS,
+// SSL_CERT_FILE), no URL override; it records every request and plays the OAuth, profile and model APIs.
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startConnectProxy } from './connect-proxy';
 import { makePki } from './tls-frontend';
 
 /** The hosts the pinned CLIs talk to (recorded through this proxy); the certificate covers their domains. */
@@ -77,8 +78,10 @@ export interface ProviderStandIn {
   readonly caFile: string;
   /** What a CLI needs to reach the stand-in: the proxy and the CA, for claude (Bun) and codex (rustls/OpenSSL). */
   readonly cliEnv: Readonly<Record<string, string>>;
-  /** Every CONNECT target, `host:port`, in order; refused ones are prefixed `refused `. */
+  /** Every CONNECT target, `host:port`, in order; refused ones (not a played host's port 443) are prefixed `refused `. */
   readonly connects: readonly string[];
+  /** Refused websocket upgrades and failed TLS handshakes, in order. */
+  readonly incidents: readonly string[];
   readonly requests: readonly RecordedRequest[];
   readonly grants: readonly Grant[];
   readonly deviceCodes: ReadonlyMap<string, DeviceCode>;
@@ -103,12 +106,6 @@ export interface ProviderStandIn {
   expireAccessTokens(provider: Grant['provider']): void;
   /** Requests to `host` whose path starts with `pathPrefix`. */
   requestsTo(host: string, pathPrefix?: string): RecordedRequest[];
-  /**
-   * `http://127.0.0.1:<port>`: the same routes for `host`, without TLS or the proxy, for the
-   * requests of ours that cannot take a proxy and an extra CA yet (the worker's refresh and probe).
-   * Its requests are recorded like the others.
-   */
-  plainUrl(host: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -153,7 +150,6 @@ export async function startProviderStandIn(options: StandInOptions = {}): Promis
   const pki = makePki(dir, { serverNames: [...DOMAINS.flatMap((d) => [`DNS:${d}`, `DNS:*.${d}`])] });
   const accessTtlSec = options.accessTtlSec ?? 28_800;
   const deviceTtlMs = (options.deviceCodeTtlSec ?? 900) * 1000;
-  const connects: string[] = [];
   const requests: RecordedRequest[] = [];
   const grants: Grant[] = [];
   const codes = new Map<string, IssuedCode>();
@@ -267,6 +263,19 @@ export async function startProviderStandIn(options: StandInOptions = {}): Promis
     return json(res, 200, provider === 'claude' ? claudeTokens(grant) : codexTokens(grant));
   }
 
+  /**
+   * RFC 7009 for Claude: the refresh or access token of a grant ends the whole grant; an
+   * unknown or dead token is answered 200 too (§2.2). A token of another client is refused.
+   */
+  function revoke(res: ServerResponse, p: Record<string, unknown>): number {
+    const token = typeof p.token === 'string' ? p.token : '';
+    if (token === '') return oauthError(res, 400, 'invalid_request', 'token is required');
+    const grant = grants.find((g) => g.provider === 'claude' && (same(g.refreshToken, token) || same(g.accessToken, token) || g.spentRefreshTokens.has(token)));
+    if (grant && grant.clientId !== String(p.client_id ?? '')) return oauthError(res, 401, 'invalid_client', 'client_id does not match the grant');
+    if (grant) grant.alive = false;
+    return json(res, 200, {});
+  }
+
   function redeemCode(res: ServerResponse, provider: Grant['provider'], p: Record<string, unknown>): number {
     const code = String(p.code ?? '');
     const issued = codes.get(code);
@@ -336,7 +345,7 @@ export async function startProviderStandIn(options: StandInOptions = {}): Promis
     const url = new URL(req.path, `https://${host}`);
     const path = url.pathname;
     const params = parseBody(req);
-    const isToken = (host === 'platform.claude.com' && path === '/v1/oauth/token') || (host === 'auth.openai.com' && path === '/oauth/token');
+    const isToken = (host === 'platform.claude.com' && (path === '/v1/oauth/token' || path === '/v1/oauth/token/revoke')) || (host === 'auth.openai.com' && path === '/oauth/token');
     if (isToken && req.method === 'POST' && standIn.strict && !looksLikePinnedCli(host, req, params)) {
       return json(res, 429, { type: 'error', error: { type: 'rate_limit_error', message: 'Rate limited. Please try again later.' } });
     }
@@ -355,6 +364,8 @@ export async function startProviderStandIn(options: StandInOptions = {}): Promis
       res.end(`<p>Paste this into Claude Code:</p><code>${encodeURIComponent(url.searchParams.get('code') ?? '')}#${encodeURIComponent(url.searchParams.get('state') ?? '')}</code>`);
       return 200;
     }
+    // What the pinned `claude auth logout` sends, recorded through this proxy: the refresh token, JSON.
+    if (host === 'platform.claude.com' && path === '/v1/oauth/token/revoke' && req.method === 'POST') return revoke(res, params);
     if (host === 'platform.claude.com' && path === '/v1/oauth/token' && req.method === 'POST') {
       if (params.grant_type === 'authorization_code') return redeemCode(res, 'claude', params);
       if (params.grant_type === 'refresh_token') return refresh(res, 'claude', String(params.client_id ?? ''), String(params.refresh_token ?? ''));
@@ -473,13 +484,13 @@ export async function startProviderStandIn(options: StandInOptions = {}): Promis
     return undefined;
   }
 
-  /** One request, to `host` (its Host header when the stand-in is reached through the proxy). */
-  const serve = (req: IncomingMessage, res: ServerResponse, fixedHost?: string): void => {
+  /** One request, to the host its Host header names. */
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('error', () => undefined);
     req.on('end', () => {
-      const host = fixedHost ?? (req.headers.host ?? '').replace(/:443$/, '').toLowerCase();
+      const host = (req.headers.host ?? '').replace(/:443$/, '').toLowerCase();
       const headers: Record<string, string> = {};
       for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
       const record: RecordedRequest = { at: Date.now(), host, method: req.method ?? '', path: req.url ?? '/', headers, body: Buffer.concat(chunks).toString('utf8'), status: 0, handled: true };
@@ -497,63 +508,38 @@ export async function startProviderStandIn(options: StandInOptions = {}): Promis
       record.status = status;
     });
   };
-  const https = createHttpsServer({ key: readFileSync(pki.serverKeyFile), cert: readFileSync(pki.serverCertFile) }, (req, res) => serve(req, res));
-  // The CLIs' websocket attempts (codex's Responses transport) are refused at once: they fall back to HTTPS.
-  https.on('upgrade', (req: IncomingMessage, socket: Socket) => {
-    connects.push(`refused upgrade ${String(req.headers.host)}${req.url ?? ''}`);
-    socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-  });
-  https.on('tlsClientError', (err) => connects.push(`tls-error ${err.message}`));
-
+  const incidents: string[] = [];
   const sockets = new Set<Socket>();
-  const proxy = createHttpServer((req, res) => {
-    // A plain-http request through the proxy: nothing the CLIs should send.
-    connects.push(`refused plain ${req.method} ${req.url}`);
-    res.writeHead(403).end();
-  });
-  proxy.on('connection', (socket: Socket) => {
+  const track = (socket: Socket): void => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
+  };
+  const https = createHttpsServer({ key: readFileSync(pki.serverKeyFile), cert: readFileSync(pki.serverCertFile) }, (req, res) => serve(req, res));
+  https.on('connection', track);
+  // The CLIs' websocket attempts (codex's Responses transport) are refused at once: they fall back to HTTPS.
+  https.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    incidents.push(`refused upgrade ${String(req.headers.host)}${req.url ?? ''}`);
+    socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
   });
-  proxy.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    const target = req.url ?? '';
-    const host = target.replace(/:\d+$/, '').toLowerCase();
-    socket.on('error', () => undefined);
-    if (!DOMAINS.some((d) => host === d || host.endsWith(`.${d}`)) || !target.endsWith(':443')) {
-      connects.push(`refused ${target}`);
-      socket.end('HTTP/1.1 403 Forbidden\r\n\r\n');
-      return;
-    }
-    connects.push(target);
-    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    if (head.length > 0) socket.unshift(head);
-    https.emit('connection', socket);
+  https.on('tlsClientError', (err) => incidents.push(`tls-error ${err.message}`));
+  await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));
+  const httpsPort = (https.address() as AddressInfo).port;
+  // The one CONNECT proxy peer of the tests: it tunnels a played host's port 443 to the HTTPS server, and answers 502 to anything else.
+  const proxy = await startConnectProxy({
+    route: (authority) => {
+      const host = authority.replace(/:\d+$/, '').toLowerCase();
+      return DOMAINS.some((d) => host === d || host.endsWith(`.${d}`)) && authority.endsWith(':443') ? httpsPort : undefined;
+    },
   });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
 
-  /** Plain-http doors to one played host, for requests of ours that cannot take the proxy and the CA yet. */
-  const plainDoors = new Map<string, { url: string; server: ReturnType<typeof createHttpServer> }>();
-  async function plainUrl(host: string): Promise<string> {
-    const open = plainDoors.get(host);
-    if (open) return open.url;
-    const server = createHttpServer((req, res) => serve(req, res, host));
-    server.on('connection', (socket: Socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    plainDoors.set(host, { url, server });
-    return url;
-  }
-  const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  const proxyUrl = proxy.url;
 
-  return Object.assign(standIn, {
+  const played = Object.assign(standIn, {
     proxyUrl,
     caFile: pki.caFile,
-    // NO_PROXY: the plain doors on loopback are reached directly.
+    // NO_PROXY: what listens on loopback (Temporal, a token service) is reached directly.
     cliEnv: { HTTPS_PROXY: proxyUrl, https_proxy: proxyUrl, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost', NODE_EXTRA_CA_CERTS: pki.caFile, SSL_CERT_FILE: pki.caFile },
-    connects,
+    incidents,
     requests,
     grants,
     deviceCodes,
@@ -567,16 +553,20 @@ export async function startProviderStandIn(options: StandInOptions = {}): Promis
       for (const g of grants) if (g.provider === provider) g.accessExpiresAt = Date.now() - 1;
     },
     requestsTo: (host: string, pathPrefix = '/') => requests.filter((r) => r.host === host && r.path.startsWith(pathPrefix)),
-    plainUrl,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
-        for (const door of plainDoors.values()) door.server.close();
-        https.close();
-        proxy.close(() => {
-          rmSync(dir, { recursive: true, force: true });
-          resolve();
-        });
+        void proxy.close().then(() =>
+          https.close(() => {
+            rmSync(dir, { recursive: true, force: true });
+            resolve();
+          }),
+        );
       }),
   });
+  // The proxy's own record, read when asked: `host:443`, or `refused <authority>` for what it would not tunnel.
+  return Object.defineProperty(played, 'connects', {
+    get: () => proxy.connects.map((c) => (c.status === 200 ? c.authority : `refused ${c.authority}`)),
+    enumerable: true,
+  }) as typeof played & { readonly connects: readonly string[] };
 }
