@@ -420,7 +420,7 @@ async function noBackupReason(backup: CredentialBackup, slotId: string): Promise
   if (legacy === 0) return none;
   return (
     `${none}; its older table holds ${legacy} backup${legacy === 1 ? '' : 's'} of slot ${slotId} from before backups were sealed with the host's backup key and bound to a namespace, ` +
-    'which are never restored (anyone with the payload keys could have written them; they are kept as they were): see "Credential backup" in the README, upgrading'
+    'which are never restored (anyone with the payload keys could have written them; they are kept as they were): see docs/fleets.md, "Credential backup", upgrading'
   );
 }
 

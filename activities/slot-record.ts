@@ -48,7 +48,7 @@ const refuse = (message: string): ApplicationFailure => ApplicationFailure.nonRe
 /** JSON as the record stores it, so that a value and its stored copy compare equal. */
 const asStored = (value: unknown): unknown => JSON.parse(JSON.stringify(value ?? null)) as unknown;
 
-/** What the host's operator runs to bring a retired slot back or free its id (README: "Retired slots"). */
+/** What the host's operator runs to bring a retired slot back or free its id (docs/security.md: "Retired slots"). */
 const HOST_ACTS = (slotId: string): string =>
   `only the host's operator can bring it back ("slotctl host unretire ${slotId}" on that host) or free the id for a new slot ("slotctl host reuse ${slotId}")`;
 

@@ -328,7 +328,7 @@ await runBenchmark('idle', 75 * 60_000, async (rig) => {
   const scrapeMs = scrape ? Math.max(scrape.perSlotSeries.staleMs ?? 0, scrape.perSlotSeries.warmMs.max, scrape.countsOnly.warmMs.max) : null;
   const targets: Record<string, Target> = {
     slotMetricsScrape: {
-      target: `<= 1000 ms for a scrape of the slot metrics at ${SLOTS} slots once the exporter runs (the slowest warm or stale scrape, either setting; Prometheus' default scrape timeout is 10 s, ours in the README 5 s)`,
+      target: `<= 1000 ms for a scrape of the slot metrics at ${SLOTS} slots once the exporter runs (the slowest warm or stale scrape, either setting; Prometheus' default scrape timeout is 10 s, ours in docs/observability.md 5 s)`,
       measured: scrapeMs,
       met: scrapeMs === null ? null : scrapeMs <= 1000,
     },

@@ -31,7 +31,7 @@ export function parseProviderConfig(name: string, config: unknown): unknown {
     const fields = typeof config === 'object' && config !== null ? Object.keys(config).join(', ') : typeof config;
     throw new ProviderConfigError(name, [`${entry.displayName} takes no configuration (got ${fields})`]);
   }
-  if (config === undefined) throw new ProviderConfigError(name, ['a configuration is required (see the README: issuer or endpoints, clientId, scopes)']);
+  if (config === undefined) throw new ProviderConfigError(name, ['a configuration is required (see docs/operating.md, oidc-device: issuer or endpoints, clientId, scopes)']);
   const parsed = entry.config.safeParse(config);
   if (!parsed.success) throw new ProviderConfigError(name, describeIssues(parsed.error.issues));
   return parsed.data;

@@ -187,7 +187,7 @@ export const ConfigSchema = z.object({
   /** Loopback port where the SDK core serves its metrics for /metrics to include. @default METRICS_PORT + 1 */
   TEMPORAL_METRICS_PORT: port.optional(),
   /**
-   * One series per slot (`slot_phase`, token expiry), read from a listing of every slot (README,
+   * One series per slot (`slot_phase`, token expiry), read from a listing of every slot (docs/observability.md,
    * "What a scrape costs"); `off`: slot counts only, by phase and provider. @default "on"
    */
   METRICS_SLOT_SERIES: z.enum(['on', 'off'], 'must be on or off').default('on'),
