@@ -40,6 +40,8 @@ export async function startSlotRig(
     pace?: SlotWorkerOptions['pace'];
     /** When failing slots make a provider incident. */
     incidents?: SlotWorkerOptions['incidents'];
+    /** Activities the rig's process runs at once on the host's queue. @default the SDK's */
+    maxConcurrentHostActivities?: SlotWorkerOptions['maxConcurrentHostActivities'];
   } = {},
 ): Promise<SlotRig> {
   const slotsDir = await mkdtemp(join(tmpdir(), 'slots-'));

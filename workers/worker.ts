@@ -95,6 +95,12 @@ export interface SlotWorkerOptions {
   readonly pace?: Readonly<Record<string, ProviderPace>>;
   /** When failing slots make an incident, for the failures this process reports (INCIDENT_*). @default DEFAULT_INCIDENT_SETTINGS */
   readonly incidents?: IncidentSettings;
+  /**
+   * Activities one process runs at once on the host's queue (files, status, verification,
+   * backups). Device-flow waits and token requests have queues of their own and never count here.
+   * @default the SDK's (100)
+   */
+  readonly maxConcurrentHostActivities?: number;
 }
 
 export const WORKER_ROLES = ['workflows', 'host'] as const;
@@ -173,6 +179,7 @@ export async function createSlotWorkers(opts: SlotWorkerOptions): Promise<SlotWo
       connection: opts.connection,
       namespace: opts.namespace,
       taskQueue: hostTaskQueue(opts.host),
+      ...(opts.maxConcurrentHostActivities !== undefined ? { maxConcurrentActivityTaskExecutions: opts.maxConcurrentHostActivities } : {}),
       ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
       maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
       defaultHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
