@@ -25,8 +25,8 @@ import type { Provider } from '../providers/provider';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import { join } from 'node:path';
 import { CodeRejectedError, FailureType, ProbeRefusedError, ProviderConfigError, SlotExistsError, SlotInputError, SlotNotFoundError, TemporalTransportError, UnknownProviderError } from '../common/failures';
-import { explainTlsFailure } from '../workers/tls-handshake';
-import { listExecutions } from '../workers/visibility';
+import { explainTlsFailure } from './tls-handshake';
+import { listExecutions } from './visibility';
 import type { SlotInput } from '../common/slot-input';
 import { moveInputProblem, moveUpdate, type MoveState } from '../common/backup';
 import { MoveRefusedError } from '../common/failures';
@@ -242,7 +242,7 @@ export class SlotClient {
   async list(opts: { includeClosed?: boolean; limit?: number; /** A whole visibility query instead (cli/bulk.ts builds one). */ query?: string } = {}): Promise<SlotSummary[]> {
     const query = opts.query ?? `WorkflowType = 'slotWorkflow'${opts.includeClosed ? '' : ` AND ExecutionStatus = 'Running'`}`;
     const rows: SlotSummary[] = [];
-    // Raw rows (workers/visibility.ts): the list needs no payload key, and one slot sealed with another key fails nothing.
+    // Raw rows (client/visibility.ts): the list needs no payload key, and one slot sealed with another key fails nothing.
     for await (const wf of listExecutions(this.client, query, { pageSize: 200 })) {
       const attrs = wf.searchAttributes instanceof Error ? undefined : wf.searchAttributes;
       const phase = Phase.safeParse(attrs?.get(SlotPhaseKey));
