@@ -354,6 +354,14 @@ function strayFailureTypes(fileName: string, text: string, declared: ReadonlySet
   return found;
 }
 
+/** A deep import of a Temporal SDK package's internals (`@temporalio/common/lib/…`): not its public API. */
+const SDK_DEEP_IMPORT = /^@temporalio\/[^/]+\/lib(\/|$)/;
+
+/** Deep SDK imports made from files of `folder`. */
+function sdkDeepImports(external: Project['external'], folder: Folder): string[] {
+  return external.filter((r) => folderOf(r.from) === folder && SDK_DEEP_IMPORT.test(r.specifier)).map((r) => `${r.from}:${r.line} imports '${r.specifier}'`);
+}
+
 const lineCount = (text: string): number => (text === '' ? 0 : text.split('\n').length - (text.endsWith('\n') ? 1 : 0));
 
 const report = (title: string, problems: readonly string[]): string => `${title}:\n  ${problems.join('\n  ')}\n`;
@@ -440,6 +448,19 @@ describe('structure detectors find what they look for', () => {
     ]);
   });
 
+  it('flags deep imports of SDK internals in client/, and not public SDK imports or other folders', () => {
+    const files: Record<string, string> = {
+      'client/a.ts': "import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';\nimport type { TLSConfig } from '@temporalio/client';\n",
+      'client/b.ts': "import { WorkflowNotFoundError } from '@temporalio/common';\nconst x = () => import('@temporalio/common/lib/converter/payload-search-attributes');\n",
+      'workers/c.ts': "import { x } from '@temporalio/interceptors-opentelemetry/lib/workflow-interceptors';\n",
+    };
+    const project = buildProject(Object.keys(files), (f) => files[f] ?? '');
+    expect(sdkDeepImports(project.external, 'client')).toEqual([
+      "client/a.ts:1 imports '@temporalio/common/lib/internal-non-workflow'",
+      "client/b.ts:2 imports '@temporalio/common/lib/converter/payload-search-attributes'",
+    ]);
+  });
+
   it('flags failure types spelled outside the vocabulary, and not error names or messages', () => {
     const declared = declaredFailureTypes("export const FailureType = { loginTimedOut: 'LoginTimedOut' } as const;\n");
     expect([...declared]).toEqual(['LoginTimedOut']);
@@ -507,6 +528,11 @@ describe('project structure (STYLE.md "Arrows point down", DESIGN.md Layout)', (
   it('imports only down the arrows (MAY_IMPORT): providers/ → common/, workflows/ → common/ (+ activity types), client/ → providers/ + common/ (never workers/, cli/, activities/), cli/ → client/; only cli/ and scripts/ import workers/', () => {
     const breaks = folderRuleBreaks(project.edges);
     expect(breaks, report('Imports against the arrows', breaks)).toEqual([]);
+  });
+
+  it('client/, the library services import, uses the Temporal SDK through its public exports only (no @temporalio/…/lib/ deep imports)', () => {
+    const deep = sdkDeepImports(project.external, 'client');
+    expect(deep, report('Deep imports of SDK internals in client/', deep)).toEqual([]);
   });
 
   it(`keeps every file under workflows/ at ${MAX_WORKFLOW_FILE_LINES} lines or fewer`, () => {
