@@ -530,6 +530,17 @@ describe('project structure (STYLE.md "Arrows point down", DESIGN.md Layout)', (
     expect(breaks, report('Imports against the arrows', breaks)).toEqual([]);
   });
 
+  it("the package entry (package.json exports '.') is client/index.ts, and all it reaches lies in client/, providers/ or common/", () => {
+    const manifest = JSON.parse(readFileSync(posix.join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, { types: string; default: string }> };
+    const entry = manifest.exports['.'];
+    expect(entry).toEqual({ types: './client/index.ts', default: './client/index.ts' });
+    const reached = new Set(['client/index.ts']);
+    for (const file of reached) for (const edge of project.edges) if (edge.from === file) reached.add(edge.to);
+    const outside = [...reached].filter((f) => !['client', 'providers', 'common'].includes(folderOf(f) ?? '')).sort();
+    expect(outside, report('Files the package entry reaches outside client/, providers/, common/', outside)).toEqual([]);
+    expect(reached.has('client/slot-client.ts') && reached.has('client/codec-client.ts')).toBe(true);
+  });
+
   it('client/, the library services import, uses the Temporal SDK through its public exports only (no @temporalio/…/lib/ deep imports)', () => {
     const deep = sdkDeepImports(project.external, 'client');
     expect(deep, report('Deep imports of SDK internals in client/', deep)).toEqual([]);
