@@ -2,7 +2,7 @@
 // tokens, provisioned with adoptExisting, and waited for until all are active.
 // The fleet and idle-cost benchmarks both start from here.
 import type { Client } from '@temporalio/client';
-import type { SlotClient } from '../cli/slot-client';
+import type { SlotClient } from '../client/slot-client';
 import type { TokenServer } from '../test/peers/token-server';
 import { inPool, seedClaudeCredential, untilCount, type Rig } from './rig';
 

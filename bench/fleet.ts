@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { SlotClient } from '../cli/slot-client';
+import type { SlotClient } from '../client/slot-client';
 import { slotWorkflowId } from '../common/slot';
 import type { TokenServer } from '../test/peers/token-server';
 import { summarizeProfiles, type ThreadProfile } from './cpu-profile';

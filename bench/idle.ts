@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { SlotClient } from '../cli/slot-client';
+import type { SlotClient } from '../client/slot-client';
 import { slotWorkflowId } from '../common/slot';
 import type { TokenServer } from '../test/peers/token-server';
 import { provisionFleet } from './fleet-slots';

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { spawn as spawnPty, type IPty } from 'node-pty';
 import type { Client } from '@temporalio/client';
-import type { SlotClient } from '../cli/slot-client';
+import type { SlotClient } from '../client/slot-client';
 import { SlotPhaseKey, SlotPromptKey } from '../common/search-attributes';
 import { slotWorkflowId } from '../common/slot';
 import { EventType, activityName, activityStarted, eventMs, historyOf, lastBefore, taskCompletedBefore, timeline } from './history';

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { SlotClient } from '../cli/slot-client';
+import type { SlotClient } from '../client/slot-client';
 import { slotWorkflowId } from '../common/slot';
 import { activityCompleted, activityName, eventMs, historyOf, type HistoryEvent } from './history';
 import { memoryOf, processesWithEnv, sampleRss } from './process-stats';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { ensureSlotHome, writeSecretFileAtomic } from '../activities/credential-store';
-import { SlotClient } from '../cli/slot-client';
+import { SlotClient } from '../client/slot-client';
 import { hostTaskQueue } from '../common/slot';
 import { startDevServer } from '../workers/dev-server';
 import { findClusterBinaries, startCluster } from '../test/cluster/cluster';

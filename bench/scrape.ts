@@ -5,7 +5,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
 import { SlotMetrics } from '../workers/metrics';
-import { listExecutions } from '../workers/visibility';
+import { listExecutions } from '../client/visibility';
 import { distribution, round } from './report';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

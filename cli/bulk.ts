@@ -3,7 +3,7 @@
 // Each slot stays the authority over what the message does to it.
 import type { RetireInput } from '../common/messages';
 import { SlotInputError } from '../common/failures';
-import type { SlotClient, SlotSummary } from './slot-client';
+import type { SlotClient, SlotSummary } from '../client/slot-client';
 
 export const BULK_ACTIONS = ['relogin', 'refresh', 'retire'] as const;
 export type BulkAction = (typeof BULK_ACTIONS)[number];

@@ -3,7 +3,7 @@
 import { Option, type Command } from 'commander';
 import { SlotInputError } from '../common/failures';
 import { emptyTrashOnThisHost, retiredOnThisHost, reuseOnThisHost, unretireOnThisHost } from '../workers/slot-host';
-import { parseSlotId } from './slot-client';
+import { parseSlotId } from '../client/slot-client';
 
 /** Exit code when some trashed home could not be removed. */
 const EXIT_FAILED = 1;

@@ -5,7 +5,7 @@ import { WorkflowNotFoundError, type SignalDefinition } from '@temporalio/common
 import { SlotInputError } from '../common/failures';
 import { endIncidentSignal, holdReloginsSignal, incidentStatusQuery, incidentWorkflowId, releaseReloginsSignal, type IncidentStatus } from '../common/incidents';
 import { providerNames } from '../providers';
-import type { SlotClient } from './slot-client';
+import type { SlotClient } from '../client/slot-client';
 
 type IncidentView = { kind: 'status'; status: IncidentStatus } | { kind: 'none'; provider: string } | { kind: 'done'; provider: string; message: string };
 

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey } from '../common/search-attributes';
 import { SLOT_WORKFLOW_VERSION, slotWorkflowId } from '../common/slot';
 import type { SlotInput } from '../common/slot-input';
-import { listExecutions } from '../workers/visibility';
+import { listExecutions } from '../client/visibility';
 
 /** The memo value v2 runs set on themselves; a run without it is v1. */
 export const V2_MEMO = { slotWorkflowVersion: SLOT_WORKFLOW_VERSION } as const;

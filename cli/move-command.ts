@@ -4,7 +4,7 @@ import { Option, type Command } from 'commander';
 import type { MoveState } from '../common/backup';
 import { MoveRefusedError } from '../common/failures';
 import { seconds } from './options';
-import { parseSlotId, type SlotClient } from './slot-client';
+import { parseSlotId, type SlotClient } from '../client/slot-client';
 
 /** Exit codes as slotctl's: 0 moved, 1 refused or failed (the slot stays where it was). */
 const EXIT_FAILED = 1;

@@ -4,8 +4,8 @@ import { Option, type Command } from 'commander';
 import { SlotInputError } from '../common/failures';
 import { POOL_POLICIES, type LeaseGrant, type PoolPolicy, type PoolStatus } from '../common/pool';
 import { seconds } from './options';
-import { PoolClient } from './pool-client';
-import type { SlotClient } from './slot-client';
+import { PoolClient } from '../client/pool-client';
+import type { SlotClient } from '../client/slot-client';
 
 type PoolView = { kind: 'pool'; status: PoolStatus } | { kind: 'lease'; lease: LeaseGrant } | { kind: 'pool-done'; pool: string; message: string; slots?: readonly string[] };
 

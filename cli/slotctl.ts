@@ -9,7 +9,7 @@ import type { SlotStatus, SubmitCodeResult } from '../common/messages';
 import type { Phase } from '../common/slot';
 import { describeProbe, type LastProbe } from '../common/probe';
 import { ConfigError, loadConfig, temporalAddress, temporalConnectionOptions, type Config } from '../workers/config';
-import { CodecServerError, operatorDataConverter, PayloadKeyMissingError } from '../workers/codec-client';
+import { CodecServerError, operatorDataConverter, PayloadKeyMissingError } from '../client/codec-client';
 import { getProvider, parseProviderConfig, providerNames } from '../providers';
 import { handOverOnThisHost } from '../workers/credential-handover';
 import { PoolNotFoundError, PoolRequestError, ProviderConfigError, TemporalTransportError } from '../common/failures';
@@ -20,7 +20,7 @@ import { seconds } from './options';
 import { addHostCommands } from './host-command';
 import { migrateSlots, type SlotMigration } from './migrate';
 import { confirmed, DEFAULT_BULK_CONCURRENCY, runBulk, selectSlots, summarize, type BulkAction, type BulkSlotResult, type BulkSummary } from './bulk';
-import { CodeRejectedError, parseSlotId, ProbeRefusedError, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from './slot-client';
+import { CodeRejectedError, parseSlotId, ProbeRefusedError, SlotClient, SlotExistsError, SlotInputError, SlotNotFoundError, type SlotSummary } from '../client/slot-client';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
 

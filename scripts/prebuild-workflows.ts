@@ -2,7 +2,7 @@
 // .cache/workflow-bundles, so the first `npm start` polls at once instead of webpacking.
 // Run at install (`postinstall`) and by `npm run setup:temporal`; a failure here is only
 // a slower first start, never a failed install.
-import { ENCODED_FAILURE_CONVERTER_PATH } from '../workers/encryption';
+import { ENCODED_FAILURE_CONVERTER_PATH } from '../client/encryption';
 import { WORKFLOWS_PATH } from '../workers/worker';
 import { cachedWorkflowBundle } from '../workers/workflow-bundle';
 

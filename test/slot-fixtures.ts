@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SlotStatus } from '../common/messages';
-import { SlotClient } from '../cli/slot-client';
+import { SlotClient } from '../client/slot-client';
 import type { SlotWorkerOptions } from '../workers/worker';
 import { devServerClient, startWorkers, type RunningWorkers } from './harness';
 import { TEST_ALLOWED_ENDPOINT_HOSTS, TEST_OIDC_SERVERS } from './worker-process';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../common/failures';
 import { assertCodecToken, startCodecServer } from './codec-server';
 import { loadConfigOrExit } from './config';
-import { AesGcmPayloadCodec } from './encryption';
+import { AesGcmPayloadCodec } from '../client/encryption';
 import { watchChild } from './supervised-child';
 import type { SupervisedRun } from './supervisor';
 import { PROJECT_ROOT } from './temporal-binaries';

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { CODEC_TOKEN_PATTERN } from './codec-server';
-import { loadEncryptionKeys, parseEncryptionKeys, type EncryptionKey } from './encryption';
+import { loadEncryptionKeys, parseEncryptionKeys, type EncryptionKey } from '../client/encryption';
 import { PROJECT_ROOT } from './temporal-binaries';
 import { ConfigError } from '../common/failures';
 import { parseAllowedEndpointHosts } from '../providers/oauth-http';

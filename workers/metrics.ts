@@ -1,7 +1,7 @@
 // Prometheus metrics of the slots. Workflows cannot do I/O, so figures come from two
 // places a worker sees: what the activities it runs observe (refresh and login
 // outcomes, times), and the search attributes the slot workflows publish (phase,
-// provider, host, expiry), read raw from visibility (workers/visibility.ts). Never a token.
+// provider, host, expiry), read raw from visibility (client/visibility.ts). Never a token.
 import type { Client } from '@temporalio/client';
 import type { ActivityInboundCallsInterceptor, ActivityInterceptorsFactory } from '@temporalio/worker';
 import { ApplicationFailure, type Context } from '@temporalio/activity';
@@ -14,7 +14,7 @@ import { providerNames } from '../providers';
 import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey } from '../common/search-attributes';
 import { poolStatusQuery, type PoolStatus } from '../common/pool';
 import { isPhase, PHASES } from '../common/slot';
-import { countExecutions, countGrouped, listExecutions, type VisibleExecution } from './visibility';
+import { countExecutions, countGrouped, listExecutions, type VisibleExecution } from '../client/visibility';
 
 /** The `outcome` label of refreshes_total. */
 const REFRESH_OUTCOMES = ['success', 'transient', 'permanent', 'error'] as const;

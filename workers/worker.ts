@@ -25,9 +25,9 @@ import { SHARED_TASK_QUEUE, deviceWaitTaskQueue, hostTaskQueue, providerTaskQueu
 import type { DataConverter } from '@temporalio/common';
 import { ConfigError, TemporalTransportError } from '../common/failures';
 import { DEFAULT_MAX_CACHED_WORKFLOWS, loadConfigOrExit, temporalAddress, temporalConnectionOptions, type Config } from './config';
-import { slotDataConverter } from './encryption';
+import { slotDataConverter } from '../client/encryption';
 import { createLogger, installRuntimeLogger } from './logger';
-import { explainTlsFailure } from './tls-handshake';
+import { explainTlsFailure } from '../client/tls-handshake';
 import { cachedWorkflowBundle } from './workflow-bundle';
 import { checkLoginClis, logLoginClis } from './cli-versions';
 import { outboundProxyProblems } from '../providers/outbound';
@@ -68,7 +68,7 @@ export interface SlotWorkerOptions {
   readonly notifyWebhookUrl?: string;
   /** Device logins' user codes in notices (NOTIFY_USER_CODE). @default false */
   readonly notifyUserCode?: boolean;
-  /** Encrypts payloads when keys are configured (see workers/encryption.ts). */
+  /** Encrypts payloads when keys are configured (see client/encryption.ts). */
   readonly dataConverter?: DataConverter;
   /** Workflows cached in memory. @default DEFAULT_MAX_CACHED_WORKFLOWS (500) */
   readonly maxCachedWorkflows?: number;

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection } from '@temporalio/client';
-import { SlotClient } from '../../cli/slot-client';
+import { SlotClient } from '../../client/slot-client';
 import { hostTaskQueue, slotWorkflowId } from '../../common/slot';
 import { devServerClient, uniqueName } from '../harness';
 import { startTokenServer, type TokenServer } from '../peers/token-server';

@@ -15,7 +15,7 @@ import { createLogger } from '../../workers/logger';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXIT, slotctl } from '../../cli/slotctl';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
-import { SlotClient } from '../../cli/slot-client';
+import { SlotClient } from '../../client/slot-client';
 import { refreshNowSignal } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
 import type { AgentPlan } from '../../providers/agent-plan';

@@ -16,7 +16,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { configHash, createBackupActivities, sealBackup } from '../../activities/credential-backup';
 import { BACKUP_TABLE, LEGACY_BACKUP_TABLE, PostgresBackupStore } from '../../activities/postgres-backup-store';
-import { SlotClient } from '../../cli/slot-client';
+import { SlotClient } from '../../client/slot-client';
 import type { SlotStatus } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
 import { registerSearchAttributes } from '../../workers/worker';

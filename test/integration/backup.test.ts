@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { BACKUP_TABLE, PostgresBackupStore } from '../../activities/postgres-backup-store';
-import { SlotClient } from '../../cli/slot-client';
+import { SlotClient } from '../../client/slot-client';
 import { MoveRefusedError } from '../../common/failures';
 import type { SlotStatus } from '../../common/messages';
 import { devServerClient, startWorkers, uniqueName, type RunningWorkers } from '../harness';

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { slotctl } from '../../cli/slotctl';
-import type { SlotSummary } from '../../cli/slot-client';
+import type { SlotSummary } from '../../client/slot-client';
 import { uniqueName } from '../harness';
 import { startTokenServer, type TokenServer } from '../peers/token-server';
 import { claudeCode, startSlotRig, waitForPhase, waitForPrompt, type SlotRig } from '../slot-fixtures';

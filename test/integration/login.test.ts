@@ -2,7 +2,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CodeRejectedError, SlotExistsError, SlotInputError } from '../../cli/slot-client';
+import { CodeRejectedError, SlotExistsError, SlotInputError } from '../../client/slot-client';
 import { uniqueName } from '../harness';
 import {
   answerDevice,

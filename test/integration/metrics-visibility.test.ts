@@ -7,7 +7,7 @@ import type { SearchAttributePair } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SlotExpiresAtKey, SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey } from '../../common/search-attributes';
 import { slotWorkflowId } from '../../common/slot';
-import { parseEncryptionKeys, slotDataConverter } from '../../workers/encryption';
+import { parseEncryptionKeys, slotDataConverter } from '../../client/encryption';
 import { SlotMetrics } from '../../workers/metrics';
 import { devServerClient, uniqueName } from '../harness';
 

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { readTombstone, TRASH_DIR, type Tombstone } from '../../activities/slot-trash';
 import { MIGRATION_REASON, migrateSlots, V2_MEMO, type SlotMigration } from '../../cli/migrate';
-import { SlotClient } from '../../cli/slot-client';
+import { SlotClient } from '../../client/slot-client';
 import { retireSignal, type SlotStatus } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
 import { PROJECT_ROOT } from '../../workers/temporal-binaries';

@@ -4,7 +4,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { SlotClient } from '../../cli/slot-client';
+import { SlotClient } from '../../client/slot-client';
 import { slotctl } from '../../cli/slotctl';
 import type { SlotStatus } from '../../common/messages';
 import { startDevServer, type DevServer } from '../../workers/dev-server';

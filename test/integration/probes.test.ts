@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
-import { PoolClient } from '../../cli/pool-client';
+import { PoolClient } from '../../client/pool-client';
 import { slotctl } from '../../cli/slotctl';
 import type { SlotStatus } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';

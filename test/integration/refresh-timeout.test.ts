@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
-import { SlotClient } from '../../cli/slot-client';
+import { SlotClient } from '../../client/slot-client';
 import type { SlotStatus } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
 import type { SlotInput } from '../../common/slot-input';

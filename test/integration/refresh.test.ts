@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { readTombstone, TRASH_DIR, type Tombstone } from '../../activities/slot-trash';
-import { SlotClient } from '../../cli/slot-client';
+import { SlotClient } from '../../client/slot-client';
 import type { SlotStatus } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
 import { createSlotWorkers, type SlotWorkers } from '../../workers/worker';

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { SlotClient } from '../../cli/slot-client';
+import { SlotClient } from '../../client/slot-client';
 import { EXIT, slotctl } from '../../cli/slotctl';
 import { loadConfig, temporalConnectionOptions } from '../../workers/config';
 import { devServerClient, uniqueName } from '../harness';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { SlotClient } from '../../cli/slot-client';
+import { SlotClient } from '../../client/slot-client';
 import { devServerClient, uniqueName } from '../harness';
 import { availableOrSkip, startZipkin } from '../peers/observability';
 import { startTokenServer, type TokenServer } from '../peers/token-server';

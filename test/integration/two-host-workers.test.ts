@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { SlotClient } from '../../cli/slot-client';
+import { SlotClient } from '../../client/slot-client';
 import { hostTaskQueue, slotWorkflowId } from '../../common/slot';
 import { devServerClient, uniqueName } from '../harness';
 import { claudeCode, expectNoProcesses, processesOfSlot, waitForPhase, waitForPrompt } from '../slot-fixtures';

@@ -11,7 +11,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createSharedActivities } from '../../activities/index';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
-import { PoolClient } from '../../cli/pool-client';
+import { PoolClient } from '../../client/pool-client';
 import { poolWorkflowId } from '../../common/pool';
 import { slotWorkflowId } from '../../common/slot';
 import type { SlotInput } from '../../common/slot-input';

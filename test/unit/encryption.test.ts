@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startCodecServer, type CodecServer } from '../../workers/codec-server';
 import { ConfigError, loadConfig } from '../../workers/config';
 import { PROJECT_ROOT } from '../../workers/temporal-binaries';
-import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, KEY_ID_METADATA, parseEncryptionKeys, PayloadDecryptionError, slotDataConverter } from '../../workers/encryption';
+import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, KEY_ID_METADATA, parseEncryptionKeys, PayloadDecryptionError, slotDataConverter } from '../../client/encryption';
 
 const key = (): string => randomBytes(32).toString('base64');
 const json = (value: unknown): Payload => ({

@@ -3,7 +3,7 @@
 // written (anyone who may start workflows may set search attributes) is not shown.
 import { TypedSearchAttributes } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { publishedPromptOf, staleStatus } from '../../cli/stale-status';
+import { publishedPromptOf, staleStatus } from '../../client/stale-status';
 import { SlotHostKey, SlotPhaseKey, SlotPromptKey, SlotProviderKey } from '../../common/search-attributes';
 
 const attrs = (phase: string, prompt?: string): TypedSearchAttributes =>

@@ -13,26 +13,31 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 // ── the rules ──
 
-const FOLDERS = ['workflows', 'activities', 'providers', 'workers', 'cli', 'common', 'scripts'] as const;
+const FOLDERS = ['workflows', 'activities', 'providers', 'workers', 'client', 'cli', 'common', 'scripts'] as const;
 type Folder = (typeof FOLDERS)[number];
 
 /**
- * What each folder may import, STYLE.md's arrows: `cli/ → common/ + client`,
+ * What each folder may import, STYLE.md's arrows and DESIGN.md's Layout:
  * `workflows/ → common/` (activities as types only, for `proxyActivities`),
- * `activities/ → providers/ + common/`, `providers/ → common/`. `workers/` is the
- * entry-point layer and `scripts/` are tools: they may import anything below them,
- * and nothing imports them.
+ * `activities/ → providers/ + common/`, `providers/ → common/`,
+ * `client/ → providers/ + common/` (the library services import: nothing from
+ * `workers/`, `cli/` or `activities/`), `cli/ → client/` and what it shares with the
+ * worker. `workers/` is the entry-point layer and `scripts/` are tools: they may import
+ * anything below them, and nothing but `cli/` and `scripts/` imports `workers/`.
  */
 const MAY_IMPORT: Record<Folder, { readonly values: readonly Folder[]; readonly typesOnly: readonly Folder[] }> = {
   common: { values: [], typesOnly: [] },
   providers: { values: ['common'], typesOnly: [] },
   activities: { values: ['providers', 'common'], typesOnly: [] },
   workflows: { values: ['common'], typesOnly: ['activities'] },
-  // The operator's entry point: it checks provider configuration before a start, and shares the
-  // worker's configuration and payload codec (Node crypto), so it sits beside workers/.
-  cli: { values: ['workers', 'providers', 'common'], typesOnly: [] },
-  workers: { values: ['workflows', 'activities', 'providers', 'common'], typesOnly: [] },
-  scripts: { values: ['workers', 'workflows', 'activities', 'providers', 'cli', 'common'], typesOnly: [] },
+  // The library a service imports (package.json `exports`): it checks a provider's configuration
+  // before a start, so it reads providers/; never worker code, the CLI or host side effects.
+  client: { values: ['providers', 'common'], typesOnly: [] },
+  // The operator's CLI on top of client/: it also reads the worker's configuration and runs the
+  // host-side commands (hand-over, trash), so it sits beside workers/.
+  cli: { values: ['client', 'workers', 'providers', 'common'], typesOnly: [] },
+  workers: { values: ['client', 'workflows', 'activities', 'providers', 'common'], typesOnly: [] },
+  scripts: { values: ['workers', 'client', 'workflows', 'activities', 'providers', 'cli', 'common'], typesOnly: [] },
 };
 
 /** Folders whose code runs in (or is shared with) the workflow sandbox. */
@@ -349,6 +354,14 @@ function strayFailureTypes(fileName: string, text: string, declared: ReadonlySet
   return found;
 }
 
+/** A deep import of a Temporal SDK package's internals (`@temporalio/common/lib/…`): not its public API. */
+const SDK_DEEP_IMPORT = /^@temporalio\/[^/]+\/lib(\/|$)/;
+
+/** Deep SDK imports made from files of `folder`. */
+function sdkDeepImports(external: Project['external'], folder: Folder): string[] {
+  return external.filter((r) => folderOf(r.from) === folder && SDK_DEEP_IMPORT.test(r.specifier)).map((r) => `${r.from}:${r.line} imports '${r.specifier}'`);
+}
+
 const lineCount = (text: string): number => (text === '' ? 0 : text.split('\n').length - (text.endsWith('\n') ? 1 : 0));
 
 const report = (title: string, problems: readonly string[]): string => `${title}:\n  ${problems.join('\n  ')}\n`;
@@ -418,14 +431,33 @@ describe('structure detectors find what they look for', () => {
       { from: 'workflows/login.ts', to: 'activities/login.ts', kind: 'value', line: 17 },
       { from: 'common/slot.ts', to: 'providers/provider.ts', kind: 'type', line: 2 },
       { from: 'workers/worker.ts', to: 'activities/index.ts', kind: 'value', line: 10 },
+      { from: 'client/slot-client.ts', to: 'workers/config.ts', kind: 'value', line: 12 },
+      { from: 'client/index.ts', to: 'cli/slotctl.ts', kind: 'type', line: 3 },
+      { from: 'cli/slotctl.ts', to: 'client/slot-client.ts', kind: 'value', line: 23 },
     ];
     expect(folderRuleBreaks(edges)).toEqual([
       'providers/claude.ts:4 imports activities/screen.ts; providers/ may import common/',
       'workflows/login.ts:17 imports activities/login.ts as a value; workflows/ may import common/, activities/ (import type only)',
       'common/slot.ts:2 imports providers/provider.ts (type only); common/ may import nothing',
+      'client/slot-client.ts:12 imports workers/config.ts; client/ may import providers/, common/',
+      'client/index.ts:3 imports cli/slotctl.ts (type only); client/ may import providers/, common/',
     ]);
     expect(folderCycles(edges)).toEqual([
       'activities/ → providers/ → activities/: activities/ → providers/ (activities/login.ts:8 imports providers/index.ts); providers/ → activities/ (providers/claude.ts:4 imports activities/screen.ts)',
+      'cli/ → client/ → cli/: cli/ → client/ (cli/slotctl.ts:23 imports client/slot-client.ts); client/ → cli/ (client/index.ts:3 imports cli/slotctl.ts)',
+    ]);
+  });
+
+  it('flags deep imports of SDK internals in client/, and not public SDK imports or other folders', () => {
+    const files: Record<string, string> = {
+      'client/a.ts': "import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';\nimport type { TLSConfig } from '@temporalio/client';\n",
+      'client/b.ts': "import { WorkflowNotFoundError } from '@temporalio/common';\nconst x = () => import('@temporalio/common/lib/converter/payload-search-attributes');\n",
+      'workers/c.ts': "import { x } from '@temporalio/interceptors-opentelemetry/lib/workflow-interceptors';\n",
+    };
+    const project = buildProject(Object.keys(files), (f) => files[f] ?? '');
+    expect(sdkDeepImports(project.external, 'client')).toEqual([
+      "client/a.ts:1 imports '@temporalio/common/lib/internal-non-workflow'",
+      "client/b.ts:2 imports '@temporalio/common/lib/converter/payload-search-attributes'",
     ]);
   });
 
@@ -475,7 +507,7 @@ describe('project structure (STYLE.md "Arrows point down", DESIGN.md Layout)', (
   const project = loadProject();
 
   it('reads the whole tree: every folder has files and every relative import names a file', () => {
-    for (const folder of ['workflows', 'activities', 'providers', 'workers', 'cli', 'common'] as const) {
+    for (const folder of ['workflows', 'activities', 'providers', 'workers', 'client', 'cli', 'common'] as const) {
       expect(project.files.filter((f) => folderOf(f) === folder), `no source files found under ${folder}/`).not.toEqual([]);
     }
     expect(project.unresolved, report('Relative imports that name no file', project.unresolved)).toEqual([]);
@@ -493,9 +525,25 @@ describe('project structure (STYLE.md "Arrows point down", DESIGN.md Layout)', (
     expect(cycles, report('Folder cycles', cycles)).toEqual([]);
   });
 
-  it('imports only down the arrows: providers/ → common/, workflows/ → common/ (+ activity types), cli/ → common/; nothing imports workers/', () => {
+  it('imports only down the arrows (MAY_IMPORT): providers/ → common/, workflows/ → common/ (+ activity types), client/ → providers/ + common/ (never workers/, cli/, activities/), cli/ → client/; only cli/ and scripts/ import workers/', () => {
     const breaks = folderRuleBreaks(project.edges);
     expect(breaks, report('Imports against the arrows', breaks)).toEqual([]);
+  });
+
+  it("the package entry (package.json exports '.') is client/index.ts, and all it reaches lies in client/, providers/ or common/", () => {
+    const manifest = JSON.parse(readFileSync(posix.join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, { types: string; default: string }> };
+    const entry = manifest.exports['.'];
+    expect(entry).toEqual({ types: './client/index.ts', default: './client/index.ts' });
+    const reached = new Set(['client/index.ts']);
+    for (const file of reached) for (const edge of project.edges) if (edge.from === file) reached.add(edge.to);
+    const outside = [...reached].filter((f) => !['client', 'providers', 'common'].includes(folderOf(f) ?? '')).sort();
+    expect(outside, report('Files the package entry reaches outside client/, providers/, common/', outside)).toEqual([]);
+    expect(reached.has('client/slot-client.ts') && reached.has('client/codec-client.ts')).toBe(true);
+  });
+
+  it('client/, the library services import, uses the Temporal SDK through its public exports only (no @temporalio/…/lib/ deep imports)', () => {
+    const deep = sdkDeepImports(project.external, 'client');
+    expect(deep, report('Deep imports of SDK internals in client/', deep)).toEqual([]);
   });
 
   it(`keeps every file under workflows/ at ${MAX_WORKFLOW_FILE_LINES} lines or fewer`, () => {

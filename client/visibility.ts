@@ -2,8 +2,7 @@
 // so a listing needs no payload key; the SDK's `workflow.list` decodes every memo and
 // one execution sealed with a key this process lacks fails the whole listing.
 import type { Client } from '@temporalio/client';
-import type { Payload, TypedSearchAttributes } from '@temporalio/common';
-import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes';
+import { defaultPayloadConverter, defineSearchAttributeKey, SearchAttributeType, TypedSearchAttributes, type Payload, type SearchAttributePair } from '@temporalio/common';
 
 export interface VisibleExecution {
   readonly workflowId: string;
@@ -13,6 +12,50 @@ export interface VisibleExecution {
   readonly searchAttributes: TypedSearchAttributes | Error;
   /** The memo as stored (sealed when payloads are encrypted): decode only what you need, row by row. */
   readonly memo: Record<string, Payload>;
+}
+
+/** Does `value` fit search attributes of `type` (what the SDK checks before it keeps a value). */
+function fitsType(type: SearchAttributeType, value: unknown): boolean {
+  switch (type) {
+    case SearchAttributeType.TEXT:
+    case SearchAttributeType.KEYWORD:
+      return typeof value === 'string';
+    case SearchAttributeType.INT:
+      return Number.isInteger(value);
+    case SearchAttributeType.DOUBLE:
+      return typeof value === 'number';
+    case SearchAttributeType.BOOL:
+      return typeof value === 'boolean';
+    case SearchAttributeType.DATETIME:
+      return value instanceof Date;
+    case SearchAttributeType.KEYWORD_LIST:
+      return Array.isArray(value) && value.every((item) => typeof item === 'string');
+    default:
+      return false;
+  }
+}
+
+/**
+ * Search attributes as the server sends them (JSON payloads, each with its type in the
+ * `type` metadata), decoded with the SDK's public API only (the SDK's own decoder is not
+ * exported). As the SDK does, a value with no or an unknown type, or one that does not
+ * fit its type, is left out; a single-element array of a scalar type is unpacked.
+ */
+export function decodeSearchAttributes(indexedFields: Record<string, Payload> | null | undefined): TypedSearchAttributes {
+  const pairs: SearchAttributePair[] = [];
+  for (const [name, payload] of Object.entries(indexedFields ?? {})) {
+    const typeName = payload.metadata?.type;
+    const type = typeName ? TypedSearchAttributes.toSearchAttributeType(new TextDecoder().decode(typeName)) : undefined;
+    if (type === undefined) continue;
+    let value: unknown = defaultPayloadConverter.fromPayload(payload);
+    if (type !== SearchAttributeType.KEYWORD_LIST && Array.isArray(value)) {
+      if (value.length !== 1) continue;
+      value = value[0];
+    }
+    if (type === SearchAttributeType.DATETIME && value) value = new Date(value as string);
+    if (fitsType(type, value)) pairs.push({ key: defineSearchAttributeKey(name, type), value } as SearchAttributePair);
+  }
+  return new TypedSearchAttributes(pairs);
 }
 
 /** Rows per page: the server's default is 1000 on SQL visibility; a page of 1000 rows is about 1 MB. */
@@ -30,7 +73,7 @@ export async function* listExecutions(client: Client, query: string, opts: { pag
     for (const wf of page.executions ?? []) {
       let searchAttributes: TypedSearchAttributes | Error;
       try {
-        searchAttributes = decodeTypedSearchAttributes(wf.searchAttributes?.indexedFields);
+        searchAttributes = decodeSearchAttributes(wf.searchAttributes?.indexedFields);
       } catch (err) {
         searchAttributes = err instanceof Error ? err : new Error(String(err));
       }

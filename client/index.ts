@@ -1,7 +1,11 @@
-// The package entry (`import … from 'slot-provisioner'`): the typed client API other
-// services use to start and watch slots, the message definitions and the status types.
-// Its contract for other languages is schema/*.json (exported as `slot-provisioner/schema/*`).
+// The package entry (`import … from 'slot-provisioner'`): the typed client library other
+// services use to start and watch slots and lease from pools, the message definitions and
+// the status types. It imports nothing from workers/, cli/ or activities/ (slotctl, in
+// cli/, sits on top of it). Its contract for other languages is schema/*.json (exported as
+// `slot-provisioner/schema/*`).
 export { SlotClient, parseSlotId, type ProvisionOptions, type SlotSummary } from './slot-client';
+export { PoolClient, PoolNotFoundError, PoolRequestError, type CreatePoolOptions } from './pool-client';
+export { POOL_POLICIES, type LeaseGrant, type PoolPolicy, type PoolStatus } from '../common/pool';
 export { CodeRejectedError, SlotExistsError, SlotInputError, SlotNotFoundError, TemporalTransportError, PayloadKeyMissingError, CodecServerError } from '../common/failures';
 export {
   HANDLER_DESCRIPTIONS,
@@ -24,5 +28,5 @@ export { PHASES, SHARED_TASK_QUEUE, slotWorkflowId, type Interaction, type Login
 export type { LoginOptions, SlotInput } from '../common/slot-input';
 export { SlotInputSchema, SlotStatusSchema, SubmitCodeInputSchema, SubmitCodeResultSchema, RetireInputSchema } from '../common/schemas';
 /** For clients of a deployment that encrypts payloads: with the keys, or through its codec server. */
-export { operatorDataConverter } from '../workers/codec-client';
-export { parseEncryptionKeys, slotDataConverter } from '../workers/encryption';
+export { operatorDataConverter } from './codec-client';
+export { parseEncryptionKeys, slotDataConverter } from './encryption';

@@ -1,7 +1,7 @@
 // Why a TLS connection to Temporal failed, in words an operator can act on: the gRPC
 // clients only say "failed to connect before the deadline" or print a transport
 // error, so after a failure the handshake is tried once more on its own.
-import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
+import type { TLSConfig } from '@temporalio/client';
 import { connect } from 'node:tls';
 
 /** TLS 1.3 sends the server's refusal of a client certificate after the handshake: wait this long for it. */

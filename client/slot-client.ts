@@ -1,8 +1,7 @@
 // The typed client API for slots: what slotctl uses, and what other services
 // import to start and watch slots themselves. It never handles a token.
 import { Client, Connection, type ConnectionOptions, type WorkflowClientInterceptor, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { WorkflowNotFoundError, type DataConverter, type TypedSearchAttributes } from '@temporalio/common';
-import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes';
+import { fromPayloadsAtIndex, WorkflowNotFoundError, type DataConverter, type Payload, type TypedSearchAttributes } from '@temporalio/common';
 import {
   cancelLoginSignal,
   codeProblem,
@@ -22,11 +21,10 @@ import { SHARED_TASK_QUEUE, slotWorkflowId, type Phase as PhaseName } from '../c
 import { getProvider, parseProviderConfig, providerNames } from '../providers';
 import { agentPlan, type AgentPlan, type AgentPlanOptions } from '../providers/agent-plan';
 import type { Provider } from '../providers/provider';
-import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import { join } from 'node:path';
 import { CodeRejectedError, FailureType, ProbeRefusedError, ProviderConfigError, SlotExistsError, SlotInputError, SlotNotFoundError, TemporalTransportError, UnknownProviderError } from '../common/failures';
-import { explainTlsFailure } from '../workers/tls-handshake';
-import { listExecutions } from '../workers/visibility';
+import { explainTlsFailure } from './tls-handshake';
+import { decodeSearchAttributes, listExecutions } from './visibility';
 import type { SlotInput } from '../common/slot-input';
 import { moveInputProblem, moveUpdate, type MoveState } from '../common/backup';
 import { MoveRefusedError } from '../common/failures';
@@ -203,7 +201,7 @@ export class SlotClient {
 
   /** The provider and its configuration from the input of the slot's current run (decoded with this client's keys). */
   private async slotInputOf(slotId: string): Promise<{ provider: string; providerConfig?: unknown }> {
-    let payloads: Parameters<typeof decodeFromPayloadsAtIndex>[2];
+    let payloads: Payload[] | null | undefined;
     try {
       const page = await this.client.workflowService.getWorkflowExecutionHistory({
         namespace: this.client.options.namespace,
@@ -215,10 +213,17 @@ export class SlotClient {
       if ((err as { code?: number }).code === 5) throw new SlotNotFoundError(slotId);
       throw err;
     }
-    const input: unknown = payloads?.length ? await decodeFromPayloadsAtIndex(this.client.options.loadedDataConverter, 0, payloads) : undefined;
+    const input: unknown = payloads?.length ? fromPayloadsAtIndex(this.client.options.loadedDataConverter.payloadConverter, 0, await this.decodePayloads(payloads)) : undefined;
     const provider = (input as { provider?: unknown } | undefined)?.provider;
     if (typeof input !== 'object' || input === null || typeof provider !== 'string') throw new SlotInputError(`slot ${slotId}: its workflow input names no provider`);
     return { provider, providerConfig: (input as { providerConfig?: unknown }).providerConfig };
+  }
+
+  /** Payloads opened by this client's codecs, last codec first (as the SDK decodes). */
+  private async decodePayloads(payloads: Payload[]): Promise<Payload[]> {
+    let decoded = payloads;
+    for (const codec of [...this.client.options.loadedDataConverter.payloadCodecs].reverse()) decoded = await codec.decode(decoded);
+    return decoded;
   }
 
   /**
@@ -231,7 +236,7 @@ export class SlotClient {
         namespace: this.client.options.namespace,
         execution: { workflowId: slotWorkflowId(slotId) },
       });
-      return decodeTypedSearchAttributes(raw.workflowExecutionInfo?.searchAttributes?.indexedFields);
+      return decodeSearchAttributes(raw.workflowExecutionInfo?.searchAttributes?.indexedFields);
     } catch (err) {
       if ((err as { code?: number }).code === 5 /* NOT_FOUND */) throw new SlotNotFoundError(slotId);
       throw err;
@@ -242,7 +247,7 @@ export class SlotClient {
   async list(opts: { includeClosed?: boolean; limit?: number; /** A whole visibility query instead (cli/bulk.ts builds one). */ query?: string } = {}): Promise<SlotSummary[]> {
     const query = opts.query ?? `WorkflowType = 'slotWorkflow'${opts.includeClosed ? '' : ` AND ExecutionStatus = 'Running'`}`;
     const rows: SlotSummary[] = [];
-    // Raw rows (workers/visibility.ts): the list needs no payload key, and one slot sealed with another key fails nothing.
+    // Raw rows (client/visibility.ts): the list needs no payload key, and one slot sealed with another key fails nothing.
     for await (const wf of listExecutions(this.client, query, { pageSize: 200 })) {
       const attrs = wf.searchAttributes instanceof Error ? undefined : wf.searchAttributes;
       const phase = Phase.safeParse(attrs?.get(SlotPhaseKey));
