@@ -15,7 +15,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { SlotClient } from '../../cli/slot-client';
+import { SlotClient } from '../../client/slot-client';
 import { EXIT, slotctl } from '../../cli/slotctl';
 import { refreshNowSignal } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
