@@ -8,7 +8,7 @@ const ALWAYS = ['PATH', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR', 'NODE_EXTR
  * key, the codec server's token …): never handed to a CLI, whatever LOGIN_ENV_PASSTHROUGH
  * says (`*` included). Prefixes, so settings added later are covered too.
  */
-const PROJECT_OWN = /^(SLOTS_|SLOT_|TEMPORAL_|CODEC_|NOTIFY_|AGENT_TOKEN_|OTEL_|METRICS_|WORKER_|SUPERVISOR_|LOGIN_ENV_PASSTHROUGH$|LOGIN_CLI_|DATA_DIR$|LOG_LEVEL$)/;
+const PROJECT_OWN = /^(SLOTS_|SLOT_|TEMPORAL_|CODEC_|NOTIFY_|AGENT_TOKEN_|OTEL_|METRICS_|WORKER_|SUPERVISOR_|LOGIN_ENV_PASSTHROUGH$|LOGIN_CLI_|PROVIDER_PACE$|INCIDENT_|DATA_DIR$|LOG_LEVEL$)/;
 
 /** Whether `name` is one of the project's own settings, which no login CLI gets. */
 export const isProjectSetting = (name: string): boolean => PROJECT_OWN.test(name);
