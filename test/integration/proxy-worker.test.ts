@@ -67,6 +67,8 @@ describe('a slot host behind a proxy', () => {
       LOG_LEVEL: 'info',
       // Nothing local is allowed: every endpoint of this host is "public".
       SLOTS_ALLOWED_ENDPOINT_HOSTS: '',
+      // The host's own list of OAuth servers its oidc-device slots may use.
+      SLOTS_OIDC_SERVERS: `https://${ISSUER_HOST}`,
       HTTPS_PROXY: `http://ops:${PLANTED.proxyPassword}@127.0.0.1:${proxy.port}`,
       NODE_EXTRA_CA_CERTS: pki.caFile,
       CLAUDE_TOKEN_URL: `https://${TOKEN_HOST}/v1/oauth/token`,
