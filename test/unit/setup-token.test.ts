@@ -44,7 +44,6 @@ function activities(extraEnv: Record<string, string> = {}) {
 }
 
 const asSlot = (slotId: string) => new MockActivityEnvironment({ workflowExecution: { workflowId: `slot:${slotId}`, runId: 'run-1' } }, { logger: quiet });
-const plain = () => new MockActivityEnvironment({}, { logger: quiet });
 const stateOf = (url: string): string => new URL(url).searchParams.get('state') ?? '';
 
 async function startSetupLogin(acts: ReturnType<typeof activities>, slotId: string): Promise<PtyLoginStarted> {
@@ -53,8 +52,11 @@ async function startSetupLogin(acts: ReturnType<typeof activities>, slotId: stri
   return started;
 }
 
-const submit = (acts: ReturnType<typeof activities>, loginId: string, code: string): Promise<LoginOutcome> =>
-  plain().run(acts.session.submitLoginCode, { loginId, code });
+/** As the slot's own workflow does: session activities act only for `slot:<id>` (issue 23). */
+const submit = (acts: ReturnType<typeof activities>, loginId: string, code: string): Promise<LoginOutcome> => {
+  const slotId = loginId.split(':')[0] ?? '';
+  return asSlot(slotId).run(acts.session.submitLoginCode, { slotId, loginId, code });
+};
 
 describe('claude-setup-token login', () => {
   it('reads the hard-wrapped URL, retries a bad code in the same CLI with a new URL, and stores the printed token 0600 only', async () => {
@@ -76,7 +78,7 @@ describe('claude-setup-token login', () => {
     expect(sessions.get('st:1')?.pid).toBe(pid);
 
     const good = await submit(acts, 'st:1', `valid-code#${stateOf(retried?.url ?? '')}`);
-    expect(good).toEqual({ kind: 'succeeded', message: 'Long-lived authentication token created' });
+    expect(good).toEqual({ kind: 'succeeded', message: 'Long-lived authentication token created successfully!' });
     expect(JSON.stringify(good)).not.toContain('sk-ant');
 
     const file = join(slotsDir, 'st', '.claude', 'setup-token.json');
@@ -96,7 +98,7 @@ describe('claude-setup-token login', () => {
     expect(JSON.stringify(verified)).not.toContain('sk-ant');
 
     // The CLI never exits by itself: closing the login ends it.
-    await plain().run(acts.session.closeLogin, { loginId: 'st:1' });
+    await asSlot('st').run(acts.session.closeLogin, { slotId: 'st', loginId: 'st:1' });
     await expectNoProcesses(slotsDir, 'st');
   }, 30_000);
 
