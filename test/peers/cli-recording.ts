@@ -2,6 +2,7 @@
 // PTY (as an operator would answer it), then the CLI's own refresh. What they print and
 // send is recorded, for the request-conformance test and `npm run check:providers`.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -187,7 +188,17 @@ export async function recordCodexRefresh(bin: string, standIn: ProviderStandIn, 
   auth.tokens.access_token = [header, Buffer.from(JSON.stringify({ ...claims, exp: Math.floor(Date.now() / 1000) })).toString('base64url'), signature].join('.');
   await writeFile(file, JSON.stringify(auth), { mode: 0o600 });
   const isRefresh = (r: RecordedRequest): boolean => r.host === 'auth.openai.com' && r.path === '/oauth/token' && r.body.includes('"refresh_token"');
-  const run = await runCli(bin, ['exec', '--skip-git-repo-check', 'ping'], cliEnv(standIn, login.home), standIn, { cwd: login.home, until: (sent) => sent.some(isRefresh) });
+  // Stopped once the refresh was sent AND the CLI kept its answer: killed in between, the file
+  // would still hold the spent refresh token (a loaded machine showed it).
+  const spent = (auth as { tokens: { refresh_token?: string } }).tokens.refresh_token;
+  const kept = (): boolean => {
+    try {
+      return (JSON.parse(readFileSync(file, 'utf8')) as { tokens?: { refresh_token?: string } }).tokens?.refresh_token !== spent;
+    } catch {
+      return false;
+    }
+  };
+  const run = await runCli(bin, ['exec', '--skip-git-repo-check', 'ping'], cliEnv(standIn, login.home), standIn, { cwd: login.home, until: (sent) => sent.some(isRefresh) && kept() });
   return { refresh: run.requests.find(isRefresh), run };
 }
 
