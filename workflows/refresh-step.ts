@@ -163,7 +163,14 @@ export async function refreshStep(
   await reportPermanentFailure(slot, type ?? FailureType.refreshPermanent, reason);
   slot.record(
     'refresh-failed',
-    `refresh failed permanently: ${reason.replace(/\.$/, '')}. ${automatic ? 'A new login was started; an operator must complete it.' : `Run \`slotctl relogin ${slotId}\` to log in again.`}`,
+    `refresh failed permanently: ${reason.replace(/\.$/, '')}. ${
+      automatic
+        ? 'A new login was started; an operator must complete it.'
+        : type === FailureType.slotRequestRefused
+          ? // The host refused the slot itself (retired there, another pin): a login would be refused too.
+            "The slot's host refuses it: only that host's operator can act, as the message above says."
+          : `Run \`slotctl relogin ${slotId}\` to log in again.`
+    }`,
   );
   slot.setPhase('needs-relogin');
   await askOperator(slot.lastOutcome?.message ?? reason);
