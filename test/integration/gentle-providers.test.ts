@@ -261,7 +261,8 @@ describe('an incident ends by itself', () => {
     await vi.waitFor(() => expect(seen.filter((n) => n.kind === 'provider-incident-ended').map((n) => n.reason)).toEqual([expect.stringMatching(/^the claude incident is over \(2 slots, no slot failed for 4 seconds\)/)]), { timeout: 20_000 });
     const handle = rig.slots.client.workflow.getHandle(incidentWorkflowId('claude', rig.workers.sharedTaskQueue));
     await vi.waitFor(async () => expect((await handle.describe()).status.name).toBe('COMPLETED'), { timeout: 10_000 });
-    // The second slot (it opened the incident) never spoke for itself while it lasted.
-    expect(seen.filter((n) => n.slotId === ids[1])).toEqual([]);
+    // The slot whose failure opened the incident never spoke for itself while it lasted; the one before it
+    // (below the threshold) did. Which of the two refreshes reported first is the pace's choice.
+    expect(ids.map((id) => seen.filter((n) => n.slotId === id).length).sort()).toEqual([0, 1]);
   }, 90_000);
 });
