@@ -65,7 +65,12 @@ describe('one slot workflow, no races', () => {
     // The CLI had taken the code: the login stands, and the slot says why the late messages were not used.
     expect(settled.phase).toBe('active');
     expect(settled.logins).toBe(1);
-    const after = await rig.slots.status(slotId);
+    // A refusal during the burst may have been cleared by the first refresh's success; one more
+    // pair after the login ended is refused for certain, and the slot says why.
+    await Promise.all([h.signal(submitCodeSignal, { code }), h.signal(cancelLoginSignal)]);
+    const { status: after } = await rig.slots.waitFor(slotId, (s) => s.lastError !== undefined, { timeoutMs: 10_000, pollMs: 50 });
+    expect((await h.describe()).status.name).toBe('RUNNING');
+    expect(after.phase).toBe('active');
     expect(after.lastError).toMatch(/(a submitted code|cancelLogin) was not used: /);
     // A refused code is a code not used; a refused cancelLogin a request refused.
     expect(after.lastOutcome?.kind).toBe(after.lastError?.startsWith('cancelLogin') ? 'request-refused' : 'code-not-used');
