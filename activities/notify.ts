@@ -10,8 +10,8 @@ import { incidentWorkflowId } from '../common/incidents';
 import { providerNames } from '../providers';
 import { SlotId } from '../common/schemas';
 import { slotWorkflowId } from '../common/slot';
+import { tokenLikeField } from '../common/token-shapes';
 import { sendOutbound, type OutboundAnswer } from '../providers/outbound';
-import { tokenLikeField } from './refresh';
 
 export interface OperatorNotice {
   readonly slotId: string;

@@ -2,6 +2,7 @@
 // activities see them: what a backup or restore did, and the `move` update.
 // Node-free (bundled into workflows); nothing here is ever a token.
 import { defineUpdate } from '@temporalio/workflow';
+import { HOST_NAME_PATTERN } from './slot';
 
 /** What the last write-through to the backup store did (`status.backup`). */
 export interface BackupNote {
@@ -75,13 +76,11 @@ export interface MoveAccepted {
  */
 export const moveUpdate = defineUpdate<MoveAccepted, [MoveInput]>('move');
 
-const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-
 /** What is wrong with a `move` input, or undefined. Hand-written: workflows run it. */
 export function moveInputProblem(input: unknown): string | undefined {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) return 'input must be an object like {"toHost": "host-b"}';
   const { toHost } = input as { toHost?: unknown };
   if (typeof toHost !== 'string') return 'toHost must be a string';
-  if (!HOST_NAME.test(toHost)) return 'toHost must be 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit (it names a task queue)';
+  if (!HOST_NAME_PATTERN.test(toHost)) return 'toHost must be 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit (it names a task queue)';
   return undefined;
 }

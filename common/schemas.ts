@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { MAX_CODE_LENGTH, type Outcome as OutcomeType, type RetireInput as RetireInputType, type SlotStatus as SlotStatusType, type SubmitCodeInput as SubmitCodeInputType, type SubmitCodeResult as SubmitCodeResultType } from './messages';
 import { PROBE_OUTCOMES, type LastProbe as LastProbeType } from './probe';
-import { PHASES, slotIdProblem, type LoginPrompt as LoginPromptType } from './slot';
+import { HOST_NAME_PATTERN, PHASES, SLOT_ID_MAX_LENGTH, SLOT_ID_PATTERN, slotIdProblem, type LoginPrompt as LoginPromptType } from './slot';
 import type { CarriedState as CarriedStateType, SlotInput as SlotInputType } from './slot-input';
 import type { BackupNote as BackupNoteType, MoveAccepted as MoveAcceptedType, MoveInput as MoveInputType, MoveState as MoveStateType } from './backup';
 
@@ -27,8 +27,8 @@ const epochMs = (what: string): z.ZodNumber => z.number().int().describe(`${what
 export const SlotIdContract = z
   .string()
   .min(1)
-  .max(63)
-  .regex(/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/)
+  .max(SLOT_ID_MAX_LENGTH)
+  .regex(SLOT_ID_PATTERN)
   .describe('lowercase letters, digits and dashes, starting and ending with a letter or digit; the workflow id is `slot:<slotId>`');
 
 export const LoginPromptSchema = z
@@ -178,7 +178,7 @@ export const RetireInputSchema = z.object({
 });
 
 export const MoveInputSchema = z.object({
-  toHost: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).describe("the host to move the slot to (its SLOT_HOST; SLOT_BACKUP_URL must be set there)"),
+  toHost: z.string().regex(HOST_NAME_PATTERN).describe("the host to move the slot to (its SLOT_HOST; SLOT_BACKUP_URL must be set there)"),
 });
 
 export const MoveAcceptedSchema = z.object({

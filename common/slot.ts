@@ -5,12 +5,20 @@
 
 export type SlotId = string;
 
+/** The slot id rule (with at most SLOT_ID_MAX_LENGTH characters): the one copy `slotIdProblem` and the contract schema use. */
+export const SLOT_ID_PATTERN = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+export const SLOT_ID_MAX_LENGTH = 63;
+/** One host name (SLOT_HOST, a move's target), unanchored, to build lists from: it names a task queue (`slots.<host>`). */
+export const HOST_NAME_SOURCE = '[A-Za-z0-9][A-Za-z0-9._-]{0,62}';
+/** The host name rule: 1–63 letters, digits, dots, dashes or underscores, starting with a letter or digit. */
+export const HOST_NAME_PATTERN = new RegExp(`^${HOST_NAME_SOURCE}$`);
+
 /** A slot id becomes a directory name and part of workflow ids, so it is kept boring. */
 export function slotIdProblem(value: unknown): string | undefined {
   if (typeof value !== 'string') return 'slot id must be a string';
   if (value.length === 0) return 'slot id is empty';
-  if (value.length > 63) return 'slot id is longer than 63 characters';
-  if (!/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/.test(value)) {
+  if (value.length > SLOT_ID_MAX_LENGTH) return `slot id is longer than ${SLOT_ID_MAX_LENGTH} characters`;
+  if (!SLOT_ID_PATTERN.test(value)) {
     return 'slot id must be lowercase letters, digits and dashes, starting and ending with a letter or digit (no paths, dots or spaces)';
   }
   return undefined;

@@ -1,6 +1,8 @@
 // The agent provision plan: what a runtime (a shell, a container, a pod) needs to run
 // an agent on a slot, from the provider. Nothing in it is secret: paths, variable
 // names, placeholders, routes; the tokens stay in the slot's host files.
+import { formatEnvFile } from '../common/env-file';
+import { EnvFileError } from '../common/failures';
 import { AGENT_DIR, hostAgentDir } from './agent-dir';
 import type { AgentEgressRoute, Provider, SlotPaths } from './provider';
 
@@ -61,14 +63,12 @@ export function agentPlan(provider: Provider, slot: SlotPaths, options: AgentPla
   };
 }
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const BARE_VALUE = /^[A-Za-z0-9_.,:/@%+=-]+$/;
-
 /** The plan's env as `KEY=value` lines (sh, systemd and `docker --env-file` read them alike). */
 export function agentPlanEnvFile(plan: AgentPlan): string {
-  const lines = Object.entries(plan.env).map(([name, value]) => {
-    if (!ENV_NAME.test(name) || /[\0\r\n]/.test(value)) throw new RangeError(`the plan's variable ${JSON.stringify(name)} cannot be written to an env file`);
-    return `${name}=${BARE_VALUE.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`}`;
-  });
-  return `# Agent plan of slot ${plan.slotId} (${plan.provider}); no secrets: ${plan.placeholders.join(', ') || 'nothing'} is a placeholder.\n${lines.join('\n')}\n`;
+  try {
+    return formatEnvFile(`Agent plan of slot ${plan.slotId} (${plan.provider}); no secrets: ${plan.placeholders.join(', ') || 'nothing'} is a placeholder.`, plan.env);
+  } catch (err) {
+    if (err instanceof EnvFileError) throw new RangeError(`the plan's env cannot be written to an env file: ${err.message}`);
+    throw err;
+  }
 }

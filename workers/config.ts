@@ -13,11 +13,12 @@ import { parseServerList } from '../providers/host-servers';
 import { providerNames } from '../providers';
 import { DEFAULT_INCIDENT_SETTINGS, type IncidentSettings } from '../common/incidents';
 import { parseProviderPace, type ProviderPace } from '../common/pacing';
+import { HOST_NAME_PATTERN, HOST_NAME_SOURCE } from '../common/slot';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const hostName = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be letters, digits, dots, dashes or underscores (it names a task queue)');
+  .regex(HOST_NAME_PATTERN, 'must be letters, digits, dots, dashes or underscores (it names a task queue)');
 
 /**
  * Slot workflows a worker keeps cached by default: enough for every slot that is
@@ -136,7 +137,7 @@ export const ConfigSchema = z.object({
    */
   SLOT_BACKUP_RESTORE_FROM_HOSTS: z
     .string()
-    .regex(/^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,62}(\s*,\s*[A-Za-z0-9][A-Za-z0-9._-]{0,62})*)$/, 'must be * or host names separated by commas')
+    .regex(new RegExp(`^(\\*|${HOST_NAME_SOURCE}(\\s*,\\s*${HOST_NAME_SOURCE})*)$`), 'must be * or host names separated by commas')
     .optional(),
   /**
    * Slot ids whose backups this host restores although they were made for another provider

@@ -24,7 +24,7 @@ import {
   type IncidentStatus,
   type PermanentFailureReport,
 } from '../common/incidents';
-import { slotIdProblem, slotWorkflowId } from '../common/slot';
+import { HOST_NAME_PATTERN, slotIdProblem, slotWorkflowId } from '../common/slot';
 import { Notices } from './notices';
 
 interface Failed {
@@ -131,7 +131,7 @@ export async function providerIncidentWorkflow(input: IncidentInput): Promise<vo
         const idProblem = slotIdProblem(report.slotId);
         if (idProblem) throw new TypeError(idProblem);
         if (report.provider !== provider) throw new TypeError(`this incident workflow counts ${provider} slots, not ${String(report.provider)}`);
-        if (typeof report.host !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(report.host)) throw new TypeError('host must be a host name');
+        if (typeof report.host !== 'string' || !HOST_NAME_PATTERN.test(report.host)) throw new TypeError('host must be a host name');
         if (typeof report.failure !== 'string' || !/^[A-Za-z]{1,64}$/.test(report.failure)) throw new TypeError('failure must be a failure type name');
         if (typeof report.reason !== 'string') throw new TypeError('reason must be a string');
       },

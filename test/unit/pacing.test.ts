@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile, mkdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { nextRefreshAt } from '../../activities/refresh';
+import { nextRefreshAt } from '../../common/refresh-schedule';
 import { FIRST_PAUSE_MS, MAX_PAUSE_MS, PROVIDER_PAUSES_DIR, ProviderPauses } from '../../activities/provider-pause';
 import { DEFAULT_PROVIDER_PACE, parseProviderPace, SendSpacing } from '../../common/pacing';
 import { noticeText } from '../../common/notices';
