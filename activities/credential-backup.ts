@@ -5,9 +5,10 @@ import { Context } from '@temporalio/activity';
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { BackupNote, RestoreResult, RetireBackupsResult } from '../common/backup';
 import { BackupStoreError, CredentialStoreError, ProviderConfigError, UnknownProviderError } from '../common/failures';
-import { getProvider, parseProviderConfig } from '../providers';
+import { parseProviderConfig } from '../providers';
 import type { CredentialFacts, Provider } from '../providers/provider';
-import { ensureSlotHome, readSecretFile, writeSecretFileAtomic } from './credential-store';
+import { ensureSlotHome, writeSecretFileAtomic } from './credential-store';
+import { openSlot, readCredentialFile } from './open-slot';
 import { checkSlotRequest, type SlotCheckDeps } from './slot-record';
 import { withSlotLock } from './slot-lock';
 
@@ -212,16 +213,17 @@ export async function writeThrough(backup: CredentialBackup, subject: BackupSubj
 /** Backs up the credential file as it is now; a missing or unparsable file is not backed up. */
 export async function backUpFile(backup: CredentialBackup, subject: BackupSubject, home: string, now: number): Promise<BackupNote> {
   const { provider } = subject;
-  const read = await readSecretFile(home, provider.credential.file);
-  if (!read.ok) return { ok: false, at: now, message: `nothing was backed up: ${read.message}` };
-  let parsed: ReturnType<Provider['credential']['schema']['safeParse']>;
-  try {
-    parsed = provider.credential.schema.safeParse(JSON.parse(read.text));
-  } catch {
-    return { ok: false, at: now, message: `nothing was backed up: ${provider.credential.file} is not valid JSON` };
+  const read = await readCredentialFile(provider, home);
+  switch (read.kind) {
+    case 'unread':
+      return { ok: false, at: now, message: `nothing was backed up: ${read.message}` };
+    case 'not-json':
+      return { ok: false, at: now, message: `nothing was backed up: ${provider.credential.file} is not valid JSON` };
+    case 'invalid':
+      return { ok: false, at: now, message: `nothing was backed up: ${provider.credential.file} is not a ${provider.displayName} credential` };
+    case 'parsed':
+      return writeThrough(backup, subject, read.text, provider.credential.facts(read.credential), now);
   }
-  if (!parsed.success) return { ok: false, at: now, message: `nothing was backed up: ${provider.credential.file} is not a ${provider.displayName} credential` };
-  return writeThrough(backup, subject, read.text, provider.credential.facts(parsed.data), now);
 }
 
 export interface BackupRequest {
@@ -236,15 +238,6 @@ export interface RestoreRequest extends BackupRequest {
   /** Why: the file was lost (`lost`), or the slot moves here (`move`); said in the log. */
   readonly reason: 'lost' | 'move';
 }
-
-const providerOf = (name: string, config: unknown): Provider | string => {
-  try {
-    return getProvider(name, config);
-  } catch (err) {
-    if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) return err.message;
-    throw err;
-  }
-};
 
 /** The slot's newest version, opened (which authenticates all its facts); `unusable` when it does not open. */
 type Newest = { kind: 'none' } | { kind: 'ok'; stored: StoredBackup; text: string } | { kind: 'unusable'; stored: StoredBackup; reason: string };
@@ -265,10 +258,10 @@ export function createBackupActivities(deps: SlotCheckDeps & { readonly backup?:
    * an older credential never becomes the newest backup.
    */
   async function backupCredential(input: BackupRequest): Promise<BackupNote> {
-    await checkSlotRequest(deps, input);
+    const opening = await openSlot(deps, input);
     if (!deps.backup) return { ok: false, at: input.now, message: 'this host has no backup store (SLOT_BACKUP_URL is not set)' };
-    const provider = providerOf(input.provider, input.providerConfig);
-    if (typeof provider === 'string') return { ok: false, at: input.now, message: provider };
+    if (!opening.ok) return { ok: false, at: input.now, message: opening.problem };
+    const { provider } = opening.slot;
     const backup = deps.backup;
     const subject = { slotId: input.slotId, provider, providerConfig: input.providerConfig };
     const home = await ensureSlotHome(deps.slotsDir, input.slotId);
@@ -296,13 +289,13 @@ export function createBackupActivities(deps: SlotCheckDeps & { readonly backup?:
    * from, or for a retired slot; and when the file here is newer: a rotation is never undone.
    */
   async function restoreCredential(input: RestoreRequest): Promise<RestoreResult> {
-    await checkSlotRequest(deps, input);
+    const opening = await openSlot(deps, input);
     const host = deps.backup?.host;
     if (!deps.backup) return { kind: 'off', reason: 'this host has no backup store (SLOT_BACKUP_URL is not set)' };
     const backup = deps.backup;
     const { store } = backup;
-    const provider = providerOf(input.provider, input.providerConfig);
-    if (typeof provider === 'string') return { kind: 'refused', reason: provider };
+    if (!opening.ok) return { kind: 'refused', reason: opening.problem };
+    const { provider } = opening.slot;
     let newest: Newest;
     try {
       newest = await newestOpened(backup, input.slotId);
@@ -426,12 +419,6 @@ async function noBackupReason(backup: CredentialBackup, slotId: string): Promise
 
 /** The facts of a credential file on the host that parses as the provider's; undefined when missing or unusable. */
 async function diskFacts(provider: Provider, home: string): Promise<CredentialFacts | undefined> {
-  const read = await readSecretFile(home, provider.credential.file);
-  if (!read.ok) return undefined;
-  try {
-    const parsed = provider.credential.schema.safeParse(JSON.parse(read.text));
-    return parsed.success ? provider.credential.facts(parsed.data) : undefined;
-  } catch {
-    return undefined;
-  }
+  const read = await readCredentialFile(provider, home);
+  return read.kind === 'parsed' ? provider.credential.facts(read.credential) : undefined;
 }

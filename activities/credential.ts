@@ -1,11 +1,11 @@
 // Proves that a login produced a real credential: the provider's file exists,
 // is newer than the login, parses with the provider's schema, and is private.
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { CredentialStoreError, FailureType, ProviderConfigError, UnknownProviderError } from '../common/failures';
+import { CredentialStoreError, FailureType } from '../common/failures';
 import { rotateAgentSecret } from './agent-files';
-import { getProvider } from '../providers';
 import type { CredentialFacts, Provider } from '../providers/provider';
-import { makeSecretFilePrivate, readSecretFile, removeSecretFile, slotHome } from './credential-store';
+import { makeSecretFilePrivate, removeSecretFile } from './credential-store';
+import { openSlot } from './open-slot';
 import { checkSlotRequest, readSlotRecord } from './slot-record';
 import { trashSlotHome } from './slot-trash';
 import { writeThrough, type CredentialBackup } from './credential-backup';
@@ -75,22 +75,16 @@ async function checkAccount(provider: Provider, home: string, parsed: unknown, e
 
 export function createCredentialActivities(deps: { readonly slotsDir: string; readonly backup?: CredentialBackup }) {
   async function verifyCredential(input: VerifyCredentialInput): Promise<CredentialSummary> {
-    await checkSlotRequest(deps, input);
-    let provider: Provider;
-    try {
-      provider = getProvider(input.provider, input.providerConfig);
-    } catch (err) {
-      if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) throw invalid(err.message);
-      throw err;
-    }
-    const home = slotHome(deps.slotsDir, input.slotId);
+    const opening = await openSlot(deps, input);
+    if (!opening.ok) throw invalid(opening.problem);
+    const { provider, home } = opening.slot;
     const file = provider.credential.file;
     // CLIs create their config directories 0755; the slot, not the CLI, decides who may read tokens.
     // (Never chmod through a symlink: that would change the link's target.)
     await makeSecretFilePrivate(home, file).catch(() => undefined);
 
-    const read = await readSecretFile(home, file);
-    if (!read.ok) {
+    const read = await opening.slot.readCredential();
+    if (read.kind === 'unread') {
       throw invalid(
         read.reason === 'missing'
           ? `${provider.displayName} finished but wrote no credential (${file} is missing): the login did not succeed`
@@ -105,28 +99,23 @@ export function createCredentialActivities(deps: { readonly slotsDir: string; re
     if ((read.stat.mode & 0o077) !== 0) {
       throw invalid(`${file} is readable by other users (mode ${(read.stat.mode & 0o777).toString(8)}) and could not be made private`);
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(read.text);
-    } catch {
-      throw invalid(`${file} is not valid JSON`);
-    }
-    const parsed = provider.credential.schema.safeParse(json);
-    if (!parsed.success) {
+    if (read.kind === 'not-json') throw invalid(`${file} is not valid JSON`);
+    if (read.kind === 'invalid') {
       // Name the fields, never their values.
-      const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).slice(0, 5);
+      const fields = read.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).slice(0, 5);
       throw invalid(`${file} does not look like a ${provider.displayName} credential: ${fields.join('; ')}`);
     }
+    const credential = read.credential;
     if (input.expectedAccount !== undefined) {
       if (typeof input.expectedAccount !== 'string' || !/^[\x21-\x7E]{1,320}$/.test(input.expectedAccount)) throw invalid('expectedAccount must be an email or a subject');
-      await checkAccount(provider, home, parsed.data, input.expectedAccount);
+      await checkAccount(provider, home, credential, input.expectedAccount);
     }
     // A new login: agents of the old one lose access to the token service.
     await rotateAgentSecret(home).catch((err: unknown) => {
       if (err instanceof CredentialStoreError) throw invalid(`the login succeeded but the agent secret could not be renewed: ${err.message}`);
       throw err;
     });
-    const facts = provider.credential.facts(parsed.data);
+    const facts = provider.credential.facts(credential);
     // The login's credential is backed up at once; a store that is down does not fail the login.
     const backup = deps.backup ? await writeThrough(deps.backup, { slotId: input.slotId, provider, providerConfig: input.providerConfig }, read.text, facts, Date.now()) : undefined;
     // Whole milliseconds: the mtime is fractional, status times are not.

@@ -4,14 +4,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { stat } from 'node:fs/promises';
 import { z } from 'zod';
-import { FailureType, ProviderConfigError, ProviderEndpointError, UnknownProviderError } from '../common/failures';
+import { FailureType, ProviderEndpointError } from '../common/failures';
 import type { LoginPrompt } from '../common/slot';
-import { getProvider } from '../providers';
 import { clampExpiresIn, readOAuthError } from '../providers/oauth';
 import type { DeviceFlowLoginSpec, Provider } from '../providers/provider';
 import { ensureSlotHome, readSecretFile, removeSecretFile, resolveInSlot, slotHome, writeSecretFileAtomic } from './credential-store';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
 import { checkSlotRequest } from './slot-record';
+import { openSlot, type OpenSlot } from './open-slot';
 import { callOAuthEndpoint, endpointAllowList, endpointUrlProblem, type EndpointLimits } from '../providers/oauth-http';
 
 /** The pending device login of a slot (at most one: a new login replaces it). 0600, in the slot home. */
@@ -128,15 +128,6 @@ function browserUrl(value: string | undefined): string | undefined {
   if (value === undefined || !URL.canParse(value)) return undefined;
   const url = new URL(value);
   return url.protocol === 'https:' || url.protocol === 'http:' ? url.toString() : undefined;
-}
-
-function providerFor(name: string, config: unknown): Provider {
-  try {
-    return getProvider(name, config);
-  } catch (err) {
-    if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) throw failure(FailureType.loginMisconfigured, err.message);
-    throw err;
-  }
 }
 
 function deviceSpec(provider: Provider): DeviceFlowLoginSpec {
@@ -260,10 +251,11 @@ export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
       throw failure(FailureType.loginMisconfigured, `invalid device login input: ${problems}`);
     }
     const input = parsed.data;
-    await checkSlotRequest(deps, input);
+    const opening = await openSlot(deps, input);
+    if (!opening.ok) throw failure(FailureType.loginMisconfigured, opening.problem);
+    const slot = opening.slot;
     const ctx = Context.current();
-    const provider = providerFor(input.provider, input.providerConfig);
-    const spec = deviceSpec(provider);
+    const spec = deviceSpec(slot.provider);
     // The server's interval plus every slow_down so far; a retried attempt carries its predecessor's on.
     // Clamped again here: the input comes from the workflow, the heartbeat from a previous attempt.
     let intervalMs = Math.min(Math.max(floorMs, input.intervalMs, resumedIntervalMs(ctx.info.heartbeatDetails) ?? 0), MAX_RESUMED_INTERVAL_MS);
@@ -281,7 +273,7 @@ export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
         if (toDeadline || Date.now() >= input.deadline) {
           return { kind: 'timed-out', reason: `no operator approved the device within ${waited(input.deadline - input.startedAt)}; the code has expired` };
         }
-        const polled = await pollOnce(provider, spec, input, ctx.cancellationSignal);
+        const polled = await pollOnce(deps, slot, spec, input, ctx.cancellationSignal);
         switch (polled.kind) {
           case 'pending':
             lastError = undefined;
@@ -305,97 +297,98 @@ export function createDeviceLoginActivities(deps: DeviceLoginDeps) {
     return withHeartbeat(poll(), heartbeatEvery(heartbeatMs), progress);
   }
 
-  /** Asks the token endpoint once whether the operator approved; stores the tokens when they come. */
-  async function pollOnce(provider: Provider, spec: DeviceFlowLoginSpec, input: AwaitDeviceApprovalInput, signal: AbortSignal): Promise<DevicePollResult> {
-    const home = slotHome(deps.slotsDir, input.slotId);
-    const pending = await readPending(home);
-    if (!pending || pending.loginId !== input.loginId) {
-      // A retried attempt whose predecessor stored the tokens finds them instead.
-      const credential = await readSecretFile(home, provider.credential.file);
-      if (!pending && credential.ok && credential.stat.mtimeMs + 1000 >= input.startedAt) return { kind: 'approved', message: 'the device was approved' };
-      throw failure(
-        FailureType.loginSessionLost,
-        pending ? `the device login was replaced by a newer one (${pending.loginId})` : 'the device login is no longer pending on the slot host (its state file is gone); a new login is needed',
-      );
-    }
-
-    const called = await callOAuthEndpoint(
-      new URL(pending.token_endpoint),
-      { method: 'POST', encoding: 'form', body: { grant_type: DEVICE_GRANT, device_code: pending.device_code, client_id: pending.client_id } },
-      { ...LIMITS, allowedHosts: endpointAllowList(deps.env) },
-      'token endpoint',
-      signal,
-    );
-    // A cancelled login stores nothing, whatever the server answered.
-    throwIfCancelled();
-    if (!called.ok) return called.refused ? { kind: 'refused', reason: called.reason } : { kind: 'transient', reason: called.reason };
-    const verdict = spec.classifyPoll(called.answer);
-    switch (verdict.kind) {
-      case 'pending':
-      case 'slow-down':
-        return { kind: verdict.kind };
-      case 'transient':
-        return verdict;
-      case 'expired':
-      case 'denied':
-      case 'refused':
-        await removePending(home, input.loginId);
-        return verdict;
-      case 'approved': {
-        const now = Date.now();
-        let content: unknown;
-        try {
-          content = spec.credentialFromTokens(verdict.tokens, now);
-        } catch (err) {
-          await removePending(home, input.loginId);
-          return { kind: 'refused', reason: err instanceof Error ? err.message : 'the tokens cannot be stored' };
-        }
-        const checked = provider.credential.schema.safeParse(content);
-        if (!checked.success) {
-          await removePending(home, input.loginId);
-          return { kind: 'refused', reason: `the token answer does not make a valid ${provider.credential.file} (${checked.error.issues.map((i) => i.path.join('.')).join(', ')})` };
-        }
-        await writeSecretFileAtomic(home, provider.credential.file, `${JSON.stringify(content, null, 2)}\n`);
-        await removePending(home, input.loginId);
-        return { kind: 'approved', message: 'the device was approved' };
-      }
-    }
-  }
 
   /** Forgets the device code of a login that ended (cancelled, timed out, failed). */
   async function discardDeviceLogin(input: { slotId: string; loginId: string }): Promise<{ discarded: boolean }> {
     await checkSlotRequest(deps, input);
     return { discarded: await removePending(slotHome(deps.slotsDir, input.slotId), input.loginId) };
   }
-
-  async function readPending(home: string): Promise<z.infer<typeof PendingLogin> | undefined> {
-    const read = await readSecretFile(home, DEVICE_LOGIN_FILE, { requirePrivate: true });
-    if (!read.ok) {
-      if (read.reason === 'missing') return undefined;
-      throw failure(FailureType.loginSessionLost, `the device login's state file cannot be used: ${read.message}`);
-    }
-    try {
-      return PendingLogin.parse(JSON.parse(read.text));
-    } catch {
-      throw failure(FailureType.loginSessionLost, `the device login's state file ${DEVICE_LOGIN_FILE} is damaged; a new login is needed`);
-    }
-  }
-
-  /** Removes the pending file if it belongs to `loginId` (a newer login's stays). */
-  async function removePending(home: string, loginId: string): Promise<boolean> {
-    const read = await readSecretFile(home, DEVICE_LOGIN_FILE);
-    if (!read.ok) return false;
-    try {
-      if ((JSON.parse(read.text) as { loginId?: unknown }).loginId !== loginId) return false;
-    } catch {
-      // A damaged file belongs to nobody: remove it.
-    }
-    // Through directory descriptors, like every path in a slot home (never through a symlink).
-    await removeSecretFile(home, DEVICE_LOGIN_FILE).catch(() => undefined);
-    return true;
-  }
-
   return { awaitDeviceApproval, discardDeviceLogin };
+}
+
+/** Asks the token endpoint once whether the operator approved; stores the tokens when they come. */
+async function pollOnce(deps: DeviceLoginDeps, slot: OpenSlot, spec: DeviceFlowLoginSpec, input: AwaitDeviceApprovalInput, signal: AbortSignal): Promise<DevicePollResult> {
+  const { provider, home } = slot;
+  const pending = await readPending(home);
+  if (!pending || pending.loginId !== input.loginId) {
+    // A retried attempt whose predecessor stored the tokens finds them instead.
+    const credential = await readSecretFile(home, provider.credential.file);
+    if (!pending && credential.ok && credential.stat.mtimeMs + 1000 >= input.startedAt) return { kind: 'approved', message: 'the device was approved' };
+    throw failure(
+      FailureType.loginSessionLost,
+      pending ? `the device login was replaced by a newer one (${pending.loginId})` : 'the device login is no longer pending on the slot host (its state file is gone); a new login is needed',
+    );
+  }
+
+  const called = await callOAuthEndpoint(
+    new URL(pending.token_endpoint),
+    { method: 'POST', encoding: 'form', body: { grant_type: DEVICE_GRANT, device_code: pending.device_code, client_id: pending.client_id } },
+    { ...LIMITS, allowedHosts: endpointAllowList(deps.env) },
+    'token endpoint',
+    signal,
+  );
+  // A cancelled login stores nothing, whatever the server answered.
+  throwIfCancelled();
+  if (!called.ok) return called.refused ? { kind: 'refused', reason: called.reason } : { kind: 'transient', reason: called.reason };
+  const verdict = spec.classifyPoll(called.answer);
+  switch (verdict.kind) {
+    case 'pending':
+    case 'slow-down':
+      return { kind: verdict.kind };
+    case 'transient':
+      return verdict;
+    case 'expired':
+    case 'denied':
+    case 'refused':
+      await removePending(home, input.loginId);
+      return verdict;
+    case 'approved': {
+      const now = Date.now();
+      let content: unknown;
+      try {
+        content = spec.credentialFromTokens(verdict.tokens, now);
+      } catch (err) {
+        await removePending(home, input.loginId);
+        return { kind: 'refused', reason: err instanceof Error ? err.message : 'the tokens cannot be stored' };
+      }
+      const checked = provider.credential.schema.safeParse(content);
+      if (!checked.success) {
+        await removePending(home, input.loginId);
+        return { kind: 'refused', reason: `the token answer does not make a valid ${provider.credential.file} (${checked.error.issues.map((i) => i.path.join('.')).join(', ')})` };
+      }
+      await writeSecretFileAtomic(home, provider.credential.file, `${JSON.stringify(content, null, 2)}\n`);
+      await removePending(home, input.loginId);
+      return { kind: 'approved', message: 'the device was approved' };
+    }
+  }
+}
+
+/** The device login this slot waits for, or undefined; a state file that cannot be used loses the login. */
+async function readPending(home: string): Promise<z.infer<typeof PendingLogin> | undefined> {
+  const read = await readSecretFile(home, DEVICE_LOGIN_FILE, { requirePrivate: true });
+  if (!read.ok) {
+    if (read.reason === 'missing') return undefined;
+    throw failure(FailureType.loginSessionLost, `the device login's state file cannot be used: ${read.message}`);
+  }
+  try {
+    return PendingLogin.parse(JSON.parse(read.text));
+  } catch {
+    throw failure(FailureType.loginSessionLost, `the device login's state file ${DEVICE_LOGIN_FILE} is damaged; a new login is needed`);
+  }
+}
+
+/** Removes the pending file if it belongs to `loginId` (a newer login's stays). */
+async function removePending(home: string, loginId: string): Promise<boolean> {
+  const read = await readSecretFile(home, DEVICE_LOGIN_FILE);
+  if (!read.ok) return false;
+  try {
+    if ((JSON.parse(read.text) as { loginId?: unknown }).loginId !== loginId) return false;
+  } catch {
+    // A damaged file belongs to nobody: remove it.
+  }
+  // Through directory descriptors, like every path in a slot home (never through a symlink).
+  await removeSecretFile(home, DEVICE_LOGIN_FILE).catch(() => undefined);
+  return true;
 }
 
 const waited = (ms: number): string => (ms < 120_000 ? `${Math.max(0, Math.round(ms / 1000))} s` : `${Math.round(ms / 60_000)} minutes`);

@@ -4,14 +4,15 @@
 import { Context, ApplicationFailure } from '@temporalio/activity';
 import { access, constants, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
-import { FailureType, ProviderConfigError, UnknownProviderError } from '../common/failures';
+import { FailureType } from '../common/failures';
 import type { LoginPrompt } from '../common/slot';
 import { getProvider } from '../providers';
 import type { Provider, PtyLoginSpec, ScreenPrompt, ScreenSnapshot, ScreenVerdict } from '../providers/provider';
 import { ensureSlotDir, ensureSlotHome, resolveInSlot, writeSecretFileAtomic } from './credential-store';
 import { startDeviceLogin, type DeviceLoginDeps, type DeviceLoginStarted } from './device-login';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
-import { assertActsForSlot, checkSlotRequest } from './slot-record';
+import { assertActsForSlot } from './slot-record';
+import { openSlot } from './open-slot';
 import { codeProblem } from '../common/messages';
 import { LoginSession, type LoginSessions, type SessionExit } from './login-session';
 import { loginEnvironment } from './login-environment';
@@ -146,14 +147,9 @@ export function createLoginActivities(deps: LoginActivityDeps) {
   const unclaimedSessionMs = deps.unclaimedSessionMs ?? DEFAULT_UNCLAIMED_SESSION_MS;
 
   async function startLogin(input: StartLoginInput): Promise<StartLoginResult> {
-    await checkSlotRequest(deps, input);
-    let provider: Provider;
-    try {
-      provider = getProvider(input.provider, input.providerConfig);
-    } catch (err) {
-      if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) throw ApplicationFailure.nonRetryable(err.message, FailureType.loginMisconfigured);
-      throw err;
-    }
+    const opening = await openSlot(deps, input);
+    if (!opening.ok) throw ApplicationFailure.nonRetryable(opening.problem, FailureType.loginMisconfigured);
+    const { provider } = opening.slot;
     // The provider's declared kind of login picks the path; the workflow follows the result's kind.
     // (Discovery and the device request may take longer than the heartbeat timeout.)
     if (provider.login.kind === 'device-flow') return withHeartbeat(startDeviceLogin(deps, provider, input), heartbeatEvery(heartbeatMs));

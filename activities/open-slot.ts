@@ -47,16 +47,22 @@ export async function openSlot(deps: SlotCheckDeps, input: OpenSlotInput): Promi
   return { ok: true, slot: slotOf(deps.slotsDir, input.slotId, built.provider) };
 }
 
+/** A slot opened from the host's record: none kept (never set up here, removed, damaged), or a provider this worker cannot build. */
+export type RecordedSlotOpening =
+  | { readonly ok: true; readonly slot: OpenSlot }
+  | { readonly ok: false; readonly kind: 'no-record' }
+  | { readonly ok: false; readonly kind: 'bad-provider'; readonly problem: string };
+
 /**
- * For the worker's own services, which no workflow calls (the agent token service): the
- * slot as this host recorded it, or why it cannot be opened. The record is the trust
- * anchor here, as `checkSlotRequest` makes it for activities.
+ * For what no workflow asks for (the agent token service, a pool's agent plan): the slot
+ * as this host recorded it, never as the asker names it. The record is the trust anchor
+ * here, as `checkSlotRequest` makes it for activities; the caller checks who asks.
  */
-export async function openRecordedSlot(slotsDir: string, slotId: string): Promise<SlotOpening | { readonly ok: false; readonly problem: 'no-record' }> {
+export async function openRecordedSlot(slotsDir: string, slotId: string): Promise<RecordedSlotOpening> {
   const record = await readSlotRecord(slotsDir, slotId);
-  if (!record) return { ok: false, problem: 'no-record' };
+  if (!record) return { ok: false, kind: 'no-record' };
   const built = buildProvider(record.provider, record.providerConfig ?? undefined);
-  if (!built.ok) return built;
+  if (!built.ok) return { ok: false, kind: 'bad-provider', problem: built.problem };
   return { ok: true, slot: slotOf(slotsDir, slotId, built.provider) };
 }
 
@@ -78,7 +84,8 @@ function slotOf(slotsDir: string, slotId: string, provider: Provider): OpenSlot 
   return { slotId, home, provider, readCredential: (options) => readCredentialFile(provider, home, options) };
 }
 
-async function readCredentialFile(provider: Provider, home: string, options: Pick<ReadSecretFileOptions, 'requirePrivate'> = {}): Promise<CredentialRead> {
+/** The provider's credential file in `home`, read and parsed (for code that holds a provider and a home, not an opened slot). */
+export async function readCredentialFile(provider: Provider, home: string, options: Pick<ReadSecretFileOptions, 'requirePrivate'> = {}): Promise<CredentialRead> {
   const read = await readSecretFile(home, provider.credential.file, options);
   if (!read.ok) return { kind: 'unread', reason: read.reason, message: read.message };
   let json: unknown;

@@ -5,16 +5,13 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { z } from 'zod';
-import { FailureType, ProviderConfigError, ProviderEndpointError, UnknownProviderError } from '../common/failures';
+import { FailureType, ProviderEndpointError } from '../common/failures';
 import type { ProbeOutcome, ProbeReason } from '../common/probe';
 import { SlotId } from '../common/schemas';
-import { getProvider } from '../providers';
 import { parseRetryAfter } from '../providers/oauth';
 import { checkEndpoint, endpointAllowList, endpointUrlProblem, networkProblem } from '../providers/oauth-http';
 import { transportOptions } from '../providers/outbound';
-import type { Provider } from '../providers/provider';
-import { readSecretFile, slotHome } from './credential-store';
-import { checkSlotRequest } from './slot-record';
+import { openSlot, type OpenSlot } from './open-slot';
 import { ProviderPauses, sendTurn, waitingForProvider } from './provider-pause';
 import type { SendSpacing } from '../common/pacing';
 
@@ -64,36 +61,24 @@ export function createProbeActivities(deps: ProbeActivityDeps) {
       throw ApplicationFailure.nonRetryable(`invalid probe input: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ')}`, FailureType.probeMisconfigured);
     }
     const input = parsed.data;
-    await checkSlotRequest(deps, input);
-    const result = await probeOnce(input);
+    const opening = await openSlot(deps, input);
+    const result: ProbeResult = opening.ok ? await probeOnce(opening.slot) : { outcome: 'error', detail: opening.problem };
     Context.current().log.info('probed the slot credential', { slotId: input.slotId, provider: input.provider, reason: input.reason, outcome: result.outcome, ...(result.httpStatus !== undefined ? { httpStatus: result.httpStatus } : {}) });
     return result;
   }
 
-  async function probeOnce(input: z.infer<typeof ProbeInput>): Promise<ProbeResult> {
-    let provider: Provider;
-    try {
-      provider = getProvider(input.provider, input.providerConfig);
-    } catch (err) {
-      if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) return { outcome: 'error', detail: err.message };
-      throw err;
-    }
+  async function probeOnce(slot: OpenSlot): Promise<ProbeResult> {
+    const { provider } = slot;
     const spec = provider.probe;
     if (!spec) return { outcome: 'none', detail: `${provider.displayName} declares no probe` };
 
     const file = provider.credential.file;
-    const read = await readSecretFile(slotHome(deps.slotsDir, input.slotId), file);
-    if (!read.ok) return { outcome: 'error', detail: `no credential to probe: ${read.message}` };
-    let credential: unknown;
-    try {
-      const checked = provider.credential.schema.safeParse(JSON.parse(read.text));
-      // Field names only: values are tokens.
-      if (!checked.success) return { outcome: 'error', detail: `${file} is not a ${provider.displayName} credential (${checked.error.issues.map((i) => i.path.join('.')).slice(0, 3).join(', ')})` };
-      credential = checked.data;
-    } catch {
-      // No cause: the parser's message quotes the text.
-      return { outcome: 'error', detail: `${file} is not valid JSON` };
-    }
+    const read = await slot.readCredential();
+    // Field names only: values are tokens. No cause for bad JSON: the parser's message quotes the text.
+    if (read.kind === 'unread') return { outcome: 'error', detail: `no credential to probe: ${read.message}` };
+    if (read.kind === 'not-json') return { outcome: 'error', detail: `${file} is not valid JSON` };
+    if (read.kind === 'invalid') return { outcome: 'error', detail: `${file} is not a ${provider.displayName} credential (${read.issues.map((i) => i.path.join('.')).slice(0, 3).join(', ')})` };
+    const credential = read.credential;
 
     let request: Awaited<ReturnType<typeof spec.request>>;
     try {

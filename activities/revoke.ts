@@ -1,12 +1,9 @@
 // Retiring a slot revokes its tokens at the provider's server (RFC 7009) when the
 // server offers revocation: a retired slot's tokens should not stay usable until
 // they expire. Never fatal: the outcome says what happened, without a token.
-import { ProviderConfigError, ProviderEndpointError, UnknownProviderError } from '../common/failures';
-import { getProvider } from '../providers';
+import { ProviderEndpointError } from '../common/failures';
 import { readOAuthError } from '../providers/oauth';
-import type { Provider } from '../providers/provider';
-import { readSecretFile, slotHome } from './credential-store';
-import { checkSlotRequest } from './slot-record';
+import { openSlot } from './open-slot';
 import { providerPaused, ProviderPauses, sendTurn } from './provider-pause';
 import type { SendSpacing } from '../common/pacing';
 import { callOAuthEndpoint, endpointAllowList, endpointUrlProblem } from '../providers/oauth-http';
@@ -32,31 +29,21 @@ const LIMITS = { fetchTimeoutMs: 20_000, maxBodyBytes: 64 * 1024 } as const;
 export function createRevokeActivities(deps: { readonly slotsDir: string; readonly env: NodeJS.ProcessEnv; readonly host?: string; readonly spacing?: SendSpacing }) {
   const pauses = new ProviderPauses(deps.slotsDir);
   async function revokeCredential(input: RevokeCredentialInput): Promise<RevokeResult> {
-    await checkSlotRequest(deps, input);
-    let provider: Provider;
-    try {
-      provider = getProvider(input.provider, input.providerConfig);
-    } catch (err) {
-      if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) return { kind: 'failed', reason: err.message };
-      throw err;
-    }
+    const opening = await openSlot(deps, input);
+    if (!opening.ok) return { kind: 'failed', reason: opening.problem };
+    const { provider } = opening.slot;
     const revoke = provider.revoke;
     if (!revoke) return { kind: 'unsupported', message: `${provider.displayName} offers no token revocation` };
 
-    const home = slotHome(deps.slotsDir, input.slotId);
-    const read = await readSecretFile(home, provider.credential.file);
-    if (!read.ok) {
+    const read = await opening.slot.readCredential();
+    if (read.kind === 'unread') {
       return read.reason === 'missing'
         ? { kind: 'nothing', message: 'the slot holds no credential to revoke' }
         : { kind: 'failed', reason: `the credential cannot be read: ${read.message}` };
     }
-    let credential: unknown;
-    try {
-      credential = provider.credential.schema.parse(JSON.parse(read.text));
-    } catch {
-      // No cause, no quote: the text holds tokens.
-      return { kind: 'failed', reason: `${provider.credential.file} is not a valid credential; nothing was revoked` };
-    }
+    // No cause, no quote: the text holds tokens.
+    if (read.kind !== 'parsed') return { kind: 'failed', reason: `${provider.credential.file} is not a valid credential; nothing was revoked` };
+    const credential = read.credential;
 
     let endpoint: string | undefined;
     try {

@@ -2,12 +2,10 @@
 // configuration the host itself recorded for the slot (never from the asker's input), its
 // slot home and the host's token service. Nothing in it is secret; nothing is written.
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { FailureType, ProviderConfigError, UnknownProviderError } from '../common/failures';
+import { FailureType } from '../common/failures';
 import { slotIdProblem, slotWorkflowId } from '../common/slot';
-import { getProvider } from '../providers';
 import { agentPlan, type AgentPlan } from '../providers/agent-plan';
-import { slotHome } from './credential-store';
-import { readSlotRecord } from './slot-record';
+import { openRecordedSlot } from './open-slot';
 
 export type SlotAgentPlanResult = { readonly plan: AgentPlan } | { readonly problem: string };
 
@@ -20,16 +18,13 @@ export function createAgentPlanActivities(deps: { readonly slotsDir: string; rea
     if (!workflowId.startsWith('pool:') && workflowId !== slotWorkflowId(input.slotId)) {
       throw ApplicationFailure.nonRetryable(`refusing the agent plan of slot ${input.slotId} to workflow ${JSON.stringify(workflowId.slice(0, 200))}: only its slot workflow or a pool may ask`, FailureType.slotRequestRefused);
     }
-    const record = await readSlotRecord(deps.slotsDir, input.slotId);
-    if (!record) return { problem: `this host has no record of slot ${input.slotId} (it was never set up here, or its files were removed)` };
-    try {
-      const provider = getProvider(record.provider, record.providerConfig ?? undefined);
-      if (!provider.agent.plan) return { problem: `${provider.displayName} has no agent plan` };
-      return { plan: agentPlan(provider, { slotId: input.slotId, home: slotHome(deps.slotsDir, input.slotId) }, deps.agentTokenServiceUrl ? { tokenServiceUrl: deps.agentTokenServiceUrl } : {}) };
-    } catch (err) {
-      if (err instanceof UnknownProviderError || err instanceof ProviderConfigError) return { problem: err.message };
-      throw err;
+    const opening = await openRecordedSlot(deps.slotsDir, input.slotId);
+    if (!opening.ok) {
+      return { problem: opening.kind === 'no-record' ? `this host has no record of slot ${input.slotId} (it was never set up here, or its files were removed)` : opening.problem };
     }
+    const { provider } = opening.slot;
+    if (!provider.agent.plan) return { problem: `${provider.displayName} has no agent plan` };
+    return { plan: agentPlan(provider, opening.slot, deps.agentTokenServiceUrl ? { tokenServiceUrl: deps.agentTokenServiceUrl } : {}) };
   }
   return { slotAgentPlan };
 }

@@ -7,10 +7,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger as PinoLogger } from 'pino';
 import { readAgentSecret } from '../activities/agent-files';
-import { readSecretFile, slotHome } from '../activities/credential-store';
-import { readSlotRecord } from '../activities/slot-record';
+import { slotHome } from '../activities/credential-store';
+import { openRecordedSlot } from '../activities/open-slot';
 import { slotIdProblem } from '../common/slot';
-import { getProvider } from '../providers';
 import type { AgentTokens, Provider } from '../providers/provider';
 
 export interface AgentTokenServiceOptions {
@@ -89,21 +88,19 @@ export async function startAgentTokenService(opts: AgentTokenServiceOptions): Pr
   }
 
   async function currentTokens(slotId: string): Promise<{ provider: Provider; tokens: AgentTokens } | Answer> {
-    const record = await readSlotRecord(opts.slotsDir, slotId);
-    if (!record) return oauthError(404, 'invalid_request', 'no such slot on this host');
-    let provider: Provider;
-    try {
-      provider = getProvider(record.provider, record.providerConfig ?? undefined);
-    } catch {
-      return oauthError(500, 'server_error', 'the slot record names a provider this worker cannot build');
+    const opening = await openRecordedSlot(opts.slotsDir, slotId);
+    if (!opening.ok) {
+      return opening.kind === 'no-record'
+        ? oauthError(404, 'invalid_request', 'no such slot on this host')
+        : oauthError(500, 'server_error', 'the slot record names a provider this worker cannot build');
     }
+    const { provider } = opening.slot;
     if (!provider.agent.tokens) return oauthError(404, 'unsupported_grant_type', `${provider.displayName} agents do not use the token service`);
-    const read = await readSecretFile(slotHome(opts.slotsDir, slotId), provider.credential.file, { requirePrivate: true });
-    if (!read.ok) return oauthError(503, 'temporarily_unavailable', 'the slot has no usable credential (it may be logging in)', 30);
+    const read = await opening.slot.readCredential({ requirePrivate: true });
+    if (read.kind === 'unread') return oauthError(503, 'temporarily_unavailable', 'the slot has no usable credential (it may be logging in)', 30);
+    if (read.kind !== 'parsed') return oauthError(503, 'temporarily_unavailable', 'the slot credential is unreadable', 30);
     try {
-      const parsed = provider.credential.schema.safeParse(JSON.parse(read.text));
-      if (!parsed.success) return oauthError(503, 'temporarily_unavailable', 'the slot credential is unreadable', 30);
-      return { provider, tokens: provider.agent.tokens(parsed.data) };
+      return { provider, tokens: provider.agent.tokens(read.credential) };
     } catch {
       return oauthError(503, 'temporarily_unavailable', 'the slot credential is unreadable', 30);
     }
