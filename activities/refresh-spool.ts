@@ -50,17 +50,21 @@ export interface RefreshSpoolOptions {
 }
 
 /** The spool of a host's refreshes: recovering what an earlier attempt left, reserving room, storing a rotation. */
-export function createRefreshSpool(options: RefreshSpoolOptions) {
-  const reserveBytes = options.reserveBytes ?? DEFAULT_SPOOL_RESERVE_BYTES;
+export class RefreshSpool {
+  private readonly reserveBytes: number;
+
+  constructor(private readonly options: RefreshSpoolOptions) {
+    this.reserveBytes = options.reserveBytes ?? DEFAULT_SPOOL_RESERVE_BYTES;
+  }
 
   /**
    * Before anything else in an attempt: a temp spool fsynced before a crash may hold the
    * only live refresh token (recovered, never deleted), then an earlier reservation.
    */
-  async function recover(home: string): Promise<void> {
+  async recover(home: string): Promise<void> {
     await recoverTempFile(home, REFRESH_SPOOL_FILE, isSpoolDocument).catch(() => false);
     await cleanupStaleTempFiles(home, REFRESH_SPOOL_FILE, { keep: isSpoolDocument }).catch(() => undefined);
-    await recoverReservation(home);
+    await this.recoverReservation(home);
   }
 
   /**
@@ -68,7 +72,7 @@ export function createRefreshSpool(options: RefreshSpoolOptions) {
    * again within the attempt while the answer is in memory; when nothing could be
    * stored the failure says the rotated token is lost, since the old one is probably spent.
    */
-  async function store(
+  async store(
     provider: Provider,
     home: string,
     tokens: TokenAnswer,
@@ -98,7 +102,7 @@ export function createRefreshSpool(options: RefreshSpoolOptions) {
             await writeSecretFileAtomic(home, REFRESH_SPOOL_FILE, text);
           }
           spooled = true;
-          options.afterSpool?.();
+          this.options.afterSpool?.();
         } catch (err) {
           if (!(err instanceof CredentialStoreError)) throw err;
           lastProblem = `the spool ${REFRESH_SPOOL_FILE} could not be written: ${err.message}`;
@@ -129,9 +133,9 @@ export function createRefreshSpool(options: RefreshSpoolOptions) {
   }
 
   /** Reserves the spool's space; a disk without room fails the attempt while the old token is unspent. */
-  async function reserve(home: string): Promise<SecretFileReservation> {
+  async reserve(home: string): Promise<SecretFileReservation> {
     try {
-      return await reserveSecretFile(home, REFRESH_SPOOL_RESERVATION, reserveBytes);
+      return await reserveSecretFile(home, REFRESH_SPOOL_RESERVATION, this.reserveBytes);
     } catch (err) {
       if (!(err instanceof CredentialStoreError)) throw err;
       if (err.code === 'reserved') {
@@ -147,7 +151,7 @@ export function createRefreshSpool(options: RefreshSpoolOptions) {
    * still have a request in flight (the lock was lost to us), so nothing is sent; blank
    * or torn and older than any request lives, it is removed.
    */
-  async function recoverReservation(home: string): Promise<void> {
+  private async recoverReservation(home: string): Promise<void> {
     const read = await readSecretFile(home, REFRESH_SPOOL_RESERVATION, { requirePrivate: true });
     if (!read.ok) {
       if (read.reason === 'missing') return;
@@ -166,16 +170,12 @@ export function createRefreshSpool(options: RefreshSpoolOptions) {
       return;
     }
     const age = Date.now() - read.stat.mtimeMs;
-    if (age < options.reservationLiveMs) {
+    if (age < this.options.reservationLiveMs) {
       throw transient(`another refresh attempt of this slot reserved ${REFRESH_SPOOL_RESERVATION} ${Math.round(age / 1000)} s ago and may have its token request in flight; nothing was sent`);
     }
     await removeSecretFile(home, REFRESH_SPOOL_RESERVATION).catch(() => false);
   }
-
-  return { recover, reserve, store };
 }
-
-export type RefreshSpool = ReturnType<typeof createRefreshSpool>;
 
 export const SPOOL_KEPT = `the answer is kept in ${REFRESH_SPOOL_FILE} (its refresh token is the live one) and is applied before any other refresh of this slot`;
 

@@ -22,7 +22,7 @@ import { providerPaused, ProviderPauses, sendTurn, waitingForProvider } from './
 import type { SendSpacing } from '../common/pacing';
 import { describeIssues, openSlot, type OpenSlot } from './open-slot';
 import { credentialInvalid, misconfigured, transient } from './refresh-failures';
-import { applySpool, createRefreshSpool, keepableAnswer, REFRESH_SPOOL_FILE, REFRESH_SPOOL_RESERVATION, requestFingerprint } from './refresh-spool';
+import { applySpool, keepableAnswer, RefreshSpool, REFRESH_SPOOL_FILE, REFRESH_SPOOL_RESERVATION, requestFingerprint } from './refresh-spool';
 import { checkLifetime } from './expiry-notices';
 import { createSlotStatusActivities, refuseTokenLike, writeStatusBestEffort } from './slot-status';
 
@@ -123,13 +123,18 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw new RangeError(`maxBodyBytes must be a positive integer, got ${maxBodyBytes}`);
 
   const heartbeatMs = deps.heartbeatMs ?? 2000;
-  const spool = createRefreshSpool({
-    ...(deps.spoolReserveBytes !== undefined ? { reserveBytes: deps.spoolReserveBytes } : {}),
-    // A reservation younger than this may belong to an attempt whose request is still in flight.
-    reservationLiveMs: fetchTimeoutMs + 30_000,
-    ...(deps.afterSpool ? { afterSpool: deps.afterSpool } : {}),
-  });
-  const pauses = new ProviderPauses(deps.slotsDir);
+  const host: RefreshHost = {
+    deps,
+    fetchTimeoutMs,
+    maxBodyBytes,
+    spool: new RefreshSpool({
+      ...(deps.spoolReserveBytes !== undefined ? { reserveBytes: deps.spoolReserveBytes } : {}),
+      // A reservation younger than this may belong to an attempt whose request is still in flight.
+      reservationLiveMs: fetchTimeoutMs + 30_000,
+      ...(deps.afterSpool ? { afterSpool: deps.afterSpool } : {}),
+    }),
+    pauses: new ProviderPauses(deps.slotsDir),
+  };
   const { writeSlotStatus } = createSlotStatusActivities(deps);
 
   /**
@@ -151,7 +156,7 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
       const now = input.now + Math.max(0, info.currentAttemptScheduledTimestampMs - info.scheduledTimestampMs);
       const home = await ensureSlotHome(deps.slotsDir, slotId);
       const refreshed = await withHeartbeat(
-        withSlotLock(home, (hold) => refreshOnce(slot, { ...input, now }, hold), deps.lockStaleMs === undefined ? {} : { staleMs: deps.lockStaleMs }).catch((err: unknown) => {
+        withSlotLock(home, (hold) => refreshOnce(host, slot, { ...input, now }, hold), deps.lockStaleMs === undefined ? {} : { staleMs: deps.lockStaleMs }).catch((err: unknown) => {
           if (err instanceof CredentialStoreError) throw transient(err.message);
           throw err;
         }),
@@ -183,128 +188,138 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
     }
   }
 
-  /** Under the slot's lock: what an earlier attempt left first, then the credential as it stands, then (when due) the token request. */
-  async function refreshOnce(slot: OpenSlot, input: RefreshInput, hold: SlotLockHold): Promise<RefreshOutcome> {
-    const { now, force } = input;
-    throwIfCancelled();
-    const { provider } = slot;
-    const schedule = scheduleWith(provider.refresh.schedule, input.schedule);
-    const secrets = new Secrets();
-
-    const recovered = await takeUpEarlierAttempt(slot, now, secrets);
-    if (recovered) {
-      await writeAgentEnv(provider, slot, recovered.parsed, secrets, deps.agentTokenServiceUrl);
-      const facts = provider.credential.facts(recovered.parsed);
-      const withRefresh: CredentialFacts = { ...facts, lastRefresh: facts.lastRefresh ?? recovered.receivedAt };
-      Context.current().log.info('applied the token answer an earlier refresh attempt spooled', { slotId: slot.slotId, file: REFRESH_SPOOL_FILE });
-      return outcome('refreshed', withRefresh, nextRefreshAt(dueTime(withRefresh, schedule), schedule, now));
-    }
-
-    const credential = await readCredential(slot, secrets);
-    const facts = provider.credential.facts(credential);
-    // A credential that lives a fixed time is only looked at: no token endpoint is ever called.
-    if (provider.refresh.fixedLifetime) {
-      await writeAgentEnv(provider, slot, credential, secrets, deps.agentTokenServiceUrl);
-      const checked = await checkLifetime(provider, provider.refresh.fixedLifetime, slot, facts, now);
-      return { ...outcome('fresh', facts, checked.nextCheckAt), ...(checked.notice ? { notice: checked.notice } : {}) };
-    }
-    const dueAt = dueTime(facts, schedule);
-    // The workflow wakes at a jittered time up to jitterMs early: that counts as due.
-    if (!force && dueAt !== undefined && now < dueAt - schedule.jitterMs) {
-      // A refresh whose env-file write failed left the credential fresh: catch up here.
-      await writeAgentEnv(provider, slot, credential, secrets, deps.agentTokenServiceUrl);
-      return outcome('fresh', facts, nextRefreshAt(dueAt, schedule, now));
-    }
-
-    const written = await exchange(slot, credential, secrets, now, hold);
-    await hold.verify();
-    await writeAgentEnv(provider, slot, written.parsed, secrets, deps.agentTokenServiceUrl);
-    const refreshed = provider.credential.facts(written.parsed);
-    const withRefresh: CredentialFacts = { ...refreshed, lastRefresh: refreshed.lastRefresh ?? now };
-    return outcome('refreshed', withRefresh, nextRefreshAt(dueTime(withRefresh, schedule), schedule, now));
-  }
-
-  /**
-   * What earlier attempts and the operator left in the home: stale temp files go, a spool
-   * or reservation is recovered, a handed-over credential is taken in, and a rotation an
-   * earlier attempt received but did not store is applied (its refresh token is the live one).
-   */
-  async function takeUpEarlierAttempt(slot: OpenSlot, now: number, secrets: Secrets): Promise<{ parsed: unknown; receivedAt: number } | undefined> {
-    const { provider, slotId } = slot;
-    const file = provider.credential.file;
-    await cleanupStaleTempFiles(slot.home, file).catch(() => undefined);
-    await cleanupStaleTempFiles(slot.home, provider.agent.envFile).catch(() => undefined);
-    await spool.recover(slot.home);
-
-    // A credential an operator handed over on this host (slotctl provision --adopt): it becomes the slot's file.
-    const adoption = await takeHandedOverCredential(deps.slotsDir, slot, provider, now);
-    if (adoption.kind === 'adopted') Context.current().log.info('took the credential handed over on this host into the slot', { slotId, file });
-    else if (adoption.kind === 'discarded') Context.current().log.warn('discarded a handed-over credential', { slotId, reason: adoption.reason });
-
-    return applySpool(provider, slot.home, secrets, (reason) =>
-      Context.current().log.warn('discarded a stale refresh spool', { slotId, file: REFRESH_SPOOL_FILE, reason }),
-    );
-  }
-
-  /**
-   * The token request and its answer, stored through the spool. Until the request is
-   * sent a cancellation, a lost lock or a provider pause stops it with the old token
-   * unspent; after, whatever fails, the answer is kept.
-   */
-  async function exchange(slot: OpenSlot, credential: unknown, secrets: Secrets, now: number, hold: SlotLockHold): Promise<{ parsed: unknown }> {
-    const { provider, slotId } = slot;
-    const endpoint = await endpointOf(provider, deps.env);
-    const request = provider.refresh.request(credential);
-    // The provider asked this host to wait (a 429 to any slot): nothing is sent until then.
-    const paused = await pauses.current(provider.name, now);
-    if (paused) throw providerPaused(provider.displayName, deps.host, paused, now);
-    // Room for the answer first: a disk that cannot hold it fails here, with the old token unspent.
-    hold.throwIfLost();
-    const reservation = await spool.reserve(slot.home);
-    try {
-      // An answer renamed into place by an attempt that lost the lock to us: apply it, never spend its presented token.
-      if ((await readSecretFile(slot.home, REFRESH_SPOOL_FILE)).ok) {
-        throw transient(`a token answer arrived in ${REFRESH_SPOOL_FILE} during this attempt; nothing was sent, the next attempt applies it`);
-      }
-      await sendTurn(deps.spacing, provider.name);
-      // The last moment a cancellation (or a lost lock) is obeyed: from here the refresh token may be spent.
-      throwIfCancelled();
-      await hold.verify();
-      if (!(await reservation.held())) throw transient(`${REFRESH_SPOOL_RESERVATION} was removed or replaced before the request; nothing was sent`);
-      const called = await callOAuthEndpoint(endpoint, { method: 'POST', ...request }, { fetchTimeoutMs, maxBodyBytes, allowedHosts: endpointAllowList(deps.env) });
-      if (!called.ok) throw called.refused ? misconfigured(called.reason) : transient(secrets.scrub(called.reason));
-      const verdict = provider.refresh.classify(called.answer);
-      const details = [{ provider: provider.name, httpStatus: called.answer.status }];
-      const refusing = await answeredForRate(pauses, provider, called.answer, now);
-      if (refusing) {
-        throw ApplicationFailure.create({
-          message: `${provider.displayName} is refusing refresh requests (HTTP 429${verdict.kind !== 'success' ? `: ${secrets.scrub(verdict.reason)}` : ''}); ${waitingForProvider(provider.displayName, deps.host, refusing, now).replace(/^waiting for the provider: [^;]*; /, '')}`,
-          type: FailureType.providerRefusing,
-          nonRetryable: false,
-          details,
-          nextRetryDelay: Math.max(refusing.until - now, 1000),
-        });
-      }
-      if (verdict.kind === 'permanent') {
-        throw ApplicationFailure.create({ message: secrets.scrub(verdict.reason), type: FailureType.refreshPermanent, nonRetryable: true, details });
-      }
-      if (verdict.kind === 'transient') throw transient(secrets.scrub(verdict.reason), verdict.retryAfterMs, details);
-
-      secrets.addLeaves(verdict.tokens);
-      // From here the answer holds the only live refresh token: whatever fails, it is kept.
-      const tokens = keepableAnswer(verdict.tokens, (field) =>
-        Context.current().log.warn('dropped a token answer field that cannot be stored', { slotId, field: field.slice(0, 64) }),
-      );
-      return await spool.store(provider, slot.home, tokens, now, requestFingerprint(request.body), secrets, reservation, hold);
-    } finally {
-      await reservation.release();
-    }
-  }
-
   return { refreshCredential, writeSlotStatus };
 }
 
 export type RefreshActivities = ReturnType<typeof createRefreshActivities>;
+
+/** What the refreshes of one host share: its dependencies, the request limits, the spool and the provider pauses. */
+interface RefreshHost {
+  readonly deps: RefreshActivityDeps;
+  readonly fetchTimeoutMs: number;
+  readonly maxBodyBytes: number;
+  readonly spool: RefreshSpool;
+  readonly pauses: ProviderPauses;
+}
+
+/** Under the slot's lock: what an earlier attempt left first, then the credential as it stands, then (when due) the token request. */
+async function refreshOnce(host: RefreshHost, slot: OpenSlot, input: RefreshInput, hold: SlotLockHold): Promise<RefreshOutcome> {
+  const { now, force } = input;
+  throwIfCancelled();
+  const { provider } = slot;
+  const schedule = scheduleWith(provider.refresh.schedule, input.schedule);
+  const secrets = new Secrets();
+
+  const recovered = await takeUpEarlierAttempt(host, slot, now, secrets);
+  if (recovered) {
+    await writeAgentEnv(provider, slot, recovered.parsed, secrets, host.deps.agentTokenServiceUrl);
+    const facts = provider.credential.facts(recovered.parsed);
+    const withRefresh: CredentialFacts = { ...facts, lastRefresh: facts.lastRefresh ?? recovered.receivedAt };
+    Context.current().log.info('applied the token answer an earlier refresh attempt spooled', { slotId: slot.slotId, file: REFRESH_SPOOL_FILE });
+    return outcome('refreshed', withRefresh, nextRefreshAt(dueTime(withRefresh, schedule), schedule, now));
+  }
+
+  const credential = await readCredential(slot, secrets);
+  const facts = provider.credential.facts(credential);
+  // A credential that lives a fixed time is only looked at: no token endpoint is ever called.
+  if (provider.refresh.fixedLifetime) {
+    await writeAgentEnv(provider, slot, credential, secrets, host.deps.agentTokenServiceUrl);
+    const checked = await checkLifetime(provider, provider.refresh.fixedLifetime, slot, facts, now);
+    return { ...outcome('fresh', facts, checked.nextCheckAt), ...(checked.notice ? { notice: checked.notice } : {}) };
+  }
+  const dueAt = dueTime(facts, schedule);
+  // The workflow wakes at a jittered time up to jitterMs early: that counts as due.
+  if (!force && dueAt !== undefined && now < dueAt - schedule.jitterMs) {
+    // A refresh whose env-file write failed left the credential fresh: catch up here.
+    await writeAgentEnv(provider, slot, credential, secrets, host.deps.agentTokenServiceUrl);
+    return outcome('fresh', facts, nextRefreshAt(dueAt, schedule, now));
+  }
+
+  const written = await exchange(host, slot, credential, secrets, now, hold);
+  await hold.verify();
+  await writeAgentEnv(provider, slot, written.parsed, secrets, host.deps.agentTokenServiceUrl);
+  const refreshed = provider.credential.facts(written.parsed);
+  const withRefresh: CredentialFacts = { ...refreshed, lastRefresh: refreshed.lastRefresh ?? now };
+  return outcome('refreshed', withRefresh, nextRefreshAt(dueTime(withRefresh, schedule), schedule, now));
+}
+
+/**
+ * What earlier attempts and the operator left in the home: stale temp files go, a spool
+ * or reservation is recovered, a handed-over credential is taken in, and a rotation an
+ * earlier attempt received but did not store is applied (its refresh token is the live one).
+ */
+async function takeUpEarlierAttempt(host: RefreshHost, slot: OpenSlot, now: number, secrets: Secrets): Promise<{ parsed: unknown; receivedAt: number } | undefined> {
+  const { provider, slotId } = slot;
+  const file = provider.credential.file;
+  await cleanupStaleTempFiles(slot.home, file).catch(() => undefined);
+  await cleanupStaleTempFiles(slot.home, provider.agent.envFile).catch(() => undefined);
+  await host.spool.recover(slot.home);
+
+  // A credential an operator handed over on this host (slotctl provision --adopt): it becomes the slot's file.
+  const adoption = await takeHandedOverCredential(host.deps.slotsDir, slot, provider, now);
+  if (adoption.kind === 'adopted') Context.current().log.info('took the credential handed over on this host into the slot', { slotId, file });
+  else if (adoption.kind === 'discarded') Context.current().log.warn('discarded a handed-over credential', { slotId, reason: adoption.reason });
+
+  return applySpool(provider, slot.home, secrets, (reason) =>
+    Context.current().log.warn('discarded a stale refresh spool', { slotId, file: REFRESH_SPOOL_FILE, reason }),
+  );
+}
+
+/**
+ * The token request and its answer, stored through the host.spool. Until the request is
+ * sent a cancellation, a lost lock or a provider pause stops it with the old token
+ * unspent; after, whatever fails, the answer is kept.
+ */
+async function exchange(host: RefreshHost, slot: OpenSlot, credential: unknown, secrets: Secrets, now: number, hold: SlotLockHold): Promise<{ parsed: unknown }> {
+  const { provider, slotId } = slot;
+  const endpoint = await endpointOf(provider, host.deps.env);
+  const request = provider.refresh.request(credential);
+  // The provider asked this host to wait (a 429 to any slot): nothing is sent until then.
+  const paused = await host.pauses.current(provider.name, now);
+  if (paused) throw providerPaused(provider.displayName, host.deps.host, paused, now);
+  // Room for the answer first: a disk that cannot hold it fails here, with the old token unspent.
+  hold.throwIfLost();
+  const reservation = await host.spool.reserve(slot.home);
+  try {
+    // An answer renamed into place by an attempt that lost the lock to us: apply it, never spend its presented token.
+    if ((await readSecretFile(slot.home, REFRESH_SPOOL_FILE)).ok) {
+      throw transient(`a token answer arrived in ${REFRESH_SPOOL_FILE} during this attempt; nothing was sent, the next attempt applies it`);
+    }
+    await sendTurn(host.deps.spacing, provider.name);
+    // The last moment a cancellation (or a lost lock) is obeyed: from here the refresh token may be spent.
+    throwIfCancelled();
+    await hold.verify();
+    if (!(await reservation.held())) throw transient(`${REFRESH_SPOOL_RESERVATION} was removed or replaced before the request; nothing was sent`);
+    const called = await callOAuthEndpoint(endpoint, { method: 'POST', ...request }, { fetchTimeoutMs: host.fetchTimeoutMs, maxBodyBytes: host.maxBodyBytes, allowedHosts: endpointAllowList(host.deps.env) });
+    if (!called.ok) throw called.refused ? misconfigured(called.reason) : transient(secrets.scrub(called.reason));
+    const verdict = provider.refresh.classify(called.answer);
+    const details = [{ provider: provider.name, httpStatus: called.answer.status }];
+    const refusing = await answeredForRate(host.pauses, provider, called.answer, now);
+    if (refusing) {
+      throw ApplicationFailure.create({
+        message: `${provider.displayName} is refusing refresh requests (HTTP 429${verdict.kind !== 'success' ? `: ${secrets.scrub(verdict.reason)}` : ''}); ${waitingForProvider(provider.displayName, host.deps.host, refusing, now).replace(/^waiting for the provider: [^;]*; /, '')}`,
+        type: FailureType.providerRefusing,
+        nonRetryable: false,
+        details,
+        nextRetryDelay: Math.max(refusing.until - now, 1000),
+      });
+    }
+    if (verdict.kind === 'permanent') {
+      throw ApplicationFailure.create({ message: secrets.scrub(verdict.reason), type: FailureType.refreshPermanent, nonRetryable: true, details });
+    }
+    if (verdict.kind === 'transient') throw transient(secrets.scrub(verdict.reason), verdict.retryAfterMs, details);
+
+    secrets.addLeaves(verdict.tokens);
+    // From here the answer holds the only live refresh token: whatever fails, it is kept.
+    const tokens = keepableAnswer(verdict.tokens, (field) =>
+      Context.current().log.warn('dropped a token answer field that cannot be stored', { slotId, field: field.slice(0, 64) }),
+    );
+    return await host.spool.store(provider, slot.home, tokens, now, requestFingerprint(request.body), secrets, reservation, hold);
+  } finally {
+    await reservation.release();
+  }
+}
+
 
 /** The token endpoint: https, or http on loopback, without credentials in it. */
 async function endpointOf(provider: Provider, env: NodeJS.ProcessEnv): Promise<URL> {
