@@ -251,6 +251,10 @@ async function newestOpened(backup: CredentialBackup, slotId: string): Promise<N
   return opened.ok ? { kind: 'ok', stored, text: opened.text } : { kind: 'unusable', stored, reason: opened.reason };
 }
 
+/**
+ * Whole on purpose (about 150 lines): its body is three activities of 20–70 lines that share
+ * only `deps`, each reading top to bottom as the order of its refusals; the helpers they share are above.
+ */
 export function createBackupActivities(deps: SlotCheckDeps & { readonly backup?: CredentialBackup }) {
   /**
    * A backup of the credential as it is on this host now (before a move, or of a copy a

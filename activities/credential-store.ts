@@ -2,6 +2,8 @@
 // empty or world-readable file logs the slot out or leaks it. Everything that reads
 // or writes one goes through here: confined to the slot home, no symlinks, 0600, atomic,
 // and every path under the home walked through directory descriptors (see walkDirs).
+// One module on purpose: reads, writes, reservations, clean-up and removal all rest on
+// the private descriptor walk below; splitting them would make that walk public API.
 import { randomBytes } from 'node:crypto';
 import { constants as fsc, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';

@@ -141,7 +141,11 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 const DEFAULT_HEARTBEAT_MS = 2000;
 const DEFAULT_UNCLAIMED_SESSION_MS = 120_000;
 
-/** `startLogin`, for the host queue: any process of the host may start a login. */
+/**
+ * `startLogin`, for the host queue: any process of the host may start a login. Whole on purpose:
+ * one activity whose steps (open the slot, prepare the home, start the CLI, wait for its prompt)
+ * share the session being built; the screen reading it needs is in module functions.
+ */
 export function createLoginActivities(deps: LoginActivityDeps) {
   const heartbeatMs = deps.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   const unclaimedSessionMs = deps.unclaimedSessionMs ?? DEFAULT_UNCLAIMED_SESSION_MS;
@@ -251,7 +255,11 @@ export function createLoginActivities(deps: LoginActivityDeps) {
   return { startLogin };
 }
 
-/** The activities that reach a live PTY: registered on this process's session queue only. */
+/**
+ * The activities that reach a live PTY: registered on this process's session queue only.
+ * Whole on purpose: three activities (watch, submit a code, close; the longest about 45 lines)
+ * and the session lookup, retry and store steps they share through `deps.sessions`.
+ */
 export function createLoginSessionActivities(deps: Pick<LoginActivityDeps, 'sessions' | 'heartbeatMs'>) {
   const heartbeatMs = deps.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
 

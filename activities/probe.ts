@@ -50,6 +50,7 @@ const ProbeInput = z.object({
   reason: z.enum(['login', 'schedule', 'operator', 'pool', 'after-refresh']),
 });
 
+/** Whole on purpose: one activity, its one probe and the one send it makes, sharing the timeout and the pauses. */
 export function createProbeActivities(deps: ProbeActivityDeps) {
   const timeoutMs = deps.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
   const pauses = new ProviderPauses(deps.slotsDir);

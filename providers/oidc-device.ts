@@ -128,6 +128,10 @@ function idTokenSubject(idToken: string | undefined): string | undefined {
 const expiresAt = (tokens: TokenAnswer, now: number): number | undefined =>
   tokens.expires_in !== undefined ? Math.floor(now / 1000) + Math.round(clampExpiresIn(tokens.expires_in)) : undefined;
 
+/**
+ * The provider for one slot's configuration. Whole on purpose: the returned object is the
+ * Provider interface filled in, each member a few lines over the same `config` and endpoints.
+ */
 function forSlot(config: OidcDeviceConfig): Provider {
   const where = config.issuer ? new URL(config.issuer).host : new URL(config.endpoints?.token_endpoint ?? 'http://invalid').host;
   const displayName = `OAuth device flow (${where})`;
