@@ -200,7 +200,7 @@ export const ConfigSchema = z.object({
   /** Restarts in a row `npm start` tries for a dev server or codec server that ended, before it exits 1 with the reason. @default 5 */
   SUPERVISOR_MAX_RESTARTS: z.coerce.number().int().min(0).max(100).default(5),
   /**
-   * Where the agent token service listens (workers/agent-token-service.ts): `host:port`, or `off`.
+   * Where the agent token service listens (host/agent-token-service.ts): `host:port`, or `off`.
    * Loopback by default: agents on this host (or containers given host networking) reach it. @default "127.0.0.1:7311"
    */
   AGENT_TOKEN_SERVICE: z

@@ -2,7 +2,7 @@
 // host's login and credential activities on `slots.<host>`, and the activities that
 // reach the PTYs this process holds on its own queue `slots.<host>.<workerId>`.
 import { Client, Connection } from '@temporalio/client';
-import { startAgentTokenService } from './agent-token-service';
+import { startAgentTokenService } from '../host/agent-token-service';
 import { refreshNowSignal } from '../common/messages';
 // CommonJS: Node's ESM loader cannot see its named exports.
 import proto from '@temporalio/proto';
