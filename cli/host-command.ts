@@ -2,7 +2,7 @@
 // (they work on its SLOTS_DIR, not through Temporal). A workflow can do none of them.
 import { Option, type Command } from 'commander';
 import { SlotInputError } from '../common/failures';
-import { emptyTrashOnThisHost, retiredOnThisHost, reuseOnThisHost, unretireOnThisHost } from '../workers/slot-host';
+import { emptyTrashOnThisHost, retiredOnThisHost, reuseOnThisHost, unretireOnThisHost } from '../host/slot-host';
 import { parseSlotId } from '../client/slot-client';
 
 /** Exit code when some trashed home could not be removed. */

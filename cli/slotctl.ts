@@ -8,10 +8,10 @@ import { agentPlanEnvFile, type AgentPlan } from '../providers/agent-plan';
 import type { SlotStatus, SubmitCodeResult } from '../common/messages';
 import type { Phase } from '../common/slot';
 import { describeProbe, type LastProbe } from '../common/probe';
-import { ConfigError, loadConfig, temporalAddress, temporalConnectionOptions, type Config } from '../workers/config';
+import { ConfigError, loadConfig, temporalAddress, temporalConnectionOptions, type Config } from '../host/config';
 import { CodecServerError, operatorDataConverter, PayloadKeyMissingError } from '../client/codec-client';
 import { getProvider, parseProviderConfig, providerNames } from '../providers';
-import { handOverOnThisHost } from '../workers/credential-handover';
+import { handOverOnThisHost } from '../host/credential-handover';
 import { PoolNotFoundError, PoolRequestError, ProviderConfigError, TemporalTransportError } from '../common/failures';
 import { addPoolCommands } from './pool-commands';
 import { addIncidentCommands } from './incident-commands';
@@ -301,7 +301,7 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
   // Spans of this command (start, signal, update) begin the slot's trace when an exporter is configured.
   // Loaded only then: the OpenTelemetry SDK is not what every command should pay to start.
   const tracing =
-    config.tracing.otlpEndpoint || config.tracing.zipkinEndpoint ? (await import('../workers/tracing')).startTracing(config.tracing) : undefined;
+    config.tracing.otlpEndpoint || config.tracing.zipkinEndpoint ? (await import('../host/tracing')).startTracing(config.tracing) : undefined;
   let client: SlotClient | undefined;
   // The code travels in an update payload: sealed like everything else, with the keys or by the codec server.
   const operator = operatorDataConverter({

@@ -1,7 +1,7 @@
 // `npm start`: the embedded default. Starts a local Temporal dev server (SQLite
 // under DATA_DIR, Web UI) and a worker, and supervises what it started: a dev server
 // or codec server that ends is started again; one that cannot come back ends `npm start`.
-import { ConfigError, loadConfigOrExit, type Config } from './config';
+import { ConfigError, loadConfigOrExit, type Config } from '../host/config';
 import { startCodecServerProcess, type CodecServerRun } from './codec-server-process';
 import { startDevServer, type DevServer } from './dev-server';
 import { startDevServerProcess, type DevServerRun } from './dev-server-process';
