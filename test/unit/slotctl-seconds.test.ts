@@ -14,6 +14,7 @@ const run = async (argv: string[]): Promise<{ code: number; err: string; out: st
 describe('slotctl: options in seconds', () => {
   const commands: Array<[string, (value: string) => string[]]> = [
     ['--timeout', (v) => ['provision', 'slot-a', '--provider', 'claude', '--host', 'h1', '--wait', '--timeout', v]],
+    ['--timeout', (v) => ['status', 'slot-a', '--wait', '--timeout', v]],
     ['--timeout', (v) => ['submit-code', 'slot-a', 'some-code#state', '--wait', '--timeout', v]],
     ['--timeout', (v) => ['move', 'slot-a', '--to-host', 'h2', '--timeout', v]],
     ['--lease-ttl', (v) => ['pool', 'create', 'pool-a', '--provider', 'claude', '--lease-ttl', v]],
