@@ -8,12 +8,18 @@ import { parseSlotId } from '../client/slot-client';
 import { jsonOption, type CommandContext, type Output } from './output';
 
 /** Failed (exit 1) unless the slot moved: refused, or failed (it stays where it was), or still moving when the wait ends. */
-function moveOutput(slotId: string, to: string, state: MoveState | { state: 'refused'; message: string }, timeoutMs: number): Output {
-  const ok = state.state === 'moved';
+function moveOutput(slotId: string, state: MoveState, timeoutMs: number): Output {
   const message = state.state === 'moving' ? `the move is still under way after ${timeoutMs / 1000} s: ${state.message}; follow with: slotctl status ${slotId}` : state.message;
-  const json = state.state === 'refused' ? { ok, slotId, to, state: 'refused', message } : { ok, slotId, ...state, message };
-  return ok ? { text: message, json } : { json, notes: [`slotctl: ${message}`], outcome: 'failed' };
+  const json = { ok: state.state === 'moved', slotId, ...state, message };
+  return state.state === 'moved' ? { text: message, json } : { json, notes: [`slotctl: ${message}`], outcome: 'failed' };
 }
+
+/** The slot refused the move before it began (MoveRefusedError). */
+const refusedOutput = (slotId: string, to: string, message: string): Output => ({
+  json: { ok: false, slotId, to, state: 'refused', message },
+  notes: [`slotctl: ${message}`],
+  outcome: 'failed',
+});
 
 export function addMoveCommand(program: Command, ctx: CommandContext): void {
   program
@@ -26,10 +32,10 @@ export function addMoveCommand(program: Command, ctx: CommandContext): void {
       ctx.act(async (slot: string, opts: { toHost: string; timeout: number }) => {
         parseSlotId(slot);
         try {
-          return moveOutput(slot, opts.toHost, await (await ctx.connect()).move(slot, opts.toHost, { timeoutMs: opts.timeout }), opts.timeout);
+          return moveOutput(slot, await (await ctx.connect()).move(slot, opts.toHost, { timeoutMs: opts.timeout }), opts.timeout);
         } catch (err) {
           if (!(err instanceof MoveRefusedError)) throw err;
-          return moveOutput(slot, opts.toHost, { state: 'refused', message: err.message }, opts.timeout);
+          return refusedOutput(slot, opts.toHost, err.message);
         }
       }),
     );
