@@ -1,5 +1,6 @@
-// slotctl's commands on one slot: provision, status, submit-code, cancel, probe,
-// agent-plan, migrate. Each returns its Output (slot-views.ts); slotctl prints it.
+// slotctl's commands on slots: provision, status, submit-code, cancel, relogin, refresh,
+// retire (bulk-commands.ts), probe, agent-plan, migrate, in the order help lists them.
+// Each returns its Output (slot-views.ts); slotctl prints it.
 import type { Command } from 'commander';
 import { constants as fsc } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { ProviderConfigError, SlotInputError } from '../common/failures';
 import { getProvider, parseProviderConfig, providerNames } from '../providers';
 import { handOverOnThisHost } from '../host/credential-handover';
 import { parseSlotId, type SlotClient } from '../client/slot-client';
+import { addBulkCommands } from './bulk-commands';
 import { migrateSlots } from './migrate';
 import { secondsOption } from './options';
 import { jsonOption, type CommandContext, type Output } from './output';
@@ -25,6 +27,8 @@ export function addSlotCommands(program: Command, ctx: CommandContext): void {
   addStatus(program, ctx);
   addSubmitCode(program, ctx);
   addCancel(program, ctx);
+  // relogin, refresh, retire: one slot, or every slot a query selects.
+  addBulkCommands(program, ctx);
   addProbe(program, ctx);
   addAgentPlan(program, ctx);
   addMigrate(program, ctx);

@@ -5,7 +5,6 @@ import { Command } from 'commander';
 import { loadConfig, temporalAddress, temporalConnectionOptions, type Config } from '../host/config';
 import { operatorDataConverter } from '../client/codec-client';
 import { SlotClient } from '../client/slot-client';
-import { addBulkCommands } from './bulk-commands';
 import { configExit, EXIT, failureExit, type ExitCode } from './exit-codes';
 import { addHostCommands } from './host-command';
 import { addIncidentCommands } from './incident-commands';
@@ -65,7 +64,6 @@ export async function slotctl(argv: string[], io: Io = processIo, env: NodeJS.Pr
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
     .showHelpAfterError();
   addSlotCommands(program, ctx);
-  addBulkCommands(program, ctx);
   addPoolCommands(program, ctx);
   addIncidentCommands(program, ctx);
   addMoveCommand(program, ctx);
