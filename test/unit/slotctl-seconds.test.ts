@@ -28,4 +28,27 @@ describe('slotctl: options in seconds', () => {
       expect(code).toBe(2);
     },
   );
+
+  it('every option help shows as <seconds>, on every command and subcommand, is refused the same way while the command line is read', async () => {
+    const helpOf = async (path: string[]): Promise<string> => (await run([...path, '--help'])).out;
+    const commandsIn = (help: string): string[] =>
+      [...help.slice(help.indexOf('Commands:')).matchAll(/^ {2}([a-z][a-z-]*)\b/gm)].map((m) => m[1] as string).filter((c) => c !== 'help');
+    const found: string[] = [];
+    const visit = async (path: string[]): Promise<void> => {
+      const help = await helpOf(path);
+      if (help.includes('Commands:')) {
+        for (const sub of commandsIn(help)) await visit([...path, sub]);
+        return;
+      }
+      for (const [, flag] of help.matchAll(/(--[a-z-]+) <seconds>/g)) {
+        found.push(`${path.join(' ')} ${flag}`);
+        // No arguments: a check made later (in the action, after commander's own) would answer differently.
+        const { code, err } = await run([...path, flag as string, 'abc']);
+        expect(err, `${path.join(' ')} ${flag}`).toContain(`${flag} must be a number of seconds > 0, got "abc"`);
+        expect(code).toBe(2);
+      }
+    };
+    await visit([]);
+    expect(found.sort()).toEqual(['move --timeout', 'pool create --lease-ttl', 'pool lease --ttl', 'provision --timeout', 'status --timeout', 'submit-code --timeout']);
+  });
 });
