@@ -30,7 +30,7 @@ export default tseslint.config(
             message: 'Workflow and common code runs in the Temporal sandbox: no Node builtins.',
           })),
           patterns: [
-            { group: ['**/activities/**', '**/workers/**', '**/client/**', '**/cli/**'], message: 'Workflows import activity types only (import type).', allowTypeImports: true },
+            { group: ['**/activities/**', '**/workers/**', '**/host/**', '**/client/**', '**/cli/**'], message: 'Workflows import activity types only (import type).', allowTypeImports: true },
             { group: ['node-pty', 'pino', '@temporalio/worker', '@temporalio/client'], message: 'Not allowed in the workflow sandbox.' },
           ],
         },

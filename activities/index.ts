@@ -14,7 +14,7 @@ import type { SendSpacing } from '../common/pacing';
 import { createIncidentReportActivities, type IncidentReportDeps } from './incident-report';
 
 export type ActivityDeps = LoginActivityDeps & {
-  /** The worker's agent token service, named in the agents' env and files (see workers/agent-token-service.ts). */
+  /** The worker's agent token service, named in the agents' env and files (see host/agent-token-service.ts). */
   readonly agentTokenServiceUrl?: string;
   /** The credential backup store and keys of this host (SLOT_BACKUP_URL); none: no backups, no restores. */
   readonly backup?: CredentialBackup;

@@ -1,7 +1,7 @@
 // Where slot homes go when a workflow asks for them to go: the host's trash (a rename,
 // which follows no symlink), with a tombstone beside the slots that keeps what the host
 // had pinned. No workflow removes a tombstone or a trashed home; the host's operator
-// does (`slotctl host …`, run on the host: see workers/slot-host.ts).
+// does (`slotctl host …`, run on the host: see host/slot-host.ts).
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, readdir, rename, rmdir } from 'node:fs/promises';
 import path from 'node:path';

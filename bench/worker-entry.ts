@@ -6,7 +6,7 @@
 // loaded once per worker thread rather than once per workflow.
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
-import { loadConfigOrExit, type Config } from '../workers/config';
+import { loadConfigOrExit, type Config } from '../host/config';
 import { createLogger, installRuntimeLogger } from '../workers/logger';
 import { runWorker } from '../workers/worker';
 

@@ -1,38 +1,27 @@
 // `slotctl incident …`: see a provider's incident, hold or release its automatic relogins,
 // end it. Each is a signal or query on `provider-incident:<provider>:<queue>`, the same the Web UI sends.
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { WorkflowNotFoundError, type SignalDefinition } from '@temporalio/common';
 import { SlotInputError } from '../common/failures';
 import { endIncidentSignal, holdReloginsSignal, incidentStatusQuery, incidentWorkflowId, releaseReloginsSignal, type IncidentStatus } from '../common/incidents';
 import { providerNames } from '../providers';
-import type { SlotClient } from '../client/slot-client';
+import { jsonOption, when, type CommandContext, type Output } from './output';
 
-type IncidentView = { kind: 'status'; status: IncidentStatus } | { kind: 'none'; provider: string } | { kind: 'done'; provider: string; message: string };
-
-const when = (ms: number | undefined): string => (ms === undefined ? '—' : new Date(ms).toISOString());
-
-function human(view: IncidentView): string {
-  switch (view.kind) {
-    case 'status': {
-      const s = view.status;
-      const head = s.open
-        ? `incident  ${s.provider}: open since ${when(s.openedAt)}; automatic relogins ${s.held ? `HELD (release: slotctl incident release ${s.provider})` : 'start at the pace of each host'}`
-        : `incident  ${s.provider}: none open (${s.slots.length} of ${s.settings.threshold} failures within ${Math.round(s.settings.windowMs / 60_000)} minutes)`;
-      return [head, ...s.slots.map((x) => `  ${x.slotId}  ${x.host}  ${x.failure}  ${when(x.at)}`)].join('\n');
-    }
-    case 'none':
-      return `incident  ${view.provider}: none (no ${view.provider} slot failed permanently lately)`;
-    case 'done':
-      return view.message;
-  }
+function incidentOutput(s: IncidentStatus): Output {
+  const head = s.open
+    ? `incident  ${s.provider}: open since ${when(s.openedAt)}; automatic relogins ${s.held ? `HELD (release: slotctl incident release ${s.provider})` : 'start at the pace of each host'}`
+    : `incident  ${s.provider}: none open (${s.slots.length} of ${s.settings.threshold} failures within ${Math.round(s.settings.windowMs / 60_000)} minutes)`;
+  return { text: [head, ...s.slots.map((x) => `  ${x.slotId}  ${x.host}  ${x.failure}  ${when(x.at)}`)].join('\n'), json: s };
 }
 
+const noIncidentOutput = (provider: string): Output => ({
+  text: `incident  ${provider}: none (no ${provider} slot failed permanently lately)`,
+  json: { provider, open: false, held: false, slots: [] },
+});
+
 /** Adds `incident` to slotctl's program. */
-export function addIncidentCommands(program: Command, ctx: { connect: () => Promise<SlotClient>; out: (text: string) => void }): void {
-  let asJson = false;
-  const show = (view: IncidentView): void =>
-    ctx.out(asJson ? JSON.stringify(view.kind === 'status' ? view.status : view.kind === 'none' ? { provider: view.provider, open: false, held: false, slots: [] } : { ok: true, provider: view.provider, message: view.message }, null, 2) : human(view));
-  const json = (): Option => new Option('--json', 'print exactly one JSON document on stdout');
+export function addIncidentCommands(program: Command, ctx: CommandContext): void {
+  const json = jsonOption;
   const checked = (provider: string): string => {
     if (!providerNames().includes(provider)) throw new SlotInputError(`unknown provider ${JSON.stringify(provider)} (known: ${providerNames().join(', ')})`);
     return provider;
@@ -43,33 +32,36 @@ export function addIncidentCommands(program: Command, ctx: { connect: () => Prom
     .command('status <provider>')
     .description('whether an incident is open, whether its relogins are held, and which slots failed')
     .addOption(json())
-    .action(async (provider: string, opts: { json?: boolean }) => {
-      asJson = Boolean(opts.json);
-      const slots = await ctx.connect();
-      try {
-        show({ kind: 'status', status: await slots.client.workflow.getHandle(incidentWorkflowId(checked(provider), slots.taskQueue)).query(incidentStatusQuery) });
-      } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-        show({ kind: 'none', provider });
-      }
-    });
+    .action(
+      ctx.act(async (provider: string) => {
+        const slots = await ctx.connect();
+        try {
+          return incidentOutput(await slots.client.workflow.getHandle(incidentWorkflowId(checked(provider), slots.taskQueue)).query(incidentStatusQuery));
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+          return noIncidentOutput(provider);
+        }
+      }),
+    );
 
   const signalCommand = (name: string, description: string, signal: SignalDefinition<[], string>, done: (provider: string) => string): void => {
     incident
       .command(`${name} <provider>`)
       .description(description)
       .addOption(json())
-      .action(async (provider: string, opts: { json?: boolean }) => {
-        asJson = Boolean(opts.json);
-        const slots = await ctx.connect();
-        try {
-          await slots.client.workflow.getHandle(incidentWorkflowId(checked(provider), slots.taskQueue)).signal(signal);
-        } catch (err) {
-          if (err instanceof WorkflowNotFoundError) throw new SlotInputError(`no ${provider} incident is open (see: slotctl incident status ${provider})`);
-          throw err;
-        }
-        show({ kind: 'done', provider, message: done(provider) });
-      });
+      .action(
+        ctx.act(async (provider: string) => {
+          const slots = await ctx.connect();
+          try {
+            await slots.client.workflow.getHandle(incidentWorkflowId(checked(provider), slots.taskQueue)).signal(signal);
+          } catch (err) {
+            if (err instanceof WorkflowNotFoundError) throw new SlotInputError(`no ${provider} incident is open (see: slotctl incident status ${provider})`);
+            throw err;
+          }
+          const message = done(provider);
+          return { text: message, json: { ok: true, provider, message } };
+        }),
+      );
   };
   signalCommand('hold', "hold the automatic relogins of the incident's slots that have not started", holdReloginsSignal, (p) => `the ${p} incident's automatic relogins are held; release them with: slotctl incident release ${p}`);
   signalCommand('release', 'let the held relogins start (at the provider pace of each host)', releaseReloginsSignal, (p) => `the ${p} incident's relogins are released`);

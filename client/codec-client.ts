@@ -8,6 +8,9 @@ import { ENCODED_FAILURE_CONVERTER_PATH, ENCRYPTED_ENCODING, KEY_ID_METADATA, sl
 
 export { CodecServerError, PayloadKeyMissingError };
 
+/** What a codec token may be: it also rides in the UI's endpoint URL path (the server checks it at start, the configuration when read). */
+export const CODEC_TOKEN_PATTERN = /^[A-Za-z0-9._~+=-]{16,512}$/;
+
 /** What a codec server answers: `{"payloads": [{metadata: {k: base64}, data: base64}]}`. */
 const CodecAnswer = z.object({
   payloads: z.array(

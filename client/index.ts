@@ -1,6 +1,6 @@
 // The package entry (`import … from 'slot-provisioner'`): the typed client library other
 // services use to start and watch slots and lease from pools, the message definitions and
-// the status types. It imports nothing from workers/, cli/ or activities/ (slotctl, in
+// the status types. It imports nothing from workers/, host/, cli/ or activities/ (slotctl, in
 // cli/, sits on top of it). Its contract for other languages is schema/*.json (exported as
 // `slot-provisioner/schema/*`).
 export { SlotClient, parseSlotId, type ProvisionOptions, type SlotSummary } from './slot-client';

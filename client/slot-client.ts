@@ -71,7 +71,7 @@ export class SlotClient {
     readonly taskQueue: string = SHARED_TASK_QUEUE,
   ) {}
 
-  /** `tls` and `apiKey` as `temporalConnectionOptions(config)` gives them (workers/config.ts). */
+  /** `tls` and `apiKey` as `temporalConnectionOptions(config)` gives them (host/config.ts). */
   static async connect(opts: {
     address: string;
     namespace?: string;
@@ -79,7 +79,7 @@ export class SlotClient {
     dataConverter?: DataConverter;
     tls?: ConnectionOptions['tls'];
     apiKey?: string;
-    /** Client interceptors, e.g. tracing's (workers/tracing.ts): the trace starts here. */
+    /** Client interceptors, e.g. tracing's (host/tracing.ts): the trace starts here. */
     interceptors?: WorkflowClientInterceptor[];
   }): Promise<SlotClient> {
     let connection: Connection;

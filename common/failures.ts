@@ -431,11 +431,6 @@ export class TemporalSetupError extends Error {
   override readonly name = 'TemporalSetupError';
 }
 
-/** Prometheus, promtool or the Zipkin server cannot be found or installed (tests of metrics and traces). The message says what to install. */
-export class ObservabilitySetupError extends Error {
-  override readonly name = 'ObservabilitySetupError';
-}
-
 /** The pool does not exist. Operator: create it with `slotctl pool create`. */
 export class PoolNotFoundError extends Error {
   override readonly name = 'PoolNotFoundError';

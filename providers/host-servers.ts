@@ -58,7 +58,7 @@ export function parseServerList(value: string | undefined): { readonly ok: true;
 
 const cache = new Map<string, ServerList>();
 
-/** The list of a worker's environment; bad entries were refused at start-up (workers/config.ts), here they only narrow. */
+/** The list of a worker's environment; bad entries were refused at start-up (host/config.ts), here they only narrow. */
 export function serverListOf(env: NodeJS.ProcessEnv | undefined): ServerList {
   const value = env?.[OIDC_SERVERS_VARIABLE] ?? '';
   const cached = cache.get(value);

@@ -79,7 +79,7 @@ const allowListCache = new Map<string, EndpointAllowList>();
 
 /**
  * The allow-list of a worker's environment. The worker's configuration has already
- * refused bad entries at start-up (workers/config.ts); here a bad entry only narrows.
+ * refused bad entries at start-up (host/config.ts); here a bad entry only narrows.
  */
 export function endpointAllowList(env: NodeJS.ProcessEnv): EndpointAllowList {
   const value = env[ALLOWED_HOSTS_VARIABLE] ?? '';

@@ -1,7 +1,8 @@
 // `npm run setup:temporal`: builds or finds the Temporal binaries the project runs
 // (the `temporal` CLI for the dev server, the time-skipping test server) ahead of
 // the first `npm start` / `npm test`, and says where they are.
-import { obtainTemporalCli, obtainTestServer, TemporalSetupError } from '../workers/temporal-binaries';
+import { obtainTemporalCli, TemporalSetupError } from '../workers/temporal-binaries';
+import { obtainTestServer } from '../test/temporal-test-server';
 
 const describe = (found: Awaited<ReturnType<typeof obtainTemporalCli>>): string =>
   found.type === 'existing-path' ? found.path : "the SDK's download (no local build)";

@@ -2,7 +2,8 @@
 // The time-skipping server is started per file by the tests that need it.
 import type { TestProject } from 'vitest/node';
 import { startDevServer } from '../workers/dev-server';
-import { obtainTemporalCli, obtainTestServer } from '../workers/temporal-binaries';
+import { obtainTemporalCli } from '../workers/temporal-binaries';
+import { obtainTestServer } from './temporal-test-server';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../common/failures';
 import { assertCodecToken, startCodecServer } from './codec-server';
-import { loadConfigOrExit } from './config';
+import { loadConfigOrExit } from '../host/config';
 import { AesGcmPayloadCodec } from '../client/encryption';
 import { watchChild } from './supervised-child';
 import type { SupervisedRun } from './supervisor';

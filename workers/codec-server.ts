@@ -8,9 +8,8 @@ import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { ConfigError } from '../common/failures';
+import { CODEC_TOKEN_PATTERN } from '../client/codec-client';
 
-/** What a codec token may be: it also rides in the UI's endpoint URL path. */
-export const CODEC_TOKEN_PATTERN = /^[A-Za-z0-9._~+=-]{16,512}$/;
 
 export interface CodecServerOptions {
   readonly codec: PayloadCodec;

@@ -1,8 +1,8 @@
-// Finds or builds the Temporal dev server (the `temporal` CLI) and the
-// time-skipping test server. The SDK's own download needs the internet, which
-// many build machines lack, so we build both from registries we can reach.
+// Finds or builds the Temporal dev server (the `temporal` CLI) `npm start` runs. The
+// SDK's own download needs the internet, which many build machines lack, so we build it
+// from registries we can reach (the tests' time-skipping server: test/temporal-test-server.ts).
 import { spawn } from 'node:child_process';
-import { access, chmod, constants, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, rename, rm } from 'node:fs/promises';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TemporalSetupError } from '../common/failures';
@@ -13,8 +13,6 @@ export const TEMPORAL_DIR = join(PROJECT_ROOT, '.temporal');
 
 /** The `temporal` CLI release whose module builds with `go install` (later tags carry a `replace`). */
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
-/** Maven coordinates of the time-skipping test server; its version lives in the pom beside this file. */
-const TEST_SERVER_POM = join(dirname(fileURLToPath(import.meta.url)), 'temporal-test-server.pom.xml');
 
 /** An executable to give `@temporalio/testing`, or the SDK's download when nothing local exists. */
 export type ServerExecutable =
@@ -23,8 +21,8 @@ export type ServerExecutable =
 
 export { TemporalSetupError };
 
-type Log = (line: string) => void;
-const defaultLog: Log = (line) => process.stderr.write(`[temporal-setup] ${line}\n`);
+export type Log = (line: string) => void;
+export const defaultLog: Log = (line) => process.stderr.write(`[temporal-setup] ${line}\n`);
 
 export async function isExecutable(path: string): Promise<boolean> {
   try {
@@ -145,77 +143,7 @@ export async function obtainTemporalCli(opts: { env?: NodeJS.ProcessEnv; build?:
   return { type: 'existing-path', path: built, source: '.temporal/bin (built now)' };
 }
 
-/**
- * The time-skipping test server, in this order: `TEMPORAL_TEST_SERVER` → the
- * Maven-built copy in `.temporal/test-server` (built now with Java + Maven when
- * missing) → the SDK's download.
- */
-export async function obtainTestServer(opts: { env?: NodeJS.ProcessEnv; build?: boolean; log?: Log } = {}): Promise<ServerExecutable> {
-  const env = opts.env ?? process.env;
-  const log = opts.log ?? defaultLog;
-  if (env.TEMPORAL_TEST_SERVER) {
-    if (!(await isExecutable(env.TEMPORAL_TEST_SERVER))) {
-      throw new TemporalSetupError(`TEMPORAL_TEST_SERVER=${env.TEMPORAL_TEST_SERVER} is not an executable file`);
-    }
-    return { type: 'existing-path', path: env.TEMPORAL_TEST_SERVER, source: 'TEMPORAL_TEST_SERVER' };
-  }
-  const home = join(TEMPORAL_DIR, 'test-server');
-  const wrapper = join(home, 'temporal-test-server');
-  if (await isExecutable(wrapper)) return { type: 'existing-path', path: wrapper, source: '.temporal/test-server' };
-  if (opts.build === false) return { type: 'cached-download', source: 'SDK download (no local build requested)' };
-
-  const java = await onPath('java', env.PATH);
-  const mvn = await onPath('mvn', env.PATH);
-  if (!java || !mvn) {
-    log(`no ${!java ? 'Java' : 'Maven'} to build the time-skipping test server: falling back to the SDK download (needs internet).`);
-    log('  To avoid this, install a JDK (17+) and Maven, or set TEMPORAL_TEST_SERVER to a test server executable.');
-    return { type: 'cached-download', source: 'SDK download' };
-  }
-  log('fetching io.temporal:temporal-test-server and its dependencies with Maven (first time only)…');
-  const started = Date.now();
-  const staging = join(TEMPORAL_DIR, `test-server.tmp-${process.pid}`);
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(staging, { recursive: true });
-  try {
-    await runBuildStep(mvn, ['-B', '-q', '-f', TEST_SERVER_POM, 'dependency:copy-dependencies', `-DoutputDirectory=${join(staging, 'lib')}`], {
-      cwd: staging,
-      env,
-      log,
-      what: 'fetching the time-skipping test server with Maven',
-    });
-    const jars = await readdir(join(staging, 'lib'));
-    if (!jars.some((jar) => jar.startsWith('temporal-test-server'))) {
-      throw new TemporalSetupError('Maven finished but no temporal-test-server jar was copied');
-    }
-    // The SDK starts the server as `<path> <port>`; exec keeps one process to kill.
-    await writeFile(
-      join(staging, 'temporal-test-server'),
-      '#!/bin/sh\n# Built by workers/temporal-binaries.ts; the SDK passes <port>.\n' +
-        'here=$(cd "$(dirname "$0")" && pwd)\n' +
-        'exec java ${TEMPORAL_TEST_SERVER_JAVA_OPTS:--Xmx512m} -cp "$here/lib/*" io.temporal.testserver.TestServer "$@"\n',
-    );
-    await chmod(join(staging, 'temporal-test-server'), 0o755);
-    await rm(home, { recursive: true, force: true });
-    await rename(staging, home);
-  } catch (err) {
-    await rm(staging, { recursive: true, force: true });
-    throw err;
-  }
-  log(`built ${wrapper} in ${Math.round((Date.now() - started) / 1000)} s`);
-  return { type: 'existing-path', path: wrapper, source: '.temporal/test-server (built now)' };
-}
-
 /** `@temporalio/testing`'s executable option for a resolved server. */
 export function sdkExecutable(exe: ServerExecutable): { type: 'existing-path'; path: string } | { type: 'cached-download' } {
   return exe.type === 'existing-path' ? { type: 'existing-path', path: exe.path } : { type: 'cached-download' };
-}
-
-// `npm run setup:temporal`: build both ahead of time and say where they are.
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const started = Date.now();
-  const cli = await obtainTemporalCli();
-  const testServer = await obtainTestServer();
-  defaultLog(`temporal CLI: ${cli.type === 'existing-path' ? cli.path : 'SDK download'} (${cli.source})`);
-  defaultLog(`test server:  ${testServer.type === 'existing-path' ? testServer.path : 'SDK download'} (${testServer.source})`);
-  defaultLog(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }

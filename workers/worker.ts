@@ -2,7 +2,7 @@
 // host's login and credential activities on `slots.<host>`, and the activities that
 // reach the PTYs this process holds on its own queue `slots.<host>.<workerId>`.
 import { Client, Connection } from '@temporalio/client';
-import { startAgentTokenService } from './agent-token-service';
+import { startAgentTokenService } from '../host/agent-token-service';
 import { refreshNowSignal } from '../common/messages';
 // CommonJS: Node's ESM loader cannot see its named exports.
 import proto from '@temporalio/proto';
@@ -24,7 +24,7 @@ import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes';
 import { SHARED_TASK_QUEUE, deviceWaitTaskQueue, hostTaskQueue, providerTaskQueue, sessionTaskQueue, slotWorkflowId } from '../common/slot';
 import type { DataConverter } from '@temporalio/common';
 import { ConfigError, TemporalTransportError } from '../common/failures';
-import { DEFAULT_MAX_CACHED_WORKFLOWS, loadConfigOrExit, temporalAddress, temporalConnectionOptions, type Config } from './config';
+import { DEFAULT_MAX_CACHED_WORKFLOWS, loadConfigOrExit, temporalAddress, temporalConnectionOptions, type Config } from '../host/config';
 import { slotDataConverter } from '../client/encryption';
 import { createLogger, installRuntimeLogger } from './logger';
 import { explainTlsFailure } from '../client/tls-handshake';
@@ -32,8 +32,8 @@ import { cachedWorkflowBundle } from './workflow-bundle';
 import { checkLoginClis, logLoginClis } from './cli-versions';
 import { outboundProxyProblems } from '../providers/outbound';
 import { metricsPlan, SlotMetrics, startMetricsServer, type MetricsServer } from './metrics';
-import type { SlotTracing } from './tracing';
-import { WORKFLOW_TRACING_MODULE } from './workflow-tracing-module';
+import type { SlotTracing } from '../host/tracing';
+import { WORKFLOW_TRACING_MODULE } from '../host/workflow-tracing-module';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -327,7 +327,7 @@ export async function runWorker(
   }
   const dataConverter = slotDataConverter(config.encryptionKeys);
   // OpenTelemetry and its exporters load only when an endpoint is configured (a few hundred ms at start).
-  const tracing = config.tracing.otlpEndpoint || config.tracing.zipkinEndpoint ? (await import('./tracing')).startTracing(config.tracing) : undefined;
+  const tracing = config.tracing.otlpEndpoint || config.tracing.zipkinEndpoint ? (await import('../host/tracing')).startTracing(config.tracing) : undefined;
   const observing = startObservability(config, log);
   observing.catch(() => undefined);
   // The login CLIs of a host that serves slots, asked their versions while the rest starts.

@@ -19,7 +19,7 @@ import { SlotClient } from '../../client/slot-client';
 import { refreshNowSignal } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
 import type { AgentPlan } from '../../providers/agent-plan';
-import { startAgentTokenService, type AgentTokenService } from '../../workers/agent-token-service';
+import { startAgentTokenService, type AgentTokenService } from '../../host/agent-token-service';
 import { devServerClient, startWorkers, uniqueName, type RunningWorkers } from '../harness';
 import { startModelApi, type ModelApi } from '../peers/model-api';
 import { startTokenServer, type IssuedTokens, type TokenServer } from '../peers/token-server';

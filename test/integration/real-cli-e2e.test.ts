@@ -19,7 +19,7 @@ import { SlotClient } from '../../client/slot-client';
 import { EXIT, slotctl } from '../../cli/slotctl';
 import { refreshNowSignal } from '../../common/messages';
 import { slotWorkflowId } from '../../common/slot';
-import { startAgentTokenService, type AgentTokenService } from '../../workers/agent-token-service';
+import { startAgentTokenService, type AgentTokenService } from '../../host/agent-token-service';
 import { createLogger } from '../../workers/logger';
 import { devServerClient, uniqueName } from '../harness';
 import { recordClaudeLogin, recordClaudeLogout, recordClaudeRefresh, recordCodexLogin, recordCodexRefresh, runCli, shapeOf } from '../peers/cli-recording';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SlotClient } from '../../client/slot-client';
 import { EXIT, slotctl } from '../../cli/slotctl';
-import { loadConfig, temporalConnectionOptions } from '../../workers/config';
+import { loadConfig, temporalConnectionOptions } from '../../host/config';
 import { devServerClient, uniqueName } from '../harness';
 import { makePki, startTlsFrontend, type Pki, type TlsFrontend } from '../peers/tls-frontend';
 import { claudeCode, waitForPhase, waitForPrompt } from '../slot-fixtures';

@@ -24,7 +24,7 @@ const PLANTED = {
   refreshToken: 'sk-ant-ort01-TRACESREFRESH-4a6c8e0b2d1f',
 };
 const zipkinOk = await availableOrSkip('The Zipkin server (Java, and Maven to fetch io.zipkin:zipkin-server:3.4.2:exec)', async () => {
-  const { obtainZipkin } = await import('../../workers/observability-binaries');
+  const { obtainZipkin } = await import('../observability-binaries');
   return obtainZipkin();
 });
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

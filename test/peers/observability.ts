@@ -1,12 +1,12 @@
 // The metrics and tracing backends the tests run against: a real Prometheus and a
-// real Zipkin on free loopback ports, obtained by workers/observability-binaries.ts.
+// real Zipkin on free loopback ports, obtained by test/observability-binaries.ts.
 // Missing on a user's machine: the tests skip saying why; with CI set they fail.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { obtainPrometheus, obtainZipkin, type PrometheusBinaries } from '../../workers/observability-binaries';
+import { obtainPrometheus, obtainZipkin, type PrometheusBinaries } from '../observability-binaries';
 
 /** The binaries, or why they cannot be had (which throws when CI is set). */
 export async function availableOrSkip<T>(what: string, obtain: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; reason: string }> {

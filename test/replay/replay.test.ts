@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { workflowBundle } from '../harness';
 import { WORKFLOWS_PATH } from '../../workers/worker';
 import { cachedWorkflowBundle } from '../../workers/workflow-bundle';
-import { WORKFLOW_TRACING_MODULE } from '../../workers/tracing';
+import { WORKFLOW_TRACING_MODULE } from '../../host/tracing';
 import { FROZEN_HISTORIES_DIR, HISTORIES_DIR, historyFile, SCENARIOS, takesOldBranch, V1_HISTORIES_DIR, type RecordedKind, type Scenario, type ScenarioName } from './histories';
 import type { PatchSinks } from './patch-probe';
 

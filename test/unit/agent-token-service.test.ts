@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { rotateAgentSecret } from '../../activities/agent-files';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { SLOT_RECORD_FILE } from '../../activities/slot-record';
-import { startAgentTokenService, type AgentTokenService } from '../../workers/agent-token-service';
+import { startAgentTokenService, type AgentTokenService } from '../../host/agent-token-service';
 import { createLogger } from '../../workers/logger';
 
 let slotsDir: string;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ConfigError, ConfigSchema, loadConfig, temporalAddress, temporalConnectionOptions } from '../../workers/config';
+import { ConfigError, ConfigSchema, loadConfig, temporalAddress, temporalConnectionOptions } from '../../host/config';
 import { PROJECT_ROOT } from '../../workers/temporal-binaries';
 import { DEFAULT_METRICS_PORT, metricsPlan } from '../../workers/metrics';
 import { DEV_SERVER_DYNAMIC_CONFIG } from '../../workers/dev-server-config';

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { compareFreshness, configHash, openBackup, sealBackup, type BackupFacts } from '../../activities/credential-backup';
 import { describePostgresUrl } from '../../activities/postgres-backup-store';
-import { loadConfig } from '../../workers/config';
+import { loadConfig } from '../../host/config';
 
 const key = (id: string) => ({ id, key: randomBytes(32) });
 const SECRET = JSON.stringify({ claudeAiOauth: { accessToken: 'sk-ant-oat01-planted-access', refreshToken: 'sk-ant-ort01-planted-refresh' } });

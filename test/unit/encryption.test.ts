@@ -5,7 +5,7 @@ import { ApplicationFailure, METADATA_ENCODING_KEY, type Payload } from '@tempor
 import { decodeFailure, encodeFailure, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCodecServer, type CodecServer } from '../../workers/codec-server';
-import { ConfigError, loadConfig } from '../../workers/config';
+import { ConfigError, loadConfig } from '../../host/config';
 import { PROJECT_ROOT } from '../../workers/temporal-binaries';
 import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, KEY_ID_METADATA, parseEncryptionKeys, PayloadDecryptionError, slotDataConverter } from '../../client/encryption';
 

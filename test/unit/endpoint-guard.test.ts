@@ -5,7 +5,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addressClass, callOAuthEndpoint, endpointAllowList, parseAllowedEndpointHosts, type EndpointLimits } from '../../providers/oauth-http';
-import { loadConfig } from '../../workers/config';
+import { loadConfig } from '../../host/config';
 
 const LIMITS: EndpointLimits = { fetchTimeoutMs: 5000, maxBodyBytes: 64 * 1024 };
 const GET = { method: 'GET' } as const;

@@ -12,7 +12,7 @@ import type { LoginOutcome, StartLoginResult } from '../../activities/login';
 import { LoginCapacity, loginMemoryBudgetBytes } from '../../activities/login-capacity';
 import { LoginSessions } from '../../activities/login-session';
 import { isProjectSetting } from '../../activities/login-environment';
-import { ConfigSchema } from '../../workers/config';
+import { ConfigSchema } from '../../host/config';
 import { FailureType } from '../../common/failures';
 import { FIXTURE_BIN, expectNoProcesses, processesOfSlot } from '../slot-fixtures';
 

@@ -9,7 +9,7 @@ import { FIRST_PAUSE_MS, MAX_PAUSE_MS, PROVIDER_PAUSES_DIR, ProviderPauses } fro
 import { DEFAULT_PROVIDER_PACE, parseProviderPace, SendSpacing } from '../../common/pacing';
 import { noticeText } from '../../common/notices';
 import { claude } from '../../providers/claude';
-import { loadConfig } from '../../workers/config';
+import { loadConfig } from '../../host/config';
 
 const PROVIDERS = ['claude', 'codex', 'oidc-device', 'claude-setup-token'];
 

@@ -14,6 +14,7 @@ const run = async (argv: string[]): Promise<{ code: number; err: string; out: st
 describe('slotctl: options in seconds', () => {
   const commands: Array<[string, (value: string) => string[]]> = [
     ['--timeout', (v) => ['provision', 'slot-a', '--provider', 'claude', '--host', 'h1', '--wait', '--timeout', v]],
+    ['--timeout', (v) => ['status', 'slot-a', '--wait', '--timeout', v]],
     ['--timeout', (v) => ['submit-code', 'slot-a', 'some-code#state', '--wait', '--timeout', v]],
     ['--timeout', (v) => ['move', 'slot-a', '--to-host', 'h2', '--timeout', v]],
     ['--lease-ttl', (v) => ['pool', 'create', 'pool-a', '--provider', 'claude', '--lease-ttl', v]],
@@ -27,4 +28,27 @@ describe('slotctl: options in seconds', () => {
       expect(code).toBe(2);
     },
   );
+
+  it('every option help shows as <seconds>, on every command and subcommand, is refused the same way while the command line is read', async () => {
+    const helpOf = async (path: string[]): Promise<string> => (await run([...path, '--help'])).out;
+    const commandsIn = (help: string): string[] =>
+      [...help.slice(help.indexOf('Commands:')).matchAll(/^ {2}([a-z][a-z-]*)\b/gm)].map((m) => m[1] as string).filter((c) => c !== 'help');
+    const found: string[] = [];
+    const visit = async (path: string[]): Promise<void> => {
+      const help = await helpOf(path);
+      if (help.includes('Commands:')) {
+        for (const sub of commandsIn(help)) await visit([...path, sub]);
+        return;
+      }
+      for (const [, flag] of help.matchAll(/(--[a-z-]+) <seconds>/g)) {
+        found.push(`${path.join(' ')} ${flag}`);
+        // No arguments: a check made later (in the action, after commander's own) would answer differently.
+        const { code, err } = await run([...path, flag as string, 'abc']);
+        expect(err, `${path.join(' ')} ${flag}`).toContain(`${flag} must be a number of seconds > 0, got "abc"`);
+        expect(code).toBe(2);
+      }
+    };
+    await visit([]);
+    expect(found.sort()).toEqual(['move --timeout', 'pool create --lease-ttl', 'pool lease --ttl', 'provision --timeout', 'status --timeout', 'submit-code --timeout']);
+  });
 });

@@ -13,17 +13,17 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 // ── the rules ──
 
-const FOLDERS = ['workflows', 'activities', 'providers', 'workers', 'client', 'cli', 'common', 'scripts'] as const;
+const FOLDERS = ['workflows', 'activities', 'providers', 'workers', 'host', 'client', 'cli', 'common', 'scripts'] as const;
 type Folder = (typeof FOLDERS)[number];
 
 /**
- * What each folder may import, STYLE.md's arrows and DESIGN.md's Layout:
- * `workflows/ → common/` (activities as types only, for `proxyActivities`),
- * `activities/ → providers/ + common/`, `providers/ → common/`,
- * `client/ → providers/ + common/` (the library services import: nothing from
- * `workers/`, `cli/` or `activities/`), `cli/ → client/` and what it shares with the
- * worker. `workers/` is the entry-point layer and `scripts/` are tools: they may import
- * anything below them, and nothing but `cli/` and `scripts/` imports `workers/`.
+ * What each folder may import, STYLE.md's arrows and DESIGN.md's Layout, top to bottom:
+ * `scripts/` (tools) → `workers/` (process entry points) → `cli/` (slotctl) → `host/` (the
+ * configuration the worker and slotctl both read, tracing, the host services beside the
+ * worker) → `client/` (the library services import) → `activities/` → `providers/` → `common/`,
+ * and `workflows/ → common/` (activities as types only, for `proxyActivities`). Each folder
+ * imports only folders below it: `client/` nothing of `host/`, `cli/` or `workers/`;
+ * `cli/` nothing of `workers/`; nothing but `scripts/` imports `workers/`.
  */
 const MAY_IMPORT: Record<Folder, { readonly values: readonly Folder[]; readonly typesOnly: readonly Folder[] }> = {
   common: { values: [], typesOnly: [] },
@@ -33,11 +33,14 @@ const MAY_IMPORT: Record<Folder, { readonly values: readonly Folder[]; readonly 
   // The library a service imports (package.json `exports`): it checks a provider's configuration
   // before a start, so it reads providers/; never worker code, the CLI or host side effects.
   client: { values: ['providers', 'common'], typesOnly: [] },
-  // The operator's CLI on top of client/: it also reads the worker's configuration and runs the
-  // host-side commands (hand-over, trash), so it sits beside workers/.
-  cli: { values: ['client', 'workers', 'providers', 'common'], typesOnly: [] },
-  workers: { values: ['client', 'workflows', 'activities', 'providers', 'common'], typesOnly: [] },
-  scripts: { values: ['workers', 'client', 'workflows', 'activities', 'providers', 'cli', 'common'], typesOnly: [] },
+  // What runs on a slot host beside the worker (agent token service, the host operator's acts on
+  // slot files) and what the worker and slotctl both read (configuration, tracing).
+  host: { values: ['client', 'activities', 'providers', 'common'], typesOnly: [] },
+  // The operator's CLI on top of client/; its host-side commands (hand-over, trash) and the
+  // configuration it shares with the worker come from host/, never from workers/.
+  cli: { values: ['client', 'host', 'providers', 'common'], typesOnly: [] },
+  workers: { values: ['host', 'client', 'workflows', 'activities', 'providers', 'common'], typesOnly: [] },
+  scripts: { values: ['workers', 'host', 'client', 'workflows', 'activities', 'providers', 'cli', 'common'], typesOnly: [] },
 };
 
 /** Folders whose code runs in (or is shared with) the workflow sandbox. */
@@ -434,6 +437,10 @@ describe('structure detectors find what they look for', () => {
       { from: 'client/slot-client.ts', to: 'workers/config.ts', kind: 'value', line: 12 },
       { from: 'client/index.ts', to: 'cli/slotctl.ts', kind: 'type', line: 3 },
       { from: 'cli/slotctl.ts', to: 'client/slot-client.ts', kind: 'value', line: 23 },
+      { from: 'cli/slotctl.ts', to: 'workers/config.ts', kind: 'value', line: 11 },
+      { from: 'cli/host-command.ts', to: 'host/slot-host.ts', kind: 'value', line: 5 },
+      { from: 'host/config.ts', to: 'workers/temporal-binaries.ts', kind: 'value', line: 9 },
+      { from: 'client/slot-client.ts', to: 'host/config.ts', kind: 'type', line: 7 },
     ];
     expect(folderRuleBreaks(edges)).toEqual([
       'providers/claude.ts:4 imports activities/screen.ts; providers/ may import common/',
@@ -441,11 +448,26 @@ describe('structure detectors find what they look for', () => {
       'common/slot.ts:2 imports providers/provider.ts (type only); common/ may import nothing',
       'client/slot-client.ts:12 imports workers/config.ts; client/ may import providers/, common/',
       'client/index.ts:3 imports cli/slotctl.ts (type only); client/ may import providers/, common/',
+      'cli/slotctl.ts:11 imports workers/config.ts; cli/ may import client/, host/, providers/, common/',
+      'host/config.ts:9 imports workers/temporal-binaries.ts; host/ may import client/, activities/, providers/, common/',
+      'client/slot-client.ts:7 imports host/config.ts (type only); client/ may import providers/, common/',
     ]);
     expect(folderCycles(edges)).toEqual([
       'activities/ → providers/ → activities/: activities/ → providers/ (activities/login.ts:8 imports providers/index.ts); providers/ → activities/ (providers/claude.ts:4 imports activities/screen.ts)',
       'cli/ → client/ → cli/: cli/ → client/ (cli/slotctl.ts:23 imports client/slot-client.ts); client/ → cli/ (client/index.ts:3 imports cli/slotctl.ts)',
     ]);
+  });
+
+  it('the arrow table itself points down: no folder may import one that may import it, client/ and host/ sit below cli/, and nothing but scripts/ may import workers/', () => {
+    const mayImport = (from: Folder): readonly Folder[] => [...MAY_IMPORT[from].values, ...MAY_IMPORT[from].typesOnly];
+    const allowed = graphOf(FOLDERS.flatMap((from) => mayImport(from).map((to) => [from, to] as const)));
+    expect(findCycles(allowed).map(formatCycle)).toEqual([]);
+    const importersOf = (to: Folder): Folder[] => FOLDERS.filter((from) => mayImport(from).includes(to));
+    expect(importersOf('workers')).toEqual(['scripts']);
+    expect(importersOf('cli')).toEqual(['scripts']);
+    expect(mayImport('cli')).toEqual(expect.arrayContaining(['client', 'host']));
+    expect(mayImport('client')).not.toContain('host');
+    expect(mayImport('host')).toEqual(expect.arrayContaining(['client', 'activities']));
   });
 
   it('flags deep imports of SDK internals in client/, and not public SDK imports or other folders', () => {
@@ -507,7 +529,7 @@ describe('project structure (STYLE.md "Arrows point down", DESIGN.md Layout)', (
   const project = loadProject();
 
   it('reads the whole tree: every folder has files and every relative import names a file', () => {
-    for (const folder of ['workflows', 'activities', 'providers', 'workers', 'client', 'cli', 'common'] as const) {
+    for (const folder of ['workflows', 'activities', 'providers', 'workers', 'host', 'client', 'cli', 'common'] as const) {
       expect(project.files.filter((f) => folderOf(f) === folder), `no source files found under ${folder}/`).not.toEqual([]);
     }
     expect(project.unresolved, report('Relative imports that name no file', project.unresolved)).toEqual([]);
@@ -525,7 +547,7 @@ describe('project structure (STYLE.md "Arrows point down", DESIGN.md Layout)', (
     expect(cycles, report('Folder cycles', cycles)).toEqual([]);
   });
 
-  it('imports only down the arrows (MAY_IMPORT): providers/ → common/, workflows/ → common/ (+ activity types), client/ → providers/ + common/ (never workers/, cli/, activities/), cli/ → client/; only cli/ and scripts/ import workers/', () => {
+  it('imports only down the arrows (MAY_IMPORT): providers/ → common/, workflows/ → common/ (+ activity types), client/ → providers/ + common/, host/ → client/ + activities/, cli/ → host/ + client/ (never workers/); nothing but scripts/ imports workers/', () => {
     const breaks = folderRuleBreaks(project.edges);
     expect(breaks, report('Imports against the arrows', breaks)).toEqual([]);
   });

@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTracing, type SlotTracing } from '../../workers/tracing';
+import { startTracing, type SlotTracing } from '../../host/tracing';
 
 const PLANTED = 'PLANTED-SCREEN-TEXT sk-ant-oat01-PLANTEDplantedPLANTED0123';
 

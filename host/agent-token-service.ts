@@ -64,6 +64,9 @@ function sameSecret(presented: string, secret: string): boolean {
   return timingSafeEqual(a, b);
 }
 
+// Read whole on purpose: one closure over the service's state (the rate windows, the last
+// refresh requests, the options), in named inner steps (overLimit, currentTokens,
+// askForRefresh, answer: a request's checks in order, send); lifted out, each would take that state as arguments.
 export async function startAgentTokenService(opts: AgentTokenServiceOptions): Promise<AgentTokenService> {
   const host = opts.host ?? '127.0.0.1';
   const nearExpiryMs = opts.nearExpiryMs ?? 5 * 60_000;

@@ -6,10 +6,12 @@ import { access, constants, mkdir, readdir, rename, rm } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ObservabilitySetupError } from '../common/failures';
-import { onPath as onPathIn, PROJECT_ROOT } from './temporal-binaries';
+import { onPath as onPathIn, PROJECT_ROOT } from '../workers/temporal-binaries';
 
-export { ObservabilitySetupError };
+/** Prometheus, promtool or the Zipkin server cannot be found or installed (tests of metrics and traces). The message says what to install. */
+export class ObservabilitySetupError extends Error {
+  override readonly name = 'ObservabilitySetupError';
+}
 
 /** Git-ignored cache of the Zipkin jar. */
 export const ZIPKIN_DIR = join(PROJECT_ROOT, '.cache', 'zipkin');

@@ -1,12 +1,13 @@
 // Process configuration, parsed once at start-up from the environment. A bad
-// value stops the process with a message naming every offending variable.
+// value stops the process with a message naming every offending variable. The worker
+// and slotctl read the same variables, so it sits in host/, below both.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { CODEC_TOKEN_PATTERN } from './codec-server';
+import { CODEC_TOKEN_PATTERN } from '../client/codec-client';
 import { loadEncryptionKeys, parseEncryptionKeys, type EncryptionKey } from '../client/encryption';
-import { PROJECT_ROOT } from './temporal-binaries';
 import { ConfigError } from '../common/failures';
 import { parseAllowedEndpointHosts } from '../providers/oauth-http';
 import { parseServerList } from '../providers/host-servers';
@@ -201,7 +202,7 @@ export const ConfigSchema = z.object({
   /** Restarts in a row `npm start` tries for a dev server or codec server that ended, before it exits 1 with the reason. @default 5 */
   SUPERVISOR_MAX_RESTARTS: z.coerce.number().int().min(0).max(100).default(5),
   /**
-   * Where the agent token service listens (workers/agent-token-service.ts): `host:port`, or `off`.
+   * Where the agent token service listens (host/agent-token-service.ts): `host:port`, or `off`.
    * Loopback by default: agents on this host (or containers given host networking) reach it. @default "127.0.0.1:7311"
    */
   AGENT_TOKEN_SERVICE: z
@@ -376,7 +377,9 @@ function loadTemporalTransport(c: ParsedEnv): TemporalTransport {
 
 const list = (value: string): string[] => value.split(',').map((s) => s.trim()).filter(Boolean);
 
-const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(PROJECT_ROOT, path));
+/** The checkout (as workers/temporal-binaries.ts's PROJECT_ROOT): a relative path in the environment is taken from it, wherever the process started. */
+const CHECKOUT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(CHECKOUT, path));
 
 /** Parses the environment; throws ConfigError naming each bad variable and why. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
