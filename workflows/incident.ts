@@ -26,6 +26,7 @@ import {
 } from '../common/incidents';
 import { slotIdProblem, slotWorkflowId } from '../common/slot';
 import { Notices } from './notices';
+import { clause } from './text';
 
 interface Failed {
   readonly slotId: string;
@@ -113,7 +114,7 @@ export async function providerIncidentWorkflow(input: IncidentInput): Promise<vo
           provider,
           reason:
             `${failures.length} ${provider} slots failed permanently within ${span(settings.windowMs)} ` +
-            `(on ${hosts.length === 1 ? `host ${hosts[0]}` : `${hosts.length} hosts`}); most with: ${reason.replace(/\.$/, '')}. ` +
+            `(on ${hosts.length === 1 ? `host ${hosts[0]}` : `${hosts.length} hosts`}); most with: ${clause(reason)}. ` +
             (held
               ? `Their automatic relogins are held: fix the cause, then release them with \`slotctl incident release ${provider}\`.`
               : `Their automatic relogins start at the provider's pace on each host; hold them with \`slotctl incident hold ${provider}\`.`) +
