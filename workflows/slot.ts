@@ -39,7 +39,7 @@ import { retire } from './retire-step';
 import { installProbeHandlers, probeFinished, probeStep, reprobeStep, untilNextProbe } from './probe-step';
 import { listenToIncident, waitWhileHeld } from './incident-step';
 import { asked, nextRequest, type Woken } from './next-request';
-import { refused } from './transitions';
+import { refused, resumed } from './transitions';
 
 /** Runs recorded before notices existed ask the operator only on needs-relogin, and keep doing so on replay. */
 const NOTICES_PATCH = 'operator-notices';
@@ -86,7 +86,7 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
 
   // An adopted credential is checked (and refreshed if due) before anything else.
   if (input.adoptExisting && !input.carried) await refreshStep(slot, false, 'verifying');
-  else slot.publish();
+  else resumed(slot);
 
   let woken: Woken;
   for (;;) {

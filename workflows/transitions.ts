@@ -14,7 +14,7 @@ import type { LoginPrompt, Phase } from '../common/slot';
 import { SlotHostKey, SlotLastProbeAtKey, SlotLastProbeKey } from '../common/search-attributes';
 import { sharedActivities } from './activities';
 import { reportPermanentFailure } from './incident-step';
-import type { Slot } from './slot-state';
+import type { PhaseNotice, Slot } from './slot-state';
 import { clause } from './text';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -33,6 +33,20 @@ async function tellOperator(slot: Slot, reason: string): Promise<void> {
   } catch {
     // The status and the log already carry the reason.
   }
+}
+
+// --- a run starts ---------------------------------------------------------------
+
+/**
+ * A run starts (a new slot, or a state carried over continue-as-new) and publishes its
+ * phase. A slot started with a troubled carried state (its search attributes did not show
+ * it yet) says so: `degraded` or `needs-relogin`, as if it had just entered it.
+ */
+export function resumed(slot: Slot): void {
+  const { phase } = slot.state;
+  if (phase === 'degraded') slot.publish(degradedNotice(slot));
+  else if (phase === 'needs-relogin') slot.publish({ kind: 'needs-relogin', reason: slot.state.lastOutcome?.message ?? slot.state.lastError ?? phase });
+  else slot.publish();
 }
 
 // --- logins -------------------------------------------------------------------
@@ -156,12 +170,15 @@ export function degraded(slot: Slot, error: string, kind: Extract<Outcome['kind'
   slot.state.lastError = error;
   slot.state.consecutiveFailures += 1;
   slot.record(kind, message);
-  slot.enter('degraded', {
-    kind: 'degraded',
-    reason: `refreshes are failing (${clause(error)}); the token expires ${expiry(slot)}; the slot keeps retrying.`,
-    action: { command: `slotctl status ${slot.input.slotId}` },
-  });
+  slot.enter('degraded', degradedNotice(slot));
 }
+
+/** `degraded`'s notice: the failure, the expiry, and that the slot keeps trying. */
+const degradedNotice = (slot: Slot): PhaseNotice => ({
+  kind: 'degraded',
+  reason: `refreshes are failing (${clause(slot.state.lastError ?? 'no answer')}); the token expires ${expiry(slot)}; the slot keeps retrying.`,
+  action: { command: `slotctl status ${slot.input.slotId}` },
+});
 
 /** The outcome a degraded slot records when the deadline near expiry passes. */
 export const degradedMessage = (slot: Slot): string => `refreshes are failing and the token expires ${expiry(slot)}; still retrying`;
