@@ -56,6 +56,12 @@ const span = (ms: number): string => {
 };
 const MAX_REASON = 300;
 
+/**
+ * One provider's incident. Left whole (about 150 lines) on purpose: its handlers (reports,
+ * release, status) and its loop share a handful of local variables (the window of reports,
+ * the open incident, the hold), and read top to bottom as one state machine; split into
+ * installers they would pass that state around as a bag of mutable fields.
+ */
 export async function providerIncidentWorkflow(input: IncidentInput): Promise<void> {
   const { provider } = input;
   const settings: IncidentSettings = {

@@ -109,6 +109,12 @@ const deadlineOf = (slot: Slot, started: { prompt: { expiresAt: number }; starte
 
 const minutes = (ms: number): number => Math.round(ms / 60_000);
 
+/**
+ * One PTY login attempt: the prompt, the watch on the CLI, the codes typed and their answers.
+ * Left whole (about 100 lines) on purpose: `live.type` (called by the submitCode handler),
+ * the watcher and the loop share `answer` and `ended`, and the `finally` that closes the CLI
+ * must see all of them; split, the closures would need the same variables passed back and forth.
+ */
 async function ptyAttempt(
   slot: Slot,
   attempt: string,
