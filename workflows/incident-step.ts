@@ -57,6 +57,7 @@ export async function waitWhileHeld(slot: Slot): Promise<void> {
     `part of the ${incident.provider} incident (${incident.slots} slots failing: ${clause(incident.failure)}); ` +
       `its automatic relogin is held by an operator: \`slotctl incident release ${incident.provider}\`, or \`slotctl relogin ${slot.input.slotId}\` for this slot alone`,
   );
+  // A record that is not a phase change (no notice): the status and the page say why the login waits.
   slot.publish();
   await condition(() => !slot.state.incident?.held || slot.state.pending.retire !== undefined || (slot.state.pending.move !== undefined && !slot.state.pending.probe));
 }

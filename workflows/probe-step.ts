@@ -9,7 +9,7 @@ import { probeDelay, type LastProbe, type ProbeReason } from '../common/probe';
 import { probeActivity } from './activities';
 import { inScope } from './refresh-step';
 import type { Slot } from './slot-state';
-import { needsPerson as needsPersonNow, probed, refused } from './transitions';
+import { needsPerson as needsPersonNow, probed, refused, tokenRefused } from './transitions';
 
 /** Phases with no credential to probe yet (a login is under way), or none any more. */
 const NOTHING_TO_PROBE = ['logging-in', 'awaiting-operator', 'retired'] as const;
@@ -47,7 +47,7 @@ export async function probeStep(slot: Slot, reason: ProbeReason): Promise<ProbeF
   if (orRefresh && !['ok', 'rate-limited', 'unauthorized'].includes(first.outcome) && !needsPerson(slot)) return 'inconclusive';
   // A slot that needs a person already is only told what the probe found.
   if (first.outcome !== 'unauthorized' || needsPerson(slot)) return 'probed';
-  slot.record('probe-failed', `the provider refused the credential (${first.detail ?? `HTTP ${first.httpStatus ?? '?'}`}); refreshing it`);
+  tokenRefused(slot, first);
   return 'refused';
 }
 

@@ -10,7 +10,7 @@ import { refreshActivity } from './activities';
 import type { Slot } from './slot-state';
 import { restoreAfterLoss } from './restore-step';
 import { clause } from './text';
-import { degraded, degradedMessage, needsPerson, refreshCancelled, refreshed, refreshStarted, stillNeedsPerson } from './transitions';
+import { degraded, degradedMessage, needsPerson, refreshCancelled, refreshed, refreshStarted, restoreProved, stillNeedsPerson } from './transitions';
 
 /** Runs recorded before credential backups went to needs-relogin at once when the file was lost, and keep doing so on replay. */
 const RESTORE_PATCH = 'credential-restore';
@@ -69,9 +69,7 @@ export async function refreshStep(slot: Slot, force: boolean, shown: Extract<Pha
 async function proveRestored(slot: Slot, restoredMessage: string, shown: Extract<Phase, 'refreshing' | 'verifying'>): Promise<RefreshOutcome> {
   const attempt = await attemptRefresh(slot, true, shown);
   const outcome = attempt.kind === 'failed' ? await refreshFailed(slot, attempt, describeFailure(attempt.err)) : attempt.kind;
-  const last = slot.state.lastOutcome;
-  if (slot.state.phase === 'active') slot.record('refresh-succeeded', `${restoredMessage}; a refresh proved it; next refresh ${new Date(slot.state.nextRefreshAt ?? Date.now()).toISOString()}`);
-  else if (slot.state.phase === 'needs-relogin' && last?.kind === 'refresh-failed') slot.record('refresh-failed', `${restoredMessage}, but it did not prove good: ${last.message}`);
+  restoreProved(slot, restoredMessage);
   return outcome;
 }
 

@@ -11,7 +11,7 @@ import { hostTaskQueue } from '../common/slot';
 import { refreshActivity, slotQueues } from './activities';
 import type { Slot } from './slot-state';
 import { clause, failureClause } from './text';
-import { moved, moveProven, moving } from './transitions';
+import { moved, moveProven, moving, restored } from './transitions';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -41,7 +41,7 @@ export async function restoreAfterLoss(slot: Slot, lost: string): Promise<{ rest
   if (result.kind === 'off') return { restored: false };
   if (result.kind === 'refused') return { restored: false, note: `no backup was restored: ${result.reason}` };
   const message = `the credential was lost (${clause(lost)}); restored backup generation ${result.generation} taken ${iso(result.createdAt)} on host ${result.fromHost}`;
-  slot.record('info', `${message}; proving it with a refresh`);
+  restored(slot, message);
   return { restored: true, message };
 }
 

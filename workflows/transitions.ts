@@ -183,6 +183,18 @@ const degradedNotice = (slot: Slot): PhaseNotice => ({
 /** The outcome a degraded slot records when the deadline near expiry passes. */
 export const degradedMessage = (slot: Slot): string => `refreshes are failing and the token expires ${expiry(slot)}; still retrying`;
 
+/** A lost or unusable file was replaced by the newest backup; a forced refresh proves it next. */
+export function restored(slot: Slot, message: string): void {
+  slot.record('info', `${message}; proving it with a refresh`);
+}
+
+/** What the refresh that proved a restored backup found, said with the restore (its own outcome is already in the state). */
+export function restoreProved(slot: Slot, restoredMessage: string): void {
+  const last = slot.state.lastOutcome;
+  if (slot.state.phase === 'active') slot.record('refresh-succeeded', `${restoredMessage}; a refresh proved it; next refresh ${iso(slot.state.nextRefreshAt ?? Date.now())}`);
+  else if (slot.state.phase === 'needs-relogin' && last?.kind === 'refresh-failed') slot.record('refresh-failed', `${restoredMessage}, but it did not prove good: ${last.message}`);
+}
+
 // --- a person is needed -------------------------------------------------------
 
 export interface NeedsPerson {
@@ -219,6 +231,11 @@ export function stillNeedsPerson(slot: Slot, error: string, message: string): vo
 }
 
 // --- probes, moves, refusals, retiring ------------------------------------------
+
+/** The provider refused the token on a probe: it is refreshed next (and probed again). */
+export function tokenRefused(slot: Slot, probe: LastProbe): void {
+  slot.record('probe-failed', `the provider refused the credential (${probe.detail ?? `HTTP ${probe.httpStatus ?? '?'}`}); refreshing it`);
+}
 
 /** A probe's answer: the status and the probe search attributes (the time always, the outcome when it changed). */
 export function probed(slot: Slot, probe: LastProbe, nextProbeAt: number | undefined): void {
