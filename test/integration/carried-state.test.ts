@@ -35,7 +35,8 @@ describe('a carried state written by older code', () => {
     const active = uniqueName('carried-active');
     const troubled = uniqueName('carried-troubled');
     const start = (slotId: string, phase: 'active' | 'needs-relogin'): Promise<unknown> => {
-      const input: SlotInput = { slotId, provider: 'claude', host, carried: v1Carried(phase, Date.now()) };
+      // The host is away: its status file is given up on after a second (the slot goes on without it).
+      const input: SlotInput = { slotId, provider: 'claude', host, hostWaitMs: 1000, carried: v1Carried(phase, Date.now()) };
       return rig.slots.client.workflow.start('slotWorkflow', { workflowId: slotWorkflowId(slotId), taskQueue: rig.workers.sharedTaskQueue, args: [input] });
     };
     await start(active, 'active');
@@ -50,7 +51,7 @@ describe('a carried state written by older code', () => {
       const waiting = await rig.slots.status(troubled);
       expect(waiting).toMatchObject({ phase: 'needs-relogin', logins: 2, consecutiveFailures: 1 });
       expect(waiting.pending).toBeUndefined();
-      // The next request is acted on: a relogin starts the login (its CLI would start on the host, which is away).
+      // The next request is acted on: a relogin starts the login (after the status file; its CLI would start on the host, which is away).
       await rig.slots.relogin(troubled);
       const { status, reached } = await rig.slots.waitFor(troubled, (s) => s.phase === 'logging-in', { timeoutMs: 20_000, pollMs: 200 });
       expect(reached, JSON.stringify(status)).toBe(true);
