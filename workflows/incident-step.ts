@@ -6,6 +6,7 @@ import { FailureType } from '../common/failures';
 import { INCIDENT_HANDLER_DESCRIPTIONS, incidentSignal, incidentStateOf, type IncidentState } from '../common/incidents';
 import { sharedActivities } from './activities';
 import type { Slot } from './slot-state';
+import { clause } from './text';
 
 /** What a provider-wide invalidation (a revoked client, a password reset, a changed endpoint) or a host's lost files look like. */
 const INCIDENT_FAILURES: readonly string[] = [FailureType.refreshPermanent, FailureType.credentialInvalid, FailureType.refreshMisconfigured];
@@ -16,7 +17,7 @@ const INCIDENT_FAILURES: readonly string[] = [FailureType.refreshPermanent, Fail
  * it on its own. A host refusing the request (another workflow's) is nobody's incident.
  */
 export async function reportPermanentFailure(slot: Slot, failure: string, reason: string): Promise<void> {
-  if (!slot.paced || !INCIDENT_FAILURES.includes(failure)) return;
+  if (!slot.run.paced || !INCIDENT_FAILURES.includes(failure)) return;
   const { slotId, host, provider } = slot.input;
   listenToIncident(slot);
   try {
@@ -44,18 +45,19 @@ export function listenToIncident(slot: Slot): void {
 export function joinIncident(slot: Slot, value: unknown): void {
   const state: IncidentState | undefined = incidentStateOf(value);
   if (!state || state.provider !== slot.input.provider) return;
-  slot.incident = state.open ? state : undefined;
+  slot.state.incident = state.open ? state : undefined;
 }
 
 /** Before an automatic relogin: waits while the incident holds it (or until retire, a move, or the operator's own relogin). */
 export async function waitWhileHeld(slot: Slot): Promise<void> {
-  const incident = slot.incident;
+  const incident = slot.state.incident;
   if (!incident?.held) return;
   slot.record(
     'info',
-    `part of the ${incident.provider} incident (${incident.slots} slots failing: ${incident.failure.replace(/\.$/, '')}); ` +
+    `part of the ${incident.provider} incident (${incident.slots} slots failing: ${clause(incident.failure)}); ` +
       `its automatic relogin is held by an operator: \`slotctl incident release ${incident.provider}\`, or \`slotctl relogin ${slot.input.slotId}\` for this slot alone`,
   );
+  // A record that is not a phase change (no notice): the status and the page say why the login waits.
   slot.publish();
-  await condition(() => !slot.incident?.held || slot.pending.retire !== undefined || (slot.pending.move !== undefined && !slot.pending.probe));
+  await condition(() => !slot.state.incident?.held || slot.state.pending.retire !== undefined || (slot.state.pending.move !== undefined && !slot.state.pending.probe));
 }

@@ -26,6 +26,7 @@ import {
 } from '../common/incidents';
 import { HOST_NAME_PATTERN, slotIdProblem, slotWorkflowId } from '../common/slot';
 import { Notices } from './notices';
+import { clause } from './text';
 
 interface Failed {
   readonly slotId: string;
@@ -55,6 +56,12 @@ const span = (ms: number): string => {
 };
 const MAX_REASON = 300;
 
+/**
+ * One provider's incident. Left whole (about 150 lines) on purpose: its handlers (reports,
+ * release, status) and its loop share a handful of local variables (the window of reports,
+ * the open incident, the hold), and read top to bottom as one state machine; split into
+ * installers they would pass that state around as a bag of mutable fields.
+ */
 export async function providerIncidentWorkflow(input: IncidentInput): Promise<void> {
   const { provider } = input;
   const settings: IncidentSettings = {
@@ -113,7 +120,7 @@ export async function providerIncidentWorkflow(input: IncidentInput): Promise<vo
           provider,
           reason:
             `${failures.length} ${provider} slots failed permanently within ${span(settings.windowMs)} ` +
-            `(on ${hosts.length === 1 ? `host ${hosts[0]}` : `${hosts.length} hosts`}); most with: ${reason.replace(/\.$/, '')}. ` +
+            `(on ${hosts.length === 1 ? `host ${hosts[0]}` : `${hosts.length} hosts`}); most with: ${clause(reason)}. ` +
             (held
               ? `Their automatic relogins are held: fix the cause, then release them with \`slotctl incident release ${provider}\`.`
               : `Their automatic relogins start at the provider's pace on each host; hold them with \`slotctl incident hold ${provider}\`.`) +

@@ -6,11 +6,14 @@ import { ApplicationFailure, CancellationScope, condition, isCancellation, log, 
 import type { CredentialSummary } from '../activities/credential';
 import type { LoginOutcome, PtyLoginStarted } from '../activities/login';
 import type { DeviceLoginStarted } from '../activities/device-login';
-import { describeFailure, FailureType, innermostFailureType } from '../common/failures';
+import { describeFailure, FailureType, innermostFailureType, nextStepAfterLogin } from '../common/failures';
 import type { SubmitCodeResult } from '../common/messages';
 import { loginAttemptId } from '../common/slot';
 import { loginActivities, sessionActivities } from './activities';
 import type { LiveLogin, Slot } from './slot-state';
+import { awaitingOperator, codeRejected, codeTyped, loggedIn, loginDeferred, loginRestarted, loginStarted, needsPerson } from './transitions';
+import { inScope } from './refresh-step';
+import { failureClause } from './text';
 
 export interface LoginResult {
   readonly credential: CredentialSummary;
@@ -26,18 +29,47 @@ const MAX_HOST_BUSY_DEFERRALS = 60;
 /** How one PTY attempt ended, when it did not end the login. */
 type AttemptEnd = { readonly restart: string } | { readonly done: LoginResult };
 
+/**
+ * One login, in a scope the operator can cancel: `verified` when a credential was verified
+ * (the main loop checks it next), `stopped` when it failed (a person is needed) or was
+ * cancelled by relogin (the next login starts at once) or retire.
+ */
+export async function loginStep(slot: Slot): Promise<'verified' | 'stopped'> {
+  const { slotId } = slot.input;
+  loginStarted(slot);
+  try {
+    const result = await inScope(slot, () => runLogin(slot));
+    loggedIn(slot, result.credential, result.message);
+    return 'verified';
+  } catch (err) {
+    if (isCancellation(err)) {
+      // relogin starts the next login at once; retire ends the slot; cancelLogin waits for a person.
+      if (slot.state.pending.login || slot.state.pending.retire) return 'stopped';
+      const message = `login failed: the login was cancelled by an operator. ${nextStepAfterLogin(FailureType.loginCancelled, slotId)}`;
+      await needsPerson(slot, { kind: 'login-failed', message, counted: false });
+    } else {
+      const message = `login failed: ${failureClause(err)}. ${nextStepAfterLogin(innermostFailureType(err), slotId)}`;
+      await needsPerson(slot, { kind: 'login-failed', message, counted: true });
+    }
+    return 'stopped';
+  } finally {
+    slot.step = undefined;
+    slot.live = undefined;
+  }
+}
+
 /** Runs the login until a credential is verified; throws a typed failure (or the cancellation) otherwise. */
 export async function runLogin(slot: Slot): Promise<LoginResult> {
   const { slotId, provider, providerConfig } = slot.input;
   const options = slot.input.login ?? {};
-  const acts = loginActivities(slot.queues, options.heartbeatTimeoutMs ?? 15_000);
+  const acts = loginActivities(slot.run.queues, options.heartbeatTimeoutMs ?? 15_000);
   const maxRestarts = options.maxRestarts ?? 3;
   const counts = { badCodes: 0 };
   let lastError: string | undefined;
 
   let deferrals = 0;
   for (let restarts = 0; ; restarts += 1) {
-    const attempt = loginAttemptId(slotId, workflowInfo().firstExecutionRunId, slot.logins, restarts);
+    const attempt = loginAttemptId(slotId, workflowInfo().firstExecutionRunId, slot.state.logins, restarts);
     let started: Awaited<ReturnType<typeof acts.start>>;
     try {
       started = await acts.start({ slotId, provider, providerConfig, loginId: attempt });
@@ -45,8 +77,7 @@ export async function runLogin(slot: Slot): Promise<LoginResult> {
       // A host whose worker holds as many login CLIs as its memory allows: not this slot's fault, try again later.
       if (innermostFailureType(err) !== FailureType.loginHostBusy || deferrals >= MAX_HOST_BUSY_DEFERRALS) throw err;
       deferrals += 1;
-      slot.lastError = describeFailure(err);
-      slot.record('info', `login deferred: ${slot.lastError}`);
+      loginDeferred(slot, describeFailure(err));
       await sleep(HOST_BUSY_RETRY_MS);
       restarts -= 1;
       continue;
@@ -68,9 +99,7 @@ export async function runLogin(slot: Slot): Promise<LoginResult> {
     if (restarts + 1 > maxRestarts) {
       throw fail(FailureType.loginTooManyRestarts, `the login CLI was restarted ${maxRestarts} times; giving up: ${lastError}`);
     }
-    slot.lastError = lastError;
-    slot.record('login-restarted', lastError);
-    slot.setPhase('logging-in');
+    loginRestarted(slot, lastError);
   }
 }
 
@@ -80,6 +109,12 @@ const deadlineOf = (slot: Slot, started: { prompt: { expiresAt: number }; starte
 
 const minutes = (ms: number): number => Math.round(ms / 60_000);
 
+/**
+ * One PTY login attempt: the prompt, the watch on the CLI, the codes typed and their answers.
+ * Left whole (about 100 lines) on purpose: `live.type` (called by the submitCode handler),
+ * the watcher and the loop share `answer` and `ended`, and the `finally` that closes the CLI
+ * must see all of them; split, the closures would need the same variables passed back and forth.
+ */
 async function ptyAttempt(
   slot: Slot,
   attempt: string,
@@ -102,7 +137,7 @@ async function ptyAttempt(
     // Called by the submitCode handler: schedules the keystrokes in the workflow task that accepted the code.
     type: async (code: string): Promise<SubmitCodeResult> => {
       live.typing = true;
-      slot.setPhase('verifying');
+      codeTyped(slot);
       try {
         const outcome = await scope.run(() => session.submit({ slotId: slot.input.slotId, loginId: attempt, code }));
         answer = { ok: outcome };
@@ -116,7 +151,7 @@ async function ptyAttempt(
   };
   slot.live = live;
   log.info('login awaiting operator', { slotId: slot.input.slotId, login: attempt, url: prompt.url });
-  slot.setPhase('awaiting-operator', prompt);
+  awaitingOperator(slot, prompt);
 
   // Watches the PTY while the operator is awaited: the CLI may finish by itself,
   // fail, or vanish with its worker process (the heartbeat stops).
@@ -152,14 +187,15 @@ async function ptyAttempt(
       if (counts.badCodes >= maxBadCodes) {
         throw fail(FailureType.loginTooManyBadCodes, `${counts.badCodes} codes were rejected; last answer: ${outcome.message}`);
       }
-      slot.record('code-rejected', outcome.message);
       // Claude hangs after a bad code: only a new CLI (and URL) can take another.
-      if (started.restartAfterRejection || outcome.kind === 'hung') return { restart: outcome.message };
-      slot.lastError = outcome.message;
+      if (started.restartAfterRejection || outcome.kind === 'hung') {
+        codeRejected(slot, outcome.message);
+        return { restart: outcome.message };
+      }
       // The CLI asked again with a new URL and state: codes are checked against that one from now on.
       if (outcome.prompt) live.prompt = { ...outcome.prompt, expiresAt: deadline };
       live.typing = false;
-      slot.setPhase('awaiting-operator', live.prompt);
+      codeRejected(slot, outcome.message, live.prompt);
     }
   } finally {
     // From here no code can reach this CLI: the next one (if any) has another id.
@@ -192,7 +228,7 @@ async function deviceLogin(
   const deadline = deadlineOf(slot, started);
   const prompt = { ...started.prompt, expiresAt: deadline };
   log.info('device login awaiting operator', { slotId, login: attempt, url: prompt.url });
-  slot.setPhase('awaiting-operator', prompt);
+  awaitingOperator(slot, prompt);
   try {
     const polled = await acts.awaitDevice(deadline)({ slotId, provider, providerConfig, loginId: attempt, startedAt: started.startedAt, intervalMs: started.intervalMs, deadline });
     switch (polled.kind) {

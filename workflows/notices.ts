@@ -3,9 +3,8 @@
 // cancels a refresh does not cancel the `degraded` notice it caused), with backoff.
 import { CancellationScope, condition, workflowInfo } from '@temporalio/workflow';
 import { noticeEventId, type Notice, type NoticeAction, type NoticeKind } from '../common/notices';
-import type { Phase } from '../common/slot';
 import { noticeActivity } from './activities';
-import type { Slot } from './slot-state';
+import type { NoticePolicy, PhaseNotice, Slot } from './slot-state';
 
 export class Notices {
   private sent = 0;
@@ -30,50 +29,51 @@ export class Notices {
 }
 
 /**
- * Turns the slot's published phase changes into notices: a new prompt, `degraded`,
- * `needs-relogin`, and `recovered` on the way back to `active`. Published phases are the
- * dashboard's, so a transient `refreshing` that falls back to `needs-relogin` is no event.
+ * Which of a slot's transitions' notices are news: a new prompt, `degraded`, `needs-relogin`
+ * and `recovered` on the way back to `active`, each only when the published phase changes
+ * (the dashboard's phases: a transient `refreshing` that falls back to `needs-relogin` is no
+ * event), and none while an open provider incident speaks for the slot. What a notice says
+ * is the transition's (workflows/transitions.ts).
  */
-export function slotNoticeObserver(slot: Slot, notices: Notices): (before: string | undefined) => void {
-  const { slotId, provider, host } = slot.input;
-  // A run continued from a troubled slot still owes the `recovered` notice.
-  let troubled = slot.phase === 'degraded' || slot.phase === 'needs-relogin';
-  let promptUrl: string | undefined;
-  const send = (kind: NoticeKind, reason: string, action?: NoticeAction): void => {
-    // Part of an open provider incident: its one notice speaks for the slot until it ends.
-    if (slot.incident?.open) return;
-    notices.emit(kind, { slotId, provider, host, phase: slot.phase, reason, ...(action ? { action } : {}) });
-  };
-  return (before) => {
-    const phase: Phase = slot.phase;
-    const prompt = slot.prompt;
-    if (phase === 'awaiting-operator' && prompt && prompt.url !== promptUrl) {
-      promptUrl = prompt.url;
-      send('awaiting-operator', prompt.instructions, {
-        url: prompt.completeUrl ?? prompt.url,
-        ...(prompt.userCode ? { userCode: prompt.userCode } : {}),
-        interaction: prompt.interaction,
-        ...(prompt.interaction === 'paste-code' ? { command: `slotctl submit-code ${slotId}` } : {}),
-        until: prompt.expiresAt,
-      });
+export class SlotNotices implements NoticePolicy {
+  /** A run continued from a troubled slot still owes the `recovered` notice. */
+  private troubled: boolean;
+  private promptUrl: string | undefined;
+
+  constructor(
+    private readonly slot: Slot,
+    readonly notices: Notices,
+  ) {
+    this.troubled = slot.state.phase === 'degraded' || slot.state.phase === 'needs-relogin';
+  }
+
+  published(before: string | undefined, notice: PhaseNotice | undefined): void {
+    const { phase } = this.slot.state;
+    const prompt = this.slot.run.prompt;
+    if (phase === 'awaiting-operator' && prompt && prompt.url !== this.promptUrl) {
+      this.promptUrl = prompt.url;
+      if (notice?.kind === 'awaiting-operator') this.send(notice);
     }
-    if (phase !== 'awaiting-operator') promptUrl = undefined;
+    if (phase !== 'awaiting-operator') this.promptUrl = undefined;
     if (phase === before) return;
-    const reason = slot.lastOutcome?.message ?? slot.lastError ?? phase;
-    if (phase === 'degraded') {
-      troubled = true;
-      // Published before the step records it: the reason is built from the failure it knows.
-      const expires = slot.expiresAt !== undefined ? new Date(slot.expiresAt).toISOString() : 'at an unknown time';
-      send('degraded', `refreshes are failing (${(slot.lastError ?? 'no answer').replace(/\.$/, '')}); the token expires ${expires}; the slot keeps retrying.`, {
-        command: `slotctl status ${slotId}`,
-      });
-    } else if (phase === 'needs-relogin') {
-      troubled = true;
-      // The reason says what comes next (a login started by itself, or the command to run).
-      send('needs-relogin', reason);
-    } else if (phase === 'active' && troubled) {
-      troubled = false;
-      send('recovered', reason, { command: `slotctl status ${slotId}` });
+    if (phase === 'degraded' || phase === 'needs-relogin') {
+      this.troubled = true;
+      if (notice?.kind === phase) this.send(notice);
+    } else if (phase === 'active' && this.troubled) {
+      this.troubled = false;
+      if (notice?.kind === 'recovered') this.send(notice);
     }
-  };
+  }
+
+  /** A notice that is news whatever the phase (a setup token about to expire): not held by an incident. */
+  emit(kind: NoticeKind, reason: string, action?: NoticeAction): void {
+    const { slotId, provider, host } = this.slot.input;
+    this.notices.emit(kind, { slotId, provider, host, phase: this.slot.state.phase, reason, ...(action ? { action } : {}) });
+  }
+
+  private send(notice: PhaseNotice): void {
+    // Part of an open provider incident: its one notice speaks for the slot until it ends.
+    if (this.slot.state.incident?.open) return;
+    this.emit(notice.kind, notice.reason, notice.action);
+  }
 }

@@ -67,12 +67,21 @@ const check = (problem: string | undefined): void => {
   if (problem) throw refuse(problem);
 };
 
+/** What the pool's handlers share with its loop: the census (one at a time) and the loop's wake-up. */
+interface PoolRun {
+  readonly input: PoolInput;
+  readonly pool: Pool;
+  readonly notices: Notices;
+  /** Asks the slots unless the last answer is at most `maxAgeMs` old; leases arriving meanwhile share it. */
+  readonly census: (maxAgeMs: number) => Promise<void>;
+  /** Wakes the loop (new members are asked at once). */
+  wake: boolean;
+}
+
 export async function poolWorkflow(input: PoolInput): Promise<PoolStatus> {
   const pool = new Pool(input);
   const notices = new Notices();
   const { slotCensus } = poolActivities();
-  const name = input.pool;
-  let wake = false;
 
   // One census at a time; leases arriving meanwhile share it.
   let running: Promise<void> | undefined;
@@ -89,13 +98,38 @@ export async function poolWorkflow(input: PoolInput): Promise<PoolStatus> {
     await running;
     pool.publish(Date.now());
   };
+  const run: PoolRun = { input, pool, notices, census, wake: false };
 
-  const leaseOf = (leaseId: string) => {
-    const found = pool.findLease(leaseId, Date.now());
-    if (!found) throw refuse(`lease ${leaseId} is not held in pool ${name}: it expired, was released, or never existed; lease again`);
-    return found;
-  };
+  installLeaseHandlers(run);
+  installReportHandlers(run);
+  installMemberHandlers(run);
 
+  for (;;) {
+    const long = (): boolean => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= (input.maxHistoryEvents ?? 2000);
+    await condition(() => run.wake || long(), CENSUS_EVERY_MS);
+    run.wake = false;
+    await census(0).catch(() => undefined);
+    if (long()) {
+      await condition(allHandlersFinished);
+      await notices.settle(60_000);
+      pool.prune(Date.now());
+      const { slots: _initial, ...rest } = input;
+      await continueAsNew<typeof poolWorkflow>({ ...rest, carried: pool.carry() });
+    }
+  }
+}
+
+/** The member and lease of `leaseId`, or the refusal a holder understands. */
+function leaseOf({ pool, input }: PoolRun, leaseId: string) {
+  const found = pool.findLease(leaseId, Date.now());
+  if (!found) throw refuse(`lease ${leaseId} is not held in pool ${input.pool}: it expired, was released, or never existed; lease again`);
+  return found;
+}
+
+/** The status query, and the lease's life: lease, renew, release. */
+function installLeaseHandlers(run: PoolRun): void {
+  const { input, pool, notices, census } = run;
+  const name = input.pool;
   setHandler(poolStatusQuery, () => pool.status(Date.now()), { description: 'Slots, which can be leased and why not, leases held, cooldowns. Never a token.' });
 
   setHandler(
@@ -140,7 +174,7 @@ export async function poolWorkflow(input: PoolInput): Promise<PoolStatus> {
   setHandler(
     renewUpdate,
     (ref): LeaseGrant => {
-      const { member, lease } = leaseOf(ref.leaseId);
+      const { member, lease } = leaseOf(run, ref.leaseId);
       lease.expiresAt = Date.now() + (ref.ttlMs ?? input.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS);
       return { leaseId: lease.leaseId, slotId: member.slotId, provider: input.provider, host: pool.census.get(member.slotId)?.host ?? 'unknown', expiresAt: lease.expiresAt };
     },
@@ -150,18 +184,22 @@ export async function poolWorkflow(input: PoolInput): Promise<PoolStatus> {
   setHandler(
     releaseUpdate,
     (ref) => {
-      const { member } = leaseOf(ref.leaseId);
+      const { member } = leaseOf(run, ref.leaseId);
       pool.endLease(member, ref.leaseId);
       if (ref.resetAt !== undefined) member.resetAt = ref.resetAt;
       pool.publish(Date.now());
     },
     { validator: (ref) => check(releaseProblem(ref)), description: 'Give a lease back: {"leaseId": "…", "resetAt": <epoch ms of the quota reset, optional>}.' },
   );
+}
 
+/** What a holder saw: a 429 (the slot rests), a refused token (the slot is asked to probe it). */
+function installReportHandlers(run: PoolRun): void {
+  const { pool } = run;
   setHandler(
     reportRateLimitedUpdate,
     (report) => {
-      const { member } = leaseOf(report.leaseId);
+      const { member } = leaseOf(run, report.leaseId);
       const now = Date.now();
       pool.endLease(member, report.leaseId);
       member.coolUntil = cooldownEnd(now, report);
@@ -175,7 +213,7 @@ export async function poolWorkflow(input: PoolInput): Promise<PoolStatus> {
   setHandler(
     reportAuthFailureUpdate,
     async (ref) => {
-      const { member } = leaseOf(ref.leaseId);
+      const { member } = leaseOf(run, ref.leaseId);
       pool.endLease(member, ref.leaseId);
       member.authFailedAt = Date.now();
       pool.publish(Date.now());
@@ -185,14 +223,19 @@ export async function poolWorkflow(input: PoolInput): Promise<PoolStatus> {
     },
     { validator: (ref) => check(leaseRefProblem(ref)), description: 'The provider refused the slot\'s token: {"leaseId": "…"}. Ends the lease and asks the slot to probe its token (refreshing a refused one); it is out of rotation until it has.' },
   );
+}
 
+/** Membership: add and remove slots. */
+function installMemberHandlers(run: PoolRun): void {
+  const { pool } = run;
+  const name = run.input.pool;
   setHandler(
     addSlotsUpdate,
     ({ slots }) => {
       for (const slotId of slots) if (!pool.members.has(slotId)) pool.members.set(slotId, { slotId, leases: [] });
       // Asked at the next lease.
       pool.censusAt = undefined;
-      wake = true;
+      run.wake = true;
       return [...pool.members.keys()];
     },
     {
@@ -220,18 +263,4 @@ export async function poolWorkflow(input: PoolInput): Promise<PoolStatus> {
       description: 'Remove slots: {"slots": ["a"]}. Their leases end.',
     },
   );
-
-  for (;;) {
-    const long = (): boolean => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= (input.maxHistoryEvents ?? 2000);
-    await condition(() => wake || long(), CENSUS_EVERY_MS);
-    wake = false;
-    await census(0).catch(() => undefined);
-    if (long()) {
-      await condition(allHandlersFinished);
-      await notices.settle(60_000);
-      pool.prune(Date.now());
-      const { slots: _initial, ...rest } = input;
-      await continueAsNew<typeof poolWorkflow>({ ...rest, carried: pool.carry() });
-    }
-  }
 }

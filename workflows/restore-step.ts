@@ -1,19 +1,19 @@
 // Restores from the credential backup, as steps of the slot's own workflow: once when
 // the slot's file is lost or unusable (then proven by a forced refresh), and to move
 // the slot to another host with no login (backup there, restore here, prove, clean up).
-import { ApplicationFailure, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, patched, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { HostActivities } from '../activities/index';
 import type { RefreshResult } from '../activities/refresh';
-import { moveInputProblem, moveUpdate, type MoveInput, type MoveState, type RestoreResult, type RetireBackupsResult } from '../common/backup';
+import { moveInputProblem, moveUpdate, type MoveInput, type RestoreResult, type RetireBackupsResult } from '../common/backup';
 import { HANDLER_DESCRIPTIONS } from '../common/messages';
-import { SlotHostKey } from '../common/search-attributes';
-import { describeFailure, FailureType, innermostFailureType } from '../common/failures';
+import { FailureType, innermostFailureType } from '../common/failures';
 import { hostTaskQueue } from '../common/slot';
 import { refreshActivity, slotQueues } from './activities';
 import type { Slot } from './slot-state';
+import { clause, failureClause } from './text';
+import { moved, moveProven, moving, restored } from './transitions';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
-const short = (err: unknown): string => describeFailure(err).replace(/\.$/, '');
 
 /** Backup and restore on `host`: the queue belongs to that host's workers; `waitMs` bounds a host that is down. */
 function backupActivities(host: string, waitMs: number) {
@@ -36,12 +36,12 @@ export async function restoreAfterLoss(slot: Slot, lost: string): Promise<{ rest
   try {
     result = await backupActivities(host, slot.input.hostWaitMs ?? 600_000).restoreCredential({ slotId, provider, providerConfig, now: Date.now(), reason: 'lost' });
   } catch (err) {
-    return { restored: false, note: `no backup was restored: ${short(err)}` };
+    return { restored: false, note: `no backup was restored: ${failureClause(err)}` };
   }
   if (result.kind === 'off') return { restored: false };
   if (result.kind === 'refused') return { restored: false, note: `no backup was restored: ${result.reason}` };
-  const message = `the credential was lost (${lost.replace(/\.$/, '')}); restored backup generation ${result.generation} taken ${iso(result.createdAt)} on host ${result.fromHost}`;
-  slot.record('info', `${message}; proving it with a refresh`);
+  const message = `the credential was lost (${clause(lost)}); restored backup generation ${result.generation} taken ${iso(result.createdAt)} on host ${result.fromHost}`;
+  restored(slot, message);
   return { restored: true, message };
 }
 
@@ -60,7 +60,7 @@ export async function retireBackupsStep(slot: Slot): Promise<string> {
   try {
     result = await backupActivities(host, Math.min(slot.input.hostWaitMs ?? 600_000, 120_000)).tombstoneBackups({ slotId, provider, providerConfig, now: Date.now() });
   } catch (err) {
-    return `host ${host} did not tombstone the slot's backups (${short(err)}): any it keeps stay restorable until its operator deletes them; `;
+    return `host ${host} did not tombstone the slot's backups (${failureClause(err)}): any it keeps stay restorable until its operator deletes them; `;
   }
   switch (result.kind) {
     case 'tombstoned':
@@ -68,58 +68,56 @@ export async function retireBackupsStep(slot: Slot): Promise<string> {
     case 'off':
       return '';
     case 'failed':
-      return `the backups could NOT be tombstoned on host ${host} (${result.reason.replace(/\.$/, '')}): they stay restorable until that host's operator deletes them; `;
+      return `the backups could NOT be tombstoned on host ${host} (${clause(result.reason)}): they stay restorable until that host's operator deletes them; `;
   }
 }
 
-/** Status and record of a move, as it goes. */
-function moveState(slot: Slot, to: string, state: MoveState['state'], message: string): void {
-  slot.move = { from: slot.input.host, to, state, at: Date.now(), message };
-  if (state !== 'moving') slot.record('info', message);
-  slot.publish();
-}
+/**
+ * How a move ended: `moved` (the slot now lives on the new host: the caller continues as
+ * new there), `stayed` (refused or failed: the slot stays where it was), `stayed-refresh-here`
+ * (failed because the provider refused the refresh token: a refresh here tells the slot).
+ */
+export type MoveOutcome = 'moved' | 'stayed' | 'stayed-refresh-here';
 
 /**
- * Moves the slot to `to` with no login. True when it now lives there (the caller
- * continues as new with the new host); false when refused or failed, the slot staying
- * where it was. The credential is never in two places longer than the move takes.
+ * Moves the slot to `to` with no login. The credential is never in two places longer than the move takes.
  */
-export async function moveStep(slot: Slot, to: string): Promise<boolean> {
+export async function moveStep(slot: Slot, to: string): Promise<MoveOutcome> {
   const { slotId, provider, providerConfig, host: from } = slot.input;
   const waitMs = Math.min(slot.input.hostWaitMs ?? 600_000, 120_000);
   const request = { slotId, provider, providerConfig, now: Date.now() };
-  moveState(slot, to, 'moving', `moving from host ${from} to host ${to}: taking a fresh backup on ${from}`);
+  moving(slot, to, 'moving', `moving from host ${from} to host ${to}: taking a fresh backup on ${from}`);
 
   // 1. A fresh backup on the old host, when it answers; otherwise the newest stored one is used.
   let oldHost: string;
   try {
     const note = await backupActivities(from, waitMs).backupCredential(request);
-    oldHost = note.ok ? `a fresh backup was taken on ${from} (generation ${note.generation})` : `no fresh backup on ${from} (${note.message.replace(/\.$/, '')})`;
+    oldHost = note.ok ? `a fresh backup was taken on ${from} (generation ${note.generation})` : `no fresh backup on ${from} (${clause(note.message)})`;
   } catch (err) {
-    oldHost = `host ${from} did not answer (${short(err)}), so the newest stored backup is used`;
+    oldHost = `host ${from} did not answer (${failureClause(err)}), so the newest stored backup is used`;
   }
 
   // 2. Restore on the new host: this pins the slot there.
-  moveState(slot, to, 'moving', `moving from host ${from} to host ${to}: ${oldHost}; restoring on ${to}`);
+  moving(slot, to, 'moving', `moving from host ${from} to host ${to}: ${oldHost}; restoring on ${to}`);
   let restored: RestoreResult;
   try {
     restored = await backupActivities(to, waitMs).restoreCredential({ ...request, now: Date.now(), reason: 'move' });
   } catch (err) {
-    moveState(slot, to, 'failed', `move to host ${to} failed: host ${to} did not restore the credential (${short(err)}); the slot stays on ${from}`);
-    return false;
+    moving(slot, to, 'failed', `move to host ${to} failed: host ${to} did not restore the credential (${failureClause(err)}); the slot stays on ${from}`);
+    return 'stayed';
   }
   if (restored.kind !== 'restored') {
     const why = restored.kind === 'off' ? `host ${to} has no backup store configured (set SLOT_BACKUP_URL and SLOT_BACKUP_KEYS there)` : restored.reason;
-    moveState(slot, to, 'refused', `move to host ${to} refused: ${why.replace(/\.$/, '')}; ${oldHost}; the slot stays on ${from}`);
-    return false;
+    moving(slot, to, 'refused', `move to host ${to} refused: ${clause(why)}; ${oldHost}; the slot stays on ${from}`);
+    return 'stayed';
   }
 
   // 3. Prove it where it now lives: a forced refresh on the new host (which also backs up its rotation).
-  moveState(slot, to, 'moving', `moving from host ${from} to host ${to}: restored backup generation ${restored.generation}; refreshing on ${to}`);
+  moving(slot, to, 'moving', `moving from host ${from} to host ${to}: restored backup generation ${restored.generation}; refreshing on ${to}`);
   let proven: RefreshResult;
   try {
     const { backoff, ...schedule } = slot.input.refresh ?? {};
-    proven = await refreshActivity(slotQueues(to, provider, slot.paced).tokens, backoff, waitMs)({
+    proven = await refreshActivity(slotQueues(to, provider, slot.run.paced).tokens, backoff, waitMs)({
       slotId,
       provider,
       ...(providerConfig !== undefined ? { providerConfig } : {}),
@@ -141,31 +139,23 @@ export async function moveStep(slot: Slot, to: string): Promise<boolean> {
       const kept = await backupActivities(to, waitMs).backupCredential({ ...request, now: Date.now() }).catch(() => undefined);
       copy = `the copy on ${to} was kept (a refresh there may have rotated its token${kept?.ok ? `; backed up as generation ${kept.generation}` : ''}): fix host ${to} and move again`;
     }
-    moveState(slot, to, 'failed', `move to host ${to} failed: the restored credential did not refresh there (${short(err)}); ${copy}; the slot stays on ${from}`);
+    moving(slot, to, 'failed', `move to host ${to} failed: the restored credential did not refresh there (${failureClause(err)}); ${copy}; the slot stays on ${from}`);
     // A refresh token the server refused there is refused here too: the slot finds out on its own host.
-    if (innermostFailureType(err) === FailureType.refreshPermanent) slot.pending.refresh = true;
-    return false;
+    return innermostFailureType(err) === FailureType.refreshPermanent ? 'stayed-refresh-here' : 'stayed';
   }
-  slot.expiresAt = proven.expiresAt ?? slot.expiresAt;
-  slot.lastRefresh = proven.lastRefresh ?? slot.lastRefresh;
-  slot.nextRefreshAt = proven.nextRefreshAt;
-  if (proven.backup) slot.backup = proven.backup;
-  slot.consecutiveFailures = 0;
-  slot.lastError = undefined;
+  moveProven(slot, proven);
 
   // 4. The old host's copy goes: one host holds the slot.
   let cleanup: string;
+  let problem: string | undefined;
   try {
     await backupActivities(from, waitMs).removeSlotFiles({ slotId });
     cleanup = `the files on ${from} were removed`;
   } catch (err) {
-    cleanup = `the files on ${from} could NOT be removed (${short(err)}): remove the directory ${slotId} under that host's SLOTS_DIR by hand`;
-    slot.lastError = cleanup;
+    cleanup = problem = `the files on ${from} could NOT be removed (${failureClause(err)}): remove the directory ${slotId} under that host's SLOTS_DIR by hand`;
   }
-  slot.phase = 'active';
-  upsertSearchAttributes([{ key: SlotHostKey, value: to }]);
-  moveState(slot, to, 'moved', `moved from host ${from} to host ${to} with no login: ${oldHost}; restored backup generation ${restored.generation} and refreshed on ${to}; ${cleanup}`);
-  return true;
+  moved(slot, to, `moved from host ${from} to host ${to} with no login: ${oldHost}; restored backup generation ${restored.generation} and refreshed on ${to}; ${cleanup}`, problem);
+  return 'moved';
 }
 
 /** Why the slot cannot move to `input.toHost` now, or undefined. */
@@ -175,9 +165,9 @@ function moveProblem(slot: Slot, input: unknown): string | undefined {
   const { toHost } = input as MoveInput;
   const { slotId, host } = slot.input;
   if (toHost === host) return `slot ${slotId} is already on host ${host}`;
-  if (slot.pending.retire || slot.phase === 'retired') return `slot ${slotId} is being retired`;
-  if (slot.pending.move || slot.move?.state === 'moving') return `a move of slot ${slotId} to host ${slot.pending.move?.toHost ?? slot.move?.to} is under way`;
-  if (slot.pending.login || slot.step === 'login' || slot.phase === 'logging-in' || slot.phase === 'awaiting-operator') {
+  if (slot.state.pending.retire || slot.state.phase === 'retired') return `slot ${slotId} is being retired`;
+  if (slot.state.pending.move || slot.state.move?.state === 'moving') return `a move of slot ${slotId} to host ${slot.state.pending.move?.toHost ?? slot.state.move?.to} is under way`;
+  if (slot.state.pending.login || slot.step === 'login' || slot.state.phase === 'logging-in' || slot.state.phase === 'awaiting-operator') {
     return `a login of slot ${slotId} is in progress on host ${host} (its CLI runs there): finish or cancel it first`;
   }
   return undefined;
@@ -189,8 +179,8 @@ export function installMoveHandler(slot: Slot): void {
     moveUpdate,
     (input) => {
       const { host } = slot.input;
-      slot.pending.move = { toHost: input.toHost };
-      slot.move = { from: host, to: input.toHost, state: 'moving', at: Date.now(), message: `a move to host ${input.toHost} was accepted; it starts when the step in progress ends` };
+      slot.state.pending.move = { toHost: input.toHost };
+      slot.state.move = { from: host, to: input.toHost, state: 'moving', at: Date.now(), message: `a move to host ${input.toHost} was accepted; it starts when the step in progress ends` };
       return { accepted: true as const, from: host, to: input.toHost };
     },
     {

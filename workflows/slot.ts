@@ -7,14 +7,12 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  isCancellation,
   patched,
-  setCurrentDetails,
   setHandler,
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
-import { describeFailure, FailureType, innermostFailureType, nextStepAfterLogin } from '../common/failures';
+import { FailureType } from '../common/failures';
 import {
   cancelLoginSignal,
   HANDLER_DESCRIPTIONS,
@@ -30,15 +28,18 @@ import {
 } from '../common/messages';
 import { SLOT_WORKFLOW_VERSION } from '../common/slot';
 import type { SlotInput } from '../common/slot-input';
-import { fileActivities, sharedActivities, slotQueues } from './activities';
-import { runLogin } from './login-step';
-import { inScope, refreshStep } from './refresh-step';
+import type { ProbeReason } from '../common/probe';
+import { fileActivities, slotQueues } from './activities';
+import { loginStep } from './login-step';
+import { refreshStep } from './refresh-step';
 import { Slot } from './slot-state';
-import { Notices, slotNoticeObserver } from './notices';
+import { Notices, SlotNotices } from './notices';
 import { installMoveHandler, moveStep } from './restore-step';
 import { retire } from './retire-step';
-import { installProbeHandlers, probeAfterLogin, probeDue, probeStep, untilNextProbe } from './probe-step';
+import { installProbeHandlers, probeFinished, probeStep, reprobeStep, untilNextProbe } from './probe-step';
 import { listenToIncident, waitWhileHeld } from './incident-step';
+import { asked, nextRequest, type Woken } from './next-request';
+import { refused, resumed } from './transitions';
 
 /** Runs recorded before notices existed ask the operator only on needs-relogin, and keep doing so on replay. */
 const NOTICES_PATCH = 'operator-notices';
@@ -54,35 +55,35 @@ const NOTICE_SETTLE_MS = 60_000;
 
 export type { SlotInput, CarriedState, LoginOptions, RefreshBackoff } from '../common/slot-input';
 
-export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
+/**
+ * A run starts: the state from the input, this run's patches (in the order they were
+ * always asked: they are commands), the handlers, the notices.
+ */
+function startRun(input: SlotInput): { slot: Slot; notices: Notices | undefined } {
   const slot = new Slot(input);
-  slot.paced = patched(GENTLE_PATCH);
-  slot.queues = slotQueues(input.host, input.provider, slot.paced);
+  slot.run.paced = patched(GENTLE_PATCH);
+  slot.run.queues = slotQueues(input.host, input.provider, slot.run.paced);
   if (workflowInfo().memo?.slotWorkflowVersion !== SLOT_WORKFLOW_VERSION) upsertMemo({ slotWorkflowVersion: SLOT_WORKFLOW_VERSION });
-  const files = fileActivities(input.host, input.hostWaitMs);
-  const { notifyOperator } = sharedActivities();
   installHandlers(slot);
   // A slot that was part of an incident when it continued as new still hears when it ends.
-  if (slot.incident) listenToIncident(slot);
-  // Every event that needs or informs a person is a notice, sent from the slot's phase changes.
+  if (slot.state.incident) listenToIncident(slot);
+  // Every event that needs or informs a person is a notice, sent by the transition that causes it.
   const notices = patched(NOTICES_PATCH) ? new Notices() : undefined;
-  if (notices) slot.observer = slotNoticeObserver(slot, notices);
-  const probing = patched(PROBES_PATCH);
-  installProbeHandlers(slot, probing);
+  if (notices) slot.notices = new SlotNotices(slot, notices);
+  slot.run.probing = patched(PROBES_PATCH);
+  installProbeHandlers(slot, slot.run.probing);
+  return { slot, notices };
+}
 
-  /** Tells operators once per event that a slot needs them; never blocks the slot on a dead webhook. */
-  const askOperator = async (reason: string, kind?: 'setup-token-expiring'): Promise<void> => {
-    // With notices, `needs-relogin` was announced when it was published; an expiry warning is no phase change.
-    if (notices) {
-      if (kind) notices.emit(kind, { slotId: input.slotId, provider: input.provider, host: input.host, phase: slot.phase, reason, action: { command: `slotctl relogin ${input.slotId}`, ...(slot.expiresAt !== undefined ? { until: slot.expiresAt } : {}) } });
-      return;
-    }
-    try {
-      await notifyOperator({ slotId: input.slotId, provider: input.provider, host: input.host, phase: slot.phase, reason });
-    } catch {
-      // The status and the log already carry the reason.
-    }
-  };
+/**
+ * The slot's main loop: the next request (workflows/next-request.ts) in one exhaustive
+ * switch, then the status file and continue-as-new. Left whole (about 80 lines): each
+ * case is a few lines, and which cases skip the tail (`continue`) is the loop's contract.
+ */
+export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
+  const { slot, notices } = startRun(input);
+  const files = fileActivities(input.host, input.hostWaitMs);
+
   const saveStatus = async (): Promise<void> => {
     try {
       await files.writeSlotStatus({ slotId: input.slotId, status: { ...slot.status(), updatedAt: Date.now() } });
@@ -90,118 +91,116 @@ export async function slotWorkflow(input: SlotInput): Promise<SlotStatus> {
       // A status file is a convenience for agents; the workflow's status is the truth.
     }
   };
+  /** Continue-as-new: handlers done, notices delivered, the state carried whole (with the requests taken meanwhile). */
+  const continueWith = async (host: string): Promise<never> => {
+    await condition(allHandlersFinished);
+    await notices?.settle(NOTICE_SETTLE_MS);
+    return await continueAsNew<typeof slotWorkflow>({ ...input, host, carried: slot.carry() });
+  };
 
   // An adopted credential is checked (and refreshed if due) before anything else.
-  if (input.adoptExisting && !input.carried) await refreshStep(slot, false, askOperator, 'verifying');
-  else slot.publish();
+  if (input.adoptExisting && !input.carried) await refreshStep(slot, false, 'verifying');
+  else resumed(slot);
 
-  while (!slot.pending.retire) {
-    // A probeNow waiting for its answer is taken before a move (a move's new run could not answer it).
-    if (slot.pending.move && !slot.pending.probe) {
-      // `slotctl move`: a slot that now lives on another host goes on there, as a new run with that host.
-      const to = slot.pending.move.toHost;
-      slot.pending.move = undefined;
-      if (await moveStep(slot, to)) {
+  let woken: Woken;
+  for (;;) {
+    const next = nextRequest({ ...slot.state, probing: slot.run.probing }, woken, Date.now());
+    woken = undefined;
+    switch (next.kind) {
+      case 'retire':
+        await retire(slot, files, saveStatus);
         await condition(allHandlersFinished);
         await notices?.settle(NOTICE_SETTLE_MS);
-        await continueAsNew<typeof slotWorkflow>({ ...input, host: to, carried: slot.carry() });
+        return slot.status();
+      case 'move': {
+        // `slotctl move`: a slot that now lives on another host goes on there, as a new run with that host.
+        slot.state.pending.move = undefined;
+        const moved = await moveStep(slot, next.toHost);
+        if (moved === 'moved') await continueWith(next.toHost);
+        // A refresh token the new host's refresh was refused is refused here too: the slot finds out on its own host.
+        if (moved === 'stayed-refresh-here') slot.state.pending.refresh = true;
+        continue;
       }
-      continue;
-    }
-    if (slot.pending.login && slot.incident?.held) {
-      // A provider incident holds the automatic relogins until an operator releases them.
-      await waitWhileHeld(slot);
-      continue;
-    }
-    if (slot.pending.login) {
-      // A verified login is followed by a check that schedules the first refresh and writes the agent env and status files.
-      // With probes, the credential is proven live first (a refused one is refreshed, or needs a person).
-      if ((await loginStep(slot, askOperator)) && (!probing || (await probeAfterLogin(slot, askOperator)))) await refreshStep(slot, false, askOperator, 'verifying');
-    } else if (slot.phase === 'active' || slot.phase === 'degraded') {
-      const due = Math.max((slot.nextRefreshAt ?? Date.now()) - Date.now(), 0);
-      const probeIn = probing ? untilNextProbe(slot) : undefined;
-      await condition(
-        () => slot.pending.refresh || slot.pending.login || slot.pending.retire !== undefined || slot.pending.move !== undefined || slot.pending.probe === true,
-        probeIn === undefined ? due : Math.min(due, probeIn),
-      );
-      if (slot.pending.retire || slot.pending.login || (slot.pending.move && !slot.pending.probe)) continue;
-      if (probing && !slot.pending.refresh && probeDue(slot)) await probeStep(slot, slot.pending.probe ? 'operator' : 'schedule', askOperator);
-      else {
-        const force = slot.pending.refresh;
-        slot.pending.refresh = false;
-        await refreshStep(slot, force, askOperator);
+      case 'held-login':
+        // A provider incident holds the automatic relogins until an operator releases them.
+        await waitWhileHeld(slot);
+        continue;
+      case 'login':
+        // A verified login is followed by a check that schedules the first refresh and writes the agent env and status files.
+        // With probes, the credential is proven live first (a refused one is refreshed, or needs a person).
+        if ((await loginStep(slot)) === 'verified' && (!slot.run.probing || (await probeCycle(slot, 'login')) === 'probed')) await refreshStep(slot, false, 'verifying');
+        break;
+      case 'refresh':
+        slot.state.pending.refresh = false;
+        await refreshStep(slot, next.force);
+        break;
+      case 'probe':
+        await probeCycle(slot, next.reason);
+        break;
+      case 'sleep': {
+        // A live credential: sleep until its refresh or probe is due, or a request comes.
+        const due = Math.max((slot.state.nextRefreshAt ?? Date.now()) - Date.now(), 0);
+        const probeIn = slot.run.probing ? untilNextProbe(slot) : undefined;
+        await condition(() => asked(slot.state), probeIn === undefined ? due : Math.min(due, probeIn));
+        woken = 'sleep';
+        continue;
       }
-    } else {
-      // needs-relogin: an operator decides. A refresh can still rescue a slot whose login was replaced by hand on the host.
-      await condition(() => slot.pending.login || slot.pending.retire !== undefined || slot.pending.refresh || slot.pending.move !== undefined || slot.pending.probe === true);
-      if (slot.pending.refresh && !slot.pending.login && !slot.pending.retire && !slot.pending.move) {
-        slot.pending.refresh = false;
-        await refreshStep(slot, true, askOperator);
-      } else if (slot.pending.probe && !slot.pending.login && !slot.pending.retire) await probeStep(slot, 'operator', askOperator);
+      case 'await-person':
+        // needs-relogin: an operator decides. A refresh can still rescue a slot whose login was replaced by hand on the host.
+        await condition(() => asked(slot.state));
+        woken = 'person';
+        continue;
+      case 'none':
+        break;
+      default:
+        return unreachable(next);
     }
     // A successful refresh wrote the status file itself; a slot that needs a person says so there too.
-    if (slot.phase === 'needs-relogin') await saveStatus();
+    if (slot.state.phase === 'needs-relogin') await saveStatus();
     const info = workflowInfo();
     // A probeNow waiting for its answer is a handler that has not finished: its probe comes first.
-    if (!slot.pending.retire && !slot.pending.probe && (info.continueAsNewSuggested || info.historyLength >= (input.maxHistoryEvents ?? 2000))) {
+    if (!slot.state.pending.retire && !slot.state.pending.probe && (info.continueAsNewSuggested || info.historyLength >= (input.maxHistoryEvents ?? 2000))) {
       // Requests taken meanwhile travel with the state (`carry` holds `pending`).
-      await condition(allHandlersFinished);
-      await notices?.settle(NOTICE_SETTLE_MS);
-      await continueAsNew<typeof slotWorkflow>({ ...input, carried: slot.carry() });
+      await continueWith(input.host);
     }
   }
-
-  await retire(slot, files, saveStatus);
-  await condition(allHandlersFinished);
-  await notices?.settle(NOTICE_SETTLE_MS);
-  return slot.status();
 }
 
-/** Runs one login in a scope the operator can cancel; true when a credential was verified. */
-async function loginStep(slot: Slot, askOperator: (reason: string) => Promise<void>): Promise<boolean> {
-  const { slotId } = slot.input;
-  slot.pending.login = false;
-  slot.logins += 1;
-  slot.step = 'login';
-  slot.lastError = undefined;
-  slot.setPhase('logging-in');
+const unreachable = (next: never): never => {
+  throw new Error(`no case for the request ${JSON.stringify(next)}`);
+};
+
+/**
+ * A probe step and what it asks for: a forced refresh when the provider refused the token
+ * (then a second probe: a refusal that persists needs a person), or when a pool's report
+ * asked and the probe cannot tell. `probed`: nothing more was needed; `refreshed`: a
+ * refresh ran (and set the phase); `stopped`: cancelled, or a person is needed.
+ */
+async function probeCycle(slot: Slot, reason: ProbeReason): Promise<'probed' | 'refreshed' | 'stopped'> {
   try {
-    const result = await inScope(slot, () => runLogin(slot));
-    slot.expiresAt = result.credential.expiresAt;
-    slot.lastRefresh = result.credential.lastRefresh ?? result.credential.modifiedAt;
-    slot.account = result.credential.account;
-    if (result.credential.backup) slot.backup = result.credential.backup;
-    slot.lastError = undefined;
-    slot.consecutiveFailures = 0;
-    slot.record('login-succeeded', `logged in (${result.message}); credential ${result.credential.file} verified`);
-    return true;
-  } catch (err) {
-    if (isCancellation(err)) {
-      // relogin starts the next login at once; retire ends the slot; cancelLogin waits for a person.
-      if (slot.pending.login || slot.pending.retire) return false;
-      slot.record('login-failed', `login failed: the login was cancelled by an operator. ${nextStepAfterLogin(FailureType.loginCancelled, slotId)}`);
-    } else {
-      slot.consecutiveFailures += 1;
-      slot.record('login-failed', `login failed: ${describeFailure(err).replace(/\.$/, '')}. ${nextStepAfterLogin(innermostFailureType(err), slotId)}`);
+    const found = await probeStep(slot, reason);
+    switch (found) {
+      case 'probed':
+      case 'stopped':
+        return found;
+      case 'inconclusive':
+        await refreshStep(slot, true);
+        return 'refreshed';
+      case 'refused':
+        await refreshStep(slot, true, reason === 'login' ? 'verifying' : 'refreshing');
+        // A refresh that failed permanently has asked for a person itself; relogin and retire go first.
+        if (slot.state.phase === 'needs-relogin' || slot.state.pending.login || slot.state.pending.retire) return 'stopped';
+        return await reprobeStep(slot);
     }
-    slot.setPhase('needs-relogin');
-    await askOperator(slot.lastOutcome?.message ?? 'login failed');
-    return false;
   } finally {
-    slot.step = undefined;
-    slot.live = undefined;
+    probeFinished(slot);
   }
 }
 
 /** The operator's messages. None can fail the workflow: a bad input is refused (update) or explained in the status (signal). */
 function installHandlers(slot: Slot): void {
   // A refused code is `code-not-used`; a refused cancelLogin or relogin is `request-refused`.
-  const refused = (what: string, problem: string, kind: 'code-not-used' | 'request-refused' = 'request-refused'): void => {
-    slot.lastError = `${what} was not used: ${problem}`;
-    slot.record(kind, slot.lastError);
-    // The Web UI's page says why (a signal from its form has no other answer); not a command.
-    setCurrentDetails(slot.details());
-  };
+  const refuse = (what: string, problem: string, kind: 'code-not-used' | 'request-refused' = 'request-refused'): void => refused(slot, kind, `${what} was not used: ${problem}`);
   setHandler(statusQuery, () => slot.status(), { description: HANDLER_DESCRIPTIONS.status });
   installMoveHandler(slot);
   setHandler(
@@ -221,7 +220,7 @@ function installHandlers(slot: Slot): void {
     async (code) => {
       // A signal cannot answer; a refused code is explained in status instead.
       const problem = slot.refuseCode(code);
-      if (problem || !slot.live) return refused('a submitted code', problem ?? 'no login is waiting', 'code-not-used');
+      if (problem || !slot.live) return refuse('a submitted code', problem ?? 'no login is waiting', 'code-not-used');
       await slot.live.type((code as SubmitCodeInput).code);
     },
     { description: HANDLER_DESCRIPTIONS.submitCode },
@@ -229,9 +228,9 @@ function installHandlers(slot: Slot): void {
   setHandler(
     cancelLoginSignal,
     () => {
-      if (slot.step !== 'login') return refused('cancelLogin', `no login is in progress (phase: ${slot.phase})`);
+      if (slot.step !== 'login') return refuse('cancelLogin', `no login is in progress (phase: ${slot.state.phase})`);
       // Past the CLI's "logged in", the credential is being verified: it is kept, not thrown away.
-      if (slot.phase === 'verifying' && !slot.live) return refused('cancelLogin', 'the CLI already accepted the code; the credential is being verified');
+      if (slot.state.phase === 'verifying' && !slot.live) return refuse('cancelLogin', 'the CLI already accepted the code; the credential is being verified');
       slot.interrupt();
     },
     { description: HANDLER_DESCRIPTIONS.cancelLogin },
@@ -239,19 +238,19 @@ function installHandlers(slot: Slot): void {
   setHandler(
     reloginSignal,
     () => {
-      if (slot.pending.retire) return refused('relogin', 'the slot is being retired');
-      slot.pending.login = true;
+      if (slot.state.pending.retire) return refuse('relogin', 'the slot is being retired');
+      slot.state.pending.login = true;
       // An operator's relogin of this slot is not held by its provider's incident.
-      if (slot.incident?.held) slot.incident = { ...slot.incident, held: false };
+      if (slot.state.incident?.held) slot.state.incident = { ...slot.state.incident, held: false };
       slot.interrupt();
     },
     { description: HANDLER_DESCRIPTIONS.relogin },
   );
-  setHandler(refreshNowSignal, () => void (slot.pending.refresh = true), { description: HANDLER_DESCRIPTIONS.refreshNow });
+  setHandler(refreshNowSignal, () => void (slot.state.pending.refresh = true), { description: HANDLER_DESCRIPTIONS.refreshNow });
   setHandler(
     retireSignal,
     (options) => {
-      slot.pending.retire = retireOptions(options);
+      slot.state.pending.retire = retireOptions(options);
       slot.interrupt();
     },
     { description: HANDLER_DESCRIPTIONS.retire },
