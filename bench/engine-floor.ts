@@ -20,6 +20,8 @@ const RATE = param('BENCH_FLOOR_RATE', 10);
 const CPU_PROFILE = process.env.BENCH_CPU_PROF === '1';
 /** Seconds each worker (and the server) is also measured idle, before its cycles: what either costs per second doing nothing. */
 const IDLE_S = param('BENCH_FLOOR_IDLE_S', Math.ceil(N / RATE));
+/** BENCH_FLOOR_PACED=1: the floor's activities paced like ours (the server's task-queue rate limit at RATE/s, 10 at once); default unpaced. */
+const FLOOR_PACED = param('BENCH_FLOOR_PACED', 0) === 1;
 
 await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000), async (rig) => {
   const { server, client, slots: slotClient, pid: serverPid } = await rig.startServer();
@@ -39,7 +41,7 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
   const child = fork(join(PROJECT_ROOT, 'bench', 'floor', 'worker.ts'), [], {
     cwd: PROJECT_ROOT,
     execArgv: ['--import', 'tsx'],
-    env: { ...process.env, TEMPORAL_ADDRESS: server.address, FLOOR_QUEUES: JSON.stringify(queues) },
+    env: { ...process.env, TEMPORAL_ADDRESS: server.address, FLOOR_QUEUES: JSON.stringify(queues), FLOOR_PACE: FLOOR_PACED ? String(RATE) : '0' },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   rig.defer(async () => void child.kill('SIGTERM'));
@@ -118,7 +120,7 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
     },
   };
   return {
-    parameters: { cpuProfile: CPU_PROFILE, idleSeconds: IDLE_S, n: N, updates: UPDATES, oursPace: `claude=${RATE}/s:10`, server: 'temporal server start-dev (in memory), same machine, both measured on it one after the other', floor: 'bench/floor/: timer (condition with timeout, woken by a signal) → no-op activity → timer; update → no-op activity on a session-style queue; its worker in a process of its own' },
+    parameters: { cpuProfile: CPU_PROFILE, idleSeconds: IDLE_S, floorPace: FLOOR_PACED ? `${RATE}/s, 10 at once (task-queue rate limit)` : 'unpaced', n: N, updates: UPDATES, oursPace: `claude=${RATE}/s:10`, server: 'temporal server start-dev (in memory), same machine, both measured on it one after the other', floor: 'bench/floor/: timer (condition with timeout, woken by a signal) → no-op activity → timer; update → no-op activity on a session-style queue; its worker in a process of its own' },
     results: {
       ratioLessIdle: floorNet.total > 0 ? round(oursNet.total / floorNet.total, 2) : null,
       floor: { cpuSecondsPerCycle: floorCycle, idleCpuSecondsPerSecond: floorIdle, cpuSecondsPerCycleLessIdle: floorNet, wallMs: floor1.at - floor0.at, updateToActivityStartMs: floorLatency, workerThreadCpuSeconds: floorThreads },
