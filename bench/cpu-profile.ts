@@ -72,13 +72,25 @@ function inclusive(profile: CpuProfile, selfUs: ReadonlyMap<number, number>, top
     .map((f) => ({ name: f.name, where: f.where, inclusiveMs: round(f.us / 1000, 0) }));
 }
 
-function summarize(file: string, profile: CpuProfile, top: number): ThreadProfile {
+/** A span of the monotonic clock, µs (`process.hrtime.bigint() / 1000n`: the clock V8's profiles use). */
+export interface ProfileWindow {
+  readonly fromUs: number;
+  readonly toUs: number;
+}
+
+/** The monotonic clock in µs, comparable with a V8 CPU profile's sample times (any process on this machine). */
+export const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+function summarize(file: string, profile: CpuProfile, top: number, window?: ProfileWindow): ThreadProfile {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
+  let at = profile.startTime;
   for (let i = 0; i < samples.length; i++) {
     const id = samples[i] as number;
+    at += deltas[i] ?? 0;
+    if (window && (at < window.fromUs || at > window.toUs)) continue;
     selfUs.set(id, (selfUs.get(id) ?? 0) + (deltas[i] ?? 0));
   }
   const byArea: Record<string, number> = {};
@@ -99,7 +111,7 @@ function summarize(file: string, profile: CpuProfile, top: number): ThreadProfil
   }
   return {
     file,
-    wallMs: round((profile.endTime - profile.startTime) / 1000, 0),
+    wallMs: round((window ? Math.min(window.toUs, profile.endTime) - Math.max(window.fromUs, profile.startTime) : profile.endTime - profile.startTime) / 1000, 0),
     busyMs: round(busyUs / 1000, 0),
     byArea: Object.fromEntries(Object.entries(byArea).sort((a, b) => b[1] - a[1]).map(([k, us]) => [k, round(us / 1000, 0)])),
     topFunctions: [...byFunction.values()]
@@ -110,13 +122,13 @@ function summarize(file: string, profile: CpuProfile, top: number): ThreadProfil
   };
 }
 
-/** Every profile in `dir`, busiest thread first. */
-export async function summarizeProfiles(dir: string, top = 15): Promise<ThreadProfile[]> {
+/** Every profile in `dir`, busiest thread first; only the samples inside `window` when given. */
+export async function summarizeProfiles(dir: string, top = 15, window?: ProfileWindow): Promise<ThreadProfile[]> {
   const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.cpuprofile'));
   const threads: ThreadProfile[] = [];
   for (const file of files) {
     const profile = JSON.parse(await readFile(join(dir, file), 'utf8')) as CpuProfile;
-    threads.push(summarize(file, profile, top));
+    threads.push(summarize(file, profile, top, window));
   }
   return threads.sort((a, b) => b.busyMs - a.busyMs);
 }

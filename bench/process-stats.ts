@@ -142,3 +142,33 @@ export async function machineBusySeconds(): Promise<number | undefined> {
   const [user, nice, system, , , irq, softirq, steal] = fields as [number, number, number, number, number, number, number, number];
   return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
 }
+
+/**
+ * CPU seconds (user + system) of each thread of a process so far, keyed `main` for the main
+ * thread and `<comm>#<tid>` for the others (`/proc/<pid>/task/<tid>/comm`: the Temporal core's
+ * threads are `tokio-runtime-w`, the SDK's workflow thread `workflow-proces`; node's worker threads,
+ * libuv's pool and V8's helpers are all `node`). Threads that exited in between are not counted.
+ * Empty when the process is gone.
+ */
+export async function threadCpuSecondsOf(pid: number): Promise<Record<string, number>> {
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const byName: Record<string, number> = {};
+  for (const tid of tids) {
+    const [comm, stat] = await Promise.all([readFile(`/proc/${pid}/task/${tid}/comm`, 'utf8').catch(() => undefined), readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => undefined)]);
+    if (comm === undefined || stat === undefined) continue;
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const name = tid === String(pid) ? 'main' : `${comm.trim()}#${tid}`;
+    byName[name] = (byName[name] ?? 0) + (Number(rest[11]) + Number(rest[12])) / TICKS_PER_SECOND;
+  }
+  return byName;
+}
+
+/** `after − before` per thread name, in seconds, largest first (names only in `after` count from 0). */
+export function threadCpuDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(after)
+      .map(([name, s]) => [name, Math.round((s - (before[name] ?? 0)) * 100) / 100] as [string, number])
+      .filter(([, s]) => s > 0)
+      .sort((a, b) => b[1] - a[1]),
+  );
+}

@@ -6,11 +6,13 @@ import * as activities from './activities';
 
 const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
 const { workflowQueue, hostQueue, sessionQueue } = JSON.parse(process.env.FLOOR_QUEUES ?? '{}') as Record<string, string>;
+const pace = Number(process.env.FLOOR_PACE ?? 0);
 const connection = await NativeConnection.connect({ address });
 const workflowsPath = fileURLToPath(new URL('./workflows.ts', import.meta.url));
 const workers = await Promise.all([
   Worker.create({ connection, taskQueue: workflowQueue as string, workflowsPath, maxCachedWorkflows: 500 }),
-  Worker.create({ connection, taskQueue: hostQueue as string, activities }),
+  // FLOOR_PACE=R: the host queue's activities at R/s with 10 at once, as our paced provider queue runs (an experiment; unset: unpaced).
+  Worker.create({ connection, taskQueue: hostQueue as string, activities, ...(pace > 0 ? { maxTaskQueueActivitiesPerSecond: pace, maxConcurrentActivityTaskExecutions: 10 } : {}) }),
   Worker.create({ connection, taskQueue: sessionQueue as string, activities, maxConcurrentActivityTaskExecutions: 1000 }),
 ]);
 process.on('message', (m: { type: string }) => {
