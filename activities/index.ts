@@ -10,7 +10,6 @@ import { createPoolActivities } from './pool';
 import { createBackupActivities, type CredentialBackup } from './credential-backup';
 import { createAgentPlanActivities } from './slot-agent-plan';
 import { createProbeActivities } from './probe';
-import type { SendSpacing } from '../common/pacing';
 import { createIncidentReportActivities, type IncidentReportDeps } from './incident-report';
 
 export type ActivityDeps = LoginActivityDeps & {
@@ -20,8 +19,6 @@ export type ActivityDeps = LoginActivityDeps & {
   readonly backup?: CredentialBackup;
   /** This host's name (SLOT_HOST), said in the status of a slot that waits for its provider. */
   readonly host?: string;
-  /** Spaces this process's sends of each provider's token requests by its pace (one per process). */
-  readonly spacing?: SendSpacing;
 };
 
 /**

@@ -17,6 +17,8 @@ import { codeProblem } from '../common/messages';
 import { LoginSession, type LoginSessions, type SessionExit } from './login-session';
 import { loginEnvironment } from './login-environment';
 import { DEFAULT_CLI_MEMORY_MIB } from './login-capacity';
+import { sendTurn } from './provider-pause';
+import type { SendSpacing } from '../common/pacing';
 import { lastWords, screenForOperator } from '../providers/screen-text';
 import { readUrl } from '../providers/screen-url';
 
@@ -39,6 +41,8 @@ export interface LoginActivityDeps extends Pick<DeviceLoginDeps, 'minPollInterva
    * closed: its `startLogin` result was lost and a retry started another CLI. @default 120000
    */
   readonly unclaimedSessionMs?: number;
+  /** Spaces this process's login starts and token requests of each provider by its pace (one per process). */
+  readonly spacing?: SendSpacing;
 }
 
 /** What a session activity is asked about: the login, and (from slot workflows since the session check) its slot. */
@@ -156,7 +160,11 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     const { provider } = opening.slot;
     // The provider's declared kind of login picks the path; the workflow follows the result's kind.
     // (Discovery and the device request may take longer than the heartbeat timeout.)
-    if (provider.login.kind === 'device-flow') return withHeartbeat(startDeviceLogin(deps, provider, input), heartbeatEvery(heartbeatMs));
+    if (provider.login.kind === 'device-flow') {
+      // The device authorization request is a request to the provider: it takes this process's turn at the pace.
+      await sendTurn(deps.spacing, provider.name);
+      return withHeartbeat(startDeviceLogin(deps, provider, input), heartbeatEvery(heartbeatMs));
+    }
     const login = provider.login;
     const home = await ensureSlotHome(deps.slotsDir, input.slotId);
     const credentialPath = resolveInSlot(home, provider.credential.file);
@@ -185,6 +193,9 @@ export function createLoginActivities(deps: LoginActivityDeps) {
         nonRetryable: true,
       });
     }
+    // A login start goes at the provider's pace like its token requests: the queue's rate limit
+    // lets bursts through (a token bucket), this process's send spacing does not.
+    await sendTurn(deps.spacing, provider.name);
     let session: LoginSession;
     try {
       session = LoginSession.start(input.loginId, input.slotId, provider.name, {

@@ -15,6 +15,7 @@ import { isProjectSetting } from '../../activities/login-environment';
 import { ConfigSchema } from '../../host/config';
 import { FailureType } from '../../common/failures';
 import { FIXTURE_BIN, expectNoProcesses, processesOfSlot } from '../slot-fixtures';
+import { SendSpacing } from '../../common/pacing';
 
 const SESSION_QUEUE = 'slots.test-host.4242-0123abcd';
 const quiet = new DefaultLogger('ERROR');
@@ -32,8 +33,9 @@ afterEach(async () => {
   await rm(slotsDir, { recursive: true, force: true });
 });
 
-function activities(unclaimedSessionMs: number, fixtureEnv: Record<string, string> = {}, envPassthrough: string[] = ['FIXTURE_*']) {
+function activities(unclaimedSessionMs: number, fixtureEnv: Record<string, string> = {}, envPassthrough: string[] = ['FIXTURE_*'], spacing?: SendSpacing) {
   const deps = {
+    spacing,
     slotsDir,
     sessions,
     sessionQueue: SESSION_QUEUE,
@@ -115,6 +117,25 @@ describe('startLogin for a PTY login', () => {
     const started = await startClaudeLogin(acts, 'slot-second');
     expect(started.kind).toBe('pty');
     expect(sessions.capacity?.usedBytes).toBe(140 * 1024 * 1024);
+  });
+
+  it('starts login CLIs of one provider no closer than its pace, however many are asked at once (issue 25)', async () => {
+    // The queue's rate limit lets a burst of startLogin activities through; the CLIs they start
+    // are still spaced at 1/rate (here 2/s). Seen where a provider would see it: when each CLI began.
+    const acts = activities(60_000, {}, ['FIXTURE_*'], new SendSpacing({ claude: { requestsPerSecond: 2, concurrency: 4 } }));
+    const slots = ['paced-1', 'paced-2', 'paced-3'];
+    await Promise.all(slots.map((slotId) => startClaudeLogin(acts, slotId)));
+    const ticksPerSecond = 100; // USER_HZ on Linux
+    const startTicks: number[] = [];
+    for (const slotId of slots) {
+      const pids = await processesOfSlot(slotsDir, slotId);
+      const ticks = await Promise.all(pids.map(async (pid) => Number((await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ')[19])));
+      startTicks.push(Math.min(...ticks));
+    }
+    startTicks.sort((a, b) => a - b);
+    const gapsMs = startTicks.slice(1).map((t, i) => ((t - (startTicks[i] as number)) * 1000) / ticksPerSecond);
+    // 500 ms apart at 2/s, less one clock tick of rounding.
+    for (const gap of gapsMs) expect(gap, `gaps between CLI starts: ${gapsMs.join(', ')} ms`).toBeGreaterThanOrEqual(490);
   });
 
   it("LOGIN_ENV_PASSTHROUGH=* never hands the project's own secrets (payload keys, SLOT_BACKUP_URL, Temporal's API key) to a login CLI (issue 23)", async () => {
