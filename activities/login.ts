@@ -162,8 +162,7 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     // (Discovery and the device request may take longer than the heartbeat timeout.)
     if (provider.login.kind === 'device-flow') {
       // The device authorization request is a request to the provider: it takes this process's turn at the pace.
-      await sendTurn(deps.spacing, provider.name);
-      return withHeartbeat(startDeviceLogin(deps, provider, input), heartbeatEvery(heartbeatMs));
+      return withHeartbeat(sendTurn(deps.spacing, provider.name).then(() => startDeviceLogin(deps, provider, input)), heartbeatEvery(heartbeatMs));
     }
     const login = provider.login;
     const home = await ensureSlotHome(deps.slotsDir, input.slotId);
@@ -194,8 +193,9 @@ export function createLoginActivities(deps: LoginActivityDeps) {
       });
     }
     // A login start goes at the provider's pace like its token requests: the queue's rate limit
-    // lets bursts through (a token bucket), this process's send spacing does not.
-    await sendTurn(deps.spacing, provider.name);
+    // lets bursts through (a token bucket), this process's send spacing does not. A slow pace
+    // may wait longer than the heartbeat timeout: heartbeat through the wait.
+    await withHeartbeat(sendTurn(deps.spacing, provider.name), heartbeatEvery(heartbeatMs));
     let session: LoginSession;
     try {
       session = LoginSession.start(input.loginId, input.slotId, provider.name, {

@@ -138,6 +138,19 @@ describe('startLogin for a PTY login', () => {
     for (const gap of gapsMs) expect(gap, `gaps between CLI starts: ${gapsMs.join(', ')} ms`).toBeGreaterThanOrEqual(490);
   });
 
+  it('heartbeats while a login waits its turn at a slow pace (a wait may outlast the heartbeat timeout)', async () => {
+    const spacing = new SendSpacing({ claude: { requestsPerSecond: 0.5, concurrency: 1 } });
+    spacing.take('claude'); // another request of this process just took the turn: the next waits 2 s
+    const acts = activities(60_000, {}, ['FIXTURE_*'], spacing);
+    const env = new MockActivityEnvironment({ workflowExecution: { workflowId: 'slot:slow-pace', runId: 'run-1' } }, { logger: quiet });
+    const beats: number[] = [];
+    const began = Date.now();
+    env.on('heartbeat', () => beats.push(Date.now() - began));
+    await env.run(acts.host.startLogin, { slotId: 'slow-pace', provider: 'claude', loginId: 'slow-pace:1' });
+    // heartbeatMs is 200: without heartbeats during the wait the first would come after 2 s.
+    expect(beats.filter((ms) => ms < 1500).length, `heartbeats at ${beats.join(', ')} ms`).toBeGreaterThanOrEqual(3);
+  });
+
   it("LOGIN_ENV_PASSTHROUGH=* never hands the project's own secrets (payload keys, SLOT_BACKUP_URL, Temporal's API key) to a login CLI (issue 23)", async () => {
     const secrets = {
       SLOTS_ENCRYPTION_KEYS: 'k1:PLANTED-PAYLOAD-KEY-0123456789abcdef',
