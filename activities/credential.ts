@@ -5,8 +5,8 @@ import { CredentialStoreError, FailureType } from '../common/failures';
 import { rotateAgentSecret } from './agent-files';
 import type { CredentialFacts, Provider } from '../providers/provider';
 import { makeSecretFilePrivate, removeSecretFile } from './credential-store';
-import { openSlot } from './open-slot';
-import { checkSlotRequest, readSlotRecord } from './slot-record';
+import { describeIssues, openSlot } from './open-slot';
+import { assertActsForSlot, checkSlotRequest, readSlotRecord, type SlotCheckDeps } from './slot-record';
 import { trashSlotHome } from './slot-trash';
 import { writeThrough, type CredentialBackup } from './credential-backup';
 import type { BackupNote } from '../common/backup';
@@ -73,7 +73,7 @@ async function checkAccount(provider: Provider, home: string, parsed: unknown, e
   );
 }
 
-export function createCredentialActivities(deps: { readonly slotsDir: string; readonly backup?: CredentialBackup }) {
+export function createCredentialActivities(deps: SlotCheckDeps & { readonly backup?: CredentialBackup }) {
   async function verifyCredential(input: VerifyCredentialInput): Promise<CredentialSummary> {
     const opening = await openSlot(deps, input);
     if (!opening.ok) throw invalid(opening.problem);
@@ -101,9 +101,7 @@ export function createCredentialActivities(deps: { readonly slotsDir: string; re
     }
     if (read.kind === 'not-json') throw invalid(`${file} is not valid JSON`);
     if (read.kind === 'invalid') {
-      // Name the fields, never their values.
-      const fields = read.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).slice(0, 5);
-      throw invalid(`${file} does not look like a ${provider.displayName} credential: ${fields.join('; ')}`);
+      throw invalid(`${file} does not look like a ${provider.displayName} credential: ${describeIssues(read.issues)}`);
     }
     const credential = read.credential;
     if (input.expectedAccount !== undefined) {
@@ -141,7 +139,10 @@ export function createCredentialActivities(deps: { readonly slotsDir: string; re
    * is refused on this host; bringing it back or re-using its id is the host operator's act.
    */
   async function retireSlotHome(input: RetireSlotHomeInput): Promise<RetireSlotHomeResult> {
-    const by = await checkedBy(input.slotId);
+    // Only the slot's own workflow; not the full request check, which refuses a retired slot:
+    // a retry of a retire that went through (its result lost) must find it done, not refused.
+    // trashSlotHome leaves a retired slot as it is and refuses a damaged tombstone itself.
+    const by = await assertActsForSlot(input.slotId);
     const record = await readSlotRecord(deps.slotsDir, input.slotId);
     const { tombstone, already } = await trashSlotHome({ slotsDir: deps.slotsDir, slotId: input.slotId, kind: 'retired', by, record, removeFilesAsked: input.removeFiles === true });
     return { trashed: tombstone.trashed, retiredAt: tombstone.at, already };

@@ -196,6 +196,13 @@ export function createLoginActivities(deps: LoginActivityDeps) {
     // lets bursts through (a token bucket), this process's send spacing does not. A slow pace
     // may wait longer than the heartbeat timeout: heartbeat through the wait.
     await withHeartbeat(sendTurn(deps.spacing, provider.name), heartbeatEvery(heartbeatMs));
+    // A login cancelled (or its slot retired) during the wait starts no CLI.
+    try {
+      throwIfCancelled();
+    } catch (err) {
+      deps.sessions.release(input.loginId);
+      throw err;
+    }
     let session: LoginSession;
     try {
       session = LoginSession.start(input.loginId, input.slotId, provider.name, {

@@ -2,7 +2,6 @@
 // until the credential file holds it, in space reserved before the request is sent. Its
 // refresh token may be the only live one: nothing here deletes an answer that was not applied.
 import { createHash } from 'node:crypto';
-import { open, unlink } from 'node:fs/promises';
 import { z } from 'zod';
 import { CredentialStoreError, UnusableTokenAnswerError } from '../common/failures';
 import type { Secrets } from '../common/token-shapes';
@@ -13,7 +12,6 @@ import {
   recoverTempFile,
   removeSecretFile,
   reserveSecretFile,
-  resolveInSlot,
   updateJsonFileAtomic,
   writeSecretFileAtomic,
   type SecretFileReservation,
@@ -315,18 +313,5 @@ export async function applySpool(
   return { parsed: written.parsed, receivedAt: spool.receivedAt };
 }
 
-/** Removes the spool once the credential holds its answer, durably (a spool that comes back would be applied again). */
-async function removeSpool(home: string): Promise<boolean> {
-  try {
-    await unlink(resolveInSlot(home, REFRESH_SPOOL_FILE));
-    const dir = await open(home, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Removes the spool once the credential holds its answer, durably (a spool that comes back would be applied again); walked by descriptor like every slot file. */
+const removeSpool = (home: string): Promise<boolean> => removeSecretFile(home, REFRESH_SPOOL_FILE).catch(() => false);

@@ -34,9 +34,10 @@ export function addIncidentCommands(program: Command, ctx: CommandContext): void
     .addOption(json())
     .action(
       ctx.act(async (provider: string) => {
+        checked(provider); // a misspelled provider is bad input, whether or not the server answers
         const slots = await ctx.connect();
         try {
-          return incidentOutput(await slots.client.workflow.getHandle(incidentWorkflowId(checked(provider), slots.taskQueue)).query(incidentStatusQuery));
+          return incidentOutput(await slots.client.workflow.getHandle(incidentWorkflowId(provider, slots.taskQueue)).query(incidentStatusQuery));
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) throw err;
           return noIncidentOutput(provider);
@@ -51,9 +52,10 @@ export function addIncidentCommands(program: Command, ctx: CommandContext): void
       .addOption(json())
       .action(
         ctx.act(async (provider: string) => {
+          checked(provider);
           const slots = await ctx.connect();
           try {
-            await slots.client.workflow.getHandle(incidentWorkflowId(checked(provider), slots.taskQueue)).signal(signal);
+            await slots.client.workflow.getHandle(incidentWorkflowId(provider, slots.taskQueue)).signal(signal);
           } catch (err) {
             if (err instanceof WorkflowNotFoundError) throw new SlotInputError(`no ${provider} incident is open (see: slotctl incident status ${provider})`);
             throw err;

@@ -6,10 +6,11 @@ import { fromPayloadsAtIndex, WorkflowNotFoundError, type Payload } from '@tempo
 // CommonJS: Node's ESM loader cannot see its named exports.
 import proto from '@temporalio/proto';
 import { z } from 'zod';
-import { SlotHostKey, SlotIdKey, SlotPhaseKey, SlotProviderKey } from '../common/search-attributes';
+import { SlotIdKey, SlotPhaseKey } from '../common/search-attributes';
 import { SLOT_WORKFLOW_VERSION, slotWorkflowId } from '../common/slot';
 import type { SlotInput } from '../common/slot-input';
 import { listExecutions } from '../client/visibility';
+import { slotStartOptions } from '../client/slot-client';
 
 /** The memo value v2 runs set on themselves; a run without it is v1. */
 export const V2_MEMO = { slotWorkflowVersion: SLOT_WORKFLOW_VERSION } as const;
@@ -286,18 +287,8 @@ async function migrateOne(client: Client, c: Candidate, orphans: readonly Child[
   const input: SlotInput = { ...(original as SlotInput), adoptExisting: true };
   let to: string;
   try {
-    const handle = await client.workflow.start('slotWorkflow', {
-      workflowId,
-      taskQueue: opts.taskQueue,
-      args: [input],
-      // As SlotClient.provision sets them; the workflow publishes its phase from here on.
-      typedSearchAttributes: [
-        { key: SlotIdKey, value: input.slotId },
-        { key: SlotProviderKey, value: input.provider },
-        { key: SlotHostKey, value: input.host },
-        { key: SlotPhaseKey, value: 'logging-in' },
-      ],
-    });
+    // As SlotClient.provision starts a slot; the workflow publishes its phase from here on.
+    const handle = await client.workflow.start('slotWorkflow', slotStartOptions(input, opts.taskQueue));
     to = handle.firstExecutionRunId;
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {

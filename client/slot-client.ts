@@ -58,6 +58,23 @@ export interface SlotSummary {
   readonly running: boolean;
 }
 
+/** How a slot workflow is started (by `provision` and by `slotctl migrate`): its id, input, summary and first search attributes. */
+export function slotStartOptions(input: SlotInput, taskQueue: string) {
+  return {
+    workflowId: slotWorkflowId(input.slotId),
+    taskQueue,
+    args: [input] as [SlotInput],
+    // The Web UI's list and page show it; the live state is in the current details and status.
+    staticSummary: `Slot ${input.slotId}: ${input.provider} login on host ${input.host}`,
+    typedSearchAttributes: [
+      { key: SlotIdKey, value: input.slotId },
+      { key: SlotProviderKey, value: input.provider },
+      { key: SlotHostKey, value: input.host },
+      { key: SlotPhaseKey, value: 'logging-in' as const },
+    ],
+  };
+}
+
 export function parseSlotId(value: string): string {
   const parsed = SlotId.safeParse(value);
   if (!parsed.success) throw new SlotInputError(`invalid slot id ${JSON.stringify(value)}: ${parsed.error.issues[0]?.message}`);
@@ -134,19 +151,7 @@ export class SlotClient {
       ...(opts.adoptExisting ? { adoptExisting: true } : {}),
     };
     try {
-      await this.client.workflow.start('slotWorkflow', {
-        workflowId: slotWorkflowId(slotId),
-        taskQueue: this.taskQueue,
-        args: [input],
-        // The Web UI's list and page show it; the live state is in the current details and status.
-        staticSummary: `Slot ${slotId}: ${opts.provider} login on host ${opts.host}`,
-        typedSearchAttributes: [
-          { key: SlotIdKey, value: slotId },
-          { key: SlotProviderKey, value: opts.provider },
-          { key: SlotHostKey, value: opts.host },
-          { key: SlotPhaseKey, value: 'logging-in' },
-        ],
-      });
+      await this.client.workflow.start('slotWorkflow', slotStartOptions(input, this.taskQueue));
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) throw new SlotExistsError(slotId);
       throw err;

@@ -286,7 +286,7 @@ export interface Config {
   /** Undefined when AGENT_TOKEN_SERVICE=off. */
   readonly agentTokenService: { readonly host: string; readonly port: number; readonly url: string | undefined } | undefined;
   readonly logLevel: z.infer<typeof ConfigSchema>['LOG_LEVEL'];
-  /** Each provider's pace on this host (PROVIDER_PACE; workers/pacing.ts). */
+  /** Each provider's pace on this host (PROVIDER_PACE; common/pacing.ts). */
   readonly pace: Readonly<Record<string, ProviderPace>>;
   /** When many slots failing are one incident (INCIDENT_*); used by the process that reports failures (workflows role). */
   readonly incidents: IncidentSettings;

@@ -151,6 +151,21 @@ describe('startLogin for a PTY login', () => {
     expect(beats.filter((ms) => ms < 1500).length, `heartbeats at ${beats.join(', ')} ms`).toBeGreaterThanOrEqual(3);
   });
 
+  it('a login cancelled while it waits its turn starts no CLI and gives its memory back', async () => {
+    sessions = new LoginSessions(new LoginCapacity(1024 * 1024 * 1024, 1000));
+    const spacing = new SendSpacing({ claude: { requestsPerSecond: 0.5, concurrency: 1 } });
+    spacing.take('claude');
+    const acts = activities(60_000, {}, ['FIXTURE_*'], spacing);
+    const env = new MockActivityEnvironment({ workflowExecution: { workflowId: 'slot:cancel-wait', runId: 'run-1' } }, { logger: quiet });
+    const running = env.run(acts.host.startLogin, { slotId: 'cancel-wait', provider: 'claude', loginId: 'cancel-wait:1' }).catch((err: unknown) => err);
+    await sleep(300);
+    env.cancel();
+    expect(await running).toMatchObject({ name: 'CancelledFailure' });
+    await sleep(300);
+    expect(await processesOfSlot(slotsDir, 'cancel-wait')).toEqual([]);
+    expect(sessions.capacity?.count).toBe(0);
+  });
+
   it("LOGIN_ENV_PASSTHROUGH=* never hands the project's own secrets (payload keys, SLOT_BACKUP_URL, Temporal's API key) to a login CLI (issue 23)", async () => {
     const secrets = {
       SLOTS_ENCRYPTION_KEYS: 'k1:PLANTED-PAYLOAD-KEY-0123456789abcdef',

@@ -107,3 +107,19 @@ describe('removing a slot home under a symlink-swapping agent', () => {
     }
   }, 120_000);
 });
+
+describe('retiring a slot home', () => {
+  it('a retried retire whose first attempt went through finds it done, not refused', async () => {
+    const { retireSlotHome } = createCredentialActivities({ slotsDir });
+    const slotId = 'retire-twice';
+    await env(`slot:${slotId}`).run(checkSlotRequest, { slotsDir }, { slotId, provider: 'claude' });
+    await ensureSlotHome(slotsDir, slotId);
+    const first = (await env(`slot:${slotId}`).run(retireSlotHome, { slotId })) as { already: boolean };
+    expect(first.already).toBe(false);
+    // The first attempt's result was lost (a timeout, a worker restart): the activity runs again.
+    const again = await env(`slot:${slotId}`).run(retireSlotHome, { slotId });
+    expect(again).toEqual({ ...first, already: true });
+    // Another workflow is still refused.
+    await expect(env('not-the-slot').run(retireSlotHome, { slotId })).rejects.toMatchObject({ type: 'SlotRequestRefused' });
+  });
+});
