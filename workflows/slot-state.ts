@@ -142,10 +142,11 @@ export class Slot {
       ...(pending.probe ? ['probe' as const] : []),
     ];
     return defined({
+      ...shown,
+      // After the carried state: a carried field never stands in for the slot's own identity.
       slotId: this.input.slotId,
       provider: this.input.provider,
       host: this.input.host,
-      ...shown,
       prompt: this.run.prompt,
       expiresAt: epochMs(shown.expiresAt),
       lastRefresh: epochMs(shown.lastRefresh),

@@ -60,4 +60,18 @@ describe('a carried state written by older code', () => {
       for (const slotId of [active, troubled]) await rig.slots.client.workflow.getHandle(slotWorkflowId(slotId)).terminate('test over');
     }
   });
+
+  it("a forged carried state cannot stand in for the slot's identity in its status", { timeout: 60_000 }, async () => {
+    const slotId = uniqueName('carried-forged');
+    const host = uniqueName('host-away');
+    // Anyone in the namespace may start a slot workflow with any carried state.
+    const carried = { ...v1Carried('active', Date.now()), slotId: 'someone-else', host: 'attacker-host', provider: 'oidc-device' } as unknown as SlotInput['carried'];
+    const input: SlotInput = { slotId, provider: 'claude', host, hostWaitMs: 1000, carried };
+    await rig.slots.client.workflow.start('slotWorkflow', { workflowId: slotWorkflowId(slotId), taskQueue: rig.workers.sharedTaskQueue, args: [input] });
+    try {
+      expect(await rig.slots.status(slotId)).toMatchObject({ slotId, host, provider: 'claude', phase: 'active' });
+    } finally {
+      await rig.slots.client.workflow.getHandle(slotWorkflowId(slotId)).terminate('test over');
+    }
+  });
 });
