@@ -7,6 +7,7 @@ import { CancellationScope, setCurrentDetails, upsertSearchAttributes, workflowI
 import { codeProblem, type Outcome, type SlotStatus, type SubmitCodeResult } from '../common/messages';
 import { SlotExpiresAtKey, SlotPhaseKey, SlotPromptKey } from '../common/search-attributes';
 import type { NoticeAction, NoticeKind } from '../common/notices';
+import { incidentStateOf } from '../common/incidents';
 import type { LoginPrompt, Phase } from '../common/slot';
 import type { CarriedState, Pending, SlotInput } from '../common/slot-input';
 import { slotDetails } from './slot-details';
@@ -98,7 +99,8 @@ export class Slot {
     if (carried) {
       // Carried states written by older runs lack the fields added since (`pending` among them): nothing was asked then.
       const { pending, runs: _runs, ...rest } = carried;
-      this.state = { ...fresh, ...rest, pending: pending ? { ...pending } : { login: false, refresh: false, retire: undefined } };
+      // The incident as the incident workflow's signal is taken (common/incidents.ts): checked, bounded.
+      this.state = { ...fresh, ...rest, incident: incidentStateOf(rest.incident), pending: pending ? { ...pending } : { login: false, refresh: false, retire: undefined } };
     } else {
       this.state = fresh;
     }
