@@ -96,9 +96,9 @@ async function probeOnce(slot: Slot, reason: ProbeReason): Promise<LastProbe | u
 }
 
 /** Why `probeNow` cannot be taken now, or undefined. */
-function probeRefusal(slot: Slot, probing: boolean): string | undefined {
+function probeRefusal(slot: Slot): string | undefined {
   const { slotId } = slot.input;
-  if (!probing) return `slot ${slotId} runs a version without live probes; it probes after its next continue-as-new`;
+  if (!slot.run.probing) return `slot ${slotId} runs a version without live probes; it probes after its next continue-as-new`;
   if (slot.state.pending.retire) return `slot ${slotId} is being retired`;
   if ((NOTHING_TO_PROBE as readonly string[]).includes(slot.state.phase)) return `slot ${slotId} has no credential to probe (phase: ${slot.state.phase})`;
   return undefined;
@@ -108,7 +108,7 @@ function probeRefusal(slot: Slot, probing: boolean): string | undefined {
  * `probeNow`: the update answers the outcome of the probe step it caused; the signal (a
  * pool's auth-failure report, the Web UI) only asks, and a probe that cannot tell is followed by a refresh.
  */
-export function installProbeHandlers(slot: Slot, probing: boolean): void {
+export function installProbeHandlers(slot: Slot): void {
   setHandler(
     probeNowUpdate,
     async (): Promise<LastProbe> => {
@@ -121,7 +121,7 @@ export function installProbeHandlers(slot: Slot, probing: boolean): void {
     },
     {
       validator: () => {
-        const problem = probeRefusal(slot, probing);
+        const problem = probeRefusal(slot);
         if (problem) throw ApplicationFailure.nonRetryable(problem, FailureType.probeRefused);
       },
       description: HANDLER_DESCRIPTIONS.probeNow,
@@ -130,9 +130,9 @@ export function installProbeHandlers(slot: Slot, probing: boolean): void {
   setHandler(
     probeNowSignal,
     () => {
-      const problem = probeRefusal(slot, probing);
+      const problem = probeRefusal(slot);
       // A run without probes keeps the old answer to a pool's auth-failure report: a refresh.
-      if (!probing) return void (slot.state.pending.refresh = true);
+      if (!slot.run.probing) return void (slot.state.pending.refresh = true);
       if (problem) return refused(slot, 'request-refused', `probeNow was not used: ${problem}`);
       slot.state.pending.probe = true;
       slot.run.refreshUnlessProven = true;

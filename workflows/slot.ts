@@ -56,8 +56,9 @@ const NOTICE_SETTLE_MS = 60_000;
 export type { SlotInput, CarriedState, LoginOptions, RefreshBackoff } from '../common/slot-input';
 
 /**
- * A run starts: the state from the input, this run's patches (in the order they were
- * always asked: they are commands), the handlers, the notices.
+ * A run starts: the state from the input, this run's patches (in the order the recorded
+ * histories take them: a patch marker is a command, so the order must not change), the
+ * handlers, the notices.
  */
 function startRun(input: SlotInput): { slot: Slot; notices: Notices | undefined } {
   const slot = new Slot(input);
@@ -71,7 +72,7 @@ function startRun(input: SlotInput): { slot: Slot; notices: Notices | undefined 
   const notices = patched(NOTICES_PATCH) ? new Notices() : undefined;
   if (notices) slot.notices = new SlotNotices(slot, notices);
   slot.run.probing = patched(PROBES_PATCH);
-  installProbeHandlers(slot, slot.run.probing);
+  installProbeHandlers(slot);
   return { slot, notices };
 }
 
