@@ -7,7 +7,7 @@ import type { CredentialFacts, Provider } from '../providers/provider';
 import { makeSecretFilePrivate, removeSecretFile } from './credential-store';
 import { describeIssues, openSlot } from './open-slot';
 import { assertActsForSlot, checkSlotRequest, readSlotRecord, type SlotCheckDeps } from './slot-record';
-import { trashSlotHome } from './slot-trash';
+import { readTombstone, trashSlotHome } from './slot-trash';
 import { writeThrough, type CredentialBackup } from './credential-backup';
 import type { BackupNote } from '../common/backup';
 
@@ -139,10 +139,12 @@ export function createCredentialActivities(deps: SlotCheckDeps & { readonly back
    * is refused on this host; bringing it back or re-using its id is the host operator's act.
    */
   async function retireSlotHome(input: RetireSlotHomeInput): Promise<RetireSlotHomeResult> {
-    // Only the slot's own workflow; not the full request check, which refuses a retired slot:
-    // a retry of a retire that went through (its result lost) must find it done, not refused.
-    // trashSlotHome leaves a retired slot as it is and refuses a damaged tombstone itself.
-    const by = await assertActsForSlot(input.slotId);
+    // A retry of this very retire (same run) whose first attempt went through, its result lost,
+    // finds it done; any other request for a retired slot is refused by the full check.
+    const caller = await assertActsForSlot(input.slotId);
+    const existing = await readTombstone(deps.slotsDir, input.slotId);
+    const retry = existing !== 'damaged' && existing?.kind === 'retired' && existing.by.workflowId === caller.workflowId && existing.by.runId === caller.runId;
+    const by = retry ? caller : await checkedBy(input.slotId);
     const record = await readSlotRecord(deps.slotsDir, input.slotId);
     const { tombstone, already } = await trashSlotHome({ slotsDir: deps.slotsDir, slotId: input.slotId, kind: 'retired', by, record, removeFilesAsked: input.removeFiles === true });
     return { trashed: tombstone.trashed, retiredAt: tombstone.at, already };

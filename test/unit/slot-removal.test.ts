@@ -119,7 +119,9 @@ describe('retiring a slot home', () => {
     // The first attempt's result was lost (a timeout, a worker restart): the activity runs again.
     const again = await env(`slot:${slotId}`).run(retireSlotHome, { slotId });
     expect(again).toEqual({ ...first, already: true });
-    // Another workflow is still refused.
+    // Another workflow is still refused, and so is another run of the slot's workflow id (a retired slot is the host's).
     await expect(env('not-the-slot').run(retireSlotHome, { slotId })).rejects.toMatchObject({ type: 'SlotRequestRefused' });
+    const otherRun = new MockActivityEnvironment({ workflowExecution: { workflowId: `slot:${slotId}`, runId: 'run-2' }, workflowType: 'slotWorkflow' }, { logger: quiet });
+    await expect(otherRun.run(retireSlotHome, { slotId })).rejects.toMatchObject({ type: 'SlotRequestRefused' });
   });
 });
