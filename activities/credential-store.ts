@@ -4,6 +4,7 @@
 // and every path under the home walked through directory descriptors (see walkDirs).
 // One module on purpose: reads, writes, reservations, clean-up and removal all rest on
 // the private descriptor walk below; splitting them would make that walk public API.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { constants as fsc, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
@@ -61,6 +62,8 @@ const SWAP_RETRIES = 3;
 
 interface OpenDir {
   readonly handle: FileHandle;
+  /** The held slot home's descriptor (holdSlotHome): walks borrow it, closeAll leaves it open. */
+  readonly borrowed?: true;
   /** Permission bits, from fstat of the open descriptor. */
   readonly mode: number;
   /** How messages name it: its path relative to the home, or 'the slot home'. */
@@ -71,7 +74,7 @@ interface OpenDir {
 type DirChain = OpenDir[];
 
 const closeAll = async (chain: readonly OpenDir[]): Promise<void> => {
-  await Promise.all(chain.map((dir) => dir.handle.close().catch(() => undefined)));
+  await Promise.all(chain.map((dir) => (dir.borrowed ? undefined : dir.handle.close().catch(() => undefined))));
 };
 
 interface WalkOptions {
@@ -157,7 +160,7 @@ async function openHome(home: string, options: WalkOptions): Promise<OpenDir & {
 async function walkDirs(home: string, segments: readonly string[], options: WalkOptions): Promise<DirChain> {
   const chain: DirChain = [];
   try {
-    chain.push(await openHome(home, { ...options, create: false }));
+    chain.push(heldHomeAt(home) ?? (await openHome(home, { ...options, create: false })));
     for (const segment of segments) {
       const rel = chain.length === 1 ? segment : `${chain[chain.length - 1]!.rel}/${segment}`;
       chain.push(await openChildDir(inDir(chain[chain.length - 1]!.handle, segment), rel, options));
@@ -198,6 +201,15 @@ export function slotHome(slotsDir: string, slotId: string): string {
  */
 export async function ensureSlotHome(slotsDir: string, slotId: string): Promise<string> {
   const home = slotHome(slotsDir, slotId);
+  // Held open by this activity: it exists, 0700, and is the directory the activity began with.
+  if (heldHomeAt(home) !== undefined) return home;
+  const opened = await openEnsuredHome(home);
+  await opened.handle.close().catch(() => undefined);
+  return home;
+}
+
+/** ensureSlotHome's work, the home left open. */
+async function openEnsuredHome(home: string): Promise<OpenDir> {
   const root = path.dirname(home);
   let firstCreated: string | undefined;
   try {
@@ -217,11 +229,54 @@ export async function ensureSlotHome(slotsDir: string, slotId: string): Promise<
     // An existing home is tightened too: everything secret of the slot lives below it.
     if (opened.mode !== PRIVATE_DIR) await opened.handle.chmod(PRIVATE_DIR);
   } catch (err) {
+    await opened.handle.close().catch(() => undefined);
     throw new CredentialStoreError('write-failed', `cannot make slot home ${home} private: ${errnoOf(err) ?? 'error'}`, home, { cause: err });
+  }
+  return { handle: opened.handle, mode: PRIVATE_DIR, rel: opened.rel };
+}
+
+// ── holding a slot home open for one activity ──
+//
+// A refresh makes some twenty calls into this module; each used to open the home by its
+// path (resolving every directory above it), fstat it and close it again. holdSlotHome
+// opens it once, as ensureSlotHome would, and every call made *within its callback* (an
+// AsyncLocalStorage scope: other activities, even of the same slot, are not affected)
+// walks from that descriptor. What the walk below the home checks is unchanged. The home
+// is renamed only by a retire, under the slot's lock; a call within the scope after such
+// a rename acts in the renamed directory, never on a new home at the old path.
+
+interface HeldHome {
+  readonly path: string;
+  readonly dir: OpenDir;
+  /** Set when holdSlotHome's callback settled: a call still running in its scope then opens the home by path. */
+  released: boolean;
+}
+
+const heldHomes = new AsyncLocalStorage<HeldHome>();
+
+/** The descriptor of `home` when the current activity holds it open. */
+function heldHomeAt(home: string): OpenDir | undefined {
+  const held = heldHomes.getStore();
+  return held !== undefined && !held.released && held.path === path.resolve(home) ? held.dir : undefined;
+}
+
+/**
+ * Creates (or repairs) the slot home as ensureSlotHome does and runs `work` with it held
+ * open: every call of this module on that home within `work` starts from the one
+ * descriptor. Closed when `work` settles, so `work` must await every call it starts (a
+ * call left running would name the descriptor's number after it was closed and reused).
+ */
+export async function holdSlotHome<T>(slotsDir: string, slotId: string, work: (home: string) => Promise<T>): Promise<T> {
+  const home = slotHome(slotsDir, slotId);
+  if (heldHomeAt(home) !== undefined) return work(home);
+  const opened = await openEnsuredHome(home);
+  const held: HeldHome = { path: path.resolve(home), dir: { ...opened, borrowed: true }, released: false };
+  try {
+    return await heldHomes.run(held, () => work(home));
   } finally {
+    held.released = true;
     await opened.handle.close().catch(() => undefined);
   }
-  return home;
 }
 
 /**
@@ -625,6 +680,63 @@ export async function cleanupStaleTempFiles(home: string, relPath: string, optio
     await closeAll(chain);
   }
   return removed;
+}
+
+/** What one listing of its directory says about a file: whether a name is there, and temp files of it. */
+export interface FileLeftovers {
+  /** Something (of any type) has the file's name. */
+  readonly exists: boolean;
+  /** Names of its temp files (an interrupted write's) are beside it. */
+  readonly temps: boolean;
+}
+
+/**
+ * One listing of each directory that holds one of `relPaths`, for the recovery steps at
+ * the start of a refresh (clean-up of temp files, a spool to recover), which nearly always
+ * find nothing: they run only where this says something is there. A directory that is
+ * missing holds nothing; one that cannot be listed (a symlink, an error) says everything
+ * is there, so the steps run and report what is wrong as they always did.
+ */
+export async function leftoversOf(home: string, relPaths: readonly string[]): Promise<(relPath: string) => FileLeftovers> {
+  const everything: FileLeftovers = { exists: true, temps: true };
+  const byDir = new Map<string, { segments: string[]; names?: ReadonlySet<string> }>();
+  const targets = new Map<string, { dir: string; name: string; prefix: string }>();
+  for (const relPath of relPaths) {
+    const target = resolveInSlot(home, relPath);
+    const { segments, name } = splitTarget(home, target);
+    const dir = segments.join('/');
+    if (!byDir.has(dir)) byDir.set(dir, { segments });
+    targets.set(relPath, { dir, name, prefix: tempPrefix(target) });
+  }
+  for (const listing of byDir.values()) {
+    let chain: DirChain;
+    try {
+      chain = await walkDirs(home, listing.segments, { create: false, refusal: 'cannot list the slot home', file: listing.segments.join('/') || '.', failCode: 'read-failed' });
+    } catch (err) {
+      if (err instanceof CredentialStoreError && err.code === 'missing') listing.names = new Set();
+      continue;
+    }
+    try {
+      listing.names = new Set(await readdir(`/proc/self/fd/${chain[chain.length - 1]!.handle.fd}`));
+    } catch {
+      // Left undefined: everything is assumed there.
+    } finally {
+      await closeAll(chain);
+    }
+  }
+  return (relPath) => {
+    const where = targets.get(relPath);
+    const names = where === undefined ? undefined : byDir.get(where.dir)?.names;
+    if (where === undefined || names === undefined) return everything;
+    let temps = false;
+    for (const name of names) {
+      if (name.startsWith(where.prefix)) {
+        temps = true;
+        break;
+      }
+    }
+    return { exists: names.has(where.name), temps };
+  };
 }
 
 /** Deeper than this, a tree is refused rather than walked (each level holds a descriptor). */

@@ -11,7 +11,7 @@ import { SlotId } from '../common/schemas';
 import { Secrets } from '../common/token-shapes';
 import type { CredentialFacts, Provider, RefreshSchedule } from '../providers/provider';
 import { callOAuthEndpoint, endpointAllowList, endpointUrlProblem } from '../providers/oauth-http';
-import { cleanupStaleTempFiles, ensureSlotHome, readSecretFile } from './credential-store';
+import { cleanupStaleTempFiles, holdSlotHome, leftoversOf, readSecretFile } from './credential-store';
 import { writeAgentEnv } from './agent-env';
 import { takeHandedOverCredential } from './adoption';
 import { heartbeatEvery, throwIfCancelled, withHeartbeat } from './heartbeat';
@@ -24,7 +24,7 @@ import { describeIssues, openSlot, type OpenSlot } from './open-slot';
 import { credentialInvalid, misconfigured, transient } from './refresh-failures';
 import { applySpool, keepableAnswer, RefreshSpool, REFRESH_SPOOL_FILE, REFRESH_SPOOL_RESERVATION, requestFingerprint } from './refresh-spool';
 import { checkLifetime } from './expiry-notices';
-import { createSlotStatusActivities, refuseTokenLike, writeStatusBestEffort } from './slot-status';
+import { createSlotStatusActivities, refuseTokenLike, SLOT_STATUS_FILE, writeStatusBestEffort } from './slot-status';
 
 export interface RefreshActivityDeps {
   readonly slotsDir: string;
@@ -150,42 +150,50 @@ export function createRefreshActivities(deps: RefreshActivityDeps) {
     if (!opening.ok) throw misconfigured(opening.problem);
     const slot = opening.slot;
     const attempt = Context.current().info.attempt;
-    try {
-      // The workflow's clock when this attempt was scheduled: retries may come hours after the first.
-      const info = Context.current().info;
-      const now = input.now + Math.max(0, info.currentAttemptScheduledTimestampMs - info.scheduledTimestampMs);
-      const home = await ensureSlotHome(deps.slotsDir, slotId);
-      const refreshed = await withHeartbeat(
-        withSlotLock(home, (hold) => refreshOnce(host, slot, { ...input, now }, hold), deps.lockStaleMs === undefined ? {} : { staleMs: deps.lockStaleMs }).catch((err: unknown) => {
-          if (err instanceof CredentialStoreError) throw transient(err.message);
-          throw err;
-        }),
-        heartbeatEvery(heartbeatMs),
-      );
-      // A backup store that is down never fails the refresh: the note says so, the next cycle tries again.
-      const backup =
-        deps.backup && (refreshed.kind === 'refreshed' || input.backupDue === true)
-          ? await withHeartbeat(backUpFile(deps.backup, { slotId, provider: slot.provider, providerConfig: input.providerConfig }, home, input.now), heartbeatEvery(heartbeatMs))
-          : undefined;
-      const result: RefreshResult = { ...refreshed, attempts: attempt, ...(backup ? { backup } : {}) };
-      if (status) {
-        await writeStatusBestEffort(deps.slotsDir, slotId, {
-          ...status,
-          phase: 'active',
-          ...(result.expiresAt !== undefined ? { expiresAt: result.expiresAt } : {}),
-          ...(result.lastRefresh !== undefined ? { lastRefresh: result.lastRefresh } : {}),
-          nextRefreshAt: result.nextRefreshAt,
-          ...(result.account !== undefined ? { account: result.account } : {}),
-          updatedAt: input.now,
-        });
+    // The home is opened once for the whole attempt: every file call below walks from it.
+    return holdSlotHome(deps.slotsDir, slotId, async (home) => {
+      try {
+        return await refreshInHome(slot, input, home, attempt);
+      } catch (err) {
+        if (status && err instanceof ApplicationFailure && (err.type === FailureType.refreshTransient || err.type === FailureType.providerPaused || err.type === FailureType.providerRefusing)) {
+          await writeStatusBestEffort(deps.slotsDir, slotId, { ...status, lastError: err.message, attempt, updatedAt: input.now });
+        }
+        throw err;
       }
-      return result;
-    } catch (err) {
-      if (status && err instanceof ApplicationFailure && (err.type === FailureType.refreshTransient || err.type === FailureType.providerPaused || err.type === FailureType.providerRefusing)) {
-        await writeStatusBestEffort(deps.slotsDir, slotId, { ...status, lastError: err.message, attempt, updatedAt: input.now });
-      }
-      throw err;
+    });
+  }
+
+  /** The attempt in the held home: the refresh under the slot's lock, the backup, the status file. */
+  async function refreshInHome(slot: OpenSlot, input: RefreshInput, home: string, attempt: number): Promise<RefreshResult> {
+    const { slotId, status } = input;
+    // The workflow's clock when this attempt was scheduled: retries may come hours after the first.
+    const info = Context.current().info;
+    const now = input.now + Math.max(0, info.currentAttemptScheduledTimestampMs - info.scheduledTimestampMs);
+    const refreshed = await withHeartbeat(
+      withSlotLock(home, (hold) => refreshOnce(host, slot, { ...input, now }, hold), deps.lockStaleMs === undefined ? {} : { staleMs: deps.lockStaleMs }).catch((err: unknown) => {
+        if (err instanceof CredentialStoreError) throw transient(err.message);
+        throw err;
+      }),
+      heartbeatEvery(heartbeatMs),
+    );
+    // A backup store that is down never fails the refresh: the note says so, the next cycle tries again.
+    const backup =
+      deps.backup && (refreshed.kind === 'refreshed' || input.backupDue === true)
+        ? await withHeartbeat(backUpFile(deps.backup, { slotId, provider: slot.provider, providerConfig: input.providerConfig }, home, input.now), heartbeatEvery(heartbeatMs))
+        : undefined;
+    const result: RefreshResult = { ...refreshed, attempts: attempt, ...(backup ? { backup } : {}) };
+    if (status) {
+      await writeStatusBestEffort(deps.slotsDir, slotId, {
+        ...status,
+        phase: 'active',
+        ...(result.expiresAt !== undefined ? { expiresAt: result.expiresAt } : {}),
+        ...(result.lastRefresh !== undefined ? { lastRefresh: result.lastRefresh } : {}),
+        nextRefreshAt: result.nextRefreshAt,
+        ...(result.account !== undefined ? { account: result.account } : {}),
+        updatedAt: input.now,
+      }, { tempsLookedFor: true });
     }
+    return result;
   }
 
   return { refreshCredential, writeSlotStatus };
@@ -251,15 +259,20 @@ async function refreshOnce(host: RefreshHost, slot: OpenSlot, input: RefreshInpu
 async function takeUpEarlierAttempt(host: RefreshHost, slot: OpenSlot, now: number, secrets: Secrets): Promise<{ parsed: unknown; receivedAt: number } | undefined> {
   const { provider, slotId } = slot;
   const file = provider.credential.file;
-  await cleanupStaleTempFiles(slot.home, file).catch(() => undefined);
-  await cleanupStaleTempFiles(slot.home, provider.agent.envFile).catch(() => undefined);
-  await host.spool.recover(slot.home);
+  // One listing of each directory first: the steps below nearly always find nothing, and run only where something is.
+  const left = await leftoversOf(slot.home, [file, provider.agent.envFile, SLOT_STATUS_FILE, REFRESH_SPOOL_FILE, REFRESH_SPOOL_RESERVATION]);
+  for (const written of [file, provider.agent.envFile, SLOT_STATUS_FILE]) {
+    if (left(written).temps) await cleanupStaleTempFiles(slot.home, written).catch(() => undefined);
+  }
+  const spoolLeft = [REFRESH_SPOOL_FILE, REFRESH_SPOOL_RESERVATION].some((name) => left(name).exists || left(name).temps);
+  if (spoolLeft) await host.spool.recover(slot.home);
 
   // A credential an operator handed over on this host (slotctl provision --adopt): it becomes the slot's file.
   const adoption = await takeHandedOverCredential(host.deps.slotsDir, slot, provider, now);
   if (adoption.kind === 'adopted') Context.current().log.info('took the credential handed over on this host into the slot', { slotId, file });
   else if (adoption.kind === 'discarded') Context.current().log.warn('discarded a handed-over credential', { slotId, reason: adoption.reason });
 
+  if (!spoolLeft) return undefined;
   return applySpool(provider, slot.home, secrets, (reason) =>
     Context.current().log.warn('discarded a stale refresh spool', { slotId, file: REFRESH_SPOOL_FILE, reason }),
   );

@@ -27,18 +27,23 @@ export function createSlotStatusActivities(deps: SlotCheckDeps) {
 }
 
 /** The status file is a convenience for agents: failing to write it never fails the refresh. */
-export async function writeStatusBestEffort(slotsDir: string, slotId: string, status: Record<string, unknown>): Promise<void> {
+export async function writeStatusBestEffort(slotsDir: string, slotId: string, status: Record<string, unknown>, options: StatusWriteOptions = {}): Promise<void> {
   try {
     if (tokenLikeField(status, 'status') !== undefined) throw new Error('a field looks like a token');
-    await writeStatus(slotsDir, slotId, status);
+    await writeStatus(slotsDir, slotId, status, options);
   } catch (err) {
     Context.current().log.warn('could not write the slot status file', { slotId, file: SLOT_STATUS_FILE, reason: err instanceof Error ? err.message : String(err) });
   }
 }
 
-async function writeStatus(slotsDir: string, slotId: string, status: Record<string, unknown>): Promise<void> {
+interface StatusWriteOptions {
+  /** The caller looked for the status file's stale temp files in this activity (a refresh's first listing of the home). */
+  readonly tempsLookedFor?: boolean;
+}
+
+async function writeStatus(slotsDir: string, slotId: string, status: Record<string, unknown>, options: StatusWriteOptions = {}): Promise<void> {
   const home = await ensureSlotHome(slotsDir, slotId);
-  await cleanupStaleTempFiles(home, SLOT_STATUS_FILE).catch(() => undefined);
+  if (options.tempsLookedFor !== true) await cleanupStaleTempFiles(home, SLOT_STATUS_FILE).catch(() => undefined);
   await writeSecretFileAtomic(home, SLOT_STATUS_FILE, `${JSON.stringify(status, null, 2)}\n`);
 }
 

@@ -4,13 +4,13 @@
 // before the CLI starts, with a message that says which component is a symlink.
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { lstat, mkdir, mkdtemp, readdir, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readlink, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CredentialStoreError } from '../../common/failures';
-import { ensureSlotDir, ensureSlotHome, removeSecretFile, writeSecretFileAtomic } from '../../activities/credential-store';
+import { ensureSlotDir, ensureSlotHome, holdSlotHome, leftoversOf, readSecretFile, removeSecretFile, writeSecretFileAtomic } from '../../activities/credential-store';
 import { createLoginActivities } from '../../activities/login';
 import { LoginSessions } from '../../activities/login-session';
 import { FIXTURE_BIN, processesOfSlot } from '../slot-fixtures';
@@ -252,5 +252,97 @@ describe('removeSecretFile', () => {
     await symlink(outside, path.join(home, '.oidc'));
     await expect(removeSecretFile(home, '.oidc/spool.json')).rejects.toMatchObject({ code: 'symlink', message: expect.stringContaining('.oidc is a symlink') });
     expect(await readdir(outside)).toEqual(['spool.json']);
+  });
+});
+
+/** The descriptors this process has open on `dir` (through /proc/self/fd). */
+async function descriptorsOn(dir: string): Promise<number> {
+  let n = 0;
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target === dir || target.startsWith(`${dir}/`) || target.startsWith(`${dir}-parked`)) n++;
+  }
+  return n;
+}
+
+describe('holdSlotHome: the home opened once for an activity', () => {
+  it('1000 writes held in one scope never land a byte outside the slot while .oidc flips to a symlink', { timeout: 120_000 }, async () => {
+    const slotsDir = path.join(scratch, 'slots');
+    const outside = path.join(scratch, 'outside');
+    await mkdir(outside);
+    const outcomes = await holdSlotHome(slotsDir, 'alpha', async (home) => {
+      await mkdir(path.join(home, '.oidc'), { mode: 0o700 });
+      const swapper = swapInALoop(path.join(home, '.oidc'), outside);
+      const result = await writeMany(home, '.oidc/tokens.json', 1000, 4);
+      expect(await swapper.stop()).toBeGreaterThan(10);
+      return result;
+    });
+    expect(await filesBelow(outside)).toEqual([]);
+    expect(outcomes.other).toEqual([]);
+    expect(outcomes.messages.filter(({ code }) => code !== 'symlink' && code !== 'unsafe-path')).toEqual([]);
+    expect(outcomes.written).toBeGreaterThan(0);
+    expect(outcomes.refused.get('symlink') ?? 0).toBeGreaterThan(0);
+  });
+
+  it('a home replaced by a symlink after it was held: the scope keeps writing into the real home, never through the link', async () => {
+    const slotsDir = path.join(scratch, 'slots');
+    const outside = path.join(scratch, 'outside');
+    await mkdir(outside);
+    const home = path.join(slotsDir, 'alpha');
+    await holdSlotHome(slotsDir, 'alpha', async (held) => {
+      expect(held).toBe(home);
+      await rename(home, `${home}-parked`);
+      await symlink(outside, home);
+      await writeSecretFileAtomic(held, 'slot-status.json', '{"phase":"active"}\n');
+    });
+    expect(await readdir(outside)).toEqual([]);
+    expect(await readdir(`${home}-parked`)).toEqual(['slot-status.json']);
+  });
+
+  it('only calls made within the scope use the held home; the descriptor is closed when the work settles, even when it fails', async () => {
+    const slotsDir = path.join(scratch, 'slots');
+    const home = await ensureSlotHome(slotsDir, 'alpha');
+    await writeSecretFileAtomic(home, 'a.json', '{}');
+    // Registered here, outside the scope: it runs as a call of another activity would, when released from within.
+    let release!: () => void;
+    const outsideRead = new Promise<void>((resolve) => (release = resolve)).then(() => readSecretFile(home, 'a.json'));
+    await expect(
+      holdSlotHome(slotsDir, 'alpha', async () => {
+        expect(await descriptorsOn(home)).toBe(1);
+        // A retire moves the home away under the lock; the held scope follows the directory it began with.
+        await rename(home, `${home}-parked`);
+        expect((await readSecretFile(home, 'a.json')).ok).toBe(true);
+        // A call of another activity (not in this scope) sees that the home is gone.
+        release();
+        expect(await outsideRead).toMatchObject({ ok: false, reason: 'missing' });
+        throw new Error('the work failed');
+      }),
+    ).rejects.toThrow('the work failed');
+    expect(await descriptorsOn(home)).toBe(0);
+  });
+});
+
+describe('leftoversOf: one listing for the recovery steps', () => {
+  it('says what is beside each file: the name itself, temp files of it; a missing directory holds nothing', async () => {
+    const home = await ensureSlotHome(path.join(scratch, 'slots'), 'alpha');
+    await writeFile(path.join(home, '.agent.env'), 'X=1\n', { mode: 0o600 });
+    await writeFile(path.join(home, '.slot-status.json.tmp-0123abcd'), '{', { mode: 0o600 });
+    const left = await leftoversOf(home, ['.agent.env', 'slot-status.json', '.claude/.credentials.json', '.refresh-spool.json']);
+    expect(left('.agent.env')).toEqual({ exists: true, temps: false });
+    expect(left('slot-status.json')).toEqual({ exists: false, temps: true });
+    expect(left('.claude/.credentials.json')).toEqual({ exists: false, temps: false });
+    expect(left('.refresh-spool.json')).toEqual({ exists: false, temps: false });
+  });
+
+  it('a directory that cannot be listed (a planted symlink) says everything is there, so the recovery steps run and refuse it', async () => {
+    const home = await ensureSlotHome(path.join(scratch, 'slots'), 'alpha');
+    const outside = path.join(scratch, 'outside');
+    await mkdir(outside);
+    await writeFile(path.join(outside, '..credentials.json.tmp-00ff'), 'x');
+    await symlink(outside, path.join(home, '.claude'));
+    const left = await leftoversOf(home, ['.claude/.credentials.json', '.agent.env']);
+    expect(left('.claude/.credentials.json')).toEqual({ exists: true, temps: true });
+    expect(left('.agent.env')).toEqual({ exists: false, temps: false });
+    expect(await readdir(outside)).toEqual(['..credentials.json.tmp-00ff']);
   });
 });

@@ -5,7 +5,7 @@ import type { Info } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { DefaultLogger } from '@temporalio/worker';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -267,6 +267,29 @@ describe('refreshCredential: Claude', () => {
     const file = await readJson(CLAUDE_FILE);
     expect(file.claudeAiOauth).toMatchObject({ accessToken: grant.accessToken, refreshToken: grant.refreshToken });
     expect(await agentEnv()).toEqual({ CLAUDE_CODE_OAUTH_TOKEN: grant.accessToken, CLAUDE_CONFIG_DIR: join(home, 'agent', 'claude') });
+  });
+});
+
+describe('refreshCredential: what interrupted writes left', () => {
+  it('removes stale temp files of the credential, the env file and the status file, and keeps fresh ones (a write in progress)', async () => {
+    const server = await startServer({ accessTtlSec: 8 * 3600 });
+    const issued = server.issue({ clientId: CLAUDE_CLIENT });
+    await seed(CLAUDE_FILE, claudeCredential(issued, NOW + 30 * MINUTE));
+    const stale = ['.claude/..credentials.json.tmp-0123456789abcdef', '..agent.env.tmp-00aa11bb22cc33dd', `.${SLOT_STATUS_FILE}.tmp-feedfacecafebeef`];
+    const fresh = `.${SLOT_STATUS_FILE}.tmp-0000000000000001`;
+    const longAgo = new Date(Date.now() - 10 * MINUTE);
+    for (const name of stale) {
+      await writeFile(join(home, name), '{"torn', { mode: 0o600 });
+      await utimes(join(home, name), longAgo, longAgo);
+    }
+    await writeFile(join(home, fresh), '{"torn', { mode: 0o600 });
+
+    const result = await activitiesFor(server).refreshCredential(claudeInput({ status: { slotId: SLOT, provider: 'claude', phase: 'refreshing' } }));
+
+    expect(result.kind).toBe('refreshed');
+    for (const name of stale) await expect(stat(join(home, name))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await stat(join(home, fresh))).isFile()).toBe(true);
+    expect(JSON.parse(await readFile(join(home, SLOT_STATUS_FILE), 'utf8'))).toMatchObject({ phase: 'active' });
   });
 });
 
