@@ -1,7 +1,8 @@
 // Engine floor: what Temporal itself costs for the slot's shape, measured in the same run
 // and on the same server as ours. The floor (bench/floor/) is the same workflow shape with
 // no-op activities: timer → activity → timer, and update → activity on a session-style
-// queue. Target: CPU (worker + server) per refresh cycle at most 1.3x the floor's per cycle.
+// queue, measured unpaced and paced as ours is. Target: CPU (worker + server) per refresh
+// cycle at most 1.3x the paced floor's per cycle (the unpaced ratio is reported beside it).
 // Our submit → PTY latency is measured by the `latency` benchmark; the floor's update →
 // activity start is measured here for the ratio against it.
 import { fork } from 'node:child_process';
@@ -20,8 +21,6 @@ const RATE = param('BENCH_FLOOR_RATE', 10);
 const CPU_PROFILE = process.env.BENCH_CPU_PROF === '1';
 /** Seconds each worker (and the server) is also measured idle, before its cycles: what either costs per second doing nothing. */
 const IDLE_S = param('BENCH_FLOOR_IDLE_S', Math.ceil(N / RATE));
-/** BENCH_FLOOR_PACED=1: the floor's activities paced like ours (the server's task-queue rate limit at RATE/s, 10 at once); default unpaced. */
-const FLOOR_PACED = param('BENCH_FLOOR_PACED', 0) === 1;
 
 await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000), async (rig) => {
   const { server, client, slots: slotClient, pid: serverPid } = await rig.startServer();
@@ -36,44 +35,50 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
     return { worker: round((b.worker - a.worker) / s, 4), server: round((b.server - a.server) / s, 4), seconds: round(s, 1) };
   };
 
-  // ── the floor ──
-  const queues = { workflowQueue: `floor-${randomUUID().slice(0, 8)}`, hostQueue: `floor-host-${randomUUID().slice(0, 8)}`, sessionQueue: `floor-session-${randomUUID().slice(0, 8)}` };
-  const child = fork(join(PROJECT_ROOT, 'bench', 'floor', 'worker.ts'), [], {
-    cwd: PROJECT_ROOT,
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, TEMPORAL_ADDRESS: server.address, FLOOR_QUEUES: JSON.stringify(queues), FLOOR_PACE: FLOOR_PACED ? String(RATE) : '0' },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  rig.defer(async () => void child.kill('SIGTERM'));
-  const replies: Array<(m: { type: string; cycles?: number }) => void> = [];
-  child.on('message', (m: { type: string; cycles?: number }) => replies.shift()?.(m));
-  const next = (): Promise<{ type: string; cycles?: number }> => new Promise((resolve) => replies.push(resolve));
-  await next(); // ready
-  const cycles = async (): Promise<number> => {
-    const reply = next();
-    child.send({ type: 'cycles' });
-    return (await reply).cycles ?? 0;
+  // ── the floor, twice: unpaced, and paced as our token requests are (the same queue shape) ──
+  const perCycle = (a: { worker: number; server: number }, b: { worker: number; server: number }) => ({ worker: round((b.worker - a.worker) / N, 4), server: round((b.server - a.server) / N, 4), total: round((b.worker - a.worker + b.server - a.server) / N, 4) });
+  const measureFloor = async (paced: boolean, updates: number) => {
+    const queues = { workflowQueue: `floor-${randomUUID().slice(0, 8)}`, hostQueue: `floor-host-${randomUUID().slice(0, 8)}`, sessionQueue: `floor-session-${randomUUID().slice(0, 8)}` };
+    const child = fork(join(PROJECT_ROOT, 'bench', 'floor', 'worker.ts'), [], {
+      cwd: PROJECT_ROOT,
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, TEMPORAL_ADDRESS: server.address, FLOOR_QUEUES: JSON.stringify(queues), FLOOR_PACE: paced ? String(RATE) : '0' },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    rig.defer(async () => void child.kill('SIGTERM'));
+    const replies: Array<(m: { type: string; cycles?: number }) => void> = [];
+    child.on('message', (m: { type: string; cycles?: number }) => replies.shift()?.(m));
+    const next = (): Promise<{ type: string; cycles?: number }> => new Promise((resolve) => replies.push(resolve));
+    await next(); // ready
+    const cycles = async (): Promise<number> => {
+      const reply = next();
+      child.send({ type: 'cycles' });
+      return (await reply).cycles ?? 0;
+    };
+    const floorIds = Array.from({ length: N }, (_, i) => `floor-${i}-${randomUUID().slice(0, 6)}`);
+    await inPool(floorIds, 32, (workflowId) => client.workflow.start('floorSlotWorkflow', { taskQueue: queues.workflowQueue, workflowId, args: [{ host: queues.hostQueue, session: queues.sessionQueue }] }));
+    await sleep(3000);
+    const idle = await idleCost(child.pid as number);
+    const threads0 = await threadCpuSecondsOf(child.pid as number);
+    const at0 = { worker: await cpuOf(child.pid as number), server: await serverCpu(), at: Date.now() };
+    await inPool(floorIds, 64, (workflowId) => client.workflow.getHandle(workflowId).signal('poke'));
+    while ((await cycles()) < N) await sleep(200);
+    // The cycle ends when the workflow sleeps again: a second for the last timers to be started.
+    await sleep(1000);
+    const at1 = { worker: await cpuOf(child.pid as number), server: await serverCpu(), at: Date.now() };
+    const threads = threadCpuDelta(threads0, await threadCpuSecondsOf(child.pid as number));
+    // Update → activity start on the session-style queue.
+    const latencies = await inPool(Array.from({ length: updates }, (_, i) => floorIds[i % N] as string), 4, async (workflowId) => {
+      const calledAt = Date.now();
+      const startedAt = await client.workflow.getHandle(workflowId).executeUpdate<number, [string]>('submit', { args: ['code'] });
+      return startedAt - calledAt;
+    });
+    child.kill('SIGTERM');
+    await inPool(floorIds, 32, (workflowId) => client.workflow.getHandle(workflowId).terminate('floor measured').catch(() => undefined));
+    return { cycle: perCycle(at0, at1), idle, wallMs: at1.at - at0.at, threads, latencies };
   };
-  const floorIds = Array.from({ length: N }, (_, i) => `floor-${i}-${randomUUID().slice(0, 6)}`);
-  await inPool(floorIds, 32, (workflowId) => client.workflow.start('floorSlotWorkflow', { taskQueue: queues.workflowQueue, workflowId, args: [{ host: queues.hostQueue, session: queues.sessionQueue }] }));
-  await sleep(3000);
-  const floorIdle = await idleCost(child.pid as number);
-  const floorThreads0 = await threadCpuSecondsOf(child.pid as number);
-  const floor0 = { worker: await cpuOf(child.pid as number), server: await serverCpu(), at: Date.now() };
-  await inPool(floorIds, 64, (workflowId) => client.workflow.getHandle(workflowId).signal('poke'));
-  while ((await cycles()) < N) await sleep(200);
-  // The cycle ends when the workflow sleeps again: a second for the last timers to be started.
-  await sleep(1000);
-  const floor1 = { worker: await cpuOf(child.pid as number), server: await serverCpu(), at: Date.now() };
-  const floorThreads = threadCpuDelta(floorThreads0, await threadCpuSecondsOf(child.pid as number));
-  // Update → activity start on the session-style queue.
-  const latencies = await inPool(Array.from({ length: UPDATES }, (_, i) => floorIds[i % N] as string), 4, async (workflowId) => {
-    const calledAt = Date.now();
-    const startedAt = await client.workflow.getHandle(workflowId).executeUpdate<number, [string]>('submit', { args: ['code'] });
-    return startedAt - calledAt;
-  });
-  child.kill('SIGTERM');
-  await inPool(floorIds, 32, (workflowId) => client.workflow.getHandle(workflowId).terminate('floor measured').catch(() => undefined));
+  const unpacedFloor = await measureFloor(false, UPDATES);
+  const pacedFloor = await measureFloor(true, 0);
 
   // ── ours: the same cycle as a slot runs it (refreshNow → refreshCredential → timer) ──
   const slotsDir = await rig.tempDir('floor-slots');
@@ -98,21 +103,35 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
   await worker.stop();
   const cpuProfile = profDir ? await summarizeProfiles(profDir, 25, { fromUs: window0, toUs: window1 }) : undefined;
 
-  const perCycle = (a: typeof floor0, b: typeof floor0) => ({ worker: round((b.worker - a.worker) / N, 4), server: round((b.server - a.server) / N, 4), total: round((b.worker - a.worker + b.server - a.server) / N, 4) });
-  const floorCycle = perCycle(floor0, floor1);
   const oursCycle = perCycle(ours0, ours1);
-  const ratio = floorCycle.total > 0 ? round(oursCycle.total / floorCycle.total, 2) : null;
+  const ratioTo = (floorCycle: { total: number }) => (floorCycle.total > 0 ? round(oursCycle.total / floorCycle.total, 2) : null);
   // The same, less what each worker and the server cost idle over the phase's wall time (not the target: an explanation of it).
-  const netOfIdle = (cycle: typeof floorCycle, idle: typeof floorIdle, wallMs: number) => {
+  const netOfIdle = (cycle: typeof oursCycle, idle: typeof oursIdle, wallMs: number) => {
     const worker = round(cycle.worker - (idle.worker * wallMs) / 1000 / N, 4);
     const server = round(cycle.server - (idle.server * wallMs) / 1000 / N, 4);
     return { worker, server, total: round(worker + server, 4) };
   };
-  const floorNet = netOfIdle(floorCycle, floorIdle, floor1.at - floor0.at);
   const oursNet = netOfIdle(oursCycle, oursIdle, ours1.at - ours0.at);
-  const floorLatency = distribution(latencies, 1);
+  const floorDocument = (floor: typeof unpacedFloor) => {
+    const net = netOfIdle(floor.cycle, floor.idle, floor.wallMs);
+    return {
+      ratio: ratioTo(floor.cycle),
+      ratioLessIdle: net.total > 0 ? round(oursNet.total / net.total, 2) : null,
+      cpuSecondsPerCycle: floor.cycle,
+      idleCpuSecondsPerSecond: floor.idle,
+      cpuSecondsPerCycleLessIdle: net,
+      wallMs: floor.wallMs,
+      workerThreadCpuSeconds: floor.threads,
+    };
+  };
+  const ratio = ratioTo(pacedFloor.cycle);
+  const floorLatency = distribution(unpacedFloor.latencies, 1);
   const targets: Record<string, Target> = {
-    cpuPerCycle: { target: 'CPU seconds (worker + server) per refresh cycle at most 1.3x the floor\'s per cycle', measured: ratio, met: ratio !== null && refreshed >= N ? ratio <= 1.3 : null },
+    cpuPerCycle: {
+      target: "CPU seconds (worker + server) per refresh cycle at most 1.3x the floor's per cycle (the floor on a queue paced as ours is; the unpaced floor's ratio is in results.unpacedFloor)",
+      measured: ratio,
+      met: ratio !== null && refreshed >= N ? ratio <= 1.3 : null,
+    },
     submitToPty: {
       target: "submit → PTY p99 at most 1.3x the floor's update → activity-start p99",
       measured: `floor p99 ${floorLatency.p99} ms; ours: the latency document of the same npm run bench`,
@@ -120,16 +139,17 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
     },
   };
   return {
-    parameters: { cpuProfile: CPU_PROFILE, idleSeconds: IDLE_S, floorPace: FLOOR_PACED ? `${RATE}/s, 10 at once (task-queue rate limit)` : 'unpaced', n: N, updates: UPDATES, oursPace: `claude=${RATE}/s:10`, server: 'temporal server start-dev (in memory), same machine, both measured on it one after the other', floor: 'bench/floor/: timer (condition with timeout, woken by a signal) → no-op activity → timer; update → no-op activity on a session-style queue; its worker in a process of its own' },
+    parameters: { cpuProfile: CPU_PROFILE, idleSeconds: IDLE_S, floorPace: `measured twice: unpaced, and ${RATE}/s with 10 at once (the server's task-queue rate limit, as ours)`, n: N, updates: UPDATES, oursPace: `claude=${RATE}/s:10`, server: 'temporal server start-dev (in memory), same machine, the floors then ours measured on it one after the other', floor: 'bench/floor/: timer (condition with timeout, woken by a signal) → no-op activity → timer; update → no-op activity on a session-style queue; its worker in a process of its own' },
     results: {
-      ratioLessIdle: floorNet.total > 0 ? round(oursNet.total / floorNet.total, 2) : null,
-      floor: { cpuSecondsPerCycle: floorCycle, idleCpuSecondsPerSecond: floorIdle, cpuSecondsPerCycleLessIdle: floorNet, wallMs: floor1.at - floor0.at, updateToActivityStartMs: floorLatency, workerThreadCpuSeconds: floorThreads },
+      pacedFloor: floorDocument(pacedFloor),
+      unpacedFloor: { ...floorDocument(unpacedFloor), updateToActivityStartMs: floorLatency },
       ours: { refreshed, cpuSecondsPerCycle: oursCycle, idleCpuSecondsPerSecond: oursIdle, cpuSecondsPerCycleLessIdle: oursNet, wallMs: ours1.at - ours0.at, workerThreadCpuSeconds: oursThreads, ...(cpuProfile ? { cpuProfileOfRefreshPhase: cpuProfile } : {}) },
     },
     baseline: { what: 'the floor is the baseline: the engine alone, same server, same run' },
     targets,
     notes: [
       'Our cycle is paced (a task-queue rate limit): its wall time is N/R by design; CPU is what is compared.',
+      'The target is judged against the paced floor: the same workflow shape on the same kind of queue (the server\'s task-queue rate limit, which pacing per host and provider requires). A paced queue costs the server more per task (tasks wait in its backlog instead of meeting a waiting poller); that is the engine\'s cost, not ours. The ratio to the unpaced floor is reported beside it (results.unpacedFloor.ratio).',
       'Server CPU includes the visibility count the driver polls once a second during our phase (none during the floor\'s).',
       'idleCpuSecondsPerSecond: each worker and the server measured for BENCH_FLOOR_IDLE_S s (default N/R) before the cycles, nothing due; cpuSecondsPerCycleLessIdle and ratioLessIdle take that rate times the phase\'s wall time off. The target is the raw ratio.',
       'workerThreadCpuSeconds: CPU of each worker thread over the measured phase (main = the main thread; tokio-runtime-w = the Temporal core; workflow-proces / node#… = workflow threads, libuv pool, V8 helpers).',
