@@ -136,6 +136,7 @@ describe('token requests keep their connection alive', () => {
     // The caller's next attempt goes out on a new connection (the token was never examined, so it still works).
     rotated(await refresh(server, next));
     expect(server.connections()).toBe(2);
+    expect(server.requests.filter((r) => r.refreshToken === next)).toHaveLength(2);
     expect(server.presentedTwice()).toEqual([]);
   });
 
@@ -163,6 +164,18 @@ describe('token requests keep their connection alive', () => {
     expect((hasty.connections[0]?.closedAt ?? 0) - started).toBeLessThan(IDLE_CONNECTION_MS - 1000);
     expect((patient.connections[0]?.closedAt ?? 0) - started).toBeGreaterThanOrEqual(IDLE_CONNECTION_MS - 100);
   }, 20_000);
+
+  it('keeps pools for a bounded number of destinations, closing the idle connections of the one it drops', async () => {
+    const many = await Promise.all(Array.from({ length: 33 }, () => listen()));
+    const get = (l: Listener) => callOAuthEndpoint(new URL(`http://127.0.0.1:${l.port}/`), { method: 'GET' }, LIMITS);
+    for (const l of many) expect(await get(l)).toMatchObject({ ok: true });
+    const [first, last] = [many[0] as Listener, many[32] as Listener];
+    // The least recently used pool was dropped: its idle connection closed now, by us, not after the idle timeout.
+    await until('the dropped pool closed its connection', () => first.connections[0]?.closedAt !== undefined, IDLE_CONNECTION_MS / 2);
+    expect(first.connections[0]?.clientEnded).toBe(true);
+    expect(await get(last)).toMatchObject({ ok: true });
+    expect(last.connections).toHaveLength(1);
+  });
 
   it('a process exits on its own after a request, its kept-alive connection notwithstanding', async () => {
     const server = await listen('127.0.0.1', 0, (s) => (s.keepAliveTimeout = 60_000));
