@@ -195,7 +195,10 @@ export const pinnedLookup =
  * (Node's agent takes N less one second, and does not keep the socket when that is none).
  */
 export const IDLE_CONNECTION_MS = 4000;
-/** A process sends one provider at most MAX_CONCURRENCY token requests at once (common/pacing.ts). */
+/**
+ * A process sends one provider at most MAX_CONCURRENCY refreshes at once (common/pacing.ts);
+ * a request beyond it (a device poll or revocation besides) waits for a socket, within its own timeout.
+ */
 const MAX_SOCKETS_PER_DESTINATION = MAX_CONCURRENCY;
 /** Idle connections kept per destination: the default pace's concurrency; more are closed after use. */
 const MAX_IDLE_SOCKETS_PER_DESTINATION = 2;
@@ -246,7 +249,9 @@ function keptAliveAgent(url: URL, target: CheckedAddress): Agent {
  * guard's checked address), or a one-request tunnel through the proxy whose CONNECT names
  * `target` (or the host name, SLOTS_PROXY_CONNECT=name). `keepAlive`: a direct request
  * to a checked address rides a kept-alive connection to that address (keptAliveAgent);
- * without it, or through a proxy, every request opens its own connection.
+ * without it, or through a proxy, every request opens its own connection. (A tunnel is
+ * not reused: a pool of tunnels would have to be keyed by proxy, credentials and CONNECT
+ * target, and a refused CONNECT is told apart per request.)
  */
 export function transportOptions(
   url: URL,
