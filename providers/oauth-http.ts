@@ -21,7 +21,7 @@ export type OAuthRequest =
   | { readonly method: 'GET'; readonly headers?: Readonly<Record<string, string>> };
 
 /** Headers a request's own `headers` may not set: the body's framing and the connection are ours. */
-const FRAMING_HEADERS = new Set(['content-type', 'content-length', 'connection', 'host', 'transfer-encoding']);
+const FRAMING_HEADERS = new Set(['content-type', 'content-length', 'connection', 'keep-alive', 'host', 'transfer-encoding']);
 
 /** `refused`: nothing was sent, the host's address is not one this worker talks to (a configuration problem, not a passing one). */
 export type EndpointCall =
@@ -272,7 +272,6 @@ async function callEndpointOnce(url: URL, request: OAuthRequest, limits: Endpoin
   const headers: Record<string, string> = {
     accept: 'application/json',
     ...Object.fromEntries(Object.entries(request.headers ?? {}).filter(([name]) => !FRAMING_HEADERS.has(name.toLowerCase())).map(([name, value]) => [name.toLowerCase(), value])),
-    connection: 'close',
     ...(request.method === 'POST'
       ? {
           'content-type': request.encoding === 'json' ? 'application/json' : 'application/x-www-form-urlencoded',
@@ -281,11 +280,18 @@ async function callEndpointOnce(url: URL, request: OAuthRequest, limits: Endpoin
       : {}),
   };
 
+  // A direct request rides a kept-alive connection to the checked address (outbound.ts), as
+  // the real CLIs' clients do. If the server closed that idle connection just as we reuse
+  // it, the request fails here ("connection closed before an answer") and is reported as
+  // any network failure, never sent again: the server may have received the POST, and a
+  // refresh token it spent cannot be presented twice (its answer, the only valid refresh
+  // token, would be lost). Node's client does not resend either (it only marks
+  // `req.reusedSocket`); test/unit/kept-alive.test.ts holds both to that.
   let response: IncomingMessage;
   try {
     response = await new Promise<IncomingMessage>((resolve, reject) => {
       const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-      const req = send(url, { method: request.method, headers, signal, ...transportOptions(url, checked.target) }, resolve);
+      const req = send(url, { method: request.method, headers, signal, ...transportOptions(url, checked.target, process.env, { keepAlive: true }) }, resolve);
       req.on('error', reject);
       req.end(body);
     });

@@ -1,12 +1,13 @@
 // How our outbound HTTP(S) leaves the host: straight to the address the endpoint guard
 // checked, or through the operator's proxy (HTTPS_PROXY / HTTP_PROXY / NO_PROXY, read as
 // curl reads them). The one place that chooses; TLS keeps Node's CAs (NODE_EXTRA_CA_CERTS).
-import { request as httpRequest, type Agent, type ClientRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type Agent, type ClientRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { BlockList, isIP, type LookupFunction, type Socket } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { OutboundProxyError } from '../common/failures';
+import { MAX_CONCURRENCY } from '../common/pacing';
 
 /** An address the endpoint guard resolved and judged. */
 export interface CheckedAddress {
@@ -188,12 +189,78 @@ export const pinnedLookup =
   };
 
 /**
+ * How long an idle kept-alive connection stays open: under the keep-alive timeout of
+ * Node's own server (5 s) and of the usual front ends (longer), so a server rarely closes
+ * one just as we reuse it. A shorter `Keep-Alive: timeout=N` from the server shortens it
+ * (Node's agent takes N less one second, and does not keep the socket when that is none).
+ */
+export const IDLE_CONNECTION_MS = 4000;
+/**
+ * A process sends one provider at most MAX_CONCURRENCY refreshes at once (common/pacing.ts);
+ * a request beyond it (a device poll or revocation besides) waits for a socket, within its own timeout.
+ */
+const MAX_SOCKETS_PER_DESTINATION = MAX_CONCURRENCY;
+/** Idle connections kept per destination: the default pace's concurrency; more are closed after use. */
+const MAX_IDLE_SOCKETS_PER_DESTINATION = 2;
+/** Destinations with a pool; the least recently used beyond this is dropped (its idle connections closed). */
+const MAX_DESTINATIONS = 32;
+
+/** Kept-alive pools by scheme, host, port and checked address, least recently used first. */
+const keptAlive = new Map<string, Agent>();
+
+/**
+ * The pool of connections to `target` for `url`'s scheme, host and port. The pinned lookup
+ * is in the agent's own options, which Node puts over the request's: every connection of
+ * the pool goes to the checked address, and another checked address gets another pool, so
+ * no request ever rides a socket opened to an address that was not checked for it.
+ * Idle sockets are unref'd by Node's agent and close after IDLE_CONNECTION_MS: they never
+ * keep a worker process alive.
+ */
+function keptAliveAgent(url: URL, target: CheckedAddress): Agent {
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  const key = `${url.protocol}//${url.hostname.toLowerCase()}:${port} ${target.address}`;
+  let agent = keptAlive.get(key);
+  if (agent) {
+    keptAlive.delete(key);
+  } else {
+    const options = {
+      keepAlive: true,
+      timeout: IDLE_CONNECTION_MS,
+      maxSockets: MAX_SOCKETS_PER_DESTINATION,
+      maxFreeSockets: MAX_IDLE_SOCKETS_PER_DESTINATION,
+      // The most recently used socket first: the least likely to have been closed by the server.
+      scheduling: 'lifo',
+      lookup: pinnedLookup(target),
+    } as const;
+    agent = url.protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
+  }
+  keptAlive.set(key, agent);
+  for (const [oldest, dropped] of keptAlive) {
+    if (keptAlive.size <= MAX_DESTINATIONS) break;
+    keptAlive.delete(oldest);
+    // Requests under way finish; their sockets then idle out in the dropped pool.
+    for (const sockets of Object.values(dropped.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+  }
+  return agent;
+}
+
+/**
  * The `agent` (and `lookup`) of one request to `url`: direct to `target` when given (the
  * guard's checked address), or a one-request tunnel through the proxy whose CONNECT names
- * `target` (or the host name, SLOTS_PROXY_CONNECT=name).
+ * `target` (or the host name, SLOTS_PROXY_CONNECT=name). `keepAlive`: a direct request
+ * to a checked address rides a kept-alive connection to that address (keptAliveAgent);
+ * without it, or through a proxy, every request opens its own connection. (A tunnel is
+ * not reused: a pool of tunnels would have to be keyed by proxy, credentials and CONNECT
+ * target, and a refused CONNECT is told apart per request.)
  */
-export function transportOptions(url: URL, target: CheckedAddress | undefined, env: NodeJS.ProcessEnv = process.env): { agent: Agent | false; lookup?: LookupFunction } {
+export function transportOptions(
+  url: URL,
+  target: CheckedAddress | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  { keepAlive = false }: { readonly keepAlive?: boolean } = {},
+): { agent: Agent | false; lookup?: LookupFunction } {
   const route = proxyRoute(url, env);
+  if (!route && target && keepAlive) return { agent: keptAliveAgent(url, target) };
   if (!route) return { agent: false, ...(target ? { lookup: pinnedLookup(target) } : {}) };
   return { agent: new TunnelAgent(route, route.connect === 'address' ? target : undefined, url.hostname.replace(/^\[|\]$/g, '')) };
 }

@@ -163,6 +163,24 @@ describe('outbound HTTPS through a proxy (HTTPS_PROXY, NO_PROXY, NODE_EXTRA_CA_C
     expect(proxy.connects).toEqual([{ authority: `127.0.0.1:${relay.port}`, status: 200 }]);
   });
 
+  it('direct, two refreshes in one process ride one TLS connection to the checked address; through the proxy each has its own tunnel', async () => {
+    const url = `https://tokens.example:${relay.port}/v1/oauth/token`;
+    const twice = { ...token(url, { 'tokens.example': '127.0.0.1' }, 'tokens.example'), times: 2 };
+    const handshakes = relay.servernames.length;
+    const direct = await call(twice, viaProxy({ NO_PROXY: '.example' }));
+    const lines = (output: string) => output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Called);
+    expect(lines(direct.output)).toMatchObject([{ ok: true, answer: { status: 200 } }, { ok: true, answer: { status: 200 } }]);
+    expect(relay.servernames.slice(handshakes)).toEqual(['tokens.example']);
+    expect(received).toHaveLength(2);
+    const proxied = await call(twice, viaProxy());
+    expect(lines(proxied.output)).toMatchObject([{ ok: true }, { ok: true }]);
+    expect(proxy.connects).toEqual([
+      { authority: `127.0.0.1:${relay.port}`, status: 200 },
+      { authority: `127.0.0.1:${relay.port}`, status: 200 },
+    ]);
+    expect(relay.servernames.slice(handshakes)).toEqual(['tokens.example', 'tokens.example', 'tokens.example']);
+  });
+
   it('a proxy that needs credentials (407) is named, transient, and never shown the password; with them it tunnels', async () => {
     proxy.configure({ route: routeAll, credentials: `ops:${PROXY_PASSWORD}` });
     const none = await call(token('https://tokens.example/v1/oauth/token'), viaProxy());

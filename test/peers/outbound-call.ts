@@ -16,6 +16,8 @@ interface Call {
   readonly hosts?: Readonly<Record<string, string>>;
   /** SLOTS_ALLOWED_ENDPOINT_HOSTS. */
   readonly allowedHosts?: string;
+  /** `token`: how many calls, one after another, each printing its line. @default 1 */
+  readonly times?: number;
 }
 
 const call = JSON.parse(process.argv[2] ?? '{}') as Call;
@@ -49,10 +51,12 @@ if (call.kind === 'webhook') {
     if (address === undefined) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
     return [{ address, family: address.includes(':') ? 6 : 4 }];
   };
-  const called = await callOAuthEndpoint(
-    url,
-    { method: 'POST', encoding: 'json', body: { grant_type: 'refresh_token', refresh_token: 'rt-PLANTED-9f3c2a', client_id: 'test-client' } },
-    { fetchTimeoutMs: 10_000, maxBodyBytes: 65_536, allowedHosts: allowed.allowList, resolve },
-  );
-  process.stdout.write(`${JSON.stringify(called)}\n`);
+  for (let n = 0; n < (call.times ?? 1); n++) {
+    const called = await callOAuthEndpoint(
+      url,
+      { method: 'POST', encoding: 'json', body: { grant_type: 'refresh_token', refresh_token: 'rt-PLANTED-9f3c2a', client_id: 'test-client' } },
+      { fetchTimeoutMs: 10_000, maxBodyBytes: 65_536, allowedHosts: allowed.allowList, resolve },
+    );
+    process.stdout.write(`${JSON.stringify(called)}\n`);
+  }
 }

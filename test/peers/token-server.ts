@@ -139,6 +139,8 @@ export interface TokenServer {
   readonly codexTokenUrl: string;
   /** Every request received, in order of arrival. */
   readonly requests: readonly TokenRequestRecord[];
+  /** TCP connections accepted so far (a client keeping its connection alive opens one for many requests). */
+  connections(): number;
   /**
    * Creates a grant and its first tokens, to seed a slot's credential file.
    * `tokens` adopts tokens minted elsewhere (a fixture CLI's login) as the grant's first.
@@ -380,7 +382,9 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
       else res.destroy();
     });
   });
+  let accepted = 0;
   server.on('connection', (socket) => {
+    accepted++;
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
@@ -397,6 +401,7 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     claudeTokenUrl: `${url}${CLAUDE_TOKEN_PATH}`,
     codexTokenUrl: `${url}${CODEX_TOKEN_PATH}`,
     requests,
+    connections: () => accepted,
     issue(issueOptions = {}) {
       const grant: Grant = {
         id: `g${++grantCounter}`,
