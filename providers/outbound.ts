@@ -7,7 +7,6 @@ import { BlockList, isIP, type LookupFunction, type Socket } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { OutboundProxyError } from '../common/failures';
-import { MAX_CONCURRENCY } from '../common/pacing';
 
 /** An address the endpoint guard resolved and judged. */
 export interface CheckedAddress {
@@ -196,11 +195,10 @@ export const pinnedLookup =
  */
 export const IDLE_CONNECTION_MS = 4000;
 /**
- * A process sends one provider at most MAX_CONCURRENCY refreshes at once (common/pacing.ts);
- * a request beyond it (a device poll or revocation besides) waits for a socket, within its own timeout.
+ * Idle connections kept per destination (the default pace's concurrency); more are closed after
+ * use. Connections in use are not capped, as before reuse: a thousand device logins polling one
+ * endpoint never wait for one another's sockets.
  */
-const MAX_SOCKETS_PER_DESTINATION = MAX_CONCURRENCY;
-/** Idle connections kept per destination: the default pace's concurrency; more are closed after use. */
 const MAX_IDLE_SOCKETS_PER_DESTINATION = 2;
 /** Destinations with a pool; the least recently used beyond this is dropped (its idle connections closed). */
 const MAX_DESTINATIONS = 32;
@@ -226,7 +224,6 @@ function keptAliveAgent(url: URL, target: CheckedAddress): Agent {
     const options = {
       keepAlive: true,
       timeout: IDLE_CONNECTION_MS,
-      maxSockets: MAX_SOCKETS_PER_DESTINATION,
       maxFreeSockets: MAX_IDLE_SOCKETS_PER_DESTINATION,
       // The most recently used socket first: the least likely to have been closed by the server.
       scheduling: 'lifo',
