@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { activeSlotsQuery, HOUR, provisionFleet } from './fleet-slots';
 import { monotonicUs, summarizeProfiles } from './cpu-profile';
 import { cpuSecondsOf, threadCpuDelta, threadCpuSecondsOf } from './process-stats';
+import { historyOf, updateActivitySteps } from './history';
 import { distribution, round, type Target } from './report';
 import { inPool, param, PROJECT_ROOT, runBenchmark, sleep, untilCount } from './rig';
 
@@ -22,6 +23,10 @@ const CPU_PROFILE = process.env.BENCH_CPU_PROF === '1';
 const IDLE_S = param('BENCH_FLOOR_IDLE_S', Math.ceil(N / RATE));
 /** BENCH_FLOOR_PACED=1: the floor's activities paced like ours (the server's task-queue rate limit at RATE/s, 10 at once); default unpaced. */
 const FLOOR_PACED = param('BENCH_FLOOR_PACED', 0) === 1;
+/** BENCH_FLOOR_LATENCY_ONLY=1: the floor's update → activity start alone (with its steps), no CPU phases and not ours (a quick comparison with `latency`). */
+const LATENCY_ONLY = param('BENCH_FLOOR_LATENCY_ONLY', 0) === 1;
+/** Updates in flight at once (the `latency` benchmark runs BENCH_LATENCY_CONCURRENCY logins at once, 4 by default). */
+const UPDATE_CONCURRENCY = param('BENCH_FLOOR_UPDATE_CONCURRENCY', 4);
 
 await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000), async (rig) => {
   const { server, client, slots: slotClient, pid: serverPid } = await rig.startServer();
@@ -45,9 +50,16 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   rig.defer(async () => void child.kill('SIGTERM'));
-  const replies: Array<(m: { type: string; cycles?: number }) => void> = [];
-  child.on('message', (m: { type: string; cycles?: number }) => replies.shift()?.(m));
-  const next = (): Promise<{ type: string; cycles?: number }> => new Promise((resolve) => replies.push(resolve));
+  type FloorReply = { type: string; cycles?: number; eventLoopDelayMs?: Record<string, number> };
+  const replies: Array<(m: FloorReply) => void> = [];
+  child.on('message', (m: FloorReply) => replies.shift()?.(m));
+  const next = (): Promise<FloorReply> => new Promise((resolve) => replies.push(resolve));
+  /** The floor worker's main-thread event-loop delay since the previous ask (reset by asking). */
+  const loopDelay = async (): Promise<Record<string, number> | undefined> => {
+    const reply = next();
+    child.send({ type: 'eld' });
+    return (await reply).eventLoopDelayMs;
+  };
   await next(); // ready
   const cycles = async (): Promise<number> => {
     const reply = next();
@@ -57,6 +69,50 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
   const floorIds = Array.from({ length: N }, (_, i) => `floor-${i}-${randomUUID().slice(0, 6)}`);
   await inPool(floorIds, 32, (workflowId) => client.workflow.start('floorSlotWorkflow', { taskQueue: queues.workflowQueue, workflowId, args: [{ host: queues.hostQueue, session: queues.sessionQueue }] }));
   await sleep(3000);
+  // Update → activity start on the session-style queue, cut into the same steps as `latency` cuts ours (server event times).
+  const updateLatency = async () => {
+    await loopDelay();
+    const calls = await inPool(Array.from({ length: UPDATES }, (_, i) => floorIds[i % N] as string), UPDATE_CONCURRENCY, async (workflowId) => {
+      const calledAt = Date.now();
+      const startedAt = await client.workflow.getHandle(workflowId).executeUpdate<number, [string]>('submit', { args: ['code'] });
+      return { workflowId, calledAt, startedAt };
+    });
+    const workerEventLoopDelayMs = await loopDelay();
+    const steps: Record<string, number[]> = { callToUpdateTaskStarted: [], updateTaskStartedToAccepted: [], acceptedToActivityScheduled: [], activityScheduledToStarted: [], activityStartedToFunction: [] };
+    let sameTask = 0;
+    let waited = 0;
+    await inPool(calls, 8, async (c) => {
+      const cut = updateActivitySteps(await historyOf(client, c.workflowId), 'touch', c.calledAt);
+      if (!cut) return;
+      if (cut.scheduledInAcceptingTask) sameTask++;
+      if (cut.waitedForTask) waited++;
+      steps.callToUpdateTaskStarted!.push(cut.callToUpdateTaskStarted);
+      steps.updateTaskStartedToAccepted!.push(cut.updateTaskStartedToAccepted);
+      steps.acceptedToActivityScheduled!.push(cut.acceptedToActivityScheduled);
+      steps.activityScheduledToStarted!.push(cut.activityScheduledToStarted);
+      // ActivityTaskStarted (server clock) → the activity function's first line (the worker's clock; one machine).
+      steps.activityStartedToFunction!.push(c.startedAt - cut.activityStartedAt);
+    });
+    return {
+      latencies: calls.map((c) => c.startedAt - c.calledAt),
+      steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, distribution(v)])),
+      scheduledInAcceptingTask: sameTask,
+      /** Updates that arrived while a task of the same workflow was scheduled or running. */
+      waitedForAnotherTask: waited,
+      workerEventLoopDelayMs,
+    };
+  };
+  if (LATENCY_ONLY) {
+    const measured = await updateLatency();
+    child.kill('SIGTERM');
+    await inPool(floorIds, 32, (workflowId) => client.workflow.getHandle(workflowId).terminate('floor measured').catch(() => undefined));
+    return {
+      parameters: { latencyOnly: true, n: N, updates: UPDATES, concurrency: UPDATE_CONCURRENCY, server: 'temporal server start-dev (in memory)', floor: 'bench/floor/: update → no-op activity on a session-style queue; its worker in a process of its own' },
+      results: { floor: { updateToActivityStartMs: distribution(measured.latencies, 1), stepsMs: measured.steps, activityScheduledInAcceptingTask: measured.scheduledInAcceptingTask, updateWaitedForAnotherTask: measured.waitedForAnotherTask, workerEventLoopDelayMs: measured.workerEventLoopDelayMs } },
+      baseline: { what: 'the floor is the baseline' },
+      targets: {},
+    };
+  }
   const floorIdle = await idleCost(child.pid as number);
   const floorThreads0 = await threadCpuSecondsOf(child.pid as number);
   const floor0 = { worker: await cpuOf(child.pid as number), server: await serverCpu(), at: Date.now() };
@@ -66,12 +122,7 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
   await sleep(1000);
   const floor1 = { worker: await cpuOf(child.pid as number), server: await serverCpu(), at: Date.now() };
   const floorThreads = threadCpuDelta(floorThreads0, await threadCpuSecondsOf(child.pid as number));
-  // Update → activity start on the session-style queue.
-  const latencies = await inPool(Array.from({ length: UPDATES }, (_, i) => floorIds[i % N] as string), 4, async (workflowId) => {
-    const calledAt = Date.now();
-    const startedAt = await client.workflow.getHandle(workflowId).executeUpdate<number, [string]>('submit', { args: ['code'] });
-    return startedAt - calledAt;
-  });
+  const updates = await updateLatency();
   child.kill('SIGTERM');
   await inPool(floorIds, 32, (workflowId) => client.workflow.getHandle(workflowId).terminate('floor measured').catch(() => undefined));
 
@@ -110,7 +161,7 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
   };
   const floorNet = netOfIdle(floorCycle, floorIdle, floor1.at - floor0.at);
   const oursNet = netOfIdle(oursCycle, oursIdle, ours1.at - ours0.at);
-  const floorLatency = distribution(latencies, 1);
+  const floorLatency = distribution(updates.latencies, 1);
   const targets: Record<string, Target> = {
     cpuPerCycle: { target: 'CPU seconds (worker + server) per refresh cycle at most 1.3x the floor\'s per cycle', measured: ratio, met: ratio !== null && refreshed >= N ? ratio <= 1.3 : null },
     submitToPty: {
@@ -120,10 +171,10 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
     },
   };
   return {
-    parameters: { cpuProfile: CPU_PROFILE, idleSeconds: IDLE_S, floorPace: FLOOR_PACED ? `${RATE}/s, 10 at once (task-queue rate limit)` : 'unpaced', n: N, updates: UPDATES, oursPace: `claude=${RATE}/s:10`, server: 'temporal server start-dev (in memory), same machine, both measured on it one after the other', floor: 'bench/floor/: timer (condition with timeout, woken by a signal) → no-op activity → timer; update → no-op activity on a session-style queue; its worker in a process of its own' },
+    parameters: { cpuProfile: CPU_PROFILE, idleSeconds: IDLE_S, updateConcurrency: UPDATE_CONCURRENCY, floorPace: FLOOR_PACED ? `${RATE}/s, 10 at once (task-queue rate limit)` : 'unpaced', n: N, updates: UPDATES, oursPace: `claude=${RATE}/s:10`, server: 'temporal server start-dev (in memory), same machine, both measured on it one after the other', floor: 'bench/floor/: timer (condition with timeout, woken by a signal) → no-op activity → timer; update → no-op activity on a session-style queue; its worker in a process of its own' },
     results: {
       ratioLessIdle: floorNet.total > 0 ? round(oursNet.total / floorNet.total, 2) : null,
-      floor: { cpuSecondsPerCycle: floorCycle, idleCpuSecondsPerSecond: floorIdle, cpuSecondsPerCycleLessIdle: floorNet, wallMs: floor1.at - floor0.at, updateToActivityStartMs: floorLatency, workerThreadCpuSeconds: floorThreads },
+      floor: { cpuSecondsPerCycle: floorCycle, idleCpuSecondsPerSecond: floorIdle, cpuSecondsPerCycleLessIdle: floorNet, wallMs: floor1.at - floor0.at, updateToActivityStartMs: floorLatency, updateStepsMs: updates.steps, activityScheduledInAcceptingTask: updates.scheduledInAcceptingTask, updateWaitedForAnotherTask: updates.waitedForAnotherTask, updateWorkerEventLoopDelayMs: updates.workerEventLoopDelayMs, workerThreadCpuSeconds: floorThreads },
       ours: { refreshed, cpuSecondsPerCycle: oursCycle, idleCpuSecondsPerSecond: oursIdle, cpuSecondsPerCycleLessIdle: oursNet, wallMs: ours1.at - ours0.at, workerThreadCpuSeconds: oursThreads, ...(cpuProfile ? { cpuProfileOfRefreshPhase: cpuProfile } : {}) },
     },
     baseline: { what: 'the floor is the baseline: the engine alone, same server, same run' },
