@@ -78,7 +78,7 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
       return { workflowId, calledAt, startedAt };
     });
     const workerEventLoopDelayMs = await loopDelay();
-    const steps: Record<string, number[]> = { callToUpdateTaskStarted: [], updateTaskStartedToAccepted: [], acceptedToActivityScheduled: [], activityScheduledToStarted: [], activityStartedToFunction: [] };
+    const steps: Record<string, number[]> = { callToUpdateTaskStarted: [], updateTaskStartedToAccepted: [], acceptedToActivityScheduled: [], activityScheduledToStarted: [], activityStartedToFunction: [], callToActivityStarted: [] };
     let sameTask = 0;
     let waited = 0;
     await inPool(calls, 8, async (c) => {
@@ -92,6 +92,8 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
       steps.activityScheduledToStarted!.push(cut.activityScheduledToStarted);
       // ActivityTaskStarted (server clock) → the activity function's first line (the worker's clock; one machine).
       steps.activityStartedToFunction!.push(c.startedAt - cut.activityStartedAt);
+      // The call → ActivityTaskStarted, as `latency` cuts ours: the like-for-like part of both intervals.
+      steps.callToActivityStarted!.push(cut.activityStartedAt - c.calledAt);
     });
     return {
       latencies: calls.map((c) => c.startedAt - c.calledAt),

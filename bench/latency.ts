@@ -98,6 +98,8 @@ async function breakdown(
     acceptedToActivityScheduled: [],
     activityScheduledToStarted: [],
     activityStartedToBytes: [],
+    /** The call → ActivityTaskStarted: the part of the path the engine floor's interval also covers, cut at the same event. */
+    callToActivityStarted: [],
   };
   let sameTask = 0;
   let examined = 0;
@@ -115,6 +117,7 @@ async function breakdown(
     steps.acceptedToActivityScheduled!.push(cut.acceptedToActivityScheduled);
     steps.activityScheduledToStarted!.push(cut.activityScheduledToStarted);
     steps.activityStartedToBytes!.push(bytes - cut.activityStartedAt);
+    steps.callToActivityStarted!.push(cut.activityStartedAt - s.calledAt);
     if (cut.waitedForTask) waited.push(cut.waitedForTask.cause);
     else notWaiting.push(bytes - s.calledAt);
   });
