@@ -91,7 +91,7 @@ async function breakdown(
   client: Client,
   submissions: readonly Submission[],
   bytesAt: ReadonlyMap<string, number>,
-): Promise<{ steps: Record<string, ReturnType<typeof distribution>>; scheduledInAcceptingTask: number; examined: number; waitedForTask: Record<string, number>; stepsWhenNotWaiting: ReturnType<typeof distribution> }> {
+): Promise<{ steps: Record<string, ReturnType<typeof distribution>>; scheduledInAcceptingTask: number; examined: number; waitedForTask: Record<string, number>; stepsWhenNotWaiting: ReturnType<typeof distribution>; callToTaskWhenWaiting: ReturnType<typeof distribution> }> {
   const steps: Record<string, number[]> = {
     callToUpdateTaskStarted: [],
     updateTaskStartedToAccepted: [],
@@ -105,6 +105,7 @@ async function breakdown(
   let examined = 0;
   const waited: string[] = [];
   const notWaiting: number[] = [];
+  const waitedCallToTask: number[] = [];
   await inPool(submissions, 8, async (s) => {
     const bytes = bytesAt.get(s.slotId);
     if (bytes === undefined) return;
@@ -118,8 +119,10 @@ async function breakdown(
     steps.activityScheduledToStarted!.push(cut.activityScheduledToStarted);
     steps.activityStartedToBytes!.push(bytes - cut.activityStartedAt);
     steps.callToActivityStarted!.push(cut.activityStartedAt - s.calledAt);
-    if (cut.waitedForTask) waited.push(cut.waitedForTask.cause);
-    else notWaiting.push(bytes - s.calledAt);
+    if (cut.waitedForTask) {
+      waited.push(cut.waitedForTask.cause);
+      waitedCallToTask.push(cut.callToUpdateTaskStarted);
+    } else notWaiting.push(bytes - s.calledAt);
   });
   return {
     steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, distribution(v)])),
@@ -127,6 +130,7 @@ async function breakdown(
     examined,
     waitedForTask: countValues(waited),
     stepsWhenNotWaiting: distribution(notWaiting),
+    callToTaskWhenWaiting: distribution(waitedCallToTask),
   };
 }
 
@@ -419,6 +423,8 @@ await runBenchmark('latency', 15 * 60_000, async (rig) => {
       activityScheduledInAcceptingTask: { count: steps.scheduledInAcceptingTask, of: steps.examined },
       /** Updates that arrived while a task of the same workflow was scheduled or running (they wait for it), by what that task was for. */
       updateWaitedForAnotherTask: steps.waitedForTask,
+      /** callToUpdateTaskStarted of those updates. */
+      callToUpdateTaskStartedWhenWaiting: steps.callToTaskWhenWaiting,
       /** submit → PTY of the others: the path the engine floor's (idle) workflows always take. */
       submitToPtyMsWhenNotWaiting: steps.stepsWhenNotWaiting,
       measuredLogins: measured.fromCall.length,
