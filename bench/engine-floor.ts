@@ -81,11 +81,13 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
     const steps: Record<string, number[]> = { callToUpdateTaskStarted: [], updateTaskStartedToAccepted: [], acceptedToActivityScheduled: [], activityScheduledToStarted: [], activityStartedToFunction: [], callToActivityStarted: [] };
     let sameTask = 0;
     let waited = 0;
+    let sticky = 0;
     await inPool(calls, 8, async (c) => {
       const cut = updateActivitySteps(await historyOf(client, c.workflowId), 'touch', c.calledAt);
       if (!cut) return;
       if (cut.scheduledInAcceptingTask) sameTask++;
       if (cut.waitedForTask) waited++;
+      if (cut.stickyTask) sticky++;
       steps.callToUpdateTaskStarted!.push(cut.callToUpdateTaskStarted);
       steps.updateTaskStartedToAccepted!.push(cut.updateTaskStartedToAccepted);
       steps.acceptedToActivityScheduled!.push(cut.acceptedToActivityScheduled);
@@ -101,6 +103,8 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
       scheduledInAcceptingTask: sameTask,
       /** Updates that arrived while a task of the same workflow was scheduled or running. */
       waitedForAnotherTask: waited,
+      /** Updates whose task went to the worker's sticky queue (the workflow still cached). */
+      stickyTasks: sticky,
       workerEventLoopDelayMs,
     };
   };
@@ -110,7 +114,7 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
     await inPool(floorIds, 32, (workflowId) => client.workflow.getHandle(workflowId).terminate('floor measured').catch(() => undefined));
     return {
       parameters: { latencyOnly: true, n: N, updates: UPDATES, concurrency: UPDATE_CONCURRENCY, server: 'temporal server start-dev (in memory)', floor: 'bench/floor/: update → no-op activity on a session-style queue; its worker in a process of its own' },
-      results: { floor: { updateToActivityStartMs: distribution(measured.latencies, 1), stepsMs: measured.steps, activityScheduledInAcceptingTask: measured.scheduledInAcceptingTask, updateWaitedForAnotherTask: measured.waitedForAnotherTask, workerEventLoopDelayMs: measured.workerEventLoopDelayMs } },
+      results: { floor: { updateToActivityStartMs: distribution(measured.latencies, 1), stepsMs: measured.steps, activityScheduledInAcceptingTask: measured.scheduledInAcceptingTask, updateWaitedForAnotherTask: measured.waitedForAnotherTask, updateTaskOnStickyQueue: measured.stickyTasks, workerEventLoopDelayMs: measured.workerEventLoopDelayMs } },
       baseline: { what: 'the floor is the baseline' },
       targets: {},
     };
@@ -176,7 +180,7 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
     parameters: { cpuProfile: CPU_PROFILE, idleSeconds: IDLE_S, updateConcurrency: UPDATE_CONCURRENCY, floorPace: FLOOR_PACED ? `${RATE}/s, 10 at once (task-queue rate limit)` : 'unpaced', n: N, updates: UPDATES, oursPace: `claude=${RATE}/s:10`, server: 'temporal server start-dev (in memory), same machine, both measured on it one after the other', floor: 'bench/floor/: timer (condition with timeout, woken by a signal) → no-op activity → timer; update → no-op activity on a session-style queue; its worker in a process of its own' },
     results: {
       ratioLessIdle: floorNet.total > 0 ? round(oursNet.total / floorNet.total, 2) : null,
-      floor: { cpuSecondsPerCycle: floorCycle, idleCpuSecondsPerSecond: floorIdle, cpuSecondsPerCycleLessIdle: floorNet, wallMs: floor1.at - floor0.at, updateToActivityStartMs: floorLatency, updateStepsMs: updates.steps, activityScheduledInAcceptingTask: updates.scheduledInAcceptingTask, updateWaitedForAnotherTask: updates.waitedForAnotherTask, updateWorkerEventLoopDelayMs: updates.workerEventLoopDelayMs, workerThreadCpuSeconds: floorThreads },
+      floor: { cpuSecondsPerCycle: floorCycle, idleCpuSecondsPerSecond: floorIdle, cpuSecondsPerCycleLessIdle: floorNet, wallMs: floor1.at - floor0.at, updateToActivityStartMs: floorLatency, updateStepsMs: updates.steps, activityScheduledInAcceptingTask: updates.scheduledInAcceptingTask, updateWaitedForAnotherTask: updates.waitedForAnotherTask, updateTaskOnStickyQueue: updates.stickyTasks, updateWorkerEventLoopDelayMs: updates.workerEventLoopDelayMs, workerThreadCpuSeconds: floorThreads },
       ours: { refreshed, cpuSecondsPerCycle: oursCycle, idleCpuSecondsPerSecond: oursIdle, cpuSecondsPerCycleLessIdle: oursNet, wallMs: ours1.at - ours0.at, workerThreadCpuSeconds: oursThreads, ...(cpuProfile ? { cpuProfileOfRefreshPhase: cpuProfile } : {}) },
     },
     baseline: { what: 'the floor is the baseline: the engine alone, same server, same run' },

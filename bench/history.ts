@@ -153,6 +153,8 @@ export interface UpdateActivitySteps {
   readonly activityStartedAt: number;
   /** The activity was scheduled by the very workflow task that accepted the update. */
   readonly scheduledInAcceptingTask: boolean;
+  /** The update's task went to the worker's sticky queue: the worker still had the workflow cached (an evicted one is sent to the normal queue and replayed). */
+  readonly stickyTask: boolean;
   /**
    * The workflow's previous task completed after the call (epoch ms, server clock): the update
    * waited for a task of the same workflow that was already scheduled or running, and what
@@ -191,5 +193,6 @@ export function updateActivitySteps(events: readonly HistoryEvent[], activity: s
     activityScheduledToStarted: eventMs(started) - eventMs(scheduled),
     activityStartedAt: eventMs(started),
     scheduledInAcceptingTask: idOf(scheduled.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId) === idOf(acceptingTask?.eventId),
+    stickyTask: lastBefore(events, accepted, EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)?.workflowTaskScheduledEventAttributes?.taskQueue?.kind === proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_STICKY,
   };
 }

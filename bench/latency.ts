@@ -91,7 +91,7 @@ async function breakdown(
   client: Client,
   submissions: readonly Submission[],
   bytesAt: ReadonlyMap<string, number>,
-): Promise<{ steps: Record<string, ReturnType<typeof distribution>>; scheduledInAcceptingTask: number; examined: number; waitedForTask: Record<string, number>; stepsWhenNotWaiting: ReturnType<typeof distribution>; callToTaskWhenWaiting: ReturnType<typeof distribution> }> {
+): Promise<{ steps: Record<string, ReturnType<typeof distribution>>; scheduledInAcceptingTask: number; stickyTasks: number; examined: number; waitedForTask: Record<string, number>; stepsWhenNotWaiting: ReturnType<typeof distribution>; callToTaskWhenWaiting: ReturnType<typeof distribution> }> {
   const steps: Record<string, number[]> = {
     callToUpdateTaskStarted: [],
     updateTaskStartedToAccepted: [],
@@ -102,6 +102,7 @@ async function breakdown(
     callToActivityStarted: [],
   };
   let sameTask = 0;
+  let sticky = 0;
   let examined = 0;
   const waited: string[] = [];
   const notWaiting: number[] = [];
@@ -113,6 +114,7 @@ async function breakdown(
     if (!cut) return;
     examined++;
     if (cut.scheduledInAcceptingTask) sameTask++;
+    if (cut.stickyTask) sticky++;
     steps.callToUpdateTaskStarted!.push(cut.callToUpdateTaskStarted);
     steps.updateTaskStartedToAccepted!.push(cut.updateTaskStartedToAccepted);
     steps.acceptedToActivityScheduled!.push(cut.acceptedToActivityScheduled);
@@ -127,6 +129,7 @@ async function breakdown(
   return {
     steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, distribution(v)])),
     scheduledInAcceptingTask: sameTask,
+    stickyTasks: sticky,
     examined,
     waitedForTask: countValues(waited),
     stepsWhenNotWaiting: distribution(notWaiting),
@@ -421,6 +424,8 @@ await runBenchmark('latency', 15 * 60_000, async (rig) => {
       stepsMs: steps.steps,
       /** Logins whose submitLoginCode was scheduled by the very workflow task that accepted the update (of those examined). */
       activityScheduledInAcceptingTask: { count: steps.scheduledInAcceptingTask, of: steps.examined },
+      /** Updates whose task went to the worker's sticky queue (the slot workflow still cached, no replay). */
+      updateTaskOnStickyQueue: { count: steps.stickyTasks, of: steps.examined },
       /** Updates that arrived while a task of the same workflow was scheduled or running (they wait for it), by what that task was for. */
       updateWaitedForAnotherTask: steps.waitedForTask,
       /** callToUpdateTaskStarted of those updates. */
