@@ -356,7 +356,7 @@ await runBenchmark('latency', 15 * 60_000, async (rig) => {
     host,
     taskQueue,
     slotsDir,
-    env: { FIXTURE_SPEED, FIXTURE_INPUT_LOG: inputLog },
+    env: { FIXTURE_SPEED, FIXTURE_INPUT_LOG: inputLog, BENCH_LOOP_DELAY: '1' },
   });
   const slots = slotClient(taskQueue);
 

@@ -16,13 +16,17 @@ const workers = await Promise.all([
   Worker.create({ connection, taskQueue: hostQueue as string, activities, ...(pace > 0 ? { maxTaskQueueActivitiesPerSecond: pace, maxConcurrentActivityTaskExecutions: 10 } : {}) }),
   Worker.create({ connection, taskQueue: sessionQueue as string, activities, maxConcurrentActivityTaskExecutions: 1000 }),
 ]);
-// The main thread's event-loop delay, as bench/worker-entry.ts measures ours: answered and reset on `eld`.
-const loopDelay = monitorEventLoopDelay({ resolution: 5 });
-loopDelay.enable();
+// The main thread's event-loop delay, as bench/worker-entry.ts measures ours: started by the first
+// `eld` (after the CPU phases: its timer costs CPU), answered and reset by each.
+let loopDelay: ReturnType<typeof monitorEventLoopDelay> | undefined;
 const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
 process.on('message', (m: { type: string }) => {
   if (m.type === 'cycles') process.send?.({ type: 'cycles', cycles: activities.cyclesDone() });
   if (m.type === 'eld') {
+    if (!loopDelay) {
+      loopDelay = monitorEventLoopDelay({ resolution: 5 });
+      loopDelay.enable();
+    }
     process.send?.({ type: 'eld', eventLoopDelayMs: { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max), mean: ms(loopDelay.mean), samples: loopDelay.count } });
     loopDelay.reset();
   }
