@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { activeSlotsQuery, HOUR, provisionFleet } from './fleet-slots';
 import { monotonicUs, summarizeProfiles } from './cpu-profile';
 import { cpuSecondsOf, threadCpuDelta, threadCpuSecondsOf } from './process-stats';
+import { historyOf, updateActivitySteps } from './history';
 import { distribution, round, type Target } from './report';
 import { inPool, param, PROJECT_ROOT, runBenchmark, sleep, untilCount } from './rig';
 
@@ -21,6 +22,10 @@ const RATE = param('BENCH_FLOOR_RATE', 10);
 const CPU_PROFILE = process.env.BENCH_CPU_PROF === '1';
 /** Seconds each worker (and the server) is also measured idle, before its cycles: what either costs per second doing nothing. */
 const IDLE_S = param('BENCH_FLOOR_IDLE_S', Math.ceil(N / RATE));
+/** BENCH_FLOOR_LATENCY_ONLY=1: the floor's update → activity start alone (with its steps), no CPU phases and not ours (a quick comparison with `latency`). */
+const LATENCY_ONLY = param('BENCH_FLOOR_LATENCY_ONLY', 0) === 1;
+/** Updates in flight at once (the `latency` benchmark runs BENCH_LATENCY_CONCURRENCY logins at once, 4 by default). */
+const UPDATE_CONCURRENCY = param('BENCH_FLOOR_UPDATE_CONCURRENCY', 4);
 
 await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000), async (rig) => {
   const { server, client, slots: slotClient, pid: serverPid } = await rig.startServer();
@@ -37,7 +42,7 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
 
   // ── the floor, twice: unpaced, and paced as our token requests are (the same queue shape) ──
   const perCycle = (a: { worker: number; server: number }, b: { worker: number; server: number }) => ({ worker: round((b.worker - a.worker) / N, 4), server: round((b.server - a.server) / N, 4), total: round((b.worker - a.worker + b.server - a.server) / N, 4) });
-  const measureFloor = async (paced: boolean, updates: number) => {
+  const measureFloor = async (paced: boolean, updates: number, cpu = true) => {
     const queues = { workflowQueue: `floor-${randomUUID().slice(0, 8)}`, hostQueue: `floor-host-${randomUUID().slice(0, 8)}`, sessionQueue: `floor-session-${randomUUID().slice(0, 8)}` };
     const child = fork(join(PROJECT_ROOT, 'bench', 'floor', 'worker.ts'), [], {
       cwd: PROJECT_ROOT,
@@ -46,9 +51,16 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
     rig.defer(async () => void child.kill('SIGTERM'));
-    const replies: Array<(m: { type: string; cycles?: number }) => void> = [];
-    child.on('message', (m: { type: string; cycles?: number }) => replies.shift()?.(m));
-    const next = (): Promise<{ type: string; cycles?: number }> => new Promise((resolve) => replies.push(resolve));
+    type FloorReply = { type: string; cycles?: number; eventLoopDelayMs?: Record<string, number> };
+    const replies: Array<(m: FloorReply) => void> = [];
+    child.on('message', (m: FloorReply) => replies.shift()?.(m));
+    const next = (): Promise<FloorReply> => new Promise((resolve) => replies.push(resolve));
+    /** The floor worker's main-thread event-loop delay since the previous ask (reset by asking). */
+    const loopDelay = async (): Promise<Record<string, number> | undefined> => {
+      const reply = next();
+      child.send({ type: 'eld' });
+      return (await reply).eventLoopDelayMs;
+    };
     await next(); // ready
     const cycles = async (): Promise<number> => {
       const reply = next();
@@ -58,6 +70,51 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
     const floorIds = Array.from({ length: N }, (_, i) => `floor-${i}-${randomUUID().slice(0, 6)}`);
     await inPool(floorIds, 32, (workflowId) => client.workflow.start('floorSlotWorkflow', { taskQueue: queues.workflowQueue, workflowId, args: [{ host: queues.hostQueue, session: queues.sessionQueue }] }));
     await sleep(3000);
+    // Update → activity start on the session-style queue, cut into the same steps as `latency` cuts ours (server event times).
+    const updateLatency = async () => {
+      await loopDelay();
+      const calls = await inPool(Array.from({ length: updates }, (_, i) => floorIds[i % N] as string), UPDATE_CONCURRENCY, async (workflowId) => {
+        const calledAt = Date.now();
+        const startedAt = await client.workflow.getHandle(workflowId).executeUpdate<number, [string]>('submit', { args: ['code'] });
+        return { workflowId, calledAt, startedAt };
+      });
+      const workerEventLoopDelayMs = await loopDelay();
+      const steps: Record<string, number[]> = { callToUpdateTaskStarted: [], updateTaskStartedToAccepted: [], acceptedToActivityScheduled: [], activityScheduledToStarted: [], activityStartedToFunction: [], callToActivityStarted: [] };
+      let sameTask = 0;
+      let waited = 0;
+      let sticky = 0;
+      await inPool(calls, 8, async (c) => {
+        const cut = updateActivitySteps(await historyOf(client, c.workflowId), 'touch', c.calledAt);
+        if (!cut) return;
+        if (cut.scheduledInAcceptingTask) sameTask++;
+        if (cut.waitedForTask) waited++;
+        if (cut.stickyTask) sticky++;
+        steps.callToUpdateTaskStarted!.push(cut.callToUpdateTaskStarted);
+        steps.updateTaskStartedToAccepted!.push(cut.updateTaskStartedToAccepted);
+        steps.acceptedToActivityScheduled!.push(cut.acceptedToActivityScheduled);
+        steps.activityScheduledToStarted!.push(cut.activityScheduledToStarted);
+        // ActivityTaskStarted (server clock) → the activity function's first line (the worker's clock; one machine).
+        steps.activityStartedToFunction!.push(c.startedAt - cut.activityStartedAt);
+        // The call → ActivityTaskStarted, as `latency` cuts ours: the like-for-like part of both intervals.
+        steps.callToActivityStarted!.push(cut.activityStartedAt - c.calledAt);
+      });
+      return {
+        latencies: calls.map((c) => c.startedAt - c.calledAt),
+        steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, distribution(v)])),
+        scheduledInAcceptingTask: sameTask,
+        /** Updates that arrived while a task of the same workflow was scheduled or running. */
+        waitedForAnotherTask: waited,
+        /** Updates whose task went to the worker's sticky queue (the workflow still cached). */
+        stickyTasks: sticky,
+        workerEventLoopDelayMs,
+      };
+    };
+    if (!cpu) {
+      const measured = await updateLatency();
+      child.kill('SIGTERM');
+      await inPool(floorIds, 32, (workflowId) => client.workflow.getHandle(workflowId).terminate('floor measured').catch(() => undefined));
+      return { measured };
+    }
     const idle = await idleCost(child.pid as number);
     const threads0 = await threadCpuSecondsOf(child.pid as number);
     const at0 = { worker: await cpuOf(child.pid as number), server: await serverCpu(), at: Date.now() };
@@ -67,18 +124,32 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
     await sleep(1000);
     const at1 = { worker: await cpuOf(child.pid as number), server: await serverCpu(), at: Date.now() };
     const threads = threadCpuDelta(threads0, await threadCpuSecondsOf(child.pid as number));
-    // Update → activity start on the session-style queue.
-    const latencies = await inPool(Array.from({ length: updates }, (_, i) => floorIds[i % N] as string), 4, async (workflowId) => {
-      const calledAt = Date.now();
-      const startedAt = await client.workflow.getHandle(workflowId).executeUpdate<number, [string]>('submit', { args: ['code'] });
-      return startedAt - calledAt;
-    });
+    const measured = updates > 0 ? await updateLatency() : undefined;
     child.kill('SIGTERM');
     await inPool(floorIds, 32, (workflowId) => client.workflow.getHandle(workflowId).terminate('floor measured').catch(() => undefined));
-    return { cycle: perCycle(at0, at1), idle, wallMs: at1.at - at0.at, threads, latencies };
+    return { cpu: { cycle: perCycle(at0, at1), idle, wallMs: at1.at - at0.at, threads }, measured };
   };
-  const unpacedFloor = await measureFloor(false, UPDATES);
-  const pacedFloor = await measureFloor(true, 0);
+  const updatesDocument = (m: NonNullable<Awaited<ReturnType<typeof measureFloor>>['measured']>) => ({
+    updateToActivityStartMs: distribution(m.latencies, 1),
+    updateStepsMs: m.steps,
+    activityScheduledInAcceptingTask: m.scheduledInAcceptingTask,
+    updateWaitedForAnotherTask: m.waitedForAnotherTask,
+    updateTaskOnStickyQueue: m.stickyTasks,
+    updateWorkerEventLoopDelayMs: m.workerEventLoopDelayMs,
+  });
+  if (LATENCY_ONLY) {
+    const { measured } = await measureFloor(false, UPDATES, false);
+    return {
+      parameters: { latencyOnly: true, n: N, updates: UPDATES, concurrency: UPDATE_CONCURRENCY, server: 'temporal server start-dev (in memory)', floor: 'bench/floor/: update → no-op activity on a session-style queue; its worker in a process of its own' },
+      results: { floor: updatesDocument(measured!) },
+      baseline: { what: 'the floor is the baseline' },
+      targets: {},
+    };
+  }
+  const unpaced = await measureFloor(false, UPDATES);
+  const paced = await measureFloor(true, 0);
+  const unpacedFloor = unpaced.cpu!;
+  const pacedFloor = paced.cpu!;
 
   // ── ours: the same cycle as a slot runs it (refreshNow → refreshCredential → timer) ──
   const slotsDir = await rig.tempDir('floor-slots');
@@ -125,7 +196,8 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
     };
   };
   const ratio = ratioTo(pacedFloor.cycle);
-  const floorLatency = distribution(unpacedFloor.latencies, 1);
+  const floorUpdates = updatesDocument(unpaced.measured!);
+  const floorLatency = floorUpdates.updateToActivityStartMs;
   const targets: Record<string, Target> = {
     cpuPerCycle: {
       target: "CPU seconds (worker + server) per refresh cycle at most 1.3x the floor's per cycle (the floor on a queue paced as ours is; the unpaced floor's ratio is in results.unpacedFloor)",
@@ -139,10 +211,10 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
     },
   };
   return {
-    parameters: { cpuProfile: CPU_PROFILE, idleSeconds: IDLE_S, floorPace: `measured twice: unpaced, and ${RATE}/s with 10 at once (the server's task-queue rate limit, as ours)`, n: N, updates: UPDATES, oursPace: `claude=${RATE}/s:10`, server: 'temporal server start-dev (in memory), same machine, the floors then ours measured on it one after the other', floor: 'bench/floor/: timer (condition with timeout, woken by a signal) → no-op activity → timer; update → no-op activity on a session-style queue; its worker in a process of its own' },
+    parameters: { cpuProfile: CPU_PROFILE, idleSeconds: IDLE_S, updateConcurrency: UPDATE_CONCURRENCY, floorPace: `measured twice: unpaced, and ${RATE}/s with 10 at once (the server's task-queue rate limit, as ours)`, n: N, updates: UPDATES, oursPace: `claude=${RATE}/s:10`, server: 'temporal server start-dev (in memory), same machine, the floors then ours measured on it one after the other', floor: 'bench/floor/: timer (condition with timeout, woken by a signal) → no-op activity → timer; update → no-op activity on a session-style queue; its worker in a process of its own' },
     results: {
       pacedFloor: floorDocument(pacedFloor),
-      unpacedFloor: { ...floorDocument(unpacedFloor), updateToActivityStartMs: floorLatency },
+      unpacedFloor: { ...floorDocument(unpacedFloor), ...floorUpdates },
       ours: { refreshed, cpuSecondsPerCycle: oursCycle, idleCpuSecondsPerSecond: oursIdle, cpuSecondsPerCycleLessIdle: oursNet, wallMs: ours1.at - ours0.at, workerThreadCpuSeconds: oursThreads, ...(cpuProfile ? { cpuProfileOfRefreshPhase: cpuProfile } : {}) },
     },
     baseline: { what: 'the floor is the baseline: the engine alone, same server, same run' },

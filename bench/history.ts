@@ -65,6 +65,19 @@ export function eventBytes(events: readonly HistoryEvent[]): number {
 
 const idOf = (value: unknown): string => (value === null || value === undefined ? '' : String(value));
 
+/** The activity's name, for any of its events (scheduled, started, completed, failed …). */
+function activityNameOf(events: readonly HistoryEvent[], event: HistoryEvent): string | undefined {
+  const scheduledId =
+    event.activityTaskCompletedEventAttributes?.scheduledEventId ??
+    event.activityTaskFailedEventAttributes?.scheduledEventId ??
+    event.activityTaskTimedOutEventAttributes?.scheduledEventId ??
+    event.activityTaskCanceledEventAttributes?.scheduledEventId ??
+    event.activityTaskStartedEventAttributes?.scheduledEventId;
+  if (scheduledId === null || scheduledId === undefined) return activityName(event);
+  const scheduled = events.find((e) => idOf(e.eventId) === idOf(scheduledId));
+  return scheduled ? activityName(scheduled) : undefined;
+}
+
 /** The ActivityTaskStarted / Completed event of the activity scheduled by `scheduled`. */
 export function activityStarted(events: readonly HistoryEvent[], scheduled: HistoryEvent | undefined): HistoryEvent | undefined {
   if (!scheduled) return undefined;
@@ -125,4 +138,61 @@ export function timerCycles(events: readonly HistoryEvent[]): TimerCycle[] {
     });
   }
   return cycles;
+}
+
+/** The steps of an update that schedules an activity, from the server's event times (ms). */
+export interface UpdateActivitySteps {
+  /** The client's call (its clock, same machine) → the workflow task that runs the update started. */
+  readonly callToUpdateTaskStarted: number;
+  /** That task started → the update accepted (the task completed). */
+  readonly updateTaskStartedToAccepted: number;
+  readonly acceptedToActivityScheduled: number;
+  /** The activity scheduled → a worker's poll took it (ActivityTaskStarted). */
+  readonly activityScheduledToStarted: number;
+  /** Epoch ms of ActivityTaskStarted (server clock). */
+  readonly activityStartedAt: number;
+  /** The activity was scheduled by the very workflow task that accepted the update. */
+  readonly scheduledInAcceptingTask: boolean;
+  /** The update's task went to the worker's sticky queue: the worker still had the workflow cached (an evicted one is sent to the normal queue and replayed). */
+  readonly stickyTask: boolean;
+  /**
+   * The workflow's previous task completed after the call (epoch ms, server clock): the update
+   * waited for a task of the same workflow that was already scheduled or running, and what
+   * that task was for (the event that scheduled it: `ActivityTaskCompleted sendNotice` …).
+   */
+  readonly waitedForTask?: { readonly completedAt: number; readonly cause: string };
+}
+
+/**
+ * Cuts the path of the first update accepted after `calledAt` into steps, from one history:
+ * the task that ran the update, its acceptance, the activity `activity` it scheduled, that
+ * activity's start. The same cut for ours (submitCode → submitLoginCode) and the engine floor's.
+ */
+export function updateActivitySteps(events: readonly HistoryEvent[], activity: string, calledAt: number): UpdateActivitySteps | undefined {
+  const accepted = events.find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED && eventMs(e) >= calledAt - 5);
+  if (!accepted) return undefined;
+  const taskStarted = lastBefore(events, accepted, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED);
+  const acceptingTask = taskCompletedBefore(events, accepted);
+  const scheduled = events.find((e) => activityName(e) === activity && Number(idOf(e.eventId)) > Number(idOf(accepted.eventId)));
+  const started = activityStarted(events, scheduled);
+  if (!taskStarted || !scheduled || !started) return undefined;
+  const previous = taskCompletedBefore(events, taskStarted);
+  let waitedForTask: UpdateActivitySteps['waitedForTask'];
+  if (previous && eventMs(previous) > calledAt) {
+    const previousScheduled = lastBefore(events, previous, EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED);
+    const cause = previousScheduled ? events[events.indexOf(previousScheduled) - 1] : undefined;
+    const names = EventType as unknown as Record<number, string>;
+    const what = cause ? `${(names[cause.eventType ?? 0] ?? '').replace(/^EVENT_TYPE_/, '')} ${activityNameOf(events, cause) ?? signalName(cause) ?? ''}`.trim() : 'unknown';
+    waitedForTask = { completedAt: eventMs(previous), cause: what };
+  }
+  return {
+    ...(waitedForTask ? { waitedForTask } : {}),
+    callToUpdateTaskStarted: eventMs(taskStarted) - calledAt,
+    updateTaskStartedToAccepted: eventMs(accepted) - eventMs(taskStarted),
+    acceptedToActivityScheduled: eventMs(scheduled) - eventMs(accepted),
+    activityScheduledToStarted: eventMs(started) - eventMs(scheduled),
+    activityStartedAt: eventMs(started),
+    scheduledInAcceptingTask: idOf(scheduled.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId) === idOf(acceptingTask?.eventId),
+    stickyTask: lastBefore(events, accepted, EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)?.workflowTaskScheduledEventAttributes?.taskQueue?.kind === proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_STICKY,
+  };
 }

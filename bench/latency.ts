@@ -14,7 +14,7 @@ import type { Client } from '@temporalio/client';
 import type { SlotClient } from '../client/slot-client';
 import { SlotPhaseKey, SlotPromptKey } from '../common/search-attributes';
 import { slotWorkflowId } from '../common/slot';
-import { EventType, activityName, activityStarted, eventMs, historyOf, lastBefore, taskCompletedBefore, timeline } from './history';
+import { historyOf, timeline, updateActivitySteps } from './history';
 import { distribution, round, type Target } from './report';
 import { FIXTURE_BIN, PROJECT_ROOT, cpuBetween, cpuSnapshot, inPool, param, runBenchmark, sleep, type Rig } from './rig';
 
@@ -91,36 +91,50 @@ async function breakdown(
   client: Client,
   submissions: readonly Submission[],
   bytesAt: ReadonlyMap<string, number>,
-): Promise<{ steps: Record<string, ReturnType<typeof distribution>>; scheduledInAcceptingTask: number; examined: number }> {
+): Promise<{ steps: Record<string, ReturnType<typeof distribution>>; scheduledInAcceptingTask: number; stickyTasks: number; examined: number; waitedForTask: Record<string, number>; stepsWhenNotWaiting: ReturnType<typeof distribution>; callToTaskWhenWaiting: ReturnType<typeof distribution> }> {
   const steps: Record<string, number[]> = {
     callToUpdateTaskStarted: [],
     updateTaskStartedToAccepted: [],
     acceptedToActivityScheduled: [],
     activityScheduledToStarted: [],
     activityStartedToBytes: [],
+    /** The call → ActivityTaskStarted: the part of the path the engine floor's interval also covers, cut at the same event. */
+    callToActivityStarted: [],
   };
   let sameTask = 0;
+  let sticky = 0;
   let examined = 0;
+  const waited: string[] = [];
+  const notWaiting: number[] = [];
+  const waitedCallToTask: number[] = [];
   await inPool(submissions, 8, async (s) => {
     const bytes = bytesAt.get(s.slotId);
     if (bytes === undefined) return;
-    const slot = await historyOf(client, slotWorkflowId(s.slotId));
-    const accepted = slot.find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED);
-    if (!accepted) return;
-    const taskStarted = lastBefore(slot, accepted, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED);
-    const acceptingTask = taskCompletedBefore(slot, accepted);
-    const scheduled = slot.find((e) => activityName(e) === 'submitLoginCode' && Number(e.eventId) > Number(accepted.eventId));
-    const started = activityStarted(slot, scheduled);
-    if (!taskStarted || !scheduled || !started) return;
+    const cut = updateActivitySteps(await historyOf(client, slotWorkflowId(s.slotId)), 'submitLoginCode', s.calledAt);
+    if (!cut) return;
     examined++;
-    if (String(scheduled.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId) === String(acceptingTask?.eventId)) sameTask++;
-    steps.callToUpdateTaskStarted!.push(eventMs(taskStarted) - s.calledAt);
-    steps.updateTaskStartedToAccepted!.push(eventMs(accepted) - eventMs(taskStarted));
-    steps.acceptedToActivityScheduled!.push(eventMs(scheduled) - eventMs(accepted));
-    steps.activityScheduledToStarted!.push(eventMs(started) - eventMs(scheduled));
-    steps.activityStartedToBytes!.push(bytes - eventMs(started));
+    if (cut.scheduledInAcceptingTask) sameTask++;
+    if (cut.stickyTask) sticky++;
+    steps.callToUpdateTaskStarted!.push(cut.callToUpdateTaskStarted);
+    steps.updateTaskStartedToAccepted!.push(cut.updateTaskStartedToAccepted);
+    steps.acceptedToActivityScheduled!.push(cut.acceptedToActivityScheduled);
+    steps.activityScheduledToStarted!.push(cut.activityScheduledToStarted);
+    steps.activityStartedToBytes!.push(bytes - cut.activityStartedAt);
+    steps.callToActivityStarted!.push(cut.activityStartedAt - s.calledAt);
+    if (cut.waitedForTask) {
+      waited.push(cut.waitedForTask.cause);
+      waitedCallToTask.push(cut.callToUpdateTaskStarted);
+    } else notWaiting.push(bytes - s.calledAt);
   });
-  return { steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, distribution(v)])), scheduledInAcceptingTask: sameTask, examined };
+  return {
+    steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, distribution(v)])),
+    scheduledInAcceptingTask: sameTask,
+    stickyTasks: sticky,
+    examined,
+    waitedForTask: countValues(waited),
+    stepsWhenNotWaiting: distribution(notWaiting),
+    callToTaskWhenWaiting: distribution(waitedCallToTask),
+  };
 }
 
 const countValues = (values: readonly string[]): Record<string, number> =>
@@ -342,13 +356,15 @@ await runBenchmark('latency', 15 * 60_000, async (rig) => {
     host,
     taskQueue,
     slotsDir,
-    env: { FIXTURE_SPEED, FIXTURE_INPUT_LOG: inputLog },
+    env: { FIXTURE_SPEED, FIXTURE_INPUT_LOG: inputLog, BENCH_LOOP_DELAY: '1' },
   });
   const slots = slotClient(taskQueue);
 
   rig.note(`temporal: ${LOGINS} logins, ${CONCURRENCY} at a time`);
   const cpu0 = await cpuSnapshot(worker.pid, serverPid);
+  await worker.stats(); // starts the worker's event-loop delay afresh
   const temporal = await temporalLogins(rig, client, slots, host);
+  const { eventLoopDelayMs } = await worker.stats();
   const cpu = cpuBetween(cpu0, await cpuSnapshot(worker.pid, serverPid));
   const chunks = await readInputLog(inputLog);
   const measured = arrivals(temporal.submissions, chunks);
@@ -408,6 +424,14 @@ await runBenchmark('latency', 15 * 60_000, async (rig) => {
       stepsMs: steps.steps,
       /** Logins whose submitLoginCode was scheduled by the very workflow task that accepted the update (of those examined). */
       activityScheduledInAcceptingTask: { count: steps.scheduledInAcceptingTask, of: steps.examined },
+      /** Updates whose task went to the worker's sticky queue (the slot workflow still cached, no replay). */
+      updateTaskOnStickyQueue: { count: steps.stickyTasks, of: steps.examined },
+      /** Updates that arrived while a task of the same workflow was scheduled or running (they wait for it), by what that task was for. */
+      updateWaitedForAnotherTask: steps.waitedForTask,
+      /** callToUpdateTaskStarted of those updates. */
+      callToUpdateTaskStartedWhenWaiting: steps.callToTaskWhenWaiting,
+      /** submit → PTY of the others: the path the engine floor's (idle) workflows always take. */
+      submitToPtyMsWhenNotWaiting: steps.stepsWhenNotWaiting,
       measuredLogins: measured.fromCall.length,
       loginsCompleted: temporal.submissions.filter((s) => s.completed).length,
       missingArrivals: measured.missing,
@@ -416,6 +440,8 @@ await runBenchmark('latency', 15 * 60_000, async (rig) => {
       wallSeconds: round(temporal.wallMs / 1000, 1),
       /** CPU seconds while the logins ran: the machine has 2 cores. */
       cpuSeconds: cpu,
+      /** The worker's main thread while the logins ran: how long a ready task (an activation, an activity) waited for it. */
+      workerEventLoopDelayMs: eventLoopDelayMs,
     },
     baseline: {
       what: `a ${POLL_SECONDS} s polling loop per login (bench/baseline/poll-code.sh: ${useCurl ? 'bash + curl' : 'node fetch, curl missing'}) fetching the code from a local HTTP endpoint; the driver holds the CLI's PTY and types what the loop prints`,
