@@ -5,6 +5,8 @@ import { WorkflowNotFoundError, type SignalDefinition } from '@temporalio/common
 import { SlotInputError } from '../common/failures';
 import { endIncidentSignal, holdReloginsSignal, incidentStatusQuery, incidentWorkflowId, releaseReloginsSignal, type IncidentStatus } from '../common/incidents';
 import { providerNames } from '../providers';
+import type { SlotClient } from '../client/slot-client';
+import { DEFAULT_BULK_CONCURRENCY, selectSlots } from './bulk';
 import { jsonOption, when, type CommandContext, type Output } from './output';
 
 function incidentOutput(s: IncidentStatus): Output {
@@ -45,7 +47,8 @@ export function addIncidentCommands(program: Command, ctx: CommandContext): void
       }),
     );
 
-  const signalCommand = (name: string, description: string, signal: SignalDefinition<[], string>, done: (provider: string) => string): void => {
+  /** `over`: when no incident workflow runs, tell the slots it would have told (release and end). */
+  const signalCommand = (name: string, description: string, signal: SignalDefinition<[], string>, done: (provider: string) => string, over: boolean): void => {
     incident
       .command(`${name} <provider>`)
       .description(description)
@@ -57,15 +60,38 @@ export function addIncidentCommands(program: Command, ctx: CommandContext): void
           try {
             await slots.client.workflow.getHandle(incidentWorkflowId(provider, slots.taskQueue)).signal(signal);
           } catch (err) {
-            if (err instanceof WorkflowNotFoundError) throw new SlotInputError(`no ${provider} incident is open (see: slotctl incident status ${provider})`);
-            throw err;
+            if (!(err instanceof WorkflowNotFoundError)) throw err;
+            const told = over ? await tellIncidentOver(slots, provider) : undefined;
+            if (!told) throw new SlotInputError(`no ${provider} incident is open (see: slotctl incident status ${provider})`);
+            const message = `no ${provider} incident is running (it ended or was terminated); ${told.told} ${provider} slot(s) in needs-relogin were told it is over: held relogins start, each slot sends its own notices again${told.failed.length > 0 ? `; not told: ${told.failed.join(', ')}` : ''}`;
+            return { text: message, json: { ok: told.failed.length === 0, provider, message, told: told.told, failed: told.failed }, outcome: told.failed.length > 0 ? 'failed' : 'ok' };
           }
           const message = done(provider);
           return { text: message, json: { ok: true, provider, message } };
         }),
       );
   };
-  signalCommand('hold', "hold the automatic relogins of the incident's slots that have not started", holdReloginsSignal, (p) => `the ${p} incident's automatic relogins are held; release them with: slotctl incident release ${p}`);
-  signalCommand('release', 'let the held relogins start (at the provider pace of each host)', releaseReloginsSignal, (p) => `the ${p} incident's relogins are released`);
-  signalCommand('end', 'end the incident now: each slot sends its own notices again', endIncidentSignal, (p) => `the ${p} incident is ended`);
+  signalCommand('hold', "hold the automatic relogins of the incident's slots that have not started", holdReloginsSignal, (p) => `the ${p} incident's automatic relogins are held; release them with: slotctl incident release ${p}`, false);
+  signalCommand('release', 'let the held relogins start (at the provider pace of each host)', releaseReloginsSignal, (p) => `the ${p} incident's relogins are released`, true);
+  signalCommand('end', 'end the incident now: each slot sends its own notices again', endIncidentSignal, (p) => `the ${p} incident is ended`, true);
+}
+
+/**
+ * The incident workflow is gone (anyone in the namespace may terminate it) while slots may
+ * still wait for its release: each running slot of the provider in `needs-relogin` is told
+ * what the workflow says when it ends. Undefined when there is no such slot.
+ */
+async function tellIncidentOver(slots: SlotClient, provider: string): Promise<{ told: number; failed: string[] } | undefined> {
+  const waiting = await selectSlots(slots, `SlotProvider = '${provider}' AND SlotPhase = 'needs-relogin'`);
+  if (waiting.length === 0) return undefined;
+  const failed: string[] = [];
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < waiting.length) {
+      const { slotId } = waiting[next++]!;
+      await slots.incidentOver(slotId, provider).catch(() => failed.push(slotId));
+    }
+  };
+  await Promise.all(Array.from({ length: DEFAULT_BULK_CONCURRENCY }, lane));
+  return { told: waiting.length - failed.length, failed };
 }

@@ -30,6 +30,7 @@ import { moveInputProblem, moveUpdate, type MoveState } from '../common/backup';
 import { MoveRefusedError } from '../common/failures';
 import { staleStatus } from './stale-status';
 import type { LastProbe } from '../common/probe';
+import { incidentSignal } from '../common/incidents';
 
 export { CodeRejectedError, SlotExistsError, SlotInputError, SlotNotFoundError };
 export { ProbeRefusedError };
@@ -293,6 +294,15 @@ export class SlotClient {
 
   async relogin(slotId: string): Promise<void> {
     await this.signal(slotId, (h) => h.signal(reloginSignal));
+  }
+
+  /**
+   * Tells the slot that its provider's incident is over, as the incident workflow does when it
+   * ends: for slots it can no longer tell (it was terminated). Held relogins start, and the slot
+   * sends its own notices again.
+   */
+  async incidentOver(slotId: string, provider: string): Promise<void> {
+    await this.signal(slotId, (h) => h.signal(incidentSignal, { open: false, held: false, provider, slots: 0, failure: '' }));
   }
 
   async refreshNow(slotId: string): Promise<void> {

@@ -4,7 +4,8 @@
 // failing at once are one incident notice with relogins an operator holds and releases.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { slotctl } from '../../cli/slotctl';
 import { ensureSlotHome, writeSecretFileAtomic } from '../../activities/credential-store';
 import { endIncidentSignal, incidentStatusQuery, incidentWorkflowId, releaseReloginsSignal } from '../../common/incidents';
 import type { NoticeBody } from '../../common/notices';
@@ -264,5 +265,67 @@ describe('an incident ends by itself', () => {
     // The slot whose failure opened the incident never spoke for itself while it lasted; the one before it
     // (below the threshold) did. Which of the two refreshes reported first is the pace's choice.
     expect(ids.map((id) => seen.filter((n) => n.slotId === id).length).sort()).toEqual([0, 1]);
+  }, 90_000);
+});
+
+describe('an incident workflow terminated while it holds relogins', () => {
+  let rig: SlotRig;
+  beforeAll(async () => {
+    rig = await startSlotRig({ CLAUDE_TOKEN_URL: server.claudeTokenUrl }, { incidents: { threshold: 2, windowMs: 60_000, holdRelogins: true } });
+  });
+  afterAll(async () => rig?.close());
+
+  it('anyone may terminate it; `slotctl incident release` still releases the slots it held', async () => {
+    const ids = [uniqueName('orphan0'), uniqueName('orphan1')];
+    const tokens: IssuedTokens[] = [];
+    for (const id of ids) {
+      tokens.push(await seedClaude(rig, id, 6 * 3600_000));
+      await rig.slots.provision({ slotId: id, provider: 'claude', host: rig.workers.hostName, adoptExisting: true, options: { probe: { everyMs: 0 } } });
+    }
+    for (const id of ids) await waitForPhase(rig.slots, id, ['active']);
+    for (const t of tokens) server.revoke(t.refreshToken);
+    for (const id of ids) await rig.slots.refreshNow(id);
+    // The slot whose failure opened the incident is held (the one before it, below the threshold, logs in by itself).
+    const incident = rig.slots.client.workflow.getHandle(incidentWorkflowId('claude', rig.workers.sharedTaskQueue));
+    let held = '';
+    await vi.waitFor(
+      async () => {
+        for (const id of ids) {
+          const s = await rig.slots.status(id);
+          if (/held by an operator/.test(s.lastOutcome?.message ?? '')) held = id;
+        }
+        expect(held).not.toBe('');
+      },
+      { timeout: 20_000, interval: 250 },
+    );
+    expect((await rig.slots.status(held)).logins).toBe(0);
+
+    // A namespace user terminates the incident workflow: nothing will ever signal the held slot.
+    await incident.terminate('terminated by someone in the namespace');
+    const slotctlIn = async (argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t), readStdin: async () => '', stdinIsTTY: false };
+      const code = await slotctl(argv, io, { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), SLOTS_TASK_QUEUE: rig.workers.sharedTaskQueue, SLOT_HOST: rig.workers.hostName });
+      return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+    };
+    // Visibility is eventually consistent: the held slot shows in needs-relogin within a moment.
+    let released = { code: -1, stdout: '', stderr: '' };
+    await vi.waitFor(
+      async () => {
+        released = await slotctlIn(['incident', 'release', 'claude', '--json']);
+        expect(released.code).toBe(0);
+      },
+      { timeout: 10_000, interval: 500 },
+    );
+    expect(JSON.parse(released.stdout)).toMatchObject({ ok: true, provider: 'claude', told: expect.any(Number), failed: [] });
+    expect(JSON.parse(released.stdout).message).toMatch(/^no claude incident is running \(it ended or was terminated\); \d+ claude slot\(s\) in needs-relogin were told it is over/);
+    // The held slot's login starts.
+    await waitForPrompt(rig.slots, held);
+
+    // `hold` has nothing to act on without the workflow: a clear input error, as before.
+    const hold = await slotctlIn(['incident', 'hold', 'claude']);
+    expect(hold.code).toBe(2);
+    expect(hold.stderr).toMatch(/no claude incident is open/);
   }, 90_000);
 });
