@@ -43,6 +43,20 @@ async function seedClaude(rig: SlotRig, slotId: string, expiresInMs: number): Pr
   return tokens;
 }
 
+/** Active slots (adopted, probes off) whose grants are all revoked at once, each then asked to refresh: a provider-wide invalidation. */
+async function revokedTogether(rig: SlotRig, names: readonly string[]): Promise<string[]> {
+  const ids = names.map((name) => uniqueName(name));
+  const tokens: IssuedTokens[] = [];
+  for (const id of ids) {
+    tokens.push(await seedClaude(rig, id, 6 * 3600_000));
+    await rig.slots.provision({ slotId: id, provider: 'claude', host: rig.workers.hostName, adoptExisting: true, options: { probe: { everyMs: 0 } } });
+  }
+  for (const id of ids) await waitForPhase(rig.slots, id, ['active']);
+  for (const t of tokens) server.revoke(t.refreshToken);
+  for (const id of ids) await rig.slots.refreshNow(id);
+  return ids;
+}
+
 /** Requests the token server saw per whole second, for the presented tokens. */
 const perSecond = (ats: readonly number[]): number[] => {
   const counts = new Map<number, number>();
@@ -245,15 +259,7 @@ describe('an incident ends by itself', () => {
   });
 
   it('after a quiet window: one ended notice, and relogins were not held', async () => {
-    const ids = [uniqueName('quiet0'), uniqueName('quiet1')];
-    const tokens: IssuedTokens[] = [];
-    for (const id of ids) {
-      tokens.push(await seedClaude(rig, id, 6 * 3600_000));
-      await rig.slots.provision({ slotId: id, provider: 'claude', host: rig.workers.hostName, adoptExisting: true, options: { probe: { everyMs: 0 } } });
-    }
-    for (const id of ids) await waitForPhase(rig.slots, id, ['active']);
-    for (const t of tokens) server.revoke(t.refreshToken);
-    for (const id of ids) await rig.slots.refreshNow(id);
+    const ids = await revokedTogether(rig, ['quiet0', 'quiet1']);
     // Not held: both logins start by themselves, at the pace.
     for (const id of ids) await waitForPrompt(rig.slots, id);
     await vi.waitFor(() => expect(seen.filter((n) => n.kind === 'provider-incident')).toHaveLength(1), { timeout: 15_000 });
@@ -276,15 +282,7 @@ describe('an incident workflow terminated while it holds relogins', () => {
   afterAll(async () => rig?.close());
 
   it('anyone may terminate it; `slotctl incident release` still releases the slots it held', async () => {
-    const ids = [uniqueName('orphan0'), uniqueName('orphan1')];
-    const tokens: IssuedTokens[] = [];
-    for (const id of ids) {
-      tokens.push(await seedClaude(rig, id, 6 * 3600_000));
-      await rig.slots.provision({ slotId: id, provider: 'claude', host: rig.workers.hostName, adoptExisting: true, options: { probe: { everyMs: 0 } } });
-    }
-    for (const id of ids) await waitForPhase(rig.slots, id, ['active']);
-    for (const t of tokens) server.revoke(t.refreshToken);
-    for (const id of ids) await rig.slots.refreshNow(id);
+    const ids = await revokedTogether(rig, ['orphan0', 'orphan1']);
     // The slot whose failure opened the incident is held (the one before it, below the threshold, logs in by itself).
     const incident = rig.slots.client.workflow.getHandle(incidentWorkflowId('claude', rig.workers.sharedTaskQueue));
     let held = '';
