@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { activeSlotsQuery, HOUR, provisionFleet } from './fleet-slots';
 import { monotonicUs, summarizeProfiles } from './cpu-profile';
 import { cpuSecondsOf, threadCpuDelta, threadCpuSecondsOf } from './process-stats';
-import { historyOf, updateActivitySteps } from './history';
+import { historyOf, updateActivitySteps, UpdateStepTally } from './history';
 import { distribution, round, type Target } from './report';
 import { inPool, param, PROJECT_ROOT, runBenchmark, sleep, untilCount } from './rig';
 
@@ -79,33 +79,24 @@ await runBenchmark('engine-floor', Math.ceil(((3 * N) / RATE) * 1000 + 900_000),
         return { workflowId, calledAt, startedAt };
       });
       const workerEventLoopDelayMs = await loopDelay();
-      const steps: Record<string, number[]> = { callToUpdateTaskStarted: [], updateTaskStartedToAccepted: [], acceptedToActivityScheduled: [], activityScheduledToStarted: [], activityStartedToFunction: [], callToActivityStarted: [] };
-      let sameTask = 0;
-      let waited = 0;
-      let sticky = 0;
+      const tally = new UpdateStepTally();
       await inPool(calls, 8, async (c) => {
         const cut = updateActivitySteps(await historyOf(client, c.workflowId), 'touch', c.calledAt);
         if (!cut) return;
-        if (cut.scheduledInAcceptingTask) sameTask++;
-        if (cut.waitedForTask) waited++;
-        if (cut.stickyTask) sticky++;
-        steps.callToUpdateTaskStarted!.push(cut.callToUpdateTaskStarted);
-        steps.updateTaskStartedToAccepted!.push(cut.updateTaskStartedToAccepted);
-        steps.acceptedToActivityScheduled!.push(cut.acceptedToActivityScheduled);
-        steps.activityScheduledToStarted!.push(cut.activityScheduledToStarted);
-        // ActivityTaskStarted (server clock) → the activity function's first line (the worker's clock; one machine).
-        steps.activityStartedToFunction!.push(c.startedAt - cut.activityStartedAt);
-        // The call → ActivityTaskStarted, as `latency` cuts ours: the like-for-like part of both intervals.
-        steps.callToActivityStarted!.push(cut.activityStartedAt - c.calledAt);
+        tally.add(cut, {
+          // ActivityTaskStarted (server clock) → the activity function's first line (the worker's clock; one machine).
+          activityStartedToFunction: c.startedAt - cut.activityStartedAt,
+          // The call → ActivityTaskStarted, as `latency` cuts ours: the like-for-like part of both intervals.
+          callToActivityStarted: cut.activityStartedAt - c.calledAt,
+        });
       });
       return {
         latencies: calls.map((c) => c.startedAt - c.calledAt),
-        steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, distribution(v)])),
-        scheduledInAcceptingTask: sameTask,
-        /** Updates that arrived while a task of the same workflow was scheduled or running. */
-        waitedForAnotherTask: waited,
+        steps: tally.distributions(),
+        scheduledInAcceptingTask: tally.scheduledInAcceptingTask,
+        waitedForAnotherTask: tally.waitedForAnotherTask,
         /** Updates whose task went to the worker's sticky queue (the workflow still cached). */
-        stickyTasks: sticky,
+        stickyTasks: tally.stickyTasks,
         workerEventLoopDelayMs,
       };
     };

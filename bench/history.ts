@@ -3,6 +3,7 @@
 // workflows can be cut into steps.
 import type { Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
+import { distribution, type Distribution } from './report';
 
 export const EventType = proto.temporal.api.enums.v1.EventType;
 export type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
@@ -195,4 +196,34 @@ export function updateActivitySteps(events: readonly HistoryEvent[], activity: s
     scheduledInAcceptingTask: idOf(scheduled.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId) === idOf(acceptingTask?.eventId),
     stickyTask: lastBefore(events, accepted, EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)?.workflowTaskScheduledEventAttributes?.taskQueue?.kind === proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_STICKY,
   };
+}
+
+/**
+ * Many updates' paths, tallied step by step the same way for ours and the floor's: `add` takes
+ * one cut and the steps that end elsewhere (the floor's activity function, our PTY), in order.
+ */
+export class UpdateStepTally {
+  private readonly steps: Record<string, number[]> = {};
+  scheduledInAcceptingTask = 0;
+  stickyTasks = 0;
+  /** Updates that arrived while a task of the same workflow was scheduled or running. */
+  waitedForAnotherTask = 0;
+
+  add(cut: UpdateActivitySteps, endSteps: Readonly<Record<string, number>>): void {
+    if (cut.scheduledInAcceptingTask) this.scheduledInAcceptingTask++;
+    if (cut.stickyTask) this.stickyTasks++;
+    if (cut.waitedForTask) this.waitedForAnotherTask++;
+    const values: Record<string, number> = {
+      callToUpdateTaskStarted: cut.callToUpdateTaskStarted,
+      updateTaskStartedToAccepted: cut.updateTaskStartedToAccepted,
+      acceptedToActivityScheduled: cut.acceptedToActivityScheduled,
+      activityScheduledToStarted: cut.activityScheduledToStarted,
+      ...endSteps,
+    };
+    for (const [step, ms] of Object.entries(values)) (this.steps[step] ??= []).push(ms);
+  }
+
+  distributions(): Record<string, Distribution> {
+    return Object.fromEntries(Object.entries(this.steps).map(([step, values]) => [step, distribution(values)]));
+  }
 }

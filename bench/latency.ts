@@ -14,7 +14,7 @@ import type { Client } from '@temporalio/client';
 import type { SlotClient } from '../client/slot-client';
 import { SlotPhaseKey, SlotPromptKey } from '../common/search-attributes';
 import { slotWorkflowId } from '../common/slot';
-import { historyOf, timeline, updateActivitySteps } from './history';
+import { historyOf, timeline, updateActivitySteps, UpdateStepTally } from './history';
 import { distribution, round, type Target } from './report';
 import { FIXTURE_BIN, PROJECT_ROOT, cpuBetween, cpuSnapshot, inPool, param, runBenchmark, sleep, type Rig } from './rig';
 
@@ -92,17 +92,7 @@ async function breakdown(
   submissions: readonly Submission[],
   bytesAt: ReadonlyMap<string, number>,
 ): Promise<{ steps: Record<string, ReturnType<typeof distribution>>; scheduledInAcceptingTask: number; stickyTasks: number; examined: number; waitedForTask: Record<string, number>; stepsWhenNotWaiting: ReturnType<typeof distribution>; callToTaskWhenWaiting: ReturnType<typeof distribution> }> {
-  const steps: Record<string, number[]> = {
-    callToUpdateTaskStarted: [],
-    updateTaskStartedToAccepted: [],
-    acceptedToActivityScheduled: [],
-    activityScheduledToStarted: [],
-    activityStartedToBytes: [],
-    /** The call → ActivityTaskStarted: the part of the path the engine floor's interval also covers, cut at the same event. */
-    callToActivityStarted: [],
-  };
-  let sameTask = 0;
-  let sticky = 0;
+  const tally = new UpdateStepTally();
   let examined = 0;
   const waited: string[] = [];
   const notWaiting: number[] = [];
@@ -113,23 +103,20 @@ async function breakdown(
     const cut = updateActivitySteps(await historyOf(client, slotWorkflowId(s.slotId)), 'submitLoginCode', s.calledAt);
     if (!cut) return;
     examined++;
-    if (cut.scheduledInAcceptingTask) sameTask++;
-    if (cut.stickyTask) sticky++;
-    steps.callToUpdateTaskStarted!.push(cut.callToUpdateTaskStarted);
-    steps.updateTaskStartedToAccepted!.push(cut.updateTaskStartedToAccepted);
-    steps.acceptedToActivityScheduled!.push(cut.acceptedToActivityScheduled);
-    steps.activityScheduledToStarted!.push(cut.activityScheduledToStarted);
-    steps.activityStartedToBytes!.push(bytes - cut.activityStartedAt);
-    steps.callToActivityStarted!.push(cut.activityStartedAt - s.calledAt);
+    tally.add(cut, {
+      activityStartedToBytes: bytes - cut.activityStartedAt,
+      /** The call → ActivityTaskStarted: the part of the path the engine floor's interval also covers, cut at the same event. */
+      callToActivityStarted: cut.activityStartedAt - s.calledAt,
+    });
     if (cut.waitedForTask) {
       waited.push(cut.waitedForTask.cause);
       waitedCallToTask.push(cut.callToUpdateTaskStarted);
     } else notWaiting.push(bytes - s.calledAt);
   });
   return {
-    steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, distribution(v)])),
-    scheduledInAcceptingTask: sameTask,
-    stickyTasks: sticky,
+    steps: tally.distributions(),
+    scheduledInAcceptingTask: tally.scheduledInAcceptingTask,
+    stickyTasks: tally.stickyTasks,
     examined,
     waitedForTask: countValues(waited),
     stepsWhenNotWaiting: distribution(notWaiting),
