@@ -728,14 +728,7 @@ export async function leftoversOf(home: string, relPaths: readonly string[]): Pr
     const where = targets.get(relPath);
     const names = where === undefined ? undefined : byDir.get(where.dir)?.names;
     if (where === undefined || names === undefined) return everything;
-    let temps = false;
-    for (const name of names) {
-      if (name.startsWith(where.prefix)) {
-        temps = true;
-        break;
-      }
-    }
-    return { exists: names.has(where.name), temps };
+    return { exists: names.has(where.name), temps: [...names].some((name) => name.startsWith(where.prefix)) };
   };
 }
 

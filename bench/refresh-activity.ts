@@ -2,7 +2,7 @@
 // runs in this process (the SDK's MockActivityEnvironment) against a real token server on
 // 127.0.0.1, one refresh at a time over N seeded Claude slots, each forced and with a status
 // (as the slot workflow calls it). Prints one JSON document: CPU (user + system, all threads:
-// the libuv pool's file calls included) and wall time per refresh, and, when run under
+// the libuv pool's file calls included, and the in-process token server's) and wall time per refresh, and, when run under
 // `strace -f -c -o FILE`, nothing else changes: the syscall counts are strace's.
 // The engine-floor benchmark measures the same activity inside the whole system; this one
 // isolates it, so a change to the activity's file work is measured in seconds, not minutes.

@@ -112,6 +112,16 @@ export async function runBulk(
         return slots.retire(slotId, opts.retire ?? {});
     }
   };
+  return sendToEach(targets, send, concurrency, opts.onResult);
+}
+
+/** Sends to each slot with `send`, at most `concurrency` at a time; one slot's failure does not stop the others. */
+export async function sendToEach(
+  targets: readonly SlotSummary[],
+  send: (slotId: string) => Promise<void>,
+  concurrency: number = DEFAULT_BULK_CONCURRENCY,
+  onResult?: (result: BulkSlotResult, finished: number, total: number) => void,
+): Promise<BulkSlotResult[]> {
   const results: BulkSlotResult[] = new Array(targets.length);
   let next = 0;
   let finished = 0;
@@ -128,7 +138,7 @@ export async function runBulk(
       }
       results[i] = result;
       finished += 1;
-      opts.onResult?.(result, finished, targets.length);
+      onResult?.(result, finished, targets.length);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker));

@@ -6,7 +6,7 @@ import { SlotInputError } from '../common/failures';
 import { endIncidentSignal, holdReloginsSignal, incidentStatusQuery, incidentWorkflowId, releaseReloginsSignal, type IncidentStatus } from '../common/incidents';
 import { providerNames } from '../providers';
 import type { SlotClient } from '../client/slot-client';
-import { DEFAULT_BULK_CONCURRENCY, selectSlots } from './bulk';
+import { selectSlots, sendToEach } from './bulk';
 import { jsonOption, when, type CommandContext, type Output } from './output';
 
 function incidentOutput(s: IncidentStatus): Output {
@@ -84,14 +84,7 @@ export function addIncidentCommands(program: Command, ctx: CommandContext): void
 async function tellIncidentOver(slots: SlotClient, provider: string): Promise<{ told: number; failed: string[] } | undefined> {
   const waiting = await selectSlots(slots, `SlotProvider = '${provider}' AND SlotPhase = 'needs-relogin'`);
   if (waiting.length === 0) return undefined;
-  const failed: string[] = [];
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < waiting.length) {
-      const { slotId } = waiting[next++]!;
-      await slots.incidentOver(slotId, provider).catch(() => failed.push(slotId));
-    }
-  };
-  await Promise.all(Array.from({ length: DEFAULT_BULK_CONCURRENCY }, lane));
+  const results = await sendToEach(waiting, (slotId) => slots.incidentOver(slotId, provider));
+  const failed = results.filter((r) => r.outcome === 'failed').map((r) => r.slotId);
   return { told: waiting.length - failed.length, failed };
 }

@@ -16,6 +16,15 @@ import { DEFAULT_INCIDENT_SETTINGS, type IncidentSettings } from '../common/inci
 import { parseProviderPace, type ProviderPace } from '../common/pacing';
 import { HOST_NAME_PATTERN, HOST_NAME_SOURCE } from '../common/slot';
 
+/** An optional comma-separated list whose own parser names each bad entry. */
+const checkedList = (parse: (value: string | undefined) => { ok: true } | { ok: false; problems: readonly string[] }) =>
+  z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      const parsed = parse(value);
+      if (!parsed.ok) for (const problem of parsed.problems) ctx.addIssue({ code: 'custom', message: problem });
+    });
 const port = z.coerce.number().int().min(1).max(65535);
 const hostName = z
   .string()
@@ -90,26 +99,14 @@ export const ConfigSchema = z.object({
    * loopback or link-local address: comma-separated `host` or `host:port` (`[::1]:8443`).
    * Plain http is allowed only for such hosts on loopback. @default "" (public hosts only)
    */
-  SLOTS_ALLOWED_ENDPOINT_HOSTS: z
-    .string()
-    .optional()
-    .superRefine((value, ctx) => {
-      const parsed = parseAllowedEndpointHosts(value);
-      if (!parsed.ok) for (const problem of parsed.problems) ctx.addIssue({ code: 'custom', message: problem });
-    }),
+  SLOTS_ALLOWED_ENDPOINT_HOSTS: checkedList(parseAllowedEndpointHosts),
   /**
    * The OAuth servers `oidc-device` slots may use, comma-separated URLs (`https://idp.example.com`,
    * `https://login.example.com/realms/team-b`): a slot's issuer, or each endpoint it configures,
    * must be one of them or below one. The host's own list: workflow input cannot widen it.
    * @default "" (none: every oidc-device slot is refused, naming this variable)
    */
-  SLOTS_OIDC_SERVERS: z
-    .string()
-    .optional()
-    .superRefine((value, ctx) => {
-      const parsed = parseServerList(value);
-      if (!parsed.ok) for (const problem of parsed.problems) ctx.addIssue({ code: 'custom', message: problem });
-    }),
+  SLOTS_OIDC_SERVERS: checkedList(parseServerList),
   /** Operator notices (a slot needs a person) are POSTed here as JSON; unset: logged only. */
   NOTIFY_WEBHOOK_URL: z.url('must be a URL').optional(),
   /** `1`: a device login's user code goes into notices too (whoever approves it first binds the slot). @default 0 */
